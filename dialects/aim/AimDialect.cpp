@@ -1,0 +1,15 @@
+//===- AimDialect.cpp - registration of the aim dialect -------------------===//
+#include "dialects/aim/AimDialect.h"
+#include "dialects/aim/AimOps.h"
+
+using namespace mlir;
+using namespace mlir::aim;
+
+#include "dialects/aim/AimOpsDialect.cpp.inc"
+
+void AimDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/aim/AimOps.cpp.inc"
+      >();
+}

@@ -1,0 +1,41 @@
+//===- AimDialect.td - the aim dialect definition ---------*- tablegen -*-===//
+//
+// The aim dialect: AIM's training graph at the level a model author thinks in.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef AIM_DIALECT_TD
+#define AIM_DIALECT_TD
+
+include "mlir/IR/OpBase.td"
+
+def Aim_Dialect : Dialect {
+  let name = "aim";
+  let cppNamespace = "::mlir::aim";
+  let summary = "Graph-level ops for autoregressive image models (AIM).";
+  let description = [{
+    The `aim` dialect describes the pre-training graph of an autoregressive image
+    model (El-Nouby et al., 2024) on builtin tensors with value semantics: patch
+    embedding, layer norm, attention with its mask kind, GELU, the fixed sin-cos
+    position embedding and the normalised-pixel loss. Shapes are static, depth is
+    unrolled, and every parameter is a function argument tagged with its name
+    (`{aim.param = "trunk.blocks.0.attn.qkv.weight"}`), see docs/architecture.md.
+
+    No N x N mask tensor ever exists in this dialect: attention carries its mask
+    kind as an attribute and, for `prefix_causal`, the per-sample prefix lengths as
+    an integer operand.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+  let extraClassDeclaration = [{
+    /// Discardable attribute on a function argument naming the parameter it holds.
+    static constexpr ::llvm::StringLiteral kParamAttrName = "aim.param";
+    /// Discardable attribute on an op naming the model scope it belongs to, for
+    /// example "trunk.blocks.3.attn", so that a reader (and a pass) finds block 3.
+    static constexpr ::llvm::StringLiteral kScopeAttrName = "aim.scope";
+  }];
+}
+
+class Aim_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Aim_Dialect, mnemonic, traits>;
+
+#endif // AIM_DIALECT_TD

@@ -1,0 +1,15 @@
+//===- AimOps.h - ops of the aim dialect ------------------------*- C++ -*-===//
+#ifndef AIMC_DIALECTS_AIM_AIMOPS_H
+#define AIMC_DIALECTS_AIM_AIMOPS_H
+
+#include "dialects/aim/AimDialect.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "dialects/aim/AimOpsEnums.h.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/aim/AimOps.h.inc"
+
+#endif // AIMC_DIALECTS_AIM_AIMOPS_H

@@ -1,0 +1,54 @@
+// Every aim op parses, verifies, prints and parses again to the same text.
+// RUN: aim-opt %s | aim-opt | FileCheck %s
+// RUN: aim-opt %s --mlir-print-op-generic | aim-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @data_movement
+func.func @data_movement(%x: tensor<2x3x8x12xf32>, %w: tensor<5x3x4x4xf32>)
+    -> (tensor<2x6x48xf32>, tensor<2x6x48xf32>, tensor<5x48xf32>, tensor<2x6x16xf32>, tensor<2x6x48xbf16>) {
+  // CHECK: aim.patchify %{{.*}}, patch_size = 4, order = channel_first : tensor<2x3x8x12xf32> -> tensor<2x6x48xf32>
+  %a = aim.patchify %x, patch_size = 4, order = channel_first : tensor<2x3x8x12xf32> -> tensor<2x6x48xf32>
+  // CHECK: aim.patchify %{{.*}}, patch_size = 4, order = channel_last : tensor<2x3x8x12xf32> -> tensor<2x6x48xf32>
+  %b = aim.patchify %x, patch_size = 4, order = channel_last : tensor<2x3x8x12xf32> -> tensor<2x6x48xf32>
+  // CHECK: aim.reshape %{{.*}} : tensor<5x3x4x4xf32> -> tensor<5x48xf32>
+  %c = aim.reshape %w : tensor<5x3x4x4xf32> -> tensor<5x48xf32>
+  // CHECK: aim.slice %{{.*}}, dim = 2, offset = 16, size = 16 : tensor<2x6x48xf32> -> tensor<2x6x16xf32>
+  %d = aim.slice %a, dim = 2, offset = 16, size = 16 : tensor<2x6x48xf32> -> tensor<2x6x16xf32>
+  // CHECK: aim.cast %{{.*}} : tensor<2x6x48xf32> -> tensor<2x6x48xbf16>
+  %e = aim.cast %a : tensor<2x6x48xf32> -> tensor<2x6x48xbf16>
+  return %a, %b, %c, %d, %e : tensor<2x6x48xf32>, tensor<2x6x48xf32>, tensor<5x48xf32>, tensor<2x6x16xf32>, tensor<2x6x48xbf16>
+}
+
+// CHECK-LABEL: func.func @compute
+func.func @compute(%x: tensor<2x6x16xf32>, %w: tensor<32x16xf32>, %b: tensor<32xf32>,
+                   %g: tensor<16xf32>, %be: tensor<16xf32>)
+    -> (tensor<2x6x32xf32>, tensor<2x6x32xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x32xf32>, tensor<2x6x32xf32>) {
+  // CHECK: aim.linear %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x6x16xf32>, tensor<32x16xf32>, tensor<32xf32> -> tensor<2x6x32xf32>
+  %l1 = aim.linear %x, %w, %b : tensor<2x6x16xf32>, tensor<32x16xf32>, tensor<32xf32> -> tensor<2x6x32xf32>
+  // CHECK: aim.linear %{{.*}}, %{{.*}} : tensor<2x6x16xf32>, tensor<32x16xf32> -> tensor<2x6x32xf32>
+  %l2 = aim.linear %x, %w : tensor<2x6x16xf32>, tensor<32x16xf32> -> tensor<2x6x32xf32>
+  // CHECK: aim.layer_norm %{{.*}}, %{{.*}}, %{{.*}}, epsilon = 9.9999999999999995E-7 : tensor<2x6x16xf32>, tensor<16xf32>, tensor<16xf32> -> tensor<2x6x16xf32>
+  %n = aim.layer_norm %x, %g, %be, epsilon = 1.0e-6 : tensor<2x6x16xf32>, tensor<16xf32>, tensor<16xf32> -> tensor<2x6x16xf32>
+  // CHECK: %[[POS:.+]] = aim.pos_embed_2d grid_height = 2, grid_width = 3 : tensor<6x16xf32>
+  %pos = aim.pos_embed_2d grid_height = 2, grid_width = 3 : tensor<6x16xf32>
+  // CHECK: aim.add %{{.*}}, %[[POS]] : tensor<2x6x16xf32>, tensor<6x16xf32> -> tensor<2x6x16xf32>
+  %s = aim.add %n, %pos : tensor<2x6x16xf32>, tensor<6x16xf32> -> tensor<2x6x16xf32>
+  // CHECK: aim.gelu %{{.*}}, approximation = erf : tensor<2x6x32xf32> -> tensor<2x6x32xf32>
+  %g1 = aim.gelu %l1, approximation = erf : tensor<2x6x32xf32> -> tensor<2x6x32xf32>
+  // CHECK: aim.gelu %{{.*}}, approximation = tanh : tensor<2x6x32xf32> -> tensor<2x6x32xf32>
+  %g2 = aim.gelu %l2, approximation = tanh : tensor<2x6x32xf32> -> tensor<2x6x32xf32>
+  return %l1, %l2, %n, %s, %g1, %g2 : tensor<2x6x32xf32>, tensor<2x6x32xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x32xf32>, tensor<2x6x32xf32>
+}
+
+// CHECK-LABEL: func.func @attention_and_loss
+func.func @attention_and_loss(%q: tensor<2x6x16xf32>, %K: tensor<2xi32>, %K64: tensor<2xi64>)
+    -> (tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<f32>) {
+  // CHECK: aim.attention %{{.*}}, %{{.*}}, %{{.*}}, heads = 2, mask = prefix_causal(%{{.*}}), scale = 2.500000e-01 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi32> -> tensor<2x6x16xf32>
+  %a = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi32> -> tensor<2x6x16xf32>
+  // CHECK: aim.attention %{{.*}}, %{{.*}}, %{{.*}}, heads = 4, mask = causal, scale = 5.000000e-01 : {{.*}}
+  %b = aim.attention %q, %q, %q, heads = 4, mask = causal, scale = 0.5 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>
+  // CHECK: aim.attention %{{.*}}, %{{.*}}, %{{.*}}, heads = 1, mask = bidirectional, scale = 2.500000e-01 : {{.*}}
+  %c = aim.attention %q, %q, %q, heads = 1, mask = bidirectional, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>
+  // CHECK: aim.normalized_pixel_loss %{{.*}}, %{{.*}}, prefix %{{.*}}, epsilon = 9.9999999999999995E-7 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi64> -> tensor<f32>
+  %l = aim.normalized_pixel_loss %a, %b, prefix %K64, epsilon = 1.0e-6 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi64> -> tensor<f32>
+  return %a, %b, %c, %l : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<f32>
+}

@@ -1,0 +1,14 @@
+# lit configuration for aimc: IR round trips, diagnostics, frontends and passes.
+import os
+import lit.formats
+
+config.name = "aimc"
+config.test_format = lit.formats.ShTest(True)
+config.suffixes = [".mlir", ".test", ".yaml"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = config.aim_obj_root
+config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
+config.substitutions.append(("%aim_src", config.aim_src_root))
+config.environment["PATH"] = os.pathsep.join(
+    [config.aim_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
