@@ -1,0 +1,30 @@
+//===- ForwardBuilder.h - a model config as aim IR ------------------------===//
+#ifndef AIMC_FRONTENDS_FORWARDBUILDER_H
+#define AIMC_FRONTENDS_FORWARDBUILDER_H
+
+#include "common/ModelConfig.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace aim {
+
+/// Names of the data arguments of @forward, tagged {aim.input = "..."}.
+inline constexpr const char *kImagesInputName = "images";
+inline constexpr const char *kPrefixInputName = "prefix";
+/// Attribute tagging the data (non-parameter) arguments of an entry point.
+inline constexpr const char *kInputAttrName = "aim.input";
+
+/// Builds `func.func @forward(images, prefix, params...) -> loss` for a valid
+/// `config` and batch size, following the IR contract (docs/architecture.md):
+/// static shapes, depth unrolled, one argument per parameter in
+/// parameterSpecs() order tagged {aim.param = name}, every op tagged with its
+/// model scope {aim.scope = "trunk.blocks.3.attn"}.
+mlir::OwningOpRef<mlir::ModuleOp>
+buildForwardModule(mlir::MLIRContext &context, const ModelConfig &config,
+                   int64_t batch);
+
+} // namespace aim
+
+#endif // AIMC_FRONTENDS_FORWARDBUILDER_H

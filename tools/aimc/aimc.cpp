@@ -1,0 +1,146 @@
+//===- aimc.cpp - the aimc compiler driver --------------------------------===//
+//
+// A model config (preset or file) in; IR at the requested stage out. Later
+// stages (gradients, train step, artifacts) plug in behind --emit and -o.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/aim/AimDialect.h"
+#include "frontends/ConfigParser.h"
+#include "frontends/ForwardBuilder.h"
+#include "frontends/Presets.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+
+namespace {
+enum class EmitStage { Aim };
+
+cl::OptionCategory aimcCategory("aimc options");
+
+cl::opt<std::string> modelOption(
+    "model", cl::desc("Preset name (see --list-presets) or a YAML/JSON config "
+                      "file (keys: docs/config.md)"),
+    cl::value_desc("preset|file"), cl::cat(aimcCategory));
+cl::opt<int64_t> batchOption("batch",
+                             cl::desc("Batch size B of the compiled step"),
+                             cl::init(64), cl::cat(aimcCategory));
+cl::opt<EmitStage> emitOption(
+    "emit", cl::desc("What to print"), cl::init(EmitStage::Aim),
+    cl::values(clEnumValN(EmitStage::Aim, "aim",
+                          "the forward pass and loss in the aim dialect")),
+    cl::cat(aimcCategory));
+cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
+                                  cl::value_desc("file"), cl::init("-"),
+                                  cl::cat(aimcCategory));
+cl::opt<bool> listPresetsOption("list-presets",
+                                cl::desc("List the model presets and exit"),
+                                cl::cat(aimcCategory));
+
+int error(const Twine &message) {
+  WithColor::error(errs(), "aimc") << message << "\n";
+  return 1;
+}
+
+std::string humanCount(double n) {
+  if (n >= 1e9)
+    return formatv("{0:F2}B", n / 1e9).str();
+  if (n >= 1e6)
+    return formatv("{0:F2}M", n / 1e6).str();
+  return std::to_string(static_cast<int64_t>(n));
+}
+
+void listPresets() {
+  outs() << format("%-10s %9s %5s %5s %3s %3s %5s %3s %8s %8s\n", "preset",
+                   "image", "patch", "D", "L", "h", "Dh", "M", "trunk",
+                   "head");
+  for (const aim::ModelConfig &c : aim::modelPresets()) {
+    std::string image = std::to_string(c.imageHeight) + "x" +
+                        std::to_string(c.imageWidth) + "x" +
+                        std::to_string(c.channels);
+    double head = 0, total = 0;
+    for (const aim::ParamSpec &p : aim::parameterSpecs(c)) {
+      double n = static_cast<double>(aim::elementCount(p.shape));
+      total += n;
+      if (StringRef(p.name).starts_with("head."))
+        head += n;
+    }
+    outs() << format("%-10s %9s %5lld %5lld %3lld %3lld %5lld %3lld %8s %8s\n",
+                     c.name.c_str(), image.c_str(), (long long)c.patchSize,
+                     (long long)c.width, (long long)c.depth,
+                     (long long)c.heads, (long long)c.headWidth,
+                     (long long)c.headDepth, humanCount(total - head).c_str(),
+                     humanCount(head).c_str());
+  }
+  outs() << "(trunk: patch embedding and blocks; head: the pre-training head)\n";
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  // The MLIR flags (--mlir-print-ir-after-all, --mlir-timing, ...) apply to the
+  // pass pipeline aimc runs for the requested stage.
+  mlir::registerAsmPrinterCLOptions();
+  mlir::registerMLIRContextCLOptions();
+  mlir::registerPassManagerCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "aimc: compiles an autoregressive image model (AIM) config\n\n"
+      "  aimc --model aim-fmnist --batch 8 --emit=aim\n"
+      "  aimc --model my-model.yaml --emit=aim -o forward.mlir\n"
+      "  aimc --list-presets\n");
+
+  if (listPresetsOption) {
+    listPresets();
+    return 0;
+  }
+  if (modelOption.empty())
+    return error("no model given: pass --model <preset|file> (presets: "
+                 "--list-presets)");
+  if (batchOption <= 0)
+    return error("--batch must be a positive integer, got " +
+                 Twine(batchOption));
+
+  Expected<aim::ModelConfig> config = aim::loadModelConfig(modelOption);
+  if (!config)
+    return error(toString(config.takeError()));
+
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      aim::buildForwardModule(context, *config, batchOption);
+  if (failed(mlir::verify(*module)))
+    return error("internal error: the frontend built invalid IR for '" +
+                 Twine(config->name) + "'");
+
+  mlir::DefaultTimingManager timing;
+  mlir::applyDefaultTimingManagerCLOptions(timing);
+  mlir::PassManager pm(&context);
+  if (failed(mlir::applyPassManagerCLOptions(pm)))
+    return error("invalid pass manager options");
+  mlir::TimingScope rootTiming = timing.getRootScope();
+  pm.enableTiming(rootTiming);
+  if (failed(pm.run(*module)))
+    return 1;
+
+  std::string errorMessage;
+  auto output = mlir::openOutputFile(outputOption, &errorMessage);
+  if (!output)
+    return error(errorMessage);
+  module->print(output->os());
+  output->os() << "\n";
+  output->keep();
+  return 0;
+}
