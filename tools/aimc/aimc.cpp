@@ -9,6 +9,7 @@
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
+#include "common/HostTensor.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
