@@ -156,7 +156,12 @@ Error readYaml(StringRef text, StringRef fileName,
     entries.push_back(std::move(entry));
   }
   // Consume the rest so that syntax errors after the last good key show up.
-  stream.skip();
+  doc->skip();
+  if (!stream.failed() && ++doc != stream.end())
+    return createStringError(inconvertibleErrorCode(),
+                             "%s: holds several YAML documents; a model config "
+                             "is one mapping",
+                             fileName.str().c_str());
   if (stream.failed())
     return createStringError(inconvertibleErrorCode(), "%s",
                              diagnostics.empty() ? "invalid YAML"

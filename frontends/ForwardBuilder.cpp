@@ -142,8 +142,8 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   b.setInsertionPointToEnd(module->getBody());
   auto func = func::FuncOp::create(b, b.getUnknownLoc(), "forward",
                                    b.getFunctionType(argTypes, {lossType}));
-  func.setArgAttr(0, kInputAttrName, b.getStringAttr(kImagesInputName));
-  func.setArgAttr(1, kInputAttrName, b.getStringAttr(kPrefixInputName));
+  func.setArgAttr(0, AimDialect::kInputAttrName, b.getStringAttr(kImagesInputName));
+  func.setArgAttr(1, AimDialect::kInputAttrName, b.getStringAttr(kPrefixInputName));
   Block *body = func.addEntryBlock();
   images = body->getArgument(0);
   prefix = body->getArgument(1);

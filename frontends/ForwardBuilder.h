@@ -13,8 +13,6 @@ namespace aim {
 /// Names of the data arguments of @forward, tagged {aim.input = "..."}.
 inline constexpr const char *kImagesInputName = "images";
 inline constexpr const char *kPrefixInputName = "prefix";
-/// Attribute tagging the data (non-parameter) arguments of an entry point.
-inline constexpr const char *kInputAttrName = "aim.input";
 
 /// Builds `func.func @forward(images, prefix, params...) -> loss` for a valid
 /// `config` and batch size, following the IR contract (docs/architecture.md):

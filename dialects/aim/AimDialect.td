@@ -29,6 +29,9 @@ def Aim_Dialect : Dialect {
   let extraClassDeclaration = [{
     /// Discardable attribute on a function argument naming the parameter it holds.
     static constexpr ::llvm::StringLiteral kParamAttrName = "aim.param";
+    /// Discardable attribute on a data (non-parameter) argument of an entry
+    /// point naming what it holds: "images", "prefix", later "lr", "step".
+    static constexpr ::llvm::StringLiteral kInputAttrName = "aim.input";
     /// Discardable attribute on an op naming the model scope it belongs to, for
     /// example "trunk.blocks.3.attn", so that a reader (and a pass) finds block 3.
     static constexpr ::llvm::StringLiteral kScopeAttrName = "aim.scope";

@@ -1,0 +1,44 @@
+//===- Interpreter.h - the reference interpreter of aim IR ----------------===//
+//
+// Evaluates a function of aim ops on the CPU in float64 (default) or float32,
+// op by op, with Kernels.h. It is the oracle of every pass and backend, so it
+// favours being obviously right over being fast. The IR's element types are
+// storage types: the interpreter computes in the chosen precision throughout,
+// and aim.cast rounds values to its result type's precision.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_INTERPRETER_INTERPRETER_H
+#define AIMC_INTERPRETER_INTERPRETER_H
+
+#include "common/HostTensor.h"
+#include "common/Safetensors.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/Error.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace aim::interp {
+
+enum class Precision { F64, F32 };
+
+/// Runs `function` on `arguments` (one per function argument, shapes as in
+/// its signature; floats of any float dtype, integers I32/I64). Returns one
+/// tensor per result: F64 or F32 as `precision`, integers as I64.
+llvm::Expected<std::vector<HostTensor>>
+runFunction(mlir::func::FuncOp function, const std::vector<HostTensor> &arguments,
+            Precision precision);
+
+/// Orders named tensors as `function`'s arguments: an argument tagged
+/// {aim.param = name} takes `params[name]`, one tagged {aim.input = name}
+/// takes `inputs[name]`. Missing, extra or misshapen tensors are errors that
+/// name the tensor, its expected shape and the file it should come from.
+llvm::Expected<std::vector<HostTensor>>
+bindArguments(mlir::func::FuncOp function, const NamedTensors &params,
+              const std::map<std::string, HostTensor> &inputs);
+
+} // namespace aim::interp
+
+#endif // AIMC_INTERPRETER_INTERPRETER_H

@@ -1,0 +1,279 @@
+//===- aim-interp.cpp - run aim IR with the reference interpreter ---------===//
+//
+// Two ways in: a model (preset or config file), built by the frontend, or IR
+// printed at any stage (--ir F.mlir --entry NAME). Both bind the same data
+// flags and print `loss <value>`. Also writes initial parameters.
+//
+//===----------------------------------------------------------------------===//
+
+#include "common/FashionMnist.h"
+#include "common/Npy.h"
+#include "common/ParameterInit.h"
+#include "common/PrefixSampling.h"
+#include "common/Safetensors.h"
+#include "dialects/aim/AimDialect.h"
+#include "frontends/ConfigParser.h"
+#include "frontends/ForwardBuilder.h"
+#include "interpreter/Interpreter.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/WithColor.h"
+
+#include <cstdio>
+#include <map>
+
+using namespace llvm;
+
+namespace {
+cl::OptionCategory category("aim-interp options");
+
+cl::opt<std::string> modelOption(
+    "model", cl::desc("Preset name or YAML/JSON config file"),
+    cl::value_desc("preset|file"), cl::cat(category));
+cl::opt<std::string> irOption("ir", cl::desc("An .mlir file to run instead "
+                                             "of a model"),
+                              cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> entryOption("entry",
+                                 cl::desc("Function to run with --ir"),
+                                 cl::init("forward"), cl::cat(category));
+cl::opt<std::string> paramsOption(
+    "params", cl::desc("Parameters (.safetensors, float32 or float64, under "
+                       "AIM's names)"),
+    cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> imagesOption(
+    "images",
+    cl::desc("Images: an .npy float32 [B, C, H, W] (normalised), or "
+             "fashion-mnist[:train|:t10k] for the first --batch images of "
+             "Debian's Fashion-MNIST, normalised as AIM.md says"),
+    cl::value_desc("file|fashion-mnist"), cl::cat(category));
+cl::opt<std::string> prefixOption(
+    "prefix",
+    cl::desc("Prefix lengths: an .npy int32/int64 [B] with 1 <= K <= N, or "
+             "antithetic / iid to sample them with --seed at step 0"),
+    cl::value_desc("file|antithetic|iid"), cl::cat(category));
+cl::opt<int64_t> batchOption(
+    "batch", cl::desc("Number of images with --images fashion-mnist"),
+    cl::init(64), cl::cat(category));
+cl::opt<bool> f32Option("f32", cl::desc("Compute in float32 (default float64)"),
+                        cl::cat(category));
+cl::opt<std::string> initParamsOption(
+    "init-params",
+    cl::desc("Write the model's initial parameters (AIM.md initialisation, "
+             "seeded by --seed) to this .safetensors file and exit"),
+    cl::value_desc("file"), cl::cat(category));
+cl::opt<uint64_t> seedOption("seed", cl::desc("Random seed"), cl::init(0),
+                             cl::cat(category));
+cl::opt<bool> initF64Option(
+    "init-f64", cl::desc("Store --init-params tensors as float64"),
+    cl::cat(category));
+
+int fail(const Twine &message) {
+  WithColor::error(errs(), "aim-interp") << message << "\n";
+  return 1;
+}
+
+/// --images: a .npy file or Fashion-MNIST.
+aim::StatusOr<aim::HostTensor> loadImages() {
+  StringRef spec = imagesOption;
+  if (spec.starts_with("fashion-mnist")) {
+    StringRef split = spec.drop_front(strlen("fashion-mnist"));
+    if (!split.empty() && !split.consume_front(":"))
+      return aim::Status::error("--images " + spec.str() +
+                                ": use fashion-mnist, fashion-mnist:train or "
+                                "fashion-mnist:t10k");
+    if (batchOption <= 0)
+      return aim::Status::error("--batch must be positive");
+    return aim::loadFashionMnistImages(split.empty() ? "train" : split.str(), 0,
+                                       batchOption);
+  }
+  aim::StatusOr<aim::HostTensor> images = aim::readNpy(spec.str());
+  if (!images)
+    return images;
+  if (images->dtype != aim::DType::F32 && images->dtype != aim::DType::F64)
+    return aim::Status::error("--images '" + spec.str() +
+                              "' must hold float32 values, not " +
+                              aim::dtypeName(images->dtype));
+  if (images->shape.size() != 4)
+    return aim::Status::error("--images '" + spec.str() +
+                              "' must be [B, C, H, W] but has shape " +
+                              aim::shapeToString(images->shape));
+  return images;
+}
+
+/// --prefix: a .npy file or sampled lengths.
+aim::StatusOr<aim::HostTensor> loadPrefix(int64_t batch, int64_t numPatches) {
+  StringRef spec = prefixOption;
+  if (spec == "antithetic" || spec == "iid") {
+    bool antithetic = spec == "antithetic";
+    if (antithetic && batch % 2 != 0)
+      return aim::Status::error("--prefix antithetic pairs samples, so the "
+                                "batch must be even (it is " +
+                                std::to_string(batch) + ")");
+    std::vector<int64_t> k = aim::samplePrefixLengths(
+        antithetic ? aim::PrefixMode::Antithetic : aim::PrefixMode::Iid,
+        seedOption, /*step=*/0, /*firstSample=*/0, batch, numPatches);
+    return aim::HostTensor::fromDoubles(
+        aim::DType::I32, {batch}, std::vector<double>(k.begin(), k.end()));
+  }
+  aim::StatusOr<aim::HostTensor> prefix = aim::readNpy(spec.str());
+  if (!prefix)
+    return prefix;
+  if (prefix->dtype != aim::DType::I32 && prefix->dtype != aim::DType::I64)
+    return aim::Status::error("--prefix '" + spec.str() +
+                              "' must hold int32 or int64 values, not " +
+                              aim::dtypeName(prefix->dtype));
+  if (prefix->shape != std::vector<int64_t>{batch})
+    return aim::Status::error("--prefix '" + spec.str() + "' must have shape [" +
+                              std::to_string(batch) +
+                              "] (one length per image) but has " +
+                              aim::shapeToString(prefix->shape));
+  for (int64_t k : prefix->toInt64s())
+    if (k < 1 || k > numPatches)
+      return aim::Status::error(
+          "--prefix '" + spec.str() + "' holds " + std::to_string(k) +
+          "; every prefix length must be in [1, N] = [1, " +
+          std::to_string(numPatches) + "]");
+  return prefix;
+}
+
+/// The function to run: from the frontend, or parsed from --ir.
+mlir::func::FuncOp findEntry(mlir::ModuleOp module, std::string &error) {
+  auto entry = module.lookupSymbol<mlir::func::FuncOp>(entryOption);
+  if (entry)
+    return entry;
+  std::string names;
+  module.walk([&](mlir::func::FuncOp f) {
+    names += (names.empty() ? "" : ", ") + ("@" + f.getSymName()).str();
+  });
+  error = "no function @" + entryOption + " in the IR (it has: " +
+          (names.empty() ? "none" : names) + "); pick one with --entry";
+  return nullptr;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "aim-interp: the reference interpreter of aim IR (float64 by default)\n\n"
+      "  aim-interp --model aim-fmnist --init-params p.safetensors --seed 0\n"
+      "  aim-interp --model aim-fmnist --params p.safetensors --images X.npy "
+      "--prefix K.npy\n"
+      "  aim-interp --ir forward.mlir --entry forward --params p.safetensors "
+      "--images X.npy --prefix K.npy\n"
+      "  aim-interp --model aim-fmnist --params p.safetensors --images "
+      "fashion-mnist --batch 64 --prefix antithetic\n");
+
+  if (modelOption.empty() == irOption.empty())
+    return fail("give exactly one of --model <preset|file> or --ir <file.mlir>");
+
+  std::optional<aim::ModelConfig> config;
+  if (!modelOption.empty()) {
+    Expected<aim::ModelConfig> loaded = aim::loadModelConfig(modelOption);
+    if (!loaded)
+      return fail(toString(loaded.takeError()));
+    config = *loaded;
+  }
+
+  if (!initParamsOption.empty()) {
+    if (!config)
+      return fail("--init-params needs --model (the parameter list comes from "
+                  "the config)");
+    aim::Status written = aim::writeSafetensors(
+        initParamsOption,
+        aim::initParameters(*config, seedOption,
+                            initF64Option ? aim::DType::F64 : aim::DType::F32));
+    if (!written)
+      return fail(written.message());
+    outs() << "wrote " << aim::parameterSpecs(*config).size()
+           << " parameters of " << config->name << " (seed " << seedOption
+           << ") to " << initParamsOption << "\n";
+    return 0;
+  }
+
+  if (paramsOption.empty() || imagesOption.empty() || prefixOption.empty())
+    return fail("evaluating the loss needs --params, --images and --prefix "
+                "(see --help)");
+
+  aim::StatusOr<aim::NamedTensors> params = aim::readSafetensors(paramsOption);
+  if (!params)
+    return fail(params.status().message());
+  for (const auto &[name, tensor] : *params)
+    if (tensor.dtype != aim::DType::F32 && tensor.dtype != aim::DType::F64)
+      return fail("parameter '" + name + "' in '" + paramsOption +
+                  "' is " + aim::dtypeName(tensor.dtype) +
+                  "; parameters must be float32 or float64");
+  aim::StatusOr<aim::HostTensor> images = loadImages();
+  if (!images)
+    return fail(images.status().message());
+  const int64_t batch = images->shape[0];
+
+  mlir::MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, mlir::func::FuncDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (config) {
+    std::vector<int64_t> expected = {batch, config->channels,
+                                     config->imageHeight, config->imageWidth};
+    if (images->shape != expected)
+      return fail("the images have shape " + aim::shapeToString(images->shape) +
+                  " but " + config->name + " takes [B, " +
+                  std::to_string(config->channels) + ", " +
+                  std::to_string(config->imageHeight) + ", " +
+                  std::to_string(config->imageWidth) + "]");
+    module = aim::buildForwardModule(context, *config, batch);
+  } else {
+    llvm::SourceMgr sourceMgr;
+    mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+    module = mlir::parseSourceFile<mlir::ModuleOp>(irOption, sourceMgr,
+                                                   &context);
+    if (!module)
+      return fail("cannot read IR from '" + irOption + "' (see above)");
+  }
+  std::string entryError;
+  mlir::func::FuncOp entry = findEntry(*module, entryError);
+  if (!entry)
+    return fail(entryError);
+
+  // N for prefix checks: from the config, or from the images and the IR's
+  // patchify ops (any aim.patchify gives it).
+  int64_t numPatches = 0;
+  if (config) {
+    numPatches = config->numPatches();
+  } else {
+    entry.walk([&](mlir::Operation *op) {
+      if (op->getName().getStringRef() == "aim.patchify")
+        numPatches = cast<mlir::RankedTensorType>(op->getResult(0).getType())
+                         .getDimSize(1);
+    });
+    if (numPatches == 0)
+      return fail("@" + entryOption +
+                  " has no aim.patchify, so the number of patches N (needed "
+                  "for --prefix) is unknown");
+  }
+  aim::StatusOr<aim::HostTensor> prefix = loadPrefix(batch, numPatches);
+  if (!prefix)
+    return fail(prefix.status().message());
+
+  std::map<std::string, aim::HostTensor> inputs = {
+      {aim::kImagesInputName, *images}, {aim::kPrefixInputName, *prefix}};
+  Expected<std::vector<aim::HostTensor>> arguments =
+      aim::interp::bindArguments(entry, *params, inputs);
+  if (!arguments)
+    return fail(toString(arguments.takeError()));
+  Expected<std::vector<aim::HostTensor>> results = aim::interp::runFunction(
+      entry, *arguments,
+      f32Option ? aim::interp::Precision::F32 : aim::interp::Precision::F64);
+  if (!results)
+    return fail(toString(results.takeError()));
+  if (results->empty() || results->front().numElements() != 1)
+    return fail("@" + entryOption + " does not return a scalar loss first");
+  std::printf("loss %.17g\n", results->front().toDoubles()[0]);
+  return 0;
+}
