@@ -106,7 +106,8 @@ Error readYaml(StringRef text, StringRef fileName,
   };
 
   yaml::document_iterator doc = stream.begin();
-  if (doc == stream.end() || !doc->getRoot())
+  if (doc == stream.end() || !doc->getRoot() ||
+      isa<yaml::NullNode>(doc->getRoot()))
     return createStringError(inconvertibleErrorCode(),
                              "%s: the file is empty; a model config is a "
                              "mapping such as `width: 192`",
