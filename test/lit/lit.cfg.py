@@ -12,3 +12,5 @@ config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
 config.substitutions.append(("%aim_src", config.aim_src_root))
 config.environment["PATH"] = os.pathsep.join(
     [config.aim_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+# Debian's python3 has numpy (and torch): tests make their inputs with it.
+config.substitutions.append(("%python", "/usr/bin/python3"))
