@@ -119,19 +119,25 @@ int main(int argc, char **argv) {
   if (!config)
     return error(toString(config.takeError()));
 
+  // --mlir-timing reports the frontend, the verifier and every pass.
+  mlir::DefaultTimingManager timing;
+  mlir::applyDefaultTimingManagerCLOptions(timing);
+  mlir::TimingScope rootTiming = timing.getRootScope();
+
   mlir::MLIRContext context;
+  mlir::TimingScope buildTiming = rootTiming.nest("build forward IR");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       aim::buildForwardModule(context, *config, batchOption);
+  buildTiming.stop();
+  mlir::TimingScope verifyTiming = rootTiming.nest("verify forward IR");
   if (failed(mlir::verify(*module)))
     return error("internal error: the frontend built invalid IR for '" +
                  Twine(config->name) + "'");
+  verifyTiming.stop();
 
-  mlir::DefaultTimingManager timing;
-  mlir::applyDefaultTimingManagerCLOptions(timing);
   mlir::PassManager pm(&context);
   if (failed(mlir::applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
-  mlir::TimingScope rootTiming = timing.getRootScope();
   pm.enableTiming(rootTiming);
   if (failed(pm.run(*module)))
     return 1;
