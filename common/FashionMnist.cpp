@@ -24,8 +24,8 @@ uint32_t bigEndian32(const unsigned char *p) {
 StatusOr<HostTensor> loadFashionMnistImages(const std::string &split,
                                             int64_t first, int64_t count) {
   if (split != "train" && split != "t10k")
-    return Status::error("Fashion-MNIST split must be 'train' or 't10k', got '" +
-                         split + "'");
+    return Status::error(
+        "Fashion-MNIST split must be 'train' or 't10k', got '" + split + "'");
   std::string path =
       fashionMnistDirectory() + "/" + split + "-images-idx3-ubyte.gz";
   gzFile file = gzopen(path.c_str(), "rb");

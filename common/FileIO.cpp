@@ -27,7 +27,8 @@ Status writeFileAtomically(const std::string &path, const std::string &data) {
   std::string tmp = path + ".tmp";
   FILE *f = std::fopen(tmp.c_str(), "wb");
   if (!f)
-    return Status::error("cannot create '" + tmp + "': " + std::strerror(errno));
+    return Status::error("cannot create '" + tmp +
+                         "': " + std::strerror(errno));
   bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) {

@@ -19,7 +19,8 @@ const char *dtypeName(DType dtype);
 std::string shapeToString(const std::vector<int64_t> &shape);
 int64_t elementCount(const std::vector<int64_t> &shape);
 
-/// Row-major tensor data as it is stored in files (little-endian, as on x86-64).
+/// Row-major tensor data as it is stored in files (little-endian, as on
+/// x86-64).
 struct HostTensor {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;

@@ -34,9 +34,8 @@ private:
                          std::to_string(pos_));
   }
   void skipSpace() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\t' ||
-            text_[pos_] == '\r'))
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' ||
+                                   text_[pos_] == '\t' || text_[pos_] == '\r'))
       ++pos_;
   }
   bool consume(char c) {
@@ -110,15 +109,26 @@ private:
         break;
       char e = text_[pos_++];
       switch (e) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
       case 'u': {
         if (pos_ + 4 > text_.size())
           return fail("truncated \\u escape");
-        unsigned code = std::strtoul(text_.substr(pos_, 4).c_str(), nullptr, 16);
+        unsigned code =
+            std::strtoul(text_.substr(pos_, 4).c_str(), nullptr, 16);
         pos_ += 4;
         // Names here are ASCII; other code points are kept as UTF-8 (BMP only).
         if (code < 0x80) {
@@ -133,7 +143,9 @@ private:
         }
         break;
       }
-      default: out += e; break;
+      default:
+        out += e;
+        break;
       }
     }
     return fail("unterminated string");

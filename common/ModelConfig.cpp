@@ -59,8 +59,8 @@ std::vector<std::string> validateModelConfig(const ModelConfig &c,
                      " is not divisible by the tensor-parallel degree " +
                      std::to_string(tensorParallel));
   if (c.gelu != "erf" && c.gelu != "tanh")
-    errors.push_back("gelu must be \"erf\" (AIM) or \"tanh\", got \"" +
-                     c.gelu + "\"");
+    errors.push_back("gelu must be \"erf\" (AIM) or \"tanh\", got \"" + c.gelu +
+                     "\"");
   if (!(c.layerNormEpsilon > 0))
     errors.push_back("layer_norm_epsilon must be positive");
   return errors;
@@ -69,7 +69,8 @@ std::vector<std::string> validateModelConfig(const ModelConfig &c,
 std::vector<ParamSpec> parameterSpecs(const ModelConfig &c) {
   std::vector<ParamSpec> specs;
   auto linear = [&](const std::string &name, int64_t out, int64_t in) {
-    specs.push_back({name + ".weight", {out, in}, InitKind::XavierUniform, true});
+    specs.push_back(
+        {name + ".weight", {out, in}, InitKind::XavierUniform, true});
   };
   auto bias = [&](const std::string &name, int64_t size) {
     specs.push_back({name + ".bias", {size}, InitKind::Zeros, false});

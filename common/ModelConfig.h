@@ -1,8 +1,8 @@
 //===- ModelConfig.h - an AIM model configuration, parsed and checked -----===//
 //
 // The structure both the compiler and the runtime read. Parsing YAML/JSON lives
-// in frontends/ (it needs LLVM); the rules of AIM.md "Validity of a config" live
-// here, so every reader of a config applies the same ones.
+// in frontends/ (it needs LLVM); the rules of AIM.md "Validity of a config"
+// live here, so every reader of a config applies the same ones.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_COMMON_MODELCONFIG_H
@@ -33,9 +33,9 @@ struct ModelConfig {
 
   int64_t gridHeight() const { return imageHeight / patchSize; }
   int64_t gridWidth() const { return imageWidth / patchSize; }
-  int64_t numPatches() const { return gridHeight() * gridWidth(); } // N
+  int64_t numPatches() const { return gridHeight() * gridWidth(); }        // N
   int64_t patchValues() const { return patchSize * patchSize * channels; } // P
-  int64_t headDim() const { return width / heads; } // dh
+  int64_t headDim() const { return width / heads; }                        // dh
   int64_t mlpHidden() const { return mlpRatio * width; }
   int64_t headMlpHidden() const { return headMlpRatio * headWidth; }
 };

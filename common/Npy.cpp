@@ -18,7 +18,8 @@ bool findKey(const std::string &header, const std::string &key, size_t &pos) {
   if (at == std::string::npos)
     return false;
   pos = at + 1;
-  while (pos < header.size() && std::isspace(static_cast<unsigned char>(header[pos])))
+  while (pos < header.size() &&
+         std::isspace(static_cast<unsigned char>(header[pos])))
     ++pos;
   return true;
 }
@@ -28,11 +29,16 @@ bool parseDescr(const std::string &descr, DType &out) {
   if (descr.size() != 3 || (descr[0] != '<' && descr[0] != '='))
     return false;
   std::string kind = descr.substr(1);
-  if (kind == "f4") out = DType::F32;
-  else if (kind == "f8") out = DType::F64;
-  else if (kind == "i4") out = DType::I32;
-  else if (kind == "i8") out = DType::I64;
-  else return false;
+  if (kind == "f4")
+    out = DType::F32;
+  else if (kind == "f8")
+    out = DType::F64;
+  else if (kind == "i4")
+    out = DType::I32;
+  else if (kind == "i8")
+    out = DType::I64;
+  else
+    return false;
   return true;
 }
 } // namespace
@@ -99,7 +105,8 @@ StatusOr<HostTensor> readNpy(const std::string &path) {
     if (!std::isdigit(static_cast<unsigned char>(dims[i])))
       return bad("shape '(" + dims + ")' is not a tuple of integers");
     int64_t d = 0;
-    while (i < dims.size() && std::isdigit(static_cast<unsigned char>(dims[i]))) {
+    while (i < dims.size() &&
+           std::isdigit(static_cast<unsigned char>(dims[i]))) {
       d = d * 10 + (dims[i] - '0');
       if (d > (int64_t(1) << 40))
         return bad("shape '(" + dims + ")' is too large");

@@ -1,6 +1,7 @@
 //===- Npy.h - read and write NumPy .npy files ----------------------------===//
 //
-// Format 1.0-3.0 (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html):
+// Format 1.0-3.0
+// (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html):
 // magic, version, a Python dict literal header {'descr', 'fortran_order',
 // 'shape'}, then raw data. Little-endian float32/float64/int32/int64, C order.
 //

@@ -8,17 +8,17 @@
 namespace aim {
 
 namespace {
-/// Uniform on [1, n - 1] from the draw of one sample (multiply-shift: no modulo).
+/// Uniform on [1, n - 1] from the draw of one sample (multiply-shift: no
+/// modulo).
 int64_t uniformPrefix(uint64_t seed, uint64_t step, uint64_t sample,
                       int64_t n) {
-  PhiloxCounter counter = {static_cast<uint32_t>(step),
-                           static_cast<uint32_t>(sample),
-                           static_cast<uint32_t>(sample >> 32),
-                           static_cast<uint32_t>(step >> 32)};
+  PhiloxCounter counter = {
+      static_cast<uint32_t>(step), static_cast<uint32_t>(sample),
+      static_cast<uint32_t>(sample >> 32), static_cast<uint32_t>(step >> 32)};
   uint32_t bits = philox4x32_10(counter, streamKey(seed, "prefix"))[0];
-  return 1 + static_cast<int64_t>((static_cast<uint64_t>(bits) *
-                                   static_cast<uint64_t>(n - 1)) >>
-                                  32);
+  return 1 + static_cast<int64_t>(
+                 (static_cast<uint64_t>(bits) * static_cast<uint64_t>(n - 1)) >>
+                 32);
 }
 } // namespace
 

@@ -11,9 +11,10 @@ namespace aim {
 
 namespace {
 bool parseDType(const std::string &name, DType &out) {
-  static const std::pair<const char *, DType> known[] = {
-      {"F32", DType::F32}, {"F64", DType::F64}, {"I32", DType::I32},
-      {"I64", DType::I64}};
+  static const std::pair<const char *, DType> known[] = {{"F32", DType::F32},
+                                                         {"F64", DType::F64},
+                                                         {"I32", DType::I32},
+                                                         {"I64", DType::I64}};
   for (const auto &[n, d] : known)
     if (name == n) {
       out = d;
@@ -34,8 +35,8 @@ StatusOr<NamedTensors> readSafetensors(const std::string &path) {
     return file.status();
   const std::string &data = *file;
   auto bad = [&](const std::string &what) {
-    return Status::error("'" + path + "' is not a valid safetensors file: " +
-                         what);
+    return Status::error("'" + path +
+                         "' is not a valid safetensors file: " + what);
   };
   if (data.size() < 8)
     return bad("shorter than the 8-byte header length");
@@ -70,8 +71,9 @@ StatusOr<NamedTensors> readSafetensors(const std::string &path) {
                  "; aimc reads F32, F64, I32 and I64");
     for (const JsonValue &d : shape->array) {
       if (!isNonNegativeInteger(d))
-        return bad("tensor '" + name + "' has a shape entry that is not a "
-                                       "non-negative integer");
+        return bad("tensor '" + name +
+                   "' has a shape entry that is not a "
+                   "non-negative integer");
       t.shape.push_back(static_cast<int64_t>(d.number));
     }
     if (!isNonNegativeInteger(offsets->array[0]) ||
@@ -79,7 +81,8 @@ StatusOr<NamedTensors> readSafetensors(const std::string &path) {
       return bad("tensor '" + name + "' has invalid data_offsets");
     auto begin = static_cast<uint64_t>(offsets->array[0].number);
     auto end = static_cast<uint64_t>(offsets->array[1].number);
-    uint64_t expected = static_cast<uint64_t>(t.numElements()) * dtypeSize(t.dtype);
+    uint64_t expected =
+        static_cast<uint64_t>(t.numElements()) * dtypeSize(t.dtype);
     if (end < begin || end > dataSize || end - begin != expected)
       return bad("tensor '" + name + "' with shape " + shapeToString(t.shape) +
                  " and dtype " + dtype->string + " needs " +

@@ -31,10 +31,10 @@ struct RawEntry {
   std::string key;
   std::string where; // "file:line" (YAML) or "file" (JSON), for messages
   enum class Kind { Scalar, List, Other } kind = Kind::Other;
-  std::string scalar;              // Kind::Scalar
-  bool quoted = false;             // a string literal rather than a number
-  std::vector<std::string> list;   // Kind::List of scalars
-  std::string description;         // what an Other value was, for messages
+  std::string scalar;            // Kind::Scalar
+  bool quoted = false;           // a string literal rather than a number
+  std::vector<std::string> list; // Kind::List of scalars
+  std::string description;       // what an Other value was, for messages
 };
 
 struct KeyInfo {
@@ -226,7 +226,7 @@ Error readJson(StringRef text, StringRef fileName,
         entry.list.push_back(itemText);
       }
     } else {
-      entry.description = value.getAsObject() ? "an object"
+      entry.description = value.getAsObject()    ? "an object"
                           : value.getAsBoolean() ? "a boolean"
                                                  : "null";
     }
@@ -328,8 +328,8 @@ Expected<ModelConfig> decodeEntries(const std::vector<RawEntry> &entries,
     } else if (key == "layer_norm_epsilon") {
       if (e.kind != RawEntry::Kind::Scalar || e.quoted ||
           StringRef(e.scalar).trim().getAsDouble(config.layerNormEpsilon))
-        error(e, "key 'layer_norm_epsilon' must be a number, got " +
-                     describe(e));
+        error(e,
+              "key 'layer_norm_epsilon' must be a number, got " + describe(e));
     }
   }
   for (const KeyInfo &k : kKeys)

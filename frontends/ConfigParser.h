@@ -18,9 +18,8 @@ namespace aim {
 /// Parses `text` (YAML, or JSON when `isJson`) from a file named `fileName`
 /// (used in messages) and checks every validity rule. Errors name the key,
 /// the line where known, and the fix.
-llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef text,
-                                             llvm::StringRef fileName,
-                                             bool isJson);
+llvm::Expected<ModelConfig>
+parseModelConfig(llvm::StringRef text, llvm::StringRef fileName, bool isJson);
 
 /// `--model` resolution: a preset name, or a path to a .yaml/.yml/.json file.
 llvm::Expected<ModelConfig> loadModelConfig(llvm::StringRef presetOrPath);

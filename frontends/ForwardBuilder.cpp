@@ -83,8 +83,8 @@ Value ForwardBuilder::layerNorm(Value x, StringRef name) {
 
 Value ForwardBuilder::mlp(Value x, StringRef name, int64_t hidden) {
   int64_t width = cast<RankedTensorType>(x.getType()).getShape().back();
-  auto approximation = config.gelu == "tanh" ? GeluApproximation::tanh
-                                             : GeluApproximation::erf;
+  auto approximation =
+      config.gelu == "tanh" ? GeluApproximation::tanh : GeluApproximation::erf;
   Value h = linear(x, (name + ".fc1").str(), hidden, /*hasBias=*/false);
   h = create<GeluOp>(h.getType(), h, approximation);
   return linear(h, (name + ".fc2").str(), width, /*hasBias=*/false);
@@ -108,14 +108,16 @@ Value ForwardBuilder::trunkBlock(Value x, int64_t index) {
   Value k = create<SliceOp>(tokens(d), qkv, 2, d, d);
   Value v = create<SliceOp>(tokens(d), qkv, 2, 2 * d, d);
   double scale = 1.0 / std::sqrt(static_cast<double>(config.headDim()));
-  Value attn = create<AttentionOp>(tokens(d), q, k, v, prefix, config.heads,
-                                   MaskKind::prefix_causal, llvm::APFloat(scale));
+  Value attn =
+      create<AttentionOp>(tokens(d), q, k, v, prefix, config.heads,
+                          MaskKind::prefix_causal, llvm::APFloat(scale));
   attn = linear(attn, block + ".attn.proj", d, /*hasBias=*/false);
   x = create<AddOp>(x.getType(), x, attn);
   // x = x + MLP(LN2(x)).
   scope = block + ".mlp";
   h = layerNorm(x, block + ".norm_2");
-  return create<AddOp>(x.getType(), x, mlp(h, block + ".mlp", config.mlpHidden()));
+  return create<AddOp>(x.getType(), x,
+                       mlp(h, block + ".mlp", config.mlpHidden()));
 }
 
 Value ForwardBuilder::headBlock(Value x, int64_t index) {
@@ -142,8 +144,10 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   b.setInsertionPointToEnd(module->getBody());
   auto func = func::FuncOp::create(b, b.getUnknownLoc(), "forward",
                                    b.getFunctionType(argTypes, {lossType}));
-  func.setArgAttr(0, AimDialect::kInputAttrName, b.getStringAttr(kImagesInputName));
-  func.setArgAttr(1, AimDialect::kInputAttrName, b.getStringAttr(kPrefixInputName));
+  func.setArgAttr(0, AimDialect::kInputAttrName,
+                  b.getStringAttr(kImagesInputName));
+  func.setArgAttr(1, AimDialect::kInputAttrName,
+                  b.getStringAttr(kPrefixInputName));
   Block *body = func.addEntryBlock();
   images = body->getArgument(0);
   prefix = body->getArgument(1);
@@ -159,9 +163,9 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   scope = "preprocessor.patchifier";
   Value patches = create<PatchifyOp>(tokens(config.patchValues()), images, p,
                                      PatchOrder::channel_first);
-  Value projWeight = create<ReshapeOp>(
-      f32Tensor({config.width, config.patchValues()}),
-      param("preprocessor.patchifier.proj.weight"));
+  Value projWeight =
+      create<ReshapeOp>(f32Tensor({config.width, config.patchValues()}),
+                        param("preprocessor.patchifier.proj.weight"));
   Value x = create<LinearOp>(tokens(config.width), patches, projWeight,
                              param("preprocessor.patchifier.proj.bias"));
   // 2. LayerNorm on the patch tokens. 3. Fixed sin-cos position embedding.

@@ -19,9 +19,9 @@ inline constexpr const char *kPrefixInputName = "prefix";
 /// static shapes, depth unrolled, one argument per parameter in
 /// parameterSpecs() order tagged {aim.param = name}, every op tagged with its
 /// model scope {aim.scope = "trunk.blocks.3.attn"}.
-mlir::OwningOpRef<mlir::ModuleOp>
-buildForwardModule(mlir::MLIRContext &context, const ModelConfig &config,
-                   int64_t batch);
+mlir::OwningOpRef<mlir::ModuleOp> buildForwardModule(mlir::MLIRContext &context,
+                                                     const ModelConfig &config,
+                                                     int64_t batch);
 
 } // namespace aim
 

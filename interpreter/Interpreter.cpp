@@ -119,9 +119,10 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
             return true;
           })
           .Case([&](LinearOp o) {
-            const Tensor<T> *bias = o.getBias() ? &floats(o.getBias()) : nullptr;
-            setFloats(o, linear(floats(o.getInput()), floats(o.getWeight()),
-                                bias));
+            const Tensor<T> *bias =
+                o.getBias() ? &floats(o.getBias()) : nullptr;
+            setFloats(
+                o, linear(floats(o.getInput()), floats(o.getWeight()), bias));
             return true;
           })
           .Case([&](LayerNormOp o) {
@@ -254,8 +255,7 @@ Evaluator<T>::run(const std::vector<HostTensor> &arguments) {
       if (lastUser[operand] == &op)
         values.erase(operand);
   }
-  return createStringError(inconvertibleErrorCode(),
-                           "@%s has no func.return",
+  return createStringError(inconvertibleErrorCode(), "@%s has no func.return",
                            function.getSymName().str().c_str());
 }
 

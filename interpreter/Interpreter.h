@@ -28,8 +28,8 @@ enum class Precision { F64, F32 };
 /// its signature; floats of any float dtype, integers I32/I64). Returns one
 /// tensor per result: F64 or F32 as `precision`, integers as I64.
 llvm::Expected<std::vector<HostTensor>>
-runFunction(mlir::func::FuncOp function, const std::vector<HostTensor> &arguments,
-            Precision precision);
+runFunction(mlir::func::FuncOp function,
+            const std::vector<HostTensor> &arguments, Precision precision);
 
 /// Orders named tensors as `function`'s arguments: an argument tagged
 /// {aim.param = name} takes `params[name]`, one tagged {aim.input = name}

@@ -48,8 +48,8 @@ Tensor<T> patchify(const Tensor<T> &images, int64_t p, bool channelLast) {
         for (int64_t ch = 0; ch < c; ++ch)
           for (int64_t r = 0; r < p; ++r)
             for (int64_t col = 0; col < p; ++col) {
-              int64_t k = channelLast ? (r * p + col) * c + ch
-                                      : (ch * p + r) * p + col;
+              int64_t k =
+                  channelLast ? (r * p + col) * c + ch : (ch * p + r) * p + col;
               out.data[((s * gh * gw) + i * gw + j) * pv + k] =
                   images.data[((s * c + ch) * h + i * p + r) * w + j * p + col];
             }
@@ -235,10 +235,9 @@ inline Status checkPrefixLengths(const std::vector<int64_t> &prefix,
 /// AIM's loss (see the aim.normalized_pixel_loss description). An error when
 /// no (b, n) pair is a target, or a prefix length is out of range.
 template <typename T>
-StatusOr<T> normalizedPixelLoss(const Tensor<T> &prediction,
-                                const Tensor<T> &target,
-                                const std::vector<int64_t> &prefix,
-                                double eps) {
+StatusOr<T>
+normalizedPixelLoss(const Tensor<T> &prediction, const Tensor<T> &target,
+                    const std::vector<int64_t> &prefix, double eps) {
   const int64_t b = prediction.shape[0], n = prediction.shape[1],
                 p = prediction.shape[2];
   if (Status s = checkPrefixLengths(prefix, n); !s)

@@ -34,9 +34,9 @@ LogicalResult expectSameElementType(Operation *op, Value a, StringRef aName,
                                     Value b, StringRef bName) {
   Type ea = tensorType(a).getElementType(), eb = tensorType(b).getElementType();
   if (ea != eb)
-    return op->emitOpError() << aName << " has element type " << ea << " but "
-                             << bName << " has " << eb
-                             << "; insert an aim.cast to make them agree";
+    return op->emitOpError()
+           << aName << " has element type " << ea << " but " << bName << " has "
+           << eb << "; insert an aim.cast to make them agree";
   return success();
 }
 
@@ -44,9 +44,9 @@ LogicalResult expectShape(Operation *op, Value v, StringRef name,
                           ArrayRef<int64_t> expected) {
   ArrayRef<int64_t> actual = tensorType(v).getShape();
   if (actual != expected)
-    return op->emitOpError() << name << " must have shape "
-                             << shapeString(expected) << " but has "
-                             << shapeString(actual);
+    return op->emitOpError()
+           << name << " must have shape " << shapeString(expected)
+           << " but has " << shapeString(actual);
   return success();
 }
 } // namespace
@@ -54,8 +54,9 @@ LogicalResult expectShape(Operation *op, Value v, StringRef name,
 LogicalResult PatchifyOp::verify() {
   auto in = tensorType(getImages());
   if (in.getRank() != 4)
-    return emitOpError() << "images must be [B, C, H, W] (rank 4) but have rank "
-                         << in.getRank();
+    return emitOpError()
+           << "images must be [B, C, H, W] (rank 4) but have rank "
+           << in.getRank();
   int64_t b = in.getDimSize(0), c = in.getDimSize(1), h = in.getDimSize(2),
           w = in.getDimSize(3), p = getPatchSize();
   if (h % p != 0 || w % p != 0)
@@ -83,7 +84,8 @@ LogicalResult SliceOp::verify() {
   auto in = tensorType(getInput());
   int64_t dim = getDim();
   if (dim >= in.getRank())
-    return emitOpError() << "dim " << dim << " is out of range for input of rank "
+    return emitOpError() << "dim " << dim
+                         << " is out of range for input of rank "
                          << in.getRank();
   int64_t extent = in.getDimSize(dim);
   if (static_cast<int64_t>(getOffset() + getSize()) > extent)
@@ -160,8 +162,8 @@ LogicalResult AddOp::verify() {
                          << " must equal the trailing dimensions of lhs shape "
                          << shapeString(lhs);
   if (failed(expectSameElementType(*this, getLhs(), "lhs", getRhs(), "rhs")) ||
-      failed(expectSameElementType(*this, getLhs(), "lhs", getResult(),
-                                   "result")))
+      failed(
+          expectSameElementType(*this, getLhs(), "lhs", getResult(), "result")))
     return failure();
   return expectShape(*this, getResult(), "result", lhs);
 }
@@ -177,8 +179,9 @@ LogicalResult GeluOp::verify() {
 LogicalResult PosEmbed2dOp::verify() {
   auto out = tensorType(getResult());
   if (out.getRank() != 2)
-    return emitOpError() << "result must be [tokens, width] (rank 2) but has rank "
-                         << out.getRank();
+    return emitOpError()
+           << "result must be [tokens, width] (rank 2) but has rank "
+           << out.getRank();
   int64_t tokens = getGridHeight() * getGridWidth();
   if (out.getDimSize(0) != tokens)
     return emitOpError() << "result has " << out.getDimSize(0)
@@ -194,13 +197,14 @@ LogicalResult PosEmbed2dOp::verify() {
 LogicalResult AttentionOp::verify() {
   auto q = tensorType(getQuery());
   if (q.getRank() != 3)
-    return emitOpError() << "query must be [B, N, heads * dh] (rank 3) but has rank "
-                         << q.getRank();
+    return emitOpError()
+           << "query must be [B, N, heads * dh] (rank 3) but has rank "
+           << q.getRank();
   if (failed(expectShape(*this, getKey(), "key", q.getShape())) ||
       failed(expectShape(*this, getValue(), "value", q.getShape())) ||
       failed(expectShape(*this, getResult(), "result", q.getShape())) ||
-      failed(expectSameElementType(*this, getQuery(), "query", getKey(),
-                                   "key")) ||
+      failed(
+          expectSameElementType(*this, getQuery(), "query", getKey(), "key")) ||
       failed(expectSameElementType(*this, getQuery(), "query", getValue(),
                                    "value")) ||
       failed(expectSameElementType(*this, getQuery(), "query", getResult(),
@@ -231,8 +235,9 @@ LogicalResult AttentionOp::verify() {
 LogicalResult NormalizedPixelLossOp::verify() {
   auto pred = tensorType(getPrediction());
   if (pred.getRank() != 3)
-    return emitOpError() << "prediction must be [B, N, P] (rank 3) but has rank "
-                         << pred.getRank();
+    return emitOpError()
+           << "prediction must be [B, N, P] (rank 3) but has rank "
+           << pred.getRank();
   if (failed(expectShape(*this, getTarget(), "target", pred.getShape())) ||
       failed(expectShape(*this, getPrefix(), "prefix", {pred.getDimSize(0)})) ||
       failed(expectSameElementType(*this, getPrediction(), "prediction",

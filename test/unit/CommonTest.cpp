@@ -50,12 +50,13 @@ TEST(Philox, KnownAnswersOfRandom123) {
 
 TEST(Safetensors, RoundTripKeepsOrderNamesShapesAndBits) {
   NamedTensors tensors;
-  tensors.emplace_back("b.weight",
-                       HostTensor::fromDoubles(DType::F32, {2, 3},
-                                               {1, 2, 3, 4, 5, 0.1}));
-  tensors.emplace_back("a.bias", HostTensor::fromDoubles(DType::F64, {2},
-                                                         {0.1, -7}));
-  tensors.emplace_back("k", HostTensor::fromDoubles(DType::I64, {3}, {1, 2, 3}));
+  tensors.emplace_back(
+      "b.weight",
+      HostTensor::fromDoubles(DType::F32, {2, 3}, {1, 2, 3, 4, 5, 0.1}));
+  tensors.emplace_back("a.bias",
+                       HostTensor::fromDoubles(DType::F64, {2}, {0.1, -7}));
+  tensors.emplace_back("k",
+                       HostTensor::fromDoubles(DType::I64, {3}, {1, 2, 3}));
   std::string path = tempPath("roundtrip.safetensors");
   ASSERT_TRUE(writeSafetensors(path, tensors).isOk());
   StatusOr<NamedTensors> read = readSafetensors(path);
@@ -71,8 +72,8 @@ TEST(Safetensors, RoundTripKeepsOrderNamesShapesAndBits) {
 
 TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
   NamedTensors tensors;
-  tensors.emplace_back("w", HostTensor::fromDoubles(DType::F32, {4},
-                                                    {1, 2, 3, 4}));
+  tensors.emplace_back("w",
+                       HostTensor::fromDoubles(DType::F32, {4}, {1, 2, 3, 4}));
   std::string path = tempPath("truncated.safetensors");
   ASSERT_TRUE(writeSafetensors(path, tensors).isOk());
   StatusOr<std::string> bytes = readWholeFile(path);
@@ -84,8 +85,9 @@ TEST(Safetensors, TruncatedAndMalformedFilesAreClearErrors) {
   EXPECT_NE(read.status().message().find("truncated"), std::string::npos)
       << read.status().message();
 
-  ASSERT_TRUE(writeFileAtomically(path, std::string("\x10\0\0\0\0\0\0\0{nope", 13))
-                  .isOk());
+  ASSERT_TRUE(
+      writeFileAtomically(path, std::string("\x10\0\0\0\0\0\0\0{nope", 13))
+          .isOk());
   read = readSafetensors(path);
   ASSERT_FALSE(read.isOk());
   EXPECT_NE(read.status().message().find("not a valid safetensors"),
@@ -180,7 +182,8 @@ TEST(ParameterInit, XavierUniformZerosAndOnes) {
   ASSERT_EQ(params.size(), parameterSpecs(c).size());
   for (const auto &[name, t] : params) {
     std::vector<double> v = t.toDoubles();
-    if (name.find("norm") != std::string::npos && name.find(".weight") != std::string::npos) {
+    if (name.find("norm") != std::string::npos &&
+        name.find(".weight") != std::string::npos) {
       for (double x : v)
         EXPECT_EQ(x, 1.0) << name;
     } else if (name.find(".bias") != std::string::npos) {
@@ -252,8 +255,9 @@ TEST(ModelConfig, EveryValidityRuleNamesTheKey) {
     return p.empty() ? std::string() : p.front();
   };
   EXPECT_EQ(problems([](ModelConfig &) {}), "");
-  EXPECT_NE(problems([](ModelConfig &c) { c.patchSize = 5; })
-                .find("not divisible by patch_size 5"),
+  EXPECT_NE(problems([](ModelConfig &c) {
+              c.patchSize = 5;
+            }).find("not divisible by patch_size 5"),
             std::string::npos);
   EXPECT_NE(problems([](ModelConfig &c) {
               c.imageHeight = c.imageWidth = c.patchSize = 4;
@@ -264,18 +268,23 @@ TEST(ModelConfig, EveryValidityRuleNamesTheKey) {
               c.channels = 1;
             }).find("P >= 2"),
             std::string::npos);
-  EXPECT_NE(problems([](ModelConfig &c) { c.width = 30; c.heads = 3; })
-                .find("width 30 must be divisible by 4"),
+  EXPECT_NE(problems([](ModelConfig &c) {
+              c.width = 30;
+              c.heads = 3;
+            }).find("width 30 must be divisible by 4"),
             std::string::npos);
-  EXPECT_NE(problems([](ModelConfig &c) { c.headWidth = 22; })
-                .find("head_width 22 must be divisible by 4"),
+  EXPECT_NE(problems([](ModelConfig &c) {
+              c.headWidth = 22;
+            }).find("head_width 22 must be divisible by 4"),
             std::string::npos);
-  EXPECT_NE(problems([](ModelConfig &c) { c.heads = 5; })
-                .find("width 32 is not divisible by heads 5"),
+  EXPECT_NE(problems([](ModelConfig &c) {
+              c.heads = 5;
+            }).find("width 32 is not divisible by heads 5"),
             std::string::npos);
   EXPECT_NE(problems([](ModelConfig &) {}, 8).find("tensor-parallel degree 8"),
             std::string::npos);
-  EXPECT_NE(problems([](ModelConfig &c) { c.depth = 0; })
-                .find("depth must be a positive integer"),
+  EXPECT_NE(problems([](ModelConfig &c) {
+              c.depth = 0;
+            }).find("depth must be a positive integer"),
             std::string::npos);
 }

@@ -28,7 +28,8 @@ std::string errorOf(llvm::StringRef text, bool json = false) {
 } // namespace
 
 TEST(ConfigParser, YamlAndJsonGiveTheSameConfig) {
-  llvm::Expected<ModelConfig> yaml = parseModelConfig(kValidYaml, "c.yaml", false);
+  llvm::Expected<ModelConfig> yaml =
+      parseModelConfig(kValidYaml, "c.yaml", false);
   ASSERT_TRUE(bool(yaml)) << llvm::toString(yaml.takeError());
   EXPECT_EQ(yaml->name, "tiny");
   EXPECT_EQ(yaml->imageHeight, 8);
@@ -75,8 +76,9 @@ TEST(ConfigParser, WrongTypesNameTheKey) {
       << errorOf(quoted);
   std::string list = kValidYaml;
   list.replace(list.find("[8, 12]"), 7, "[8, 12, 3]");
-  EXPECT_NE(errorOf(list).find("image_size' must be an integer or a list [H, W]"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf(list).find("image_size' must be an integer or a list [H, W]"),
+      std::string::npos);
   EXPECT_NE(errorOf(R"({"width": 32.5})", true)
                 .find("key 'width' must be an integer"),
             std::string::npos);
@@ -106,8 +108,9 @@ TEST(ConfigParser, SyntaxErrorsAndOddDocumentsAreErrors) {
             std::string::npos);
   EXPECT_NE(errorOf("{\"width\": ", true).find("invalid JSON"),
             std::string::npos);
-  EXPECT_NE(errorOf(std::string(kValidYaml) + "width: 64\n").find("given twice"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf(std::string(kValidYaml) + "width: 64\n").find("given twice"),
+      std::string::npos);
 }
 
 TEST(ConfigParser, PresetsAreValidAndResolveByName) {

@@ -1,4 +1,5 @@
-//===- InterpreterKernelsTest.cpp - each interpreter op against hand values ===//
+//===- InterpreterKernelsTest.cpp - each interpreter op against hand values
+//===//
 //
 // Expected values are worked out by hand (shown in the comments) or are
 // textbook constants, never computed with the code under test.

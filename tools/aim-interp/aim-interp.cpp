@@ -33,19 +33,20 @@ using namespace llvm;
 namespace {
 cl::OptionCategory category("aim-interp options");
 
-cl::opt<std::string> modelOption(
-    "model", cl::desc("Preset name or YAML/JSON config file"),
-    cl::value_desc("preset|file"), cl::cat(category));
-cl::opt<std::string> irOption("ir", cl::desc("An .mlir file to run instead "
-                                             "of a model"),
+cl::opt<std::string>
+    modelOption("model", cl::desc("Preset name or YAML/JSON config file"),
+                cl::value_desc("preset|file"), cl::cat(category));
+cl::opt<std::string> irOption("ir",
+                              cl::desc("An .mlir file to run instead "
+                                       "of a model"),
                               cl::value_desc("file"), cl::cat(category));
-cl::opt<std::string> entryOption("entry",
-                                 cl::desc("Function to run with --ir"),
+cl::opt<std::string> entryOption("entry", cl::desc("Function to run with --ir"),
                                  cl::init("forward"), cl::cat(category));
-cl::opt<std::string> paramsOption(
-    "params", cl::desc("Parameters (.safetensors, float32 or float64, under "
-                       "AIM's names)"),
-    cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string>
+    paramsOption("params",
+                 cl::desc("Parameters (.safetensors, float32 or float64, under "
+                          "AIM's names)"),
+                 cl::value_desc("file"), cl::cat(category));
 cl::opt<std::string> imagesOption(
     "images",
     cl::desc("Images: an .npy float32 [B, C, H, W] (normalised), or "
@@ -57,9 +58,10 @@ cl::opt<std::string> prefixOption(
     cl::desc("Prefix lengths: an .npy int32/int64 [B] with 1 <= K <= N, or "
              "antithetic / iid to sample them with --seed at step 0"),
     cl::value_desc("file|antithetic|iid"), cl::cat(category));
-cl::opt<int64_t> batchOption(
-    "batch", cl::desc("Number of images with --images fashion-mnist"),
-    cl::init(64), cl::cat(category));
+cl::opt<int64_t>
+    batchOption("batch",
+                cl::desc("Number of images with --images fashion-mnist"),
+                cl::init(64), cl::cat(category));
 cl::opt<bool> f32Option("f32", cl::desc("Compute in float32 (default float64)"),
                         cl::cat(category));
 cl::opt<std::string> initParamsOption(
@@ -69,9 +71,9 @@ cl::opt<std::string> initParamsOption(
     cl::value_desc("file"), cl::cat(category));
 cl::opt<uint64_t> seedOption("seed", cl::desc("Random seed"), cl::init(0),
                              cl::cat(category));
-cl::opt<bool> initF64Option(
-    "init-f64", cl::desc("Store --init-params tensors as float64"),
-    cl::cat(category));
+cl::opt<bool> initF64Option("init-f64",
+                            cl::desc("Store --init-params tensors as float64"),
+                            cl::cat(category));
 
 int fail(const Twine &message) {
   WithColor::error(errs(), "aim-interp") << message << "\n";
@@ -129,8 +131,8 @@ aim::StatusOr<aim::HostTensor> loadPrefix(int64_t batch, int64_t numPatches) {
                               "' must hold int32 or int64 values, not " +
                               aim::dtypeName(prefix->dtype));
   if (prefix->shape != std::vector<int64_t>{batch})
-    return aim::Status::error("--prefix '" + spec.str() + "' must have shape [" +
-                              std::to_string(batch) +
+    return aim::Status::error("--prefix '" + spec.str() +
+                              "' must have shape [" + std::to_string(batch) +
                               "] (one length per image) but has " +
                               aim::shapeToString(prefix->shape));
   for (int64_t k : prefix->toInt64s())
@@ -151,8 +153,9 @@ mlir::func::FuncOp findEntry(mlir::ModuleOp module, std::string &error) {
   module.walk([&](mlir::func::FuncOp f) {
     names += (names.empty() ? "" : ", ") + ("@" + f.getSymName()).str();
   });
-  error = "no function @" + entryOption + " in the IR (it has: " +
-          (names.empty() ? "none" : names) + "); pick one with --entry";
+  error = "no function @" + entryOption +
+          " in the IR (it has: " + (names.empty() ? "none" : names) +
+          "); pick one with --entry";
   return nullptr;
 }
 } // namespace
@@ -172,7 +175,8 @@ int main(int argc, char **argv) {
       "fashion-mnist --batch 64 --prefix antithetic\n");
 
   if (modelOption.empty() == irOption.empty())
-    return fail("give exactly one of --model <preset|file> or --ir <file.mlir>");
+    return fail(
+        "give exactly one of --model <preset|file> or --ir <file.mlir>");
 
   std::optional<aim::ModelConfig> config;
   if (!modelOption.empty()) {
@@ -207,8 +211,8 @@ int main(int argc, char **argv) {
     return fail(params.status().message());
   for (const auto &[name, tensor] : *params)
     if (tensor.dtype != aim::DType::F32 && tensor.dtype != aim::DType::F64)
-      return fail("parameter '" + name + "' in '" + paramsOption +
-                  "' is " + aim::dtypeName(tensor.dtype) +
+      return fail("parameter '" + name + "' in '" + paramsOption + "' is " +
+                  aim::dtypeName(tensor.dtype) +
                   "; parameters must be float32 or float64");
   aim::StatusOr<aim::HostTensor> images = loadImages();
   if (!images)
@@ -231,8 +235,8 @@ int main(int argc, char **argv) {
   } else {
     llvm::SourceMgr sourceMgr;
     mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-    module = mlir::parseSourceFile<mlir::ModuleOp>(irOption, sourceMgr,
-                                                   &context);
+    module =
+        mlir::parseSourceFile<mlir::ModuleOp>(irOption, sourceMgr, &context);
     if (!module)
       return fail("cannot read IR from '" + irOption + "' (see above)");
   }

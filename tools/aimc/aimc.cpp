@@ -5,11 +5,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "common/HostTensor.h"
 #include "dialects/aim/AimDialect.h"
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
-#include "common/HostTensor.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -32,8 +32,9 @@ enum class EmitStage { Aim };
 cl::OptionCategory aimcCategory("aimc options");
 
 cl::opt<std::string> modelOption(
-    "model", cl::desc("Preset name (see --list-presets) or a YAML/JSON config "
-                      "file (keys: docs/config.md)"),
+    "model",
+    cl::desc("Preset name (see --list-presets) or a YAML/JSON config "
+             "file (keys: docs/config.md)"),
     cl::value_desc("preset|file"), cl::cat(aimcCategory));
 cl::opt<int64_t> batchOption("batch",
                              cl::desc("Batch size B of the compiled step"),
@@ -65,8 +66,7 @@ std::string humanCount(double n) {
 
 void listPresets() {
   outs() << format("%-10s %9s %5s %5s %3s %3s %5s %3s %8s %8s\n", "preset",
-                   "image", "patch", "D", "L", "h", "Dh", "M", "trunk",
-                   "head");
+                   "image", "patch", "D", "L", "h", "Dh", "M", "trunk", "head");
   for (const aim::ModelConfig &c : aim::modelPresets()) {
     std::string image = std::to_string(c.imageHeight) + "x" +
                         std::to_string(c.imageWidth) + "x" +
@@ -80,12 +80,13 @@ void listPresets() {
     }
     outs() << format("%-10s %9s %5lld %5lld %3lld %3lld %5lld %3lld %8s %8s\n",
                      c.name.c_str(), image.c_str(), (long long)c.patchSize,
-                     (long long)c.width, (long long)c.depth,
-                     (long long)c.heads, (long long)c.headWidth,
-                     (long long)c.headDepth, humanCount(total - head).c_str(),
+                     (long long)c.width, (long long)c.depth, (long long)c.heads,
+                     (long long)c.headWidth, (long long)c.headDepth,
+                     humanCount(total - head).c_str(),
                      humanCount(head).c_str());
   }
-  outs() << "(trunk: patch embedding and blocks; head: the pre-training head)\n";
+  outs()
+      << "(trunk: patch embedding and blocks; head: the pre-training head)\n";
 }
 } // namespace
 
