@@ -108,9 +108,12 @@ Value ForwardBuilder::trunkBlock(Value x, int64_t index) {
   Value k = create<SliceOp>(tokens(d), qkv, 2, d, d);
   Value v = create<SliceOp>(tokens(d), qkv, 2, 2 * d, d);
   double scale = 1.0 / std::sqrt(static_cast<double>(config.headDim()));
+  // The row statistics of the softmax, kept for the backward pass.
+  auto rowStats = f32Tensor({batch, config.heads, config.numPatches()});
   Value attn =
-      create<AttentionOp>(tokens(d), q, k, v, prefix, config.heads,
-                          MaskKind::prefix_causal, llvm::APFloat(scale));
+      create<AttentionOp>(TypeRange{tokens(d), rowStats}, q, k, v, prefix,
+                          config.heads, MaskKind::prefix_causal,
+                          llvm::APFloat(scale));
   attn = linear(attn, block + ".attn.proj", d, /*hasBias=*/false);
   x = create<AddOp>(x.getType(), x, attn);
   // x = x + MLP(LN2(x)).

@@ -5,6 +5,8 @@
 
 #include "dialects/aim/AimOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -67,8 +69,8 @@ template <typename T> class Evaluator {
 public:
   explicit Evaluator(func::FuncOp function) : function(function) {}
 
-  llvm::Expected<std::vector<HostTensor>>
-  run(const std::vector<HostTensor> &arguments);
+  /// Runs the function on values already converted to slots.
+  llvm::Expected<std::vector<Slot<T>>> run(std::vector<Slot<T>> arguments);
 
 private:
   llvm::Error opError(Operation *op, const Twine &message) {
@@ -81,19 +83,84 @@ private:
   }
   const Tensor<T> &floats(Value v) { return values[v].floats; }
   const std::vector<int64_t> &ints(Value v) { return values[v].ints; }
+  /// The single element of a 0-d float or integer tensor.
+  T scalar(Value v) { return values[v].floats.data[0]; }
+  int64_t intScalar(Value v) { return values[v].ints[0]; }
   void setFloats(Value v, Tensor<T> t) {
     Slot<T> slot;
     slot.floats = std::move(t);
     values[v] = std::move(slot);
   }
+  Tensor<T> scalarTensor(T value) {
+    Tensor<T> t(std::vector<int64_t>{});
+    t.data[0] = value;
+    return t;
+  }
+  /// Prefix lengths of an op with an optional prefix operand, checked.
+  llvm::Error prefixOf(Operation *op, Value prefix, int64_t tokens,
+                       std::vector<int64_t> &out) {
+    if (!prefix)
+      return llvm::Error::success();
+    out = ints(prefix);
+    if (Status s = checkPrefixLengths(out, tokens); !s)
+      return opError(op, s.message());
+    return llvm::Error::success();
+  }
 
   llvm::Error evaluate(Operation *op);
+  llvm::Error evaluateConstant(arith::ConstantOp op);
+  llvm::Error evaluateCall(func::CallOp op);
 
   func::FuncOp function;
   llvm::DenseMap<Value, Slot<T>> values;
 };
 
+template <typename T>
+llvm::Error Evaluator<T>::evaluateConstant(arith::ConstantOp op) {
+  auto dense = dyn_cast<DenseElementsAttr>(op.getValue());
+  if (!dense)
+    return opError(op, "only dense tensor constants are supported");
+  Slot<T> slot;
+  std::vector<int64_t> shape = shapeOf(op.getType());
+  if (isa<IntegerType>(dense.getElementType())) {
+    slot.isInt = true;
+    slot.intShape = shape;
+    for (const APInt &v : dense.getValues<APInt>())
+      slot.ints.push_back(v.getSExtValue());
+  } else {
+    slot.floats.shape = shape;
+    for (const APFloat &v : dense.getValues<APFloat>())
+      slot.floats.data.push_back(T(v.convertToDouble()));
+  }
+  values[op.getResult()] = std::move(slot);
+  return llvm::Error::success();
+}
+
+template <typename T>
+llvm::Error Evaluator<T>::evaluateCall(func::CallOp op) {
+  auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+      op, op.getCalleeAttr());
+  if (!callee || callee.isExternal())
+    return opError(op, "calls @" + op.getCallee() +
+                           ", which has no body in this module");
+  std::vector<Slot<T>> arguments;
+  for (Value operand : op.getOperands())
+    arguments.push_back(values[operand]);
+  llvm::Expected<std::vector<Slot<T>>> results =
+      Evaluator<T>(callee).run(std::move(arguments));
+  if (!results)
+    return results.takeError();
+  for (auto [result, slot] : llvm::zip(op.getResults(), *results))
+    values[result] = std::move(slot);
+  return llvm::Error::success();
+}
+
 template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
+  if (auto constant = dyn_cast<arith::ConstantOp>(op))
+    return evaluateConstant(constant);
+  if (auto call = dyn_cast<func::CallOp>(op))
+    return evaluateCall(call);
+
   llvm::Error error = llvm::Error::success();
   bool handled =
       llvm::TypeSwitch<Operation *, bool>(op)
@@ -121,8 +188,8 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
           .Case([&](LinearOp o) {
             const Tensor<T> *bias =
                 o.getBias() ? &floats(o.getBias()) : nullptr;
-            setFloats(
-                o, linear(floats(o.getInput()), floats(o.getWeight()), bias));
+            setFloats(o, linear(floats(o.getInput()), floats(o.getWeight()),
+                                bias));
             return true;
           })
           .Case([&](LayerNormOp o) {
@@ -147,32 +214,120 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
           })
           .Case([&](AttentionOp o) {
             std::vector<int64_t> prefix;
-            if (o.getPrefix()) {
-              prefix = ints(o.getPrefix());
-              if (Status s = checkPrefixLengths(
-                      prefix, o.getQuery().getType().getDimSize(1));
-                  !s) {
-                error = opError(op, s.message());
-                return true;
-              }
-            }
-            setFloats(o, attention(floats(o.getQuery()), floats(o.getKey()),
-                                   floats(o.getValue()), o.getHeads(),
-                                   maskOf(o.getMask()), prefix,
-                                   o.getScale().convertToDouble()));
+            error = prefixOf(op, o.getPrefix(),
+                             o.getQuery().getType().getDimSize(1), prefix);
+            if (error)
+              return true;
+            AttentionResult<T> r =
+                attention(floats(o.getQuery()), floats(o.getKey()),
+                          floats(o.getValue()), o.getHeads(),
+                          maskOf(o.getMask()), prefix,
+                          o.getScale().convertToDouble());
+            setFloats(o.getResult(), std::move(r.output));
+            setFloats(o.getRowLogsumexp(), std::move(r.rowLogSumExp));
             return true;
           })
           .Case([&](NormalizedPixelLossOp o) {
             StatusOr<T> loss = normalizedPixelLoss(
                 floats(o.getPrediction()), floats(o.getTarget()),
                 ints(o.getPrefix()), o.getEpsilon().convertToDouble());
-            if (!loss) {
+            if (!loss)
               error = opError(op, loss.status().message());
+            else
+              setFloats(o, scalarTensor(*loss));
+            return true;
+          })
+          // Backward ops.
+          .Case([&](MatmulOp o) {
+            setFloats(o, matmul(floats(o.getLhs()), floats(o.getRhs()),
+                                o.getTransposeLhs(), o.getTransposeRhs()));
+            return true;
+          })
+          .Case([&](SumLeadingOp o) {
+            setFloats(o, sumLeading(floats(o.getInput()), shapeOf(o.getType())));
+            return true;
+          })
+          .Case([&](PadOp o) {
+            setFloats(o, pad(floats(o.getInput()), o.getDim(), o.getBefore(),
+                             o.getAfter()));
+            return true;
+          })
+          .Case([&](LayerNormGradOp o) {
+            LayerNormGrads<T> g =
+                layerNormGrad(floats(o.getGrad()), floats(o.getInput()),
+                              floats(o.getWeight()),
+                              o.getEpsilon().convertToDouble());
+            setFloats(o.getInputGrad(), std::move(g.input));
+            setFloats(o.getWeightGrad(), std::move(g.weight));
+            setFloats(o.getBiasGrad(), std::move(g.bias));
+            return true;
+          })
+          .Case([&](GeluGradOp o) {
+            setFloats(o, geluGrad(floats(o.getGrad()), floats(o.getInput()),
+                                  o.getApproximation() ==
+                                      GeluApproximation::tanh));
+            return true;
+          })
+          .Case([&](AttentionGradOp o) {
+            std::vector<int64_t> prefix;
+            error = prefixOf(op, o.getPrefix(),
+                             o.getQuery().getType().getDimSize(1), prefix);
+            if (error)
+              return true;
+            AttentionGrads<T> g = attentionGrad(
+                floats(o.getGrad()), floats(o.getQuery()), floats(o.getKey()),
+                floats(o.getValue()), floats(o.getOutput()),
+                floats(o.getRowLogsumexp()), o.getHeads(), maskOf(o.getMask()),
+                prefix, o.getScale().convertToDouble());
+            setFloats(o.getQueryGrad(), std::move(g.query));
+            setFloats(o.getKeyGrad(), std::move(g.key));
+            setFloats(o.getValueGrad(), std::move(g.value));
+            return true;
+          })
+          .Case([&](NormalizedPixelLossGradOp o) {
+            StatusOr<Tensor<T>> d = normalizedPixelLossGrad(
+                scalar(o.getGrad()), floats(o.getPrediction()),
+                floats(o.getTarget()), ints(o.getPrefix()),
+                o.getEpsilon().convertToDouble());
+            if (!d)
+              error = opError(op, d.status().message());
+            else
+              setFloats(o, std::move(*d));
+            return true;
+          })
+          // Optimiser ops.
+          .Case([&](GlobalNormOp o) {
+            std::vector<const Tensor<T> *> inputs;
+            for (Value v : o.getInputs())
+              inputs.push_back(&floats(v));
+            setFloats(o, scalarTensor(globalNorm(inputs)));
+            return true;
+          })
+          .Case([&](ClipCoefficientOp o) {
+            T norm = scalar(o.getNorm());
+            T coef = T(o.getMaxNorm().convertToDouble()) /
+                     (norm + T(o.getEpsilon().convertToDouble()));
+            setFloats(o, scalarTensor(std::min(T(1), coef)));
+            return true;
+          })
+          .Case([&](AdamWOp o) {
+            AdamWHyper hyper{o.getBeta1().convertToDouble(),
+                             o.getBeta2().convertToDouble(),
+                             o.getEpsilon().convertToDouble(),
+                             o.getWeightDecay().convertToDouble()};
+            if (intScalar(o.getStep()) < 0) {
+              error = opError(op, "the step index must not be negative, got " +
+                                      std::to_string(intScalar(o.getStep())));
               return true;
             }
-            Tensor<T> scalar(std::vector<int64_t>{});
-            scalar.data[0] = *loss;
-            setFloats(o, std::move(scalar));
+            AdamWState<T> r =
+                adamw(floats(o.getParam()), floats(o.getGrad()),
+                      floats(o.getExpAvg()), floats(o.getExpAvgSq()),
+                      scalar(o.getLr()), intScalar(o.getStep()),
+                      scalar(o.getClipCoefficient()), hyper);
+            setFloats(o.getNewParam(), std::move(r.param));
+            setFloats(o.getNewExpAvg(), std::move(r.expAvg));
+            setFloats(o.getNewExpAvgSq(), std::move(r.expAvgSq));
             return true;
           })
           .Default([](Operation *) { return false; });
@@ -182,17 +337,54 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
 }
 
 template <typename T>
-llvm::Expected<std::vector<HostTensor>>
-Evaluator<T>::run(const std::vector<HostTensor> &arguments) {
+llvm::Expected<std::vector<Slot<T>>>
+Evaluator<T>::run(std::vector<Slot<T>> arguments) {
   Block &body = function.getBody().front();
   if (arguments.size() != body.getNumArguments())
     return createStringError(inconvertibleErrorCode(),
                              "@%s takes %u arguments but %zu were given",
                              function.getSymName().str().c_str(),
                              body.getNumArguments(), arguments.size());
-  for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
-    const HostTensor &given = arguments[i];
-    std::vector<int64_t> expected = shapeOf(arg.getType());
+  for (auto [arg, slot] : llvm::zip(body.getArguments(), arguments))
+    values[arg] = std::move(slot);
+
+  // Free each value after its last use: a whole training step of a real batch
+  // would otherwise hold every activation at once.
+  llvm::DenseMap<Value, Operation *> lastUser;
+  for (Operation &op : body)
+    for (Value operand : op.getOperands())
+      lastUser[operand] = &op;
+
+  for (Operation &op : body) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      std::vector<Slot<T>> results;
+      for (Value v : ret.getOperands())
+        results.push_back(values[v]);
+      return results;
+    }
+    if (llvm::Error err = evaluate(&op))
+      return std::move(err);
+    for (Value operand : op.getOperands())
+      if (lastUser[operand] == &op)
+        values.erase(operand);
+  }
+  return createStringError(inconvertibleErrorCode(), "@%s has no func.return",
+                           function.getSymName().str().c_str());
+}
+
+/// Host tensors into slots, checking them against the signature.
+template <typename T>
+llvm::Expected<std::vector<Slot<T>>>
+toSlots(func::FuncOp function, const std::vector<HostTensor> &arguments) {
+  if (arguments.size() != function.getNumArguments())
+    return createStringError(inconvertibleErrorCode(),
+                             "@%s takes %u arguments but %zu were given",
+                             function.getSymName().str().c_str(),
+                             function.getNumArguments(), arguments.size());
+  std::vector<Slot<T>> slots;
+  for (auto [i, given] : llvm::enumerate(arguments)) {
+    Type type = function.getArgumentTypes()[i];
+    std::vector<int64_t> expected = shapeOf(type);
     if (given.shape != expected)
       return createStringError(
           inconvertibleErrorCode(),
@@ -200,8 +392,8 @@ Evaluator<T>::run(const std::vector<HostTensor> &arguments) {
           argumentName(function, i).c_str(),
           function.getSymName().str().c_str(), shapeToString(expected).c_str(),
           shapeToString(given.shape).c_str());
-    Type elementType = cast<RankedTensorType>(arg.getType()).getElementType();
-    bool wantsInt = isa<IntegerType>(elementType);
+    bool wantsInt =
+        isa<IntegerType>(cast<RankedTensorType>(type).getElementType());
     bool isInt = given.dtype == DType::I32 || given.dtype == DType::I64;
     if (wantsInt != isInt)
       return createStringError(
@@ -220,43 +412,42 @@ Evaluator<T>::run(const std::vector<HostTensor> &arguments) {
       std::vector<double> doubles = given.toDoubles();
       slot.floats.data.assign(doubles.begin(), doubles.end());
     }
-    values[arg] = std::move(slot);
+    slots.push_back(std::move(slot));
   }
+  return slots;
+}
 
-  // Free each value after its last use: a whole forward pass of a real batch
-  // would otherwise hold every activation at once.
-  llvm::DenseMap<Value, Operation *> lastUser;
-  for (Operation &op : body)
-    for (Value operand : op.getOperands())
-      lastUser[operand] = &op;
-
-  for (Operation &op : body) {
-    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-      std::vector<HostTensor> results;
-      DType floatType = sizeof(T) == 8 ? DType::F64 : DType::F32;
-      for (Value v : ret.getOperands()) {
-        const Slot<T> &slot = values[v];
-        if (slot.isInt) {
-          HostTensor t = HostTensor::zeros(DType::I64, slot.intShape);
-          std::memcpy(t.bytes.data(), slot.ints.data(), t.bytes.size());
-          results.push_back(std::move(t));
-        } else {
-          std::vector<double> doubles(slot.floats.data.begin(),
-                                      slot.floats.data.end());
-          results.push_back(
-              HostTensor::fromDoubles(floatType, slot.floats.shape, doubles));
-        }
-      }
-      return results;
+/// Slots back into host tensors: floats as F64 or F32, integers as I64.
+template <typename T>
+std::vector<HostTensor> toHostTensors(const std::vector<Slot<T>> &slots) {
+  std::vector<HostTensor> out;
+  DType floatType = sizeof(T) == 8 ? DType::F64 : DType::F32;
+  for (const Slot<T> &slot : slots) {
+    if (slot.isInt) {
+      out.push_back(HostTensor::fromDoubles(
+          DType::I64, slot.intShape,
+          std::vector<double>(slot.ints.begin(), slot.ints.end())));
+    } else {
+      out.push_back(HostTensor::fromDoubles(
+          floatType, slot.floats.shape,
+          std::vector<double>(slot.floats.data.begin(),
+                              slot.floats.data.end())));
     }
-    if (llvm::Error err = evaluate(&op))
-      return std::move(err);
-    for (Value operand : op.getOperands())
-      if (lastUser[operand] == &op)
-        values.erase(operand);
   }
-  return createStringError(inconvertibleErrorCode(), "@%s has no func.return",
-                           function.getSymName().str().c_str());
+  return out;
+}
+
+template <typename T>
+llvm::Expected<std::vector<HostTensor>>
+runIn(func::FuncOp function, const std::vector<HostTensor> &arguments) {
+  llvm::Expected<std::vector<Slot<T>>> slots = toSlots<T>(function, arguments);
+  if (!slots)
+    return slots.takeError();
+  llvm::Expected<std::vector<Slot<T>>> results =
+      Evaluator<T>(function).run(std::move(*slots));
+  if (!results)
+    return results.takeError();
+  return toHostTensors(*results);
 }
 
 } // namespace
@@ -269,16 +460,19 @@ runFunction(func::FuncOp function, const std::vector<HostTensor> &arguments,
                              "@%s must have exactly one block",
                              function.getSymName().str().c_str());
   if (precision == Precision::F64)
-    return Evaluator<double>(function).run(arguments);
-  return Evaluator<float>(function).run(arguments);
+    return runIn<double>(function, arguments);
+  return runIn<float>(function, arguments);
 }
 
 llvm::Expected<std::vector<HostTensor>>
 bindArguments(func::FuncOp function, const NamedTensors &params,
-              const std::map<std::string, HostTensor> &inputs) {
-  std::map<std::string, const HostTensor *> byName;
+              const std::map<std::string, HostTensor> &inputs,
+              const NamedTensors &state) {
+  std::map<std::string, const HostTensor *> byName, stateByName;
   for (const auto &[name, tensor] : params)
     byName[name] = &tensor;
+  for (const auto &[name, tensor] : state)
+    stateByName[name] = &tensor;
   std::vector<HostTensor> bound;
   std::vector<std::string> errors;
   llvm::StringSet<> used;
@@ -307,11 +501,21 @@ bindArguments(func::FuncOp function, const NamedTensors &params,
         continue;
       }
       tensor = &it->second;
+    } else if (auto name = function.getArgAttrOfType<StringAttr>(
+                   i, AimDialect::kStateAttrName)) {
+      what = "optimiser state '" + name.getValue().str() + "'";
+      auto it = stateByName.find(name.getValue().str());
+      if (it == stateByName.end()) {
+        errors.push_back("missing " + what + " with shape " +
+                         shapeToString(expected));
+        continue;
+      }
+      tensor = it->second;
     } else {
       errors.push_back("argument #" + std::to_string(i) + " of @" +
                        function.getSymName().str() +
-                       " has neither {aim.param} nor {aim.input}: the "
-                       "interpreter cannot tell what to bind to it");
+                       " has none of {aim.param}, {aim.state}, {aim.input}: "
+                       "the interpreter cannot tell what to bind to it");
       continue;
     }
     if (tensor->shape != expected) {

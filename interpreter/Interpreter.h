@@ -32,12 +32,13 @@ runFunction(mlir::func::FuncOp function,
             const std::vector<HostTensor> &arguments, Precision precision);
 
 /// Orders named tensors as `function`'s arguments: an argument tagged
-/// {aim.param = name} takes `params[name]`, one tagged {aim.input = name}
-/// takes `inputs[name]`. Missing, extra or misshapen tensors are errors that
-/// name the tensor, its expected shape and the file it should come from.
+/// {aim.param = name} takes `params[name]`, {aim.state = name} takes
+/// `state[name]`, {aim.input = name} takes `inputs[name]`. Missing, extra or
+/// misshapen tensors are errors that name the tensor and its expected shape.
 llvm::Expected<std::vector<HostTensor>>
 bindArguments(mlir::func::FuncOp function, const NamedTensors &params,
-              const std::map<std::string, HostTensor> &inputs);
+              const std::map<std::string, HostTensor> &inputs,
+              const NamedTensors &state = {});
 
 } // namespace aim::interp
 

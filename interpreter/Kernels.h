@@ -11,6 +11,7 @@
 
 #include "common/Status.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -57,6 +58,9 @@ Tensor<T> patchify(const Tensor<T> &images, int64_t p, bool channelLast) {
 }
 
 /// x [..., in] times weight [out, in] transposed, plus bias [out] if given.
+/// Each output is bias + sum_i x_i w_oi accumulated in order of i; the loop
+/// runs over o innermost (on a transposed copy of the weight) so that it
+/// vectorises without reordering any sum.
 template <typename T>
 Tensor<T> linear(const Tensor<T> &x, const Tensor<T> &weight,
                  const Tensor<T> *bias) {
@@ -64,15 +68,79 @@ Tensor<T> linear(const Tensor<T> &x, const Tensor<T> &weight,
   std::vector<int64_t> shape = x.shape;
   shape.back() = out;
   Tensor<T> y(shape);
+  std::vector<T> weightT(in * out);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i)
+      weightT[i * out + o] = weight.data[o * in + i];
   const int64_t rows = x.size() / in;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      T acc = bias ? bias->data[o] : T(0);
-      const T *xr = &x.data[r * in], *wr = &weight.data[o * in];
-      for (int64_t i = 0; i < in; ++i)
-        acc += xr[i] * wr[i];
-      y.data[r * out + o] = acc;
+  for (int64_t r = 0; r < rows; ++r) {
+    T *yr = &y.data[r * out];
+    if (bias)
+      std::copy(bias->data.begin(), bias->data.end(), yr);
+    for (int64_t i = 0; i < in; ++i) {
+      const T xi = x.data[r * in + i];
+      const T *wi = &weightT[i * out];
+      for (int64_t o = 0; o < out; ++o)
+        yr[o] += xi * wi[o];
     }
+  }
+  return y;
+}
+
+/// op(a) @ op(b) for matrices, op transposing when asked; each output sums
+/// over the contracted index in order.
+template <typename T>
+Tensor<T> matmul(const Tensor<T> &a, const Tensor<T> &b, bool transposeA,
+                 bool transposeB) {
+  const int64_t m = transposeA ? a.shape[1] : a.shape[0];
+  const int64_t k = transposeA ? a.shape[0] : a.shape[1];
+  const int64_t n = transposeB ? b.shape[0] : b.shape[1];
+  // Row-major copies of op(a) [m, k] and op(b) [k, n], then i-k-j loops.
+  std::vector<T> lhs(m * k), rhs(k * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      lhs[i * k + j] = transposeA ? a.data[j * m + i] : a.data[i * k + j];
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      rhs[i * n + j] = transposeB ? b.data[j * k + i] : b.data[i * n + j];
+  Tensor<T> c({m, n});
+  for (int64_t i = 0; i < m; ++i) {
+    T *ci = &c.data[i * n];
+    for (int64_t j = 0; j < k; ++j) {
+      const T aij = lhs[i * k + j];
+      const T *bj = &rhs[j * n];
+      for (int64_t l = 0; l < n; ++l)
+        ci[l] += aij * bj[l];
+    }
+  }
+  return c;
+}
+
+/// Sums x over its leading dimensions down to the trailing shape `outShape`.
+template <typename T>
+Tensor<T> sumLeading(const Tensor<T> &x, std::vector<int64_t> outShape) {
+  Tensor<T> y(std::move(outShape));
+  const int64_t period = y.size();
+  for (int64_t i = 0; i < x.size(); ++i)
+    y.data[i % period] += x.data[i];
+  return y;
+}
+
+/// Zeros, x, zeros along `dim`.
+template <typename T>
+Tensor<T> pad(const Tensor<T> &x, int64_t dim, int64_t before, int64_t after) {
+  std::vector<int64_t> shape = x.shape;
+  shape[dim] += before + after;
+  Tensor<T> y(shape);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d)
+    outer *= x.shape[d];
+  for (size_t d = dim + 1; d < x.shape.size(); ++d)
+    inner *= x.shape[d];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t s = 0; s < x.shape[dim]; ++s)
+      std::memcpy(&y.data[(o * shape[dim] + before + s) * inner],
+                  &x.data[(o * x.shape[dim] + s) * inner], inner * sizeof(T));
   return y;
 }
 
@@ -98,6 +166,44 @@ Tensor<T> layerNorm(const Tensor<T> &x, const Tensor<T> &weight,
   return y;
 }
 
+template <typename T> struct LayerNormGrads {
+  Tensor<T> input, weight, bias;
+};
+
+/// Gradients of layerNorm (see aim.layer_norm_grad), statistics recomputed.
+template <typename T>
+LayerNormGrads<T> layerNormGrad(const Tensor<T> &dy, const Tensor<T> &x,
+                                const Tensor<T> &weight, double eps) {
+  const int64_t d = x.shape.back(), rows = x.size() / d;
+  LayerNormGrads<T> g{Tensor<T>(x.shape), Tensor<T>({d}), Tensor<T>({d})};
+  std::vector<T> xhat(d), gw(d);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *xr = &x.data[r * d], *dyr = &dy.data[r * d];
+    T mean = 0, var = 0;
+    for (int64_t i = 0; i < d; ++i)
+      mean += xr[i];
+    mean /= T(d);
+    for (int64_t i = 0; i < d; ++i)
+      var += (xr[i] - mean) * (xr[i] - mean);
+    var /= T(d);
+    T rstd = T(1) / std::sqrt(var + T(eps));
+    T meanG = 0, meanGX = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      xhat[i] = (xr[i] - mean) * rstd;
+      gw[i] = dyr[i] * weight.data[i];
+      meanG += gw[i];
+      meanGX += gw[i] * xhat[i];
+      g.weight.data[i] += dyr[i] * xhat[i];
+      g.bias.data[i] += dyr[i];
+    }
+    meanG /= T(d);
+    meanGX /= T(d);
+    for (int64_t i = 0; i < d; ++i)
+      g.input.data[r * d + i] = rstd * (gw[i] - meanG - xhat[i] * meanGX);
+  }
+  return g;
+}
+
 /// lhs + rhs with rhs repeated over lhs's leading dimensions.
 template <typename T>
 Tensor<T> add(const Tensor<T> &lhs, const Tensor<T> &rhs) {
@@ -118,6 +224,29 @@ template <typename T> Tensor<T> gelu(const Tensor<T> &x, bool tanhForm) {
                                (T(1) + std::tanh(kSqrt2OverPi *
                                                  (v + T(0.044715) * v * v * v)))
                          : T(0.5) * v * (T(1) + std::erf(v * kInvSqrt2));
+  }
+  return y;
+}
+
+/// grad * gelu'(x).
+template <typename T>
+Tensor<T> geluGrad(const Tensor<T> &dy, const Tensor<T> &x, bool tanhForm) {
+  Tensor<T> y(x.shape);
+  const T kInvSqrt2 = T(0.70710678118654752440);
+  const T kInvSqrt2Pi = T(0.39894228040143267794);
+  const T kSqrt2OverPi = T(0.79788456080286535588);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    T v = x.data[i], derivative;
+    if (tanhForm) {
+      T t = std::tanh(kSqrt2OverPi * (v + T(0.044715) * v * v * v));
+      derivative = T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) *
+                                             kSqrt2OverPi *
+                                             (T(1) + T(3 * 0.044715) * v * v);
+    } else {
+      derivative = T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) +
+                   v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v);
+    }
+    y.data[i] = dy.data[i] * derivative;
   }
   return y;
 }
@@ -174,25 +303,31 @@ inline bool maskAllows(Mask mask, int64_t prefix, int64_t q, int64_t k) {
   return false;
 }
 
+template <typename T> struct AttentionResult {
+  Tensor<T> output;
+  Tensor<T> rowLogSumExp; // [B, heads, N]
+};
+
 /// Multi-head attention on [B, N, heads * dh]; `prefix` has B entries for
 /// Mask::PrefixCausal and is ignored otherwise. Every query sees at least
 /// itself under every mask kind, so no softmax row is empty.
 template <typename T>
-Tensor<T> attention(const Tensor<T> &query, const Tensor<T> &key,
-                    const Tensor<T> &value, int64_t heads, Mask mask,
-                    const std::vector<int64_t> &prefix, double scale) {
+AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
+                             const Tensor<T> &value, int64_t heads, Mask mask,
+                             const std::vector<int64_t> &prefix,
+                             double scale) {
   const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
                 dh = width / heads;
-  Tensor<T> out(query.shape);
+  AttentionResult<T> r{Tensor<T>(query.shape), Tensor<T>({b, heads, n})};
   std::vector<T> scores(n);
   for (int64_t s = 0; s < b; ++s)
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t q = 0; q < n; ++q) {
         const T *qv = &query.data[(s * n + q) * width + h * dh];
-        int64_t k_prefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
+        int64_t kPrefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
         T maxScore = -INFINITY;
         for (int64_t k = 0; k < n; ++k) {
-          if (!maskAllows(mask, k_prefix, q, k))
+          if (!maskAllows(mask, kPrefix, q, k))
             continue;
           const T *kv = &key.data[(s * n + k) * width + h * dh];
           T dot = 0;
@@ -203,13 +338,15 @@ Tensor<T> attention(const Tensor<T> &query, const Tensor<T> &key,
         }
         T denominator = 0;
         for (int64_t k = 0; k < n; ++k)
-          if (maskAllows(mask, k_prefix, q, k)) {
+          if (maskAllows(mask, kPrefix, q, k)) {
             scores[k] = std::exp(scores[k] - maxScore);
             denominator += scores[k];
           }
-        T *ov = &out.data[(s * n + q) * width + h * dh];
+        r.rowLogSumExp.data[(s * heads + h) * n + q] =
+            maxScore + std::log(denominator);
+        T *ov = &r.output.data[(s * n + q) * width + h * dh];
         for (int64_t k = 0; k < n; ++k) {
-          if (!maskAllows(mask, k_prefix, q, k))
+          if (!maskAllows(mask, kPrefix, q, k))
             continue;
           const T *vv = &value.data[(s * n + k) * width + h * dh];
           T weight = scores[k] / denominator;
@@ -217,7 +354,57 @@ Tensor<T> attention(const Tensor<T> &query, const Tensor<T> &key,
             ov[i] += weight * vv[i];
         }
       }
-  return out;
+  return r;
+}
+
+template <typename T> struct AttentionGrads {
+  Tensor<T> query, key, value;
+};
+
+/// Gradients of attention (see aim.attention_grad): the probabilities are
+/// recomputed from the row statistics, one (query, key) pair at a time.
+template <typename T>
+AttentionGrads<T>
+attentionGrad(const Tensor<T> &dOut, const Tensor<T> &query,
+              const Tensor<T> &key, const Tensor<T> &value,
+              const Tensor<T> &output, const Tensor<T> &rowLogSumExp,
+              int64_t heads, Mask mask, const std::vector<int64_t> &prefix,
+              double scale) {
+  const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
+                dh = width / heads;
+  AttentionGrads<T> g{Tensor<T>(query.shape), Tensor<T>(query.shape),
+                      Tensor<T>(query.shape)};
+  for (int64_t s = 0; s < b; ++s)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t q = 0; q < n; ++q) {
+        const int64_t qOffset = (s * n + q) * width + h * dh;
+        const T *qv = &query.data[qOffset], *dov = &dOut.data[qOffset],
+                *ov = &output.data[qOffset];
+        const T lse = rowLogSumExp.data[(s * heads + h) * n + q];
+        int64_t kPrefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
+        T delta = 0;
+        for (int64_t i = 0; i < dh; ++i)
+          delta += dov[i] * ov[i];
+        for (int64_t k = 0; k < n; ++k) {
+          if (!maskAllows(mask, kPrefix, q, k))
+            continue;
+          const int64_t kOffset = (s * n + k) * width + h * dh;
+          const T *kv = &key.data[kOffset], *vv = &value.data[kOffset];
+          T dot = 0, dp = 0;
+          for (int64_t i = 0; i < dh; ++i) {
+            dot += qv[i] * kv[i];
+            dp += dov[i] * vv[i];
+          }
+          T p = std::exp(dot * T(scale) - lse);
+          T ds = p * (dp - delta) * T(scale);
+          for (int64_t i = 0; i < dh; ++i) {
+            g.value.data[kOffset + i] += p * dov[i];
+            g.query.data[qOffset + i] += ds * kv[i];
+            g.key.data[kOffset + i] += ds * qv[i];
+          }
+        }
+      }
+  return g;
 }
 
 /// Checks 1 <= prefix[b] <= n for every sample.
@@ -270,6 +457,83 @@ normalizedPixelLoss(const Tensor<T> &prediction, const Tensor<T> &target,
         std::to_string(n) +
         ", so no patch is predicted; use K_b < N for at least one sample");
   return total / T(pairs);
+}
+
+/// d loss / d prediction times `grad` (see aim.normalized_pixel_loss_grad).
+template <typename T>
+StatusOr<Tensor<T>> normalizedPixelLossGrad(T grad, const Tensor<T> &prediction,
+                                            const Tensor<T> &target,
+                                            const std::vector<int64_t> &prefix,
+                                            double eps) {
+  const int64_t b = prediction.shape[0], n = prediction.shape[1],
+                p = prediction.shape[2];
+  if (Status s = checkPrefixLengths(prefix, n); !s)
+    return s;
+  int64_t pairs = 0;
+  for (int64_t s = 0; s < b; ++s)
+    pairs += n - std::max<int64_t>(1, prefix[s]);
+  if (pairs == 0)
+    return Status::error("the batch has no loss target: every prefix length "
+                         "equals N = " +
+                         std::to_string(n));
+  Tensor<T> d(prediction.shape);
+  const T factor = grad * T(2) / T(p * pairs);
+  for (int64_t s = 0; s < b; ++s)
+    for (int64_t t = std::max<int64_t>(1, prefix[s]); t < n; ++t) {
+      const T *tv = &target.data[(s * n + t) * p];
+      const T *pv = &prediction.data[(s * n + t - 1) * p];
+      T *dv = &d.data[(s * n + t - 1) * p];
+      T mean = 0, var = 0;
+      for (int64_t j = 0; j < p; ++j)
+        mean += tv[j];
+      mean /= T(p);
+      for (int64_t j = 0; j < p; ++j)
+        var += (tv[j] - mean) * (tv[j] - mean);
+      var /= T(p - 1);
+      T inv = T(1) / std::sqrt(var + T(eps));
+      for (int64_t j = 0; j < p; ++j)
+        dv[j] = factor * (pv[j] - (tv[j] - mean) * inv);
+    }
+  return d;
+}
+
+/// sqrt of the sum of squares of every element of every tensor.
+template <typename T> T globalNorm(const std::vector<const Tensor<T> *> &xs) {
+  T sum = 0;
+  for (const Tensor<T> *x : xs)
+    for (T v : x->data)
+      sum += v * v;
+  return std::sqrt(sum);
+}
+
+struct AdamWHyper {
+  double beta1, beta2, epsilon, weightDecay;
+};
+
+template <typename T> struct AdamWState {
+  Tensor<T> param, expAvg, expAvgSq;
+};
+
+/// One AdamW update (see aim.adamw), `step` 0-based.
+template <typename T>
+AdamWState<T> adamw(const Tensor<T> &param, const Tensor<T> &grad,
+                    const Tensor<T> &expAvg, const Tensor<T> &expAvgSq, T lr,
+                    int64_t step, T clipCoefficient, const AdamWHyper &h) {
+  AdamWState<T> out{param, expAvg, expAvgSq};
+  const T b1 = T(h.beta1), b2 = T(h.beta2);
+  const double t = static_cast<double>(step + 1);
+  const T correction1 = T(1 - std::pow(h.beta1, t));
+  const T correction2 = T(1 - std::pow(h.beta2, t));
+  for (int64_t i = 0; i < param.size(); ++i) {
+    T g = grad.data[i] * clipCoefficient;
+    T &p = out.param.data[i], &m = out.expAvg.data[i],
+      &v = out.expAvgSq.data[i];
+    p -= lr * T(h.weightDecay) * p;
+    m = b1 * m + (T(1) - b1) * g;
+    v = b2 * v + (T(1) - b2) * g * g;
+    p -= lr * (m / correction1) / (std::sqrt(v / correction2) + T(h.epsilon));
+  }
+  return out;
 }
 
 /// Rounds to bfloat16 (round to nearest, ties to even), kept in T.

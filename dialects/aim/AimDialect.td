@@ -32,6 +32,12 @@ def Aim_Dialect : Dialect {
     /// Discardable attribute on a data (non-parameter) argument of an entry
     /// point naming what it holds: "images", "prefix", later "lr", "step".
     static constexpr ::llvm::StringLiteral kInputAttrName = "aim.input";
+    /// Discardable attribute on an optimiser-state argument or result of
+    /// @train_step: "<param>.exp_avg" or "<param>.exp_avg_sq".
+    static constexpr ::llvm::StringLiteral kStateAttrName = "aim.state";
+    /// Discardable attribute naming a result of an entry point: "loss",
+    /// "grad_norm", "<param>.grad".
+    static constexpr ::llvm::StringLiteral kOutputAttrName = "aim.output";
     /// Discardable attribute on an op naming the model scope it belongs to, for
     /// example "trunk.blocks.3.attn", so that a reader (and a pass) finds block 3.
     static constexpr ::llvm::StringLiteral kScopeAttrName = "aim.scope";

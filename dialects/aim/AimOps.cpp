@@ -194,42 +194,56 @@ LogicalResult PosEmbed2dOp::verify() {
   return success();
 }
 
-LogicalResult AttentionOp::verify() {
-  auto q = tensorType(getQuery());
+namespace {
+/// The checks shared by aim.attention and aim.attention_grad: q, k, v (and
+/// the other `sameShape` operands) are [B, N, heads * dh]; the row statistics
+/// are [B, heads, N]; the prefix operand is present exactly for prefix_causal.
+LogicalResult verifyAttentionOperands(Operation *op, Value query,
+                                      ArrayRef<std::pair<Value, StringRef>> sameShape,
+                                      Value rowLogSumExp, Value prefix,
+                                      int64_t heads, MaskKind mask,
+                                      double scale) {
+  auto q = tensorType(query);
   if (q.getRank() != 3)
-    return emitOpError()
+    return op->emitOpError()
            << "query must be [B, N, heads * dh] (rank 3) but has rank "
            << q.getRank();
-  if (failed(expectShape(*this, getKey(), "key", q.getShape())) ||
-      failed(expectShape(*this, getValue(), "value", q.getShape())) ||
-      failed(expectShape(*this, getResult(), "result", q.getShape())) ||
-      failed(
-          expectSameElementType(*this, getQuery(), "query", getKey(), "key")) ||
-      failed(expectSameElementType(*this, getQuery(), "query", getValue(),
-                                   "value")) ||
-      failed(expectSameElementType(*this, getQuery(), "query", getResult(),
-                                   "result")))
+  for (auto [value, name] : sameShape)
+    if (failed(expectShape(op, value, name, q.getShape())) ||
+        failed(expectSameElementType(op, query, "query", value, name)))
+      return failure();
+  int64_t batch = q.getDimSize(0), tokens = q.getDimSize(1),
+          width = q.getDimSize(2);
+  if (width % heads != 0)
+    return op->emitOpError() << "width " << width
+                             << " is not divisible by heads " << heads;
+  if (failed(expectShape(op, rowLogSumExp, "row_logsumexp",
+                         {batch, heads, tokens})))
     return failure();
-  int64_t width = q.getDimSize(2);
-  if (width % getHeads() != 0)
-    return emitOpError() << "width " << width << " is not divisible by heads "
-                         << getHeads();
-  if (getScale().convertToDouble() <= 0.0)
-    return emitOpError() << "scale must be positive, got "
-                         << getScale().convertToDouble();
-  bool needsPrefix = getMask() == MaskKind::prefix_causal;
-  if (needsPrefix && !getPrefix())
-    return emitOpError()
+  if (scale <= 0.0)
+    return op->emitOpError() << "scale must be positive, got " << scale;
+  bool needsPrefix = mask == MaskKind::prefix_causal;
+  if (needsPrefix && !prefix)
+    return op->emitOpError()
            << "mask prefix_causal needs the per-sample prefix lengths: write "
               "`mask = prefix_causal(%K)` with %K : tensor<"
-           << q.getDimSize(0) << "xi32>";
-  if (!needsPrefix && getPrefix())
-    return emitOpError() << "mask " << stringifyMaskKind(getMask())
-                         << " takes no prefix lengths; use mask = "
-                            "prefix_causal(%K) or drop the operand";
-  if (Value prefix = getPrefix())
-    return expectShape(*this, prefix, "prefix", {q.getDimSize(0)});
+           << batch << "xi32>";
+  if (!needsPrefix && prefix)
+    return op->emitOpError() << "mask " << stringifyMaskKind(mask)
+                             << " takes no prefix lengths; use mask = "
+                                "prefix_causal(%K) or drop the operand";
+  if (prefix)
+    return expectShape(op, prefix, "prefix", {batch});
   return success();
+}
+} // namespace
+
+LogicalResult AttentionOp::verify() {
+  return verifyAttentionOperands(
+      *this, getQuery(),
+      {{getKey(), "key"}, {getValue(), "value"}, {getResult(), "result"}},
+      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
+      getScale().convertToDouble());
 }
 
 LogicalResult NormalizedPixelLossOp::verify() {
@@ -254,6 +268,125 @@ LogicalResult NormalizedPixelLossOp::verify() {
   if (getEpsilon().convertToDouble() <= 0.0)
     return emitOpError() << "epsilon must be positive, got "
                          << getEpsilon().convertToDouble();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Backward ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatmulOp::verify() {
+  auto lhs = tensorType(getLhs()), rhs = tensorType(getRhs());
+  if (lhs.getRank() != 2 || rhs.getRank() != 2)
+    return emitOpError() << "operands must be matrices (rank 2), got ranks "
+                         << lhs.getRank() << " and " << rhs.getRank();
+  int64_t m = getTransposeLhs() ? lhs.getDimSize(1) : lhs.getDimSize(0);
+  int64_t kl = getTransposeLhs() ? lhs.getDimSize(0) : lhs.getDimSize(1);
+  int64_t kr = getTransposeRhs() ? rhs.getDimSize(1) : rhs.getDimSize(0);
+  int64_t n = getTransposeRhs() ? rhs.getDimSize(0) : rhs.getDimSize(1);
+  if (kl != kr)
+    return emitOpError() << "contracted dimensions differ: lhs gives " << kl
+                         << " and rhs gives " << kr;
+  if (failed(expectSameElementType(*this, getLhs(), "lhs", getRhs(), "rhs")) ||
+      failed(expectSameElementType(*this, getLhs(), "lhs", getResult(),
+                                   "result")))
+    return failure();
+  return expectShape(*this, getResult(), "result", {m, n});
+}
+
+LogicalResult SumLeadingOp::verify() {
+  ArrayRef<int64_t> in = tensorType(getInput()).getShape();
+  ArrayRef<int64_t> out = tensorType(getResult()).getShape();
+  if (out.size() > in.size() || in.take_back(out.size()) != out)
+    return emitOpError() << "result shape " << shapeString(out)
+                         << " must equal the trailing dimensions of input shape "
+                         << shapeString(in);
+  return expectSameElementType(*this, getInput(), "input", getResult(),
+                               "result");
+}
+
+LogicalResult PadOp::verify() {
+  auto in = tensorType(getInput());
+  int64_t dim = getDim();
+  if (dim >= in.getRank())
+    return emitOpError() << "dim " << dim << " is out of range for input of rank "
+                         << in.getRank();
+  SmallVector<int64_t> expected(in.getShape());
+  expected[dim] += getBefore() + getAfter();
+  if (failed(expectSameElementType(*this, getInput(), "input", getResult(),
+                                   "result")))
+    return failure();
+  return expectShape(*this, getResult(), "result", expected);
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  auto in = tensorType(getInput());
+  if (in.getRank() < 1)
+    return emitOpError() << "input must have at least one dimension";
+  int64_t d = in.getShape().back();
+  if (failed(expectShape(*this, getGrad(), "grad", in.getShape())) ||
+      failed(expectShape(*this, getWeight(), "weight", {d})) ||
+      failed(expectShape(*this, getInputGrad(), "input_grad", in.getShape())) ||
+      failed(expectShape(*this, getWeightGrad(), "weight_grad", {d})) ||
+      failed(expectShape(*this, getBiasGrad(), "bias_grad", {d})))
+    return failure();
+  if (getEpsilon().convertToDouble() <= 0.0)
+    return emitOpError() << "epsilon must be positive, got "
+                         << getEpsilon().convertToDouble();
+  return success();
+}
+
+LogicalResult GeluGradOp::verify() {
+  if (getGrad().getType() != getInput().getType() ||
+      getResult().getType() != getInput().getType())
+    return emitOpError() << "grad, input and result must have one type, got "
+                         << getGrad().getType() << ", " << getInput().getType()
+                         << " and " << getResult().getType();
+  return success();
+}
+
+LogicalResult AttentionGradOp::verify() {
+  return verifyAttentionOperands(
+      *this, getQuery(),
+      {{getGrad(), "grad"},
+       {getKey(), "key"},
+       {getValue(), "value"},
+       {getOutput(), "output"},
+       {getQueryGrad(), "query_grad"},
+       {getKeyGrad(), "key_grad"},
+       {getValueGrad(), "value_grad"}},
+      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
+      getScale().convertToDouble());
+}
+
+LogicalResult NormalizedPixelLossGradOp::verify() {
+  auto pred = tensorType(getPrediction());
+  if (pred.getRank() != 3)
+    return emitOpError() << "prediction must be [B, N, P] (rank 3) but has rank "
+                         << pred.getRank();
+  if (failed(expectShape(*this, getTarget(), "target", pred.getShape())) ||
+      failed(expectShape(*this, getResult(), "result", pred.getShape())) ||
+      failed(expectShape(*this, getPrefix(), "prefix", {pred.getDimSize(0)})))
+    return failure();
+  return success();
+}
+
+LogicalResult GlobalNormOp::verify() {
+  if (getInputs().empty())
+    return emitOpError() << "needs at least one tensor";
+  return success();
+}
+
+LogicalResult AdamWOp::verify() {
+  for (auto [name, value] :
+       {std::pair<StringRef, double>{"beta1", getBeta1().convertToDouble()},
+        {"beta2", getBeta2().convertToDouble()}})
+    if (value < 0.0 || value >= 1.0)
+      return emitOpError() << name << " must be in [0, 1), got " << value;
+  if (getEpsilon().convertToDouble() <= 0.0)
+    return emitOpError() << "epsilon must be positive";
+  if (getWeightDecay().convertToDouble() < 0.0)
+    return emitOpError() << "weight_decay must not be negative";
   return success();
 }
 

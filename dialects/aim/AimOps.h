@@ -3,6 +3,7 @@
 #define AIMC_DIALECTS_AIM_AIMOPS_H
 
 #include "dialects/aim/AimDialect.h"
+#include "dialects/aim/AimInterfaces.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"

@@ -10,6 +10,7 @@
 
 include "dialects/aim/AimDialect.td"
 include "mlir/IR/EnumAttr.td"
+include "dialects/aim/AimInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
@@ -46,6 +47,10 @@ def Aim_GeluApproximation : I32EnumAttr<"GeluApproximation",
 def Aim_FloatTensor : RankedTensorOf<[F32, F64, BF16, F16]>;
 def Aim_PrefixTensor : 1DTensorOf<[I32, I64]>;
 def Aim_ScalarFloatTensor : 0DTensorOf<[F32, F64, BF16, F16]>;
+def Aim_ScalarIntTensor : 0DTensorOf<[I32, I64]>;
+
+/// An op with its own vector-Jacobian product (AimVjps.cpp).
+def Aim_Differentiable : DeclareOpInterfaceMethods<Aim_DifferentiableOpInterface>;
 
 //===----------------------------------------------------------------------===//
 // Data movement
@@ -77,7 +82,7 @@ def Aim_PatchifyOp : Aim_Op<"patchify", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_ReshapeOp : Aim_Op<"reshape", [Pure]> {
+def Aim_ReshapeOp : Aim_Op<"reshape", [Pure, Aim_Differentiable]> {
   let summary = "reinterprets a tensor with another static shape";
   let description = [{
     Same elements in the same row-major order, new shape; the element count and
@@ -94,7 +99,7 @@ def Aim_ReshapeOp : Aim_Op<"reshape", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_SliceOp : Aim_Op<"slice", [Pure]> {
+def Aim_SliceOp : Aim_Op<"slice", [Pure, Aim_Differentiable]> {
   let summary = "takes a contiguous range along one dimension";
   let description = [{
     `result = input[..., offset : offset + size, ...]` along dimension `dim`;
@@ -118,7 +123,7 @@ def Aim_SliceOp : Aim_Op<"slice", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_CastOp : Aim_Op<"cast", [Pure]> {
+def Aim_CastOp : Aim_Op<"cast", [Pure, Aim_Differentiable]> {
   let summary = "converts the element type (f32, bf16, f16, f64)";
   let description = [{
     Rounds every element to the result's element type (round to nearest even);
@@ -139,7 +144,7 @@ def Aim_CastOp : Aim_Op<"cast", [Pure]> {
 // Compute
 //===----------------------------------------------------------------------===//
 
-def Aim_LinearOp : Aim_Op<"linear", [Pure]> {
+def Aim_LinearOp : Aim_Op<"linear", [Pure, Aim_Differentiable]> {
   let summary = "affine map over the last dimension (PyTorch Linear layout)";
   let description = [{
     `result[..., o] = sum_i input[..., i] * weight[o, i] (+ bias[o])` with
@@ -162,7 +167,7 @@ def Aim_LinearOp : Aim_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_LayerNormOp : Aim_Op<"layer_norm", [Pure]> {
+def Aim_LayerNormOp : Aim_Op<"layer_norm", [Pure, Aim_Differentiable]> {
   let summary = "layer normalisation over the last dimension, with affine";
   let description = [{
     With `mu` and `var` the mean and the biased variance (divide by D) over the
@@ -185,7 +190,7 @@ def Aim_LayerNormOp : Aim_Op<"layer_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_AddOp : Aim_Op<"add", [Pure]> {
+def Aim_AddOp : Aim_Op<"add", [Pure, Aim_Differentiable]> {
   let summary = "elementwise sum, the right operand broadcast over leading dims";
   let description = [{
     `result = lhs + rhs`, where the shape of `rhs` must equal the trailing
@@ -205,7 +210,7 @@ def Aim_AddOp : Aim_Op<"add", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_GeluOp : Aim_Op<"gelu", [Pure]> {
+def Aim_GeluOp : Aim_Op<"gelu", [Pure, Aim_Differentiable]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `erf` (AIM's choice): `x * (1 + erf(x / sqrt(2))) / 2`.
@@ -251,7 +256,7 @@ def Aim_PosEmbed2dOp : Aim_Op<"pos_embed_2d", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Aim_AttentionOp : Aim_Op<"attention", [Pure]> {
+def Aim_AttentionOp : Aim_Op<"attention", [Pure, Aim_Differentiable]> {
   let summary = "multi-head scaled dot-product attention with a mask kind";
   let description = [{
     `query`, `key` and `value` are `[B, N, heads * dh]`; head `h` uses channels
@@ -266,29 +271,34 @@ def Aim_AttentionOp : Aim_Op<"attention", [Pure]> {
     No N x N mask tensor exists: passes and backends derive the visible keys
     from the kind and the prefix lengths.
 
+    The second result, `row_logsumexp` `[B, heads, N]` (always f32), holds
+    `log sum_k exp(scale * <query, key_k>)` over the visible keys of each row:
+    the statistics from which `aim.attention_grad` recomputes the softmax
+    instead of storing an N x N probability tensor.
+
     Example:
     ```mlir
-    %o = aim.attention %q, %k, %v, heads = 6, mask = prefix_causal(%K),
+    %o, %lse = aim.attention %q, %k, %v, heads = 6, mask = prefix_causal(%K),
         scale = 0.17677669529663687
         : tensor<8x49x192xf32>, tensor<8x49x192xf32>, tensor<8x49x192xf32>,
-          tensor<8xi32> -> tensor<8x49x192xf32>
+          tensor<8xi32> -> tensor<8x49x192xf32>, tensor<8x6x49xf32>
     ```
   }];
   let arguments = (ins Aim_FloatTensor:$query, Aim_FloatTensor:$key,
                        Aim_FloatTensor:$value, Optional<Aim_PrefixTensor>:$prefix,
                        ConfinedAttr<I64Attr, [IntPositive]>:$heads,
                        Aim_MaskKind:$mask, F64Attr:$scale);
-  let results = (outs Aim_FloatTensor:$result);
+  let results = (outs Aim_FloatTensor:$result, F32Tensor:$row_logsumexp);
   let assemblyFormat = [{
     $query `,` $key `,` $value `,` `heads` `=` $heads `,`
     `mask` `=` $mask (`(` $prefix^ `)`)? `,` `scale` `=` $scale attr-dict
     `:` type($query) `,` type($key) `,` type($value) (`,` type($prefix)^)?
-    `->` type($result)
+    `->` type($result) `,` type($row_logsumexp)
   }];
   let hasVerifier = 1;
 }
 
-def Aim_NormalizedPixelLossOp : Aim_Op<"normalized_pixel_loss", [Pure]> {
+def Aim_NormalizedPixelLossOp : Aim_Op<"normalized_pixel_loss", [Pure, Aim_Differentiable]> {
   let summary = "AIM's loss: regression of normalised next patches, non-prefix only";
   let description = [{
     `prediction` and `target` are `[B, N, P]` (target patches in `channel_last`
@@ -311,6 +321,276 @@ def Aim_NormalizedPixelLossOp : Aim_Op<"normalized_pixel_loss", [Pure]> {
   let assemblyFormat = [{
     $prediction `,` $target `,` `prefix` $prefix `,` `epsilon` `=` $epsilon attr-dict
     `:` type($prediction) `,` type($target) `,` type($prefix) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Backward: ops that vector-Jacobian products build (aim-autodiff)
+//===----------------------------------------------------------------------===//
+
+def Aim_MatmulOp : Aim_Op<"matmul", [Pure]> {
+  let summary = "2D matrix product with optional transposed operands";
+  let description = [{
+    `result = op(lhs) @ op(rhs)` where `op` transposes its operand when the
+    matching flag is set. The gradients of `aim.linear` are matmuls over the
+    flattened leading dimensions.
+
+    Example:
+    ```mlir
+    %dw = aim.matmul %dy, %x, transpose_lhs = true, transpose_rhs = false
+        : tensor<392x192xf32>, tensor<392x768xf32> -> tensor<192x768xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$lhs, Aim_FloatTensor:$rhs,
+                       BoolAttr:$transpose_lhs, BoolAttr:$transpose_rhs);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` `transpose_lhs` `=` $transpose_lhs `,`
+    `transpose_rhs` `=` $transpose_rhs attr-dict
+    `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_SumLeadingOp : Aim_Op<"sum_leading", [Pure]> {
+  let summary = "sums over leading dimensions down to a trailing shape";
+  let description = [{
+    The result's shape equals the input's trailing dimensions; every leading
+    dimension is summed away. The gradient of a broadcast (`aim.add` rhs, a
+    bias) is this sum.
+
+    Example:
+    ```mlir
+    %db = aim.sum_leading %dy : tensor<8x49x16xf32> -> tensor<16xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$input);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Aim_PadOp : Aim_Op<"pad", [Pure]> {
+  let summary = "surrounds a tensor with zeros along one dimension";
+  let description = [{
+    `before` zeros, the input, then `after` zeros along `dim`: the gradient of
+    `aim.slice`.
+
+    Example:
+    ```mlir
+    %dqkv_q = aim.pad %dq, dim = 2, before = 0, after = 384
+        : tensor<8x49x192xf32> -> tensor<8x49x576xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$input,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$dim,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$before,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$after);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` `dim` `=` $dim `,` `before` `=` $before `,` `after` `=` $after
+    attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_LayerNormGradOp : Aim_Op<"layer_norm_grad", [Pure]> {
+  let summary = "gradients of layer_norm for input, weight and bias";
+  let description = [{
+    With `xhat = (x - mean) * rstd` recomputed from `input` and
+    `g = grad * weight`:
+    `input_grad = rstd * (g - mean(g) - xhat * mean(g * xhat))` per row,
+    `weight_grad = sum_rows grad * xhat`, `bias_grad = sum_rows grad`.
+
+    Example:
+    ```mlir
+    %dx, %dw, %db = aim.layer_norm_grad %dy, %x, %w, epsilon = 1.0e-06
+        : tensor<8x49x192xf32>, tensor<8x49x192xf32>, tensor<192xf32>
+        -> tensor<8x49x192xf32>, tensor<192xf32>, tensor<192xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$grad, Aim_FloatTensor:$input,
+                       Aim_FloatTensor:$weight, F64Attr:$epsilon);
+  let results = (outs Aim_FloatTensor:$input_grad, Aim_FloatTensor:$weight_grad,
+                      Aim_FloatTensor:$bias_grad);
+  let assemblyFormat = [{
+    $grad `,` $input `,` $weight `,` `epsilon` `=` $epsilon attr-dict
+    `:` type($grad) `,` type($input) `,` type($weight) `->` type($input_grad)
+    `,` type($weight_grad) `,` type($bias_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_GeluGradOp : Aim_Op<"gelu_grad", [Pure]> {
+  let summary = "gradient of gelu: grad * gelu'(input)";
+  let description = [{
+    `erf`: `gelu'(x) = Phi(x) + x phi(x)` (standard normal cdf and pdf).
+    `tanh`: the derivative of `x (1 + tanh(u)) / 2` with
+    `u = sqrt(2/pi) (x + 0.044715 x^3)`.
+
+    Example:
+    ```mlir
+    %dx = aim.gelu_grad %dy, %x, approximation = erf
+        : tensor<8x49x768xf32>, tensor<8x49x768xf32> -> tensor<8x49x768xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$grad, Aim_FloatTensor:$input,
+                       Aim_GeluApproximation:$approximation);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $input `,` `approximation` `=` $approximation attr-dict
+    `:` type($grad) `,` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_AttentionGradOp : Aim_Op<"attention_grad", [Pure]> {
+  let summary = "gradients of attention, recomputing the softmax from row stats";
+  let description = [{
+    For each visible (query q, key k) of each head, with
+    `p = exp(scale <q, k> - row_logsumexp[q])` recomputed on the fly and
+    `delta_q = <grad_q, output_q>`:
+    `value_grad_k += p grad_q`, `ds = p (<grad_q, value_k> - delta_q)`,
+    `query_grad_q += scale ds key_k`, `key_grad_k += scale ds query_q`.
+    Nothing N x N is stored. Mask kind and prefix operand as `aim.attention`.
+
+    Example:
+    ```mlir
+    %dq, %dk, %dv = aim.attention_grad %do, %q, %k, %v, %o, %lse, heads = 6,
+        mask = prefix_causal(%K), scale = 0.17677669529663687
+        : tensor<8x49x192xf32>, tensor<8x49x192xf32>, tensor<8x49x192xf32>,
+          tensor<8x49x192xf32>, tensor<8x49x192xf32>, tensor<8x6x49xf32>,
+          tensor<8xi32>
+        -> tensor<8x49x192xf32>, tensor<8x49x192xf32>, tensor<8x49x192xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$grad, Aim_FloatTensor:$query,
+                       Aim_FloatTensor:$key, Aim_FloatTensor:$value,
+                       Aim_FloatTensor:$output, F32Tensor:$row_logsumexp,
+                       Optional<Aim_PrefixTensor>:$prefix,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$heads,
+                       Aim_MaskKind:$mask, F64Attr:$scale);
+  let results = (outs Aim_FloatTensor:$query_grad, Aim_FloatTensor:$key_grad,
+                      Aim_FloatTensor:$value_grad);
+  let assemblyFormat = [{
+    $grad `,` $query `,` $key `,` $value `,` $output `,` $row_logsumexp `,`
+    `heads` `=` $heads `,` `mask` `=` $mask (`(` $prefix^ `)`)? `,`
+    `scale` `=` $scale attr-dict
+    `:` type($grad) `,` type($query) `,` type($key) `,` type($value) `,`
+    type($output) `,` type($row_logsumexp) (`,` type($prefix)^)?
+    `->` type($query_grad) `,` type($key_grad) `,` type($value_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_NormalizedPixelLossGradOp : Aim_Op<"normalized_pixel_loss_grad", [Pure]> {
+  let summary = "gradient of normalized_pixel_loss with respect to the prediction";
+  let description = [{
+    `prediction_grad[b, n-1, j] = grad * 2 (prediction[b, n-1, j] - t'[b, n, j]) / (P * pairs)`
+    for every counted pair (b, n) (n >= max(1, prefix[b])), zero elsewhere;
+    `pairs` is the number of counted pairs in the batch and `t'` the
+    normalised target, as in `aim.normalized_pixel_loss`.
+
+    Example:
+    ```mlir
+    %dpred = aim.normalized_pixel_loss_grad %dl, %pred, %t, prefix %K, epsilon = 1.0e-06
+        : tensor<f32>, tensor<8x49x16xf32>, tensor<8x49x16xf32>, tensor<8xi32>
+        -> tensor<8x49x16xf32>
+    ```
+  }];
+  let arguments = (ins Aim_ScalarFloatTensor:$grad, Aim_FloatTensor:$prediction,
+                       Aim_FloatTensor:$target, Aim_PrefixTensor:$prefix,
+                       F64Attr:$epsilon);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $prediction `,` $target `,` `prefix` $prefix `,` `epsilon` `=`
+    $epsilon attr-dict `:` type($grad) `,` type($prediction) `,` type($target)
+    `,` type($prefix) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Optimiser: ops of @train_step
+//===----------------------------------------------------------------------===//
+
+def Aim_GlobalNormOp : Aim_Op<"global_norm", [Pure]> {
+  let summary = "L2 norm of all elements of all operands together";
+  let description = [{
+    `sqrt(sum over every operand and element of x^2)`: the gradient norm of
+    global-norm clipping, reported before clipping.
+
+    Example:
+    ```mlir
+    %norm = aim.global_norm %g0, %g1 : tensor<192x16xf32>, tensor<192xf32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Variadic<Aim_FloatTensor>:$inputs);
+  let results = (outs Aim_ScalarFloatTensor:$result);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` type($inputs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_ClipCoefficientOp : Aim_Op<"clip_coefficient", [Pure]> {
+  let summary = "the factor of global-norm gradient clipping";
+  let description = [{
+    `min(1, max_norm / (norm + epsilon))`, as torch.nn.utils.clip_grad_norm_
+    computes it (AIM: max_norm 1, epsilon 1e-6).
+
+    Example:
+    ```mlir
+    %coef = aim.clip_coefficient %norm, max_norm = 1.0, epsilon = 1.0e-06
+        : tensor<f32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Aim_ScalarFloatTensor:$norm, F64Attr:$max_norm,
+                       F64Attr:$epsilon);
+  let results = (outs Aim_ScalarFloatTensor:$result);
+  let assemblyFormat = [{
+    $norm `,` `max_norm` `=` $max_norm `,` `epsilon` `=` $epsilon attr-dict
+    `:` type($norm) `->` type($result)
+  }];
+}
+
+def Aim_AdamWOp : Aim_Op<"adamw", [Pure, AllTypesMatch<["param", "grad",
+    "exp_avg", "exp_avg_sq", "new_param", "new_exp_avg", "new_exp_avg_sq"]>]> {
+  let summary = "one AdamW update of one parameter (PyTorch's conventions)";
+  let description = [{
+    With `g = grad * clip_coefficient` and `t = step + 1` (`step` is 0-based):
+    ```
+    param     <- param - lr * weight_decay * param        (decoupled decay)
+    exp_avg   <- beta1 exp_avg + (1 - beta1) g
+    exp_avg_sq<- beta2 exp_avg_sq + (1 - beta2) g^2
+    param     <- param - lr * (exp_avg / (1 - beta1^t))
+                       / (sqrt(exp_avg_sq / (1 - beta2^t)) + epsilon)
+    ```
+    `weight_decay` is 0 for parameters outside the decay group (biases and
+    LayerNorm parameters). `lr` and `step` are inputs, so one program serves
+    any schedule.
+
+    Example:
+    ```mlir
+    %p1, %m1, %v1 = aim.adamw %p, %g, %m, %v, lr %lr, step %s, clip %coef,
+        beta1 = 0.9, beta2 = 0.95, epsilon = 1.0e-08, weight_decay = 0.05
+        : tensor<192x16xf32>, tensor<f32>, tensor<i64>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$param, Aim_FloatTensor:$grad,
+                       Aim_FloatTensor:$exp_avg, Aim_FloatTensor:$exp_avg_sq,
+                       Aim_ScalarFloatTensor:$lr, Aim_ScalarIntTensor:$step,
+                       Aim_ScalarFloatTensor:$clip_coefficient,
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$epsilon,
+                       F64Attr:$weight_decay);
+  let results = (outs Aim_FloatTensor:$new_param, Aim_FloatTensor:$new_exp_avg,
+                      Aim_FloatTensor:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` `lr` $lr `,` `step` $step
+    `,` `clip` $clip_coefficient `,` `beta1` `=` $beta1 `,` `beta2` `=` $beta2
+    `,` `epsilon` `=` $epsilon `,` `weight_decay` `=` $weight_decay attr-dict
+    `:` type($param) `,` type($lr) `,` type($step) `,` type($clip_coefficient)
   }];
   let hasVerifier = 1;
 }

@@ -125,14 +125,16 @@ TEST(AttentionKernel, MaskKindsByHand) {
   // visible values v = {1, 2, 4}.
   Tensor<double> q = tensor({1, 3, 1}, {1, 1, 1});
   Tensor<double> v = tensor({1, 3, 1}, {1, 2, 4});
-  Tensor<double> causal = attention(q, q, v, 1, Mask::Causal, {}, 1.0);
+  Tensor<double> causal = attention(q, q, v, 1, Mask::Causal, {}, 1.0).output;
   EXPECT_DOUBLE_EQ(causal.data[0], 1);
   EXPECT_DOUBLE_EQ(causal.data[1], 1.5);
   EXPECT_DOUBLE_EQ(causal.data[2], 7.0 / 3);
-  Tensor<double> full = attention(q, q, v, 1, Mask::Bidirectional, {}, 1.0);
+  Tensor<double> full =
+      attention(q, q, v, 1, Mask::Bidirectional, {}, 1.0).output;
   EXPECT_DOUBLE_EQ(full.data[0], 7.0 / 3);
   // Prefix K = 2: queries 0 and 1 see keys {0, 1}; query 2 sees all.
-  Tensor<double> prefix = attention(q, q, v, 1, Mask::PrefixCausal, {2}, 1.0);
+  Tensor<double> prefix =
+      attention(q, q, v, 1, Mask::PrefixCausal, {2}, 1.0).output;
   EXPECT_DOUBLE_EQ(prefix.data[0], 1.5);
   EXPECT_DOUBLE_EQ(prefix.data[1], 1.5);
   EXPECT_DOUBLE_EQ(prefix.data[2], 7.0 / 3);
@@ -144,10 +146,14 @@ TEST(AttentionKernel, SoftmaxWeightsAndHeads) {
   Tensor<double> q = tensor({1, 2, 2}, {1, 0, 1, 0});
   Tensor<double> k = tensor({1, 2, 2}, {0, 5, 1, 7});
   Tensor<double> v = tensor({1, 2, 2}, {10, 3, 20, 5});
-  Tensor<double> y = attention(q, k, v, 2, Mask::Bidirectional, {}, 2.0);
+  AttentionResult<double> r =
+      attention(q, k, v, 2, Mask::Bidirectional, {}, 2.0);
   double w1 = std::exp(2.0) / (1 + std::exp(2.0));
-  EXPECT_NEAR(y.data[0], 10 * (1 - w1) + 20 * w1, 1e-12);
-  EXPECT_NEAR(y.data[1], 4, 1e-12);
+  EXPECT_NEAR(r.output.data[0], 10 * (1 - w1) + 20 * w1, 1e-12);
+  EXPECT_NEAR(r.output.data[1], 4, 1e-12);
+  // Row statistics [B, heads, N]: log(e^0 + e^2) for head 0, log 2 for head 1.
+  EXPECT_NEAR(r.rowLogSumExp.data[0], std::log(1 + std::exp(2.0)), 1e-12);
+  EXPECT_NEAR(r.rowLogSumExp.data[2], std::log(2.0), 1e-12);
 }
 
 TEST(NormalizedPixelLossKernel, OneTargetByHand) {

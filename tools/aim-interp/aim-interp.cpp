@@ -15,11 +15,14 @@
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "interpreter/Interpreter.h"
+#include "passes/Passes.h"
+#include "passes/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
@@ -71,6 +74,28 @@ cl::opt<std::string> initParamsOption(
     cl::value_desc("file"), cl::cat(category));
 cl::opt<uint64_t> seedOption("seed", cl::desc("Random seed"), cl::init(0),
                              cl::cat(category));
+cl::opt<std::string> gradsOption(
+    "grads",
+    cl::desc("Also write the gradient of every parameter (from "
+             "@loss_and_grads, built by aim-autodiff when the IR lacks it) to "
+             "this .safetensors file, float64 unless --f32"),
+    cl::value_desc("file"), cl::cat(category));
+cl::opt<int64_t> trainStepsOption(
+    "train-steps",
+    cl::desc("Run this many @train_step steps (clipping + AdamW) on the one "
+             "given batch, from zero optimiser state, printing each loss"),
+    cl::init(0), cl::cat(category));
+cl::opt<double> lrOption("lr", cl::desc("Learning rate of --train-steps"),
+                         cl::init(1e-3), cl::cat(category));
+cl::opt<std::string> dumpStepsOption(
+    "dump-steps",
+    cl::desc("With --train-steps: write parameters and optimiser state after "
+             "each step to DIR/step-<i>.safetensors"),
+    cl::value_desc("dir"), cl::cat(category));
+cl::opt<std::string> saveParamsOption(
+    "save-params",
+    cl::desc("With --train-steps: write the final parameters to this file"),
+    cl::value_desc("file"), cl::cat(category));
 cl::opt<bool> initF64Option("init-f64",
                             cl::desc("Store --init-params tensors as float64"),
                             cl::cat(category));
@@ -144,19 +169,131 @@ aim::StatusOr<aim::HostTensor> loadPrefix(int64_t batch, int64_t numPatches) {
   return prefix;
 }
 
-/// The function to run: from the frontend, or parsed from --ir.
-mlir::func::FuncOp findEntry(mlir::ModuleOp module, std::string &error) {
-  auto entry = module.lookupSymbol<mlir::func::FuncOp>(entryOption);
-  if (entry)
-    return entry;
+/// The function `name` of the module, or an error listing those it has.
+mlir::func::FuncOp findFunction(mlir::ModuleOp module, StringRef name,
+                                std::string &error) {
+  if (auto f = module.lookupSymbol<mlir::func::FuncOp>(name))
+    return f;
   std::string names;
   module.walk([&](mlir::func::FuncOp f) {
     names += (names.empty() ? "" : ", ") + ("@" + f.getSymName()).str();
   });
-  error = "no function @" + entryOption +
-          " in the IR (it has: " + (names.empty() ? "none" : names) +
-          "); pick one with --entry";
+  error = "no function @" + name.str() + " in the IR (it has: " +
+          (names.empty() ? "none" : names) + "); pick one with --entry";
   return nullptr;
+}
+
+/// Runs aim-autodiff (and aim-build-train-step) when the module lacks the
+/// entry points a flag needs.
+bool ensureStage(mlir::ModuleOp module, mlir::aim::Stage stage) {
+  bool hasGrads = bool(module.lookupSymbol(mlir::aim::kLossAndGradsName));
+  bool hasTrain = bool(module.lookupSymbol(mlir::aim::kTrainStepName));
+  mlir::PassManager pm(module.getContext());
+  if (stage >= mlir::aim::Stage::LossAndGrads && !hasGrads)
+    pm.addPass(mlir::aim::createAutodiffPass(
+        mlir::aim::AutodiffPassOptions{entryOption}));
+  if (stage >= mlir::aim::Stage::TrainStep && !hasTrain)
+    pm.addPass(mlir::aim::createBuildTrainStepPass());
+  return succeeded(pm.run(module));
+}
+
+aim::interp::Precision precision() {
+  return f32Option ? aim::interp::Precision::F32 : aim::interp::Precision::F64;
+}
+
+/// A scalar input tensor.
+aim::HostTensor scalarTensor(aim::DType dtype, double value) {
+  return aim::HostTensor::fromDoubles(dtype, {}, {value});
+}
+
+/// --grads: runs @loss_and_grads and writes one gradient per parameter.
+int writeGradients(mlir::ModuleOp module, const aim::NamedTensors &params,
+                   const std::map<std::string, aim::HostTensor> &inputs) {
+  if (!ensureStage(module, mlir::aim::Stage::LossAndGrads))
+    return fail("cannot build @loss_and_grads (see above)");
+  std::string error;
+  auto function = findFunction(module, mlir::aim::kLossAndGradsName, error);
+  if (!function)
+    return fail(error);
+  Expected<std::vector<aim::HostTensor>> arguments =
+      aim::interp::bindArguments(function, params, inputs);
+  if (!arguments)
+    return fail(toString(arguments.takeError()));
+  Expected<std::vector<aim::HostTensor>> results =
+      aim::interp::runFunction(function, *arguments, precision());
+  if (!results)
+    return fail(toString(results.takeError()));
+  aim::NamedTensors grads;
+  for (unsigned i = 1; i < function.getNumResults(); ++i) {
+    auto name = function.getResultAttrOfType<mlir::StringAttr>(
+        i, mlir::aim::AimDialect::kOutputAttrName);
+    // Results are named "<param>.grad"; the file uses the parameter's name.
+    StringRef paramName = name ? name.getValue() : "";
+    if (!paramName.consume_back(".grad"))
+      return fail("result #" + Twine(i) +
+                  " of @loss_and_grads has no {aim.output = "
+                  "\"<param>.grad\"} name");
+    grads.emplace_back(paramName.str(), (*results)[i]);
+  }
+  if (aim::Status s = aim::writeSafetensors(gradsOption, grads); !s)
+    return fail(s.message());
+  std::printf("loss %.17g\n", (*results)[0].toDoubles()[0]);
+  std::printf("wrote %zu gradients to %s\n", grads.size(), gradsOption.c_str());
+  return 0;
+}
+
+/// --train-steps: runs @train_step on one batch, threading parameters and
+/// optimiser state from each step into the next.
+int train(mlir::ModuleOp module, aim::NamedTensors params,
+          std::map<std::string, aim::HostTensor> inputs) {
+  if (!ensureStage(module, mlir::aim::Stage::TrainStep))
+    return fail("cannot build @train_step (see above)");
+  std::string error;
+  auto function = findFunction(module, mlir::aim::kTrainStepName, error);
+  if (!function)
+    return fail(error);
+  aim::NamedTensors state;
+  for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
+    for (const auto &[name, tensor] : params)
+      state.emplace_back(name + suffix, aim::HostTensor::zeros(
+                                            aim::DType::F64, tensor.shape));
+  inputs["lr"] = scalarTensor(aim::DType::F64, lrOption);
+  const size_t count = params.size();
+  for (int64_t step = 0; step < trainStepsOption; ++step) {
+    inputs["step"] = scalarTensor(aim::DType::I64, static_cast<double>(step));
+    Expected<std::vector<aim::HostTensor>> arguments =
+        aim::interp::bindArguments(function, params, inputs, state);
+    if (!arguments)
+      return fail(toString(arguments.takeError()));
+    Expected<std::vector<aim::HostTensor>> results =
+        aim::interp::runFunction(function, *arguments, precision());
+    if (!results)
+      return fail(toString(results.takeError()));
+    if (results->size() != 2 + 3 * count)
+      return fail("@train_step returns " + Twine(results->size()) +
+                  " values; expected loss, grad_norm and 3 per parameter");
+    std::printf("step %lld loss %.17g grad_norm %.17g\n",
+                static_cast<long long>(step), (*results)[0].toDoubles()[0],
+                (*results)[1].toDoubles()[0]);
+    std::fflush(stdout);
+    for (size_t k = 0; k < count; ++k) {
+      params[k].second = (*results)[2 + k];
+      state[k].second = (*results)[2 + count + k];
+      state[count + k].second = (*results)[2 + 2 * count + k];
+    }
+    if (!dumpStepsOption.empty()) {
+      aim::NamedTensors all = params;
+      all.insert(all.end(), state.begin(), state.end());
+      std::string path = dumpStepsOption + "/step-" + std::to_string(step + 1) +
+                         ".safetensors";
+      if (aim::Status s = aim::writeSafetensors(path, all); !s)
+        return fail(s.message());
+    }
+  }
+  if (!saveParamsOption.empty())
+    if (aim::Status s = aim::writeSafetensors(saveParamsOption, params); !s)
+      return fail(s.message());
+  return 0;
 }
 } // namespace
 
@@ -172,7 +309,11 @@ int main(int argc, char **argv) {
       "  aim-interp --ir forward.mlir --entry forward --params p.safetensors "
       "--images X.npy --prefix K.npy\n"
       "  aim-interp --model aim-fmnist --params p.safetensors --images "
-      "fashion-mnist --batch 64 --prefix antithetic\n");
+      "fashion-mnist --batch 64 --prefix antithetic\n"
+      "  aim-interp --model aim-fmnist --params p.safetensors --images X.npy "
+      "--prefix K.npy --grads g.safetensors\n"
+      "  aim-interp --model aim-fmnist --params p.safetensors --images "
+      "fashion-mnist --batch 8 --prefix antithetic --train-steps 50 --lr 1e-3\n");
 
   if (modelOption.empty() == irOption.empty())
     return fail(
@@ -241,7 +382,7 @@ int main(int argc, char **argv) {
       return fail("cannot read IR from '" + irOption + "' (see above)");
   }
   std::string entryError;
-  mlir::func::FuncOp entry = findEntry(*module, entryError);
+  mlir::func::FuncOp entry = findFunction(*module, entryOption, entryError);
   if (!entry)
     return fail(entryError);
 
@@ -267,6 +408,12 @@ int main(int argc, char **argv) {
 
   std::map<std::string, aim::HostTensor> inputs = {
       {aim::kImagesInputName, *images}, {aim::kPrefixInputName, *prefix}};
+  if (trainStepsOption < 0)
+    return fail("--train-steps must not be negative");
+  if (trainStepsOption > 0)
+    return train(*module, *params, inputs);
+  if (!gradsOption.empty())
+    return writeGradients(*module, *params, inputs);
   Expected<std::vector<aim::HostTensor>> arguments =
       aim::interp::bindArguments(entry, *params, inputs);
   if (!arguments)

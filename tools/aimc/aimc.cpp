@@ -10,6 +10,7 @@
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
+#include "passes/Pipelines.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -27,7 +28,6 @@
 using namespace llvm;
 
 namespace {
-enum class EmitStage { Aim };
 
 cl::OptionCategory aimcCategory("aimc options");
 
@@ -39,10 +39,15 @@ cl::opt<std::string> modelOption(
 cl::opt<int64_t> batchOption("batch",
                              cl::desc("Batch size B of the compiled step"),
                              cl::init(64), cl::cat(aimcCategory));
-cl::opt<EmitStage> emitOption(
-    "emit", cl::desc("What to print"), cl::init(EmitStage::Aim),
-    cl::values(clEnumValN(EmitStage::Aim, "aim",
-                          "the forward pass and loss in the aim dialect")),
+cl::opt<mlir::aim::Stage> emitOption(
+    "emit", cl::desc("What to print"), cl::init(mlir::aim::Stage::Forward),
+    cl::values(clEnumValN(mlir::aim::Stage::Forward, "aim",
+                          "@forward: the forward pass and loss"),
+               clEnumValN(mlir::aim::Stage::LossAndGrads, "grads",
+                          "+ @loss_and_grads (aim-autodiff)"),
+               clEnumValN(mlir::aim::Stage::TrainStep, "train",
+                          "+ @train_step: clipping and AdamW "
+                          "(aim-build-train-step)")),
     cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
@@ -103,6 +108,7 @@ int main(int argc, char **argv) {
       "aimc: compiles an autoregressive image model (AIM) config\n\n"
       "  aimc --model aim-fmnist --batch 8 --emit=aim\n"
       "  aimc --model my-model.yaml --emit=aim -o forward.mlir\n"
+      "  aimc --model aim-fmnist --emit=train -o train.mlir\n"
       "  aimc --list-presets\n");
 
   if (listPresetsOption) {
@@ -140,6 +146,7 @@ int main(int argc, char **argv) {
   if (failed(mlir::applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
   pm.enableTiming(rootTiming);
+  mlir::aim::addStagePipeline(pm, emitOption);
   if (failed(pm.run(*module)))
     return 1;
 

@@ -179,7 +179,7 @@ func.func @pos_embed_width() {
 
 func.func @attention_missing_prefix(%q: tensor<2x6x16xf32>) {
   // expected-error @+1 {{mask prefix_causal needs the per-sample prefix lengths: write `mask = prefix_causal(%K)` with %K : tensor<2xi32>}}
-  %0 = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>
+  %0, %1 = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>, tensor<2x2x6xf32>
   return
 }
 
@@ -187,7 +187,7 @@ func.func @attention_missing_prefix(%q: tensor<2x6x16xf32>) {
 
 func.func @attention_extra_prefix(%q: tensor<2x6x16xf32>, %K: tensor<2xi32>) {
   // expected-error @+1 {{mask causal takes no prefix lengths}}
-  %0 = aim.attention %q, %q, %q, heads = 2, mask = causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi32> -> tensor<2x6x16xf32>
+  %0, %1 = aim.attention %q, %q, %q, heads = 2, mask = causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi32> -> tensor<2x6x16xf32>, tensor<2x2x6xf32>
   return
 }
 
@@ -195,7 +195,7 @@ func.func @attention_extra_prefix(%q: tensor<2x6x16xf32>, %K: tensor<2xi32>) {
 
 func.func @attention_prefix_length(%q: tensor<2x6x16xf32>, %K: tensor<3xi32>) {
   // expected-error @+1 {{prefix must have shape [2] but has [3]}}
-  %0 = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<3xi32> -> tensor<2x6x16xf32>
+  %0, %1 = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<3xi32> -> tensor<2x6x16xf32>, tensor<2x2x6xf32>
   return
 }
 
@@ -203,7 +203,7 @@ func.func @attention_prefix_length(%q: tensor<2x6x16xf32>, %K: tensor<3xi32>) {
 
 func.func @attention_heads(%q: tensor<2x6x16xf32>) {
   // expected-error @+1 {{width 16 is not divisible by heads 3}}
-  %0 = aim.attention %q, %q, %q, heads = 3, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>
+  %0, %1 = aim.attention %q, %q, %q, heads = 3, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>, tensor<2x3x6xf32>
   return
 }
 
@@ -211,7 +211,7 @@ func.func @attention_heads(%q: tensor<2x6x16xf32>) {
 
 func.func @attention_key_shape(%q: tensor<2x6x16xf32>, %k: tensor<2x5x16xf32>) {
   // expected-error @+1 {{key must have shape [2, 6, 16] but has [2, 5, 16]}}
-  %0 = aim.attention %q, %k, %q, heads = 2, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x5x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>
+  %0, %1 = aim.attention %q, %k, %q, heads = 2, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x5x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>, tensor<2x2x6xf32>
   return
 }
 
@@ -219,7 +219,7 @@ func.func @attention_key_shape(%q: tensor<2x6x16xf32>, %k: tensor<2x5x16xf32>) {
 
 func.func @attention_prefix_float(%q: tensor<2x6x16xf32>, %K: tensor<2xf32>) {
   // expected-error @+1 {{operand #3 must be 1D tensor of 32-bit signless integer or 64-bit signless integer values}}
-  %0 = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xf32> -> tensor<2x6x16xf32>
+  %0, %1 = aim.attention %q, %q, %q, heads = 2, mask = prefix_causal(%K), scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xf32> -> tensor<2x6x16xf32>, tensor<2x2x6xf32>
   return
 }
 
@@ -252,5 +252,109 @@ func.func @loss_one_patch(%p: tensor<2x1x16xf32>, %K: tensor<2xi32>) {
 func.func @loss_not_scalar(%p: tensor<2x6x16xf32>, %K: tensor<2xi32>) {
   // expected-error @+1 {{result #0 must be 0D tensor of}}
   %0 = aim.normalized_pixel_loss %p, %p, prefix %K, epsilon = 1.0e-6 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi32> -> tensor<1xf32>
+  return
+}
+
+// -----
+
+func.func @attention_row_stats_shape(%q: tensor<2x6x16xf32>) {
+  // expected-error @+1 {{row_logsumexp must have shape [2, 4, 6] but has [2, 6, 4]}}
+  %0, %1 = aim.attention %q, %q, %q, heads = 4, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>, tensor<2x6x4xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_contraction(%a: tensor<12x16xf32>) {
+  // expected-error @+1 {{contracted dimensions differ: lhs gives 16 and rhs gives 12}}
+  %0 = aim.matmul %a, %a, transpose_lhs = false, transpose_rhs = false : tensor<12x16xf32>, tensor<12x16xf32> -> tensor<12x16xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_rank(%a: tensor<2x12x16xf32>) {
+  // expected-error @+1 {{operands must be matrices (rank 2), got ranks 3 and 3}}
+  %0 = aim.matmul %a, %a, transpose_lhs = false, transpose_rhs = true : tensor<2x12x16xf32>, tensor<2x12x16xf32> -> tensor<12x12xf32>
+  return
+}
+
+// -----
+
+func.func @sum_leading_shape(%a: tensor<2x6x16xf32>) {
+  // expected-error @+1 {{result shape [6] must equal the trailing dimensions of input shape [2, 6, 16]}}
+  %0 = aim.sum_leading %a : tensor<2x6x16xf32> -> tensor<6xf32>
+  return
+}
+
+// -----
+
+func.func @pad_result(%a: tensor<2x6x16xf32>) {
+  // expected-error @+1 {{result must have shape [2, 6, 48] but has [2, 6, 40]}}
+  %0 = aim.pad %a, dim = 2, before = 16, after = 16 : tensor<2x6x16xf32> -> tensor<2x6x40xf32>
+  return
+}
+
+// -----
+
+func.func @layer_norm_grad_weight(%a: tensor<2x6x16xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{weight must have shape [16] but has [8]}}
+  %0, %1, %2 = aim.layer_norm_grad %a, %a, %w, epsilon = 1.0e-6 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<8xf32> -> tensor<2x6x16xf32>, tensor<16xf32>, tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @gelu_grad_types(%a: tensor<2x6x16xf32>, %b: tensor<2x6x8xf32>) {
+  // expected-error @+1 {{grad, input and result must have one type}}
+  %0 = aim.gelu_grad %a, %b, approximation = erf : tensor<2x6x16xf32>, tensor<2x6x8xf32> -> tensor<2x6x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_missing_prefix(%a: tensor<2x6x16xf32>, %lse: tensor<2x2x6xf32>) {
+  // expected-error @+1 {{mask prefix_causal needs the per-sample prefix lengths}}
+  %0, %1, %2 = aim.attention_grad %a, %a, %a, %a, %a, %lse, heads = 2, mask = prefix_causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x2x6xf32> -> tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_output_shape(%a: tensor<2x6x16xf32>, %o: tensor<2x6x8xf32>, %lse: tensor<2x2x6xf32>) {
+  // expected-error @+1 {{output must have shape [2, 6, 16] but has [2, 6, 8]}}
+  %0, %1, %2 = aim.attention_grad %a, %a, %a, %a, %o, %lse, heads = 2, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x8xf32>, tensor<2x2x6xf32> -> tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>
+  return
+}
+
+// -----
+
+func.func @loss_grad_shape(%dl: tensor<f32>, %a: tensor<2x6x16xf32>, %K: tensor<3xi32>) {
+  // expected-error @+1 {{prefix must have shape [2] but has [3]}}
+  %0 = aim.normalized_pixel_loss_grad %dl, %a, %a, prefix %K, epsilon = 1.0e-6 : tensor<f32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<3xi32> -> tensor<2x6x16xf32>
+  return
+}
+
+// -----
+
+func.func @global_norm_empty() {
+  // expected-error @+1 {{needs at least one tensor}}
+  %0 = "aim.global_norm"() : () -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @adamw_beta(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{beta2 must be in [0, 1), got 1}}
+  %0, %1, %2 = aim.adamw %p, %p, %p, %p, lr %lr, step %s, clip %lr, beta1 = 0.9, beta2 = 1.0, epsilon = 1.0e-8, weight_decay = 0.0 : tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @adamw_step_type(%p: tensor<4xf32>, %lr: tensor<f32>) {
+  // expected-error @+1 {{operand #5 must be 0D tensor of 32-bit signless integer or 64-bit signless integer values}}
+  %0, %1, %2 = aim.adamw %p, %p, %p, %p, lr %lr, step %lr, clip %lr, beta1 = 0.9, beta2 = 0.95, epsilon = 1.0e-8, weight_decay = 0.0 : tensor<4xf32>, tensor<f32>, tensor<f32>, tensor<f32>
   return
 }

@@ -1,0 +1,25 @@
+//===- Passes.h - the aim passes --------------------------------*- C++ -*-===//
+#ifndef AIMC_PASSES_PASSES_H
+#define AIMC_PASSES_PASSES_H
+
+#include "dialects/aim/AimOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::aim {
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+
+/// Names of the entry points the passes add.
+inline constexpr llvm::StringLiteral kLossAndGradsName = "loss_and_grads";
+inline constexpr llvm::StringLiteral kTrainStepName = "train_step";
+
+} // namespace mlir::aim
+
+#endif // AIMC_PASSES_PASSES_H

@@ -1,0 +1,55 @@
+//===- Passes.td - the aim passes ---------------------------*- tablegen -*-===//
+#ifndef AIM_PASSES_TD
+#define AIM_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// Training graph
+//===----------------------------------------------------------------------===//
+
+def AutodiffPass : Pass<"aim-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Reverse-mode differentiation: @forward -> @loss_and_grads";
+  let description = [{
+    Adds `@loss_and_grads`, with the arguments of the entry function, which
+    returns its loss and then one gradient per `{aim.param}` argument, in
+    argument order. Each op on a path from a parameter to the loss supplies
+    its own vector-Jacobian product (DifferentiableOpInterface); values used
+    several times accumulate their gradients with `aim.add`. Integer operands
+    and values no parameter influences get no gradient. Backward ops carry the
+    scope of their forward op with `.grad` appended
+    (`{aim.scope = "trunk.blocks.3.attn.grad"}`).
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"forward\"",
+           "The function to differentiate (returns a scalar loss first)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def BuildTrainStepPass : Pass<"aim-build-train-step", "::mlir::ModuleOp"> {
+  let summary = "Adds @train_step: loss and gradients, clipping and AdamW";
+  let description = [{
+    Needs `@loss_and_grads` (run `aim-autodiff` first). Adds
+    `@train_step(inputs..., lr, step, params..., exp_avgs..., exp_avg_sqs...)`
+    returning `(loss, grad_norm, new params..., new exp_avgs...,
+    new exp_avg_sqs...)`, exactly AIM's recipe: global-norm clipping
+    (`min(1, max_norm / (norm + 1e-6))`, the norm reported before clipping)
+    and AdamW with PyTorch's conventions, `t = step + 1`. The learning rate
+    and the 0-based step are inputs, so one program serves any schedule.
+    Weight decay applies to parameters of rank >= 2 and not to biases or
+    LayerNorm parameters (rank 1), the usual decay groups.
+  }];
+  let options = [
+    Option<"maxGradNorm", "max-grad-norm", "double", /*default=*/"1.0",
+           "Clipping threshold of the global gradient norm">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.95", "AdamW beta2">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.05",
+           "Decoupled weight decay of the decay group">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
+#endif // AIM_PASSES_TD

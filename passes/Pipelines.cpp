@@ -1,0 +1,15 @@
+//===- Pipelines.cpp - the pass pipelines of aimc's stages ----------------===//
+#include "passes/Pipelines.h"
+
+#include "passes/Passes.h"
+
+namespace mlir::aim {
+
+void addStagePipeline(OpPassManager &pm, Stage stage) {
+  if (stage >= Stage::LossAndGrads)
+    pm.addPass(createAutodiffPass());
+  if (stage >= Stage::TrainStep)
+    pm.addPass(createBuildTrainStepPass());
+}
+
+} // namespace mlir::aim
