@@ -71,8 +71,10 @@ def prefix_causal_mask(prefix, n):
 
 
 def aim_loss(cfg, params, images, prefix):
-    """float64 loss of AIM.md's forward pass and loss."""
-    P = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
+    """float64 loss of AIM.md's forward pass and loss. `params` holds numpy
+    arrays or float64 torch tensors (which may require gradients)."""
+    P = {k: v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v, dtype=np.float64))
+         for k, v in params.items()}
     x_img = torch.from_numpy(np.asarray(images, dtype=np.float64))
     B, C, H, W = x_img.shape
     p = cfg["patch_size"]
