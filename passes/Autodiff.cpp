@@ -30,7 +30,7 @@ public:
   void setScope(Operation *forwardOp) {
     auto scope =
         forwardOp->getAttrOfType<StringAttr>(AimDialect::kScopeAttrName);
-    std::string text = (scope ? scope.getValue().str() : "") + ".grad";
+    std::string text = scope ? scope.getValue().str() + ".grad" : "grad";
     scopeAttr = StringAttr::get(forwardOp->getContext(), text);
     location = NameLoc::get(scopeAttr, forwardOp->getLoc());
   }
