@@ -103,13 +103,18 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
+  // LLVM's own flags would bury ours in --help; they still parse, and
+  // --help-hidden lists them.
+  cl::HideUnrelatedOptions(aimcCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "aimc: compiles an autoregressive image model (AIM) config\n\n"
       "  aimc --model aim-fmnist --batch 8 --emit=aim\n"
       "  aimc --model my-model.yaml --emit=aim -o forward.mlir\n"
       "  aimc --model aim-fmnist --emit=train -o train.mlir\n"
-      "  aimc --list-presets\n");
+      "  aimc --list-presets\n\n"
+      "MLIR's flags apply to the passes of the chosen stage "
+      "(--mlir-print-ir-after-all,\n--mlir-timing, ...; see --help-hidden).\n");
 
   if (listPresetsOption) {
     listPresets();
