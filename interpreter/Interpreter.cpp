@@ -10,6 +10,10 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <functional>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::aim;
@@ -65,9 +69,59 @@ std::string argumentName(func::FuncOp function, unsigned i) {
   return "#" + std::to_string(i);
 }
 
+/// Evaluates `map(qBegin, qEnd)[prefix]` and returns the largest result.
+int64_t evaluateTileBound(AffineMap map, int64_t qBegin, int64_t qEnd,
+                          int64_t prefix) {
+  std::function<int64_t(AffineExpr)> eval = [&](AffineExpr e) -> int64_t {
+    if (auto c = dyn_cast<AffineConstantExpr>(e))
+      return c.getValue();
+    if (auto d = dyn_cast<AffineDimExpr>(e))
+      return d.getPosition() == 0 ? qBegin : qEnd;
+    if (isa<AffineSymbolExpr>(e))
+      return prefix;
+    auto bin = cast<AffineBinaryOpExpr>(e);
+    int64_t l = eval(bin.getLHS()), r = eval(bin.getRHS());
+    switch (e.getKind()) {
+    case AffineExprKind::Add:
+      return l + r;
+    case AffineExprKind::Mul:
+      return l * r;
+    case AffineExprKind::FloorDiv:
+      return llvm::divideFloorSigned(l, r);
+    case AffineExprKind::CeilDiv:
+      return llvm::divideCeilSigned(l, r);
+    case AffineExprKind::Mod:
+      return llvm::mod(l, r);
+    default:
+      return 0;
+    }
+  };
+  int64_t bound = std::numeric_limits<int64_t>::min();
+  for (AffineExpr result : map.getResults())
+    bound = std::max(bound, eval(result));
+  return bound;
+}
+
+/// The tiled kernels' plan for an attention op: its recorded tile rule.
+template <typename OpTy> TilePlan tilePlanOf(OpTy op, const Options &options) {
+  TilePlan plan;
+  plan.queryTile = options.attentionQueryTile;
+  plan.keyTile = options.attentionKeyTile;
+  if (auto map = op.getTileEmptyFromAttr())
+    plan.emptyFrom = [m = map.getValue()](int64_t qb, int64_t qe, int64_t k) {
+      return evaluateTileBound(m, qb, qe, k);
+    };
+  if (auto map = op.getTileFullUntilAttr())
+    plan.fullUntil = [m = map.getValue()](int64_t qb, int64_t qe, int64_t k) {
+      return evaluateTileBound(m, qb, qe, k);
+    };
+  return plan;
+}
+
 template <typename T> class Evaluator {
 public:
-  explicit Evaluator(func::FuncOp function) : function(function) {}
+  Evaluator(func::FuncOp function, const Options &options)
+      : function(function), options(options) {}
 
   /// Runs the function on values already converted to slots.
   llvm::Expected<std::vector<Slot<T>>> run(std::vector<Slot<T>> arguments);
@@ -111,7 +165,17 @@ private:
   llvm::Error evaluateConstant(arith::ConstantOp op);
   llvm::Error evaluateCall(func::CallOp op);
 
+  bool tiled() const { return options.attentionQueryTile > 0; }
+  void addTileCounts(const TileCounts &c) {
+    if (AttentionTileCounts *total = options.tileCounts) {
+      total->empty += c.empty;
+      total->full += c.full;
+      total->partial += c.partial;
+    }
+  }
+
   func::FuncOp function;
+  const Options &options;
   llvm::DenseMap<Value, Slot<T>> values;
 };
 
@@ -136,8 +200,7 @@ llvm::Error Evaluator<T>::evaluateConstant(arith::ConstantOp op) {
   return llvm::Error::success();
 }
 
-template <typename T>
-llvm::Error Evaluator<T>::evaluateCall(func::CallOp op) {
+template <typename T> llvm::Error Evaluator<T>::evaluateCall(func::CallOp op) {
   auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
       op, op.getCalleeAttr());
   if (!callee || callee.isExternal())
@@ -147,7 +210,7 @@ llvm::Error Evaluator<T>::evaluateCall(func::CallOp op) {
   for (Value operand : op.getOperands())
     arguments.push_back(values[operand]);
   llvm::Expected<std::vector<Slot<T>>> results =
-      Evaluator<T>(callee).run(std::move(arguments));
+      Evaluator<T>(callee, options).run(std::move(arguments));
   if (!results)
     return results.takeError();
   for (auto [result, slot] : llvm::zip(op.getResults(), *results))
@@ -188,8 +251,8 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
           .Case([&](LinearOp o) {
             const Tensor<T> *bias =
                 o.getBias() ? &floats(o.getBias()) : nullptr;
-            setFloats(o, linear(floats(o.getInput()), floats(o.getWeight()),
-                                bias));
+            setFloats(
+                o, linear(floats(o.getInput()), floats(o.getWeight()), bias));
             return true;
           })
           .Case([&](LayerNormOp o) {
@@ -218,11 +281,21 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
                              o.getQuery().getType().getDimSize(1), prefix);
             if (error)
               return true;
-            AttentionResult<T> r =
-                attention(floats(o.getQuery()), floats(o.getKey()),
-                          floats(o.getValue()), o.getHeads(),
-                          maskOf(o.getMask()), prefix,
-                          o.getScale().convertToDouble());
+            AttentionResult<T> r;
+            if (tiled()) {
+              TileCounts counts;
+              r = attentionTiled(floats(o.getQuery()), floats(o.getKey()),
+                                 floats(o.getValue()), o.getHeads(),
+                                 maskOf(o.getMask()), prefix,
+                                 o.getScale().convertToDouble(),
+                                 tilePlanOf(o, options), &counts);
+              addTileCounts(counts);
+            } else {
+              r = attention(floats(o.getQuery()), floats(o.getKey()),
+                            floats(o.getValue()), o.getHeads(),
+                            maskOf(o.getMask()), prefix,
+                            o.getScale().convertToDouble());
+            }
             setFloats(o.getResult(), std::move(r.output));
             setFloats(o.getRowLogsumexp(), std::move(r.rowLogSumExp));
             return true;
@@ -244,7 +317,8 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
             return true;
           })
           .Case([&](SumLeadingOp o) {
-            setFloats(o, sumLeading(floats(o.getInput()), shapeOf(o.getType())));
+            setFloats(o,
+                      sumLeading(floats(o.getInput()), shapeOf(o.getType())));
             return true;
           })
           .Case([&](PadOp o) {
@@ -253,19 +327,18 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
             return true;
           })
           .Case([&](LayerNormGradOp o) {
-            LayerNormGrads<T> g =
-                layerNormGrad(floats(o.getGrad()), floats(o.getInput()),
-                              floats(o.getWeight()),
-                              o.getEpsilon().convertToDouble());
+            LayerNormGrads<T> g = layerNormGrad(
+                floats(o.getGrad()), floats(o.getInput()),
+                floats(o.getWeight()), o.getEpsilon().convertToDouble());
             setFloats(o.getInputGrad(), std::move(g.input));
             setFloats(o.getWeightGrad(), std::move(g.weight));
             setFloats(o.getBiasGrad(), std::move(g.bias));
             return true;
           })
           .Case([&](GeluGradOp o) {
-            setFloats(o, geluGrad(floats(o.getGrad()), floats(o.getInput()),
-                                  o.getApproximation() ==
-                                      GeluApproximation::tanh));
+            setFloats(
+                o, geluGrad(floats(o.getGrad()), floats(o.getInput()),
+                            o.getApproximation() == GeluApproximation::tanh));
             return true;
           })
           .Case([&](AttentionGradOp o) {
@@ -274,11 +347,15 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
                              o.getQuery().getType().getDimSize(1), prefix);
             if (error)
               return true;
+            TileCounts counts;
             AttentionGrads<T> g = attentionGrad(
                 floats(o.getGrad()), floats(o.getQuery()), floats(o.getKey()),
                 floats(o.getValue()), floats(o.getOutput()),
                 floats(o.getRowLogsumexp()), o.getHeads(), maskOf(o.getMask()),
-                prefix, o.getScale().convertToDouble());
+                prefix, o.getScale().convertToDouble(),
+                tiled() ? tilePlanOf(o, options) : TilePlan(), &counts);
+            if (tiled())
+              addTileCounts(counts);
             setFloats(o.getQueryGrad(), std::move(g.query));
             setFloats(o.getKeyGrad(), std::move(g.key));
             setFloats(o.getValueGrad(), std::move(g.value));
@@ -293,6 +370,27 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
               error = opError(op, d.status().message());
             else
               setFloats(o, std::move(*d));
+            return true;
+          })
+          // Token liveness.
+          .Case([&](GatherLiveRowsOp o) {
+            StatusOr<Tensor<T>> rows =
+                gatherLiveRows(floats(o.getInput()), ints(o.getPrefix()),
+                               o.getType().getDimSize(0));
+            if (!rows)
+              error = opError(op, rows.status().message());
+            else
+              setFloats(o, std::move(*rows));
+            return true;
+          })
+          .Case([&](ScatterLiveRowsOp o) {
+            StatusOr<Tensor<T>> x =
+                scatterLiveRows(floats(o.getInput()), ints(o.getPrefix()),
+                                o.getType().getDimSize(1));
+            if (!x)
+              error = opError(op, x.status().message());
+            else
+              setFloats(o, std::move(*x));
             return true;
           })
           // Optimiser ops.
@@ -428,10 +526,10 @@ std::vector<HostTensor> toHostTensors(const std::vector<Slot<T>> &slots) {
           DType::I64, slot.intShape,
           std::vector<double>(slot.ints.begin(), slot.ints.end())));
     } else {
-      out.push_back(HostTensor::fromDoubles(
-          floatType, slot.floats.shape,
-          std::vector<double>(slot.floats.data.begin(),
-                              slot.floats.data.end())));
+      out.push_back(
+          HostTensor::fromDoubles(floatType, slot.floats.shape,
+                                  std::vector<double>(slot.floats.data.begin(),
+                                                      slot.floats.data.end())));
     }
   }
   return out;
@@ -439,12 +537,13 @@ std::vector<HostTensor> toHostTensors(const std::vector<Slot<T>> &slots) {
 
 template <typename T>
 llvm::Expected<std::vector<HostTensor>>
-runIn(func::FuncOp function, const std::vector<HostTensor> &arguments) {
+runIn(func::FuncOp function, const std::vector<HostTensor> &arguments,
+      const Options &options) {
   llvm::Expected<std::vector<Slot<T>>> slots = toSlots<T>(function, arguments);
   if (!slots)
     return slots.takeError();
   llvm::Expected<std::vector<Slot<T>>> results =
-      Evaluator<T>(function).run(std::move(*slots));
+      Evaluator<T>(function, options).run(std::move(*slots));
   if (!results)
     return results.takeError();
   return toHostTensors(*results);
@@ -454,14 +553,14 @@ runIn(func::FuncOp function, const std::vector<HostTensor> &arguments) {
 
 llvm::Expected<std::vector<HostTensor>>
 runFunction(func::FuncOp function, const std::vector<HostTensor> &arguments,
-            Precision precision) {
+            const Options &options) {
   if (!function.getBody().hasOneBlock())
     return createStringError(inconvertibleErrorCode(),
                              "@%s must have exactly one block",
                              function.getSymName().str().c_str());
-  if (precision == Precision::F64)
-    return runIn<double>(function, arguments);
-  return runIn<float>(function, arguments);
+  if (options.precision == Precision::F64)
+    return runIn<double>(function, arguments, options);
+  return runIn<float>(function, arguments, options);
 }
 
 llvm::Expected<std::vector<HostTensor>>

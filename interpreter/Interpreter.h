@@ -24,12 +24,27 @@ namespace aim::interp {
 
 enum class Precision { F64, F32 };
 
+/// Attention tiles visited by the tiled mode, by class.
+struct AttentionTileCounts {
+  int64_t empty = 0, full = 0, partial = 0;
+};
+
+struct Options {
+  Options(Precision precision = Precision::F64) : precision(precision) {}
+  Precision precision;
+  /// Tiled attention (both directions) with these tile sizes, following the
+  /// tile rule recorded on each op; 0 = the plain untiled loops.
+  int64_t attentionQueryTile = 0, attentionKeyTile = 0;
+  /// Where to count the tiles the tiled mode visited (may be null).
+  AttentionTileCounts *tileCounts = nullptr;
+};
+
 /// Runs `function` on `arguments` (one per function argument, shapes as in
 /// its signature; floats of any float dtype, integers I32/I64). Returns one
 /// tensor per result: F64 or F32 as `precision`, integers as I64.
 llvm::Expected<std::vector<HostTensor>>
 runFunction(mlir::func::FuncOp function,
-            const std::vector<HostTensor> &arguments, Precision precision);
+            const std::vector<HostTensor> &arguments, const Options &options);
 
 /// Orders named tensors as `function`'s arguments: an argument tagged
 /// {aim.param = name} takes `params[name]`, {aim.state = name} takes

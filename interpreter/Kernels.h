@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -166,9 +167,7 @@ Tensor<T> layerNorm(const Tensor<T> &x, const Tensor<T> &weight,
   return y;
 }
 
-template <typename T> struct LayerNormGrads {
-  Tensor<T> input, weight, bias;
-};
+template <typename T> struct LayerNormGrads { Tensor<T> input, weight, bias; };
 
 /// Gradients of layerNorm (see aim.layer_norm_grad), statistics recomputed.
 template <typename T>
@@ -314,8 +313,7 @@ template <typename T> struct AttentionResult {
 template <typename T>
 AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
                              const Tensor<T> &value, int64_t heads, Mask mask,
-                             const std::vector<int64_t> &prefix,
-                             double scale) {
+                             const std::vector<int64_t> &prefix, double scale) {
   const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
                 dh = width / heads;
   AttentionResult<T> r{Tensor<T>(query.shape), Tensor<T>({b, heads, n})};
@@ -357,53 +355,168 @@ AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
   return r;
 }
 
-template <typename T> struct AttentionGrads {
-  Tensor<T> query, key, value;
+/// How a tiled attention kernel walks (query tile, key tile) pairs. The rule
+/// functions are the tile rule recorded on the op (see aim.attention): a tile
+/// is empty when k_begin >= emptyFrom(q_begin, q_end, K), full when
+/// k_end <= fullUntil(q_begin, q_end, K), partial otherwise. Without a rule
+/// every tile is partial (every pair tests the mask).
+struct TilePlan {
+  int64_t queryTile = 0, keyTile = 0; // 0: one tile covering everything
+  std::function<int64_t(int64_t, int64_t, int64_t)> emptyFrom, fullUntil;
 };
 
-/// Gradients of attention (see aim.attention_grad): the probabilities are
-/// recomputed from the row statistics, one (query, key) pair at a time.
+/// How many tiles of each class a kernel visited (empty ones are skipped).
+struct TileCounts {
+  int64_t empty = 0, full = 0, partial = 0;
+};
+
+enum class TileClass { Empty, Full, Partial };
+
+inline TileClass classifyTile(const TilePlan &plan, int64_t qBegin,
+                              int64_t qEnd, int64_t kBegin, int64_t kEnd,
+                              int64_t prefix) {
+  if (plan.emptyFrom && kBegin >= plan.emptyFrom(qBegin, qEnd, prefix))
+    return TileClass::Empty;
+  if (plan.fullUntil && kEnd <= plan.fullUntil(qBegin, qEnd, prefix))
+    return TileClass::Full;
+  return TileClass::Partial;
+}
+
+/// Attention computed tile by tile with an online softmax (flash-attention's
+/// forward): empty tiles are skipped, full tiles test no mask. Equal to
+/// attention() up to rounding when the tile rule is right.
 template <typename T>
-AttentionGrads<T>
-attentionGrad(const Tensor<T> &dOut, const Tensor<T> &query,
-              const Tensor<T> &key, const Tensor<T> &value,
-              const Tensor<T> &output, const Tensor<T> &rowLogSumExp,
-              int64_t heads, Mask mask, const std::vector<int64_t> &prefix,
-              double scale) {
+AttentionResult<T> attentionTiled(const Tensor<T> &query, const Tensor<T> &key,
+                                  const Tensor<T> &value, int64_t heads,
+                                  Mask mask, const std::vector<int64_t> &prefix,
+                                  double scale, const TilePlan &plan,
+                                  TileCounts *counts = nullptr) {
   const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
                 dh = width / heads;
-  AttentionGrads<T> g{Tensor<T>(query.shape), Tensor<T>(query.shape),
-                      Tensor<T>(query.shape)};
+  const int64_t tq = plan.queryTile > 0 ? plan.queryTile : n;
+  const int64_t tk = plan.keyTile > 0 ? plan.keyTile : n;
+  AttentionResult<T> r{Tensor<T>(query.shape), Tensor<T>({b, heads, n})};
+  std::vector<T> rowMax(tq), rowSum(tq), acc(tq * dh);
   for (int64_t s = 0; s < b; ++s)
     for (int64_t h = 0; h < heads; ++h)
-      for (int64_t q = 0; q < n; ++q) {
-        const int64_t qOffset = (s * n + q) * width + h * dh;
-        const T *qv = &query.data[qOffset], *dov = &dOut.data[qOffset],
-                *ov = &output.data[qOffset];
-        const T lse = rowLogSumExp.data[(s * heads + h) * n + q];
-        int64_t kPrefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
-        T delta = 0;
-        for (int64_t i = 0; i < dh; ++i)
-          delta += dov[i] * ov[i];
-        for (int64_t k = 0; k < n; ++k) {
-          if (!maskAllows(mask, kPrefix, q, k))
+      for (int64_t q0 = 0; q0 < n; q0 += tq) {
+        const int64_t q1 = std::min(n, q0 + tq);
+        const int64_t kPrefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
+        std::fill(rowMax.begin(), rowMax.end(), T(-INFINITY));
+        std::fill(rowSum.begin(), rowSum.end(), T(0));
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int64_t k0 = 0; k0 < n; k0 += tk) {
+          const int64_t k1 = std::min(n, k0 + tk);
+          TileClass cls = classifyTile(plan, q0, q1, k0, k1, kPrefix);
+          if (counts)
+            ++(cls == TileClass::Empty  ? counts->empty
+               : cls == TileClass::Full ? counts->full
+                                        : counts->partial);
+          if (cls == TileClass::Empty)
             continue;
-          const int64_t kOffset = (s * n + k) * width + h * dh;
-          const T *kv = &key.data[kOffset], *vv = &value.data[kOffset];
-          T dot = 0, dp = 0;
-          for (int64_t i = 0; i < dh; ++i) {
-            dot += qv[i] * kv[i];
-            dp += dov[i] * vv[i];
-          }
-          T p = std::exp(dot * T(scale) - lse);
-          T ds = p * (dp - delta) * T(scale);
-          for (int64_t i = 0; i < dh; ++i) {
-            g.value.data[kOffset + i] += p * dov[i];
-            g.query.data[qOffset + i] += ds * kv[i];
-            g.key.data[kOffset + i] += ds * qv[i];
+          for (int64_t q = q0; q < q1; ++q) {
+            const T *qv = &query.data[(s * n + q) * width + h * dh];
+            T *a = &acc[(q - q0) * dh];
+            for (int64_t k = k0; k < k1; ++k) {
+              if (cls == TileClass::Partial && !maskAllows(mask, kPrefix, q, k))
+                continue;
+              const T *kv = &key.data[(s * n + k) * width + h * dh];
+              const T *vv = &value.data[(s * n + k) * width + h * dh];
+              T dot = 0;
+              for (int64_t i = 0; i < dh; ++i)
+                dot += qv[i] * kv[i];
+              T score = dot * T(scale);
+              T &m = rowMax[q - q0], &l = rowSum[q - q0];
+              if (score > m) { // rescale what was accumulated so far
+                T factor = std::exp(m - score);
+                l *= factor;
+                for (int64_t i = 0; i < dh; ++i)
+                  a[i] *= factor;
+                m = score;
+              }
+              T p = std::exp(score - m);
+              l += p;
+              for (int64_t i = 0; i < dh; ++i)
+                a[i] += p * vv[i];
+            }
           }
         }
+        for (int64_t q = q0; q < q1; ++q) {
+          T *o = &r.output.data[(s * n + q) * width + h * dh];
+          for (int64_t i = 0; i < dh; ++i)
+            o[i] = acc[(q - q0) * dh + i] / rowSum[q - q0];
+          r.rowLogSumExp.data[(s * heads + h) * n + q] =
+              rowMax[q - q0] + std::log(rowSum[q - q0]);
+        }
       }
+  return r;
+}
+
+template <typename T> struct AttentionGrads { Tensor<T> query, key, value; };
+
+/// Gradients of attention (see aim.attention_grad): the probabilities are
+/// recomputed from the row statistics, one (query, key) pair at a time, tile
+/// by tile as `plan` says (by default one partial tile: every pair tested).
+template <typename T>
+AttentionGrads<T> attentionGrad(const Tensor<T> &dOut, const Tensor<T> &query,
+                                const Tensor<T> &key, const Tensor<T> &value,
+                                const Tensor<T> &output,
+                                const Tensor<T> &rowLogSumExp, int64_t heads,
+                                Mask mask, const std::vector<int64_t> &prefix,
+                                double scale, const TilePlan &plan = {},
+                                TileCounts *counts = nullptr) {
+  const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
+                dh = width / heads;
+  const int64_t tq = plan.queryTile > 0 ? plan.queryTile : n;
+  const int64_t tk = plan.keyTile > 0 ? plan.keyTile : n;
+  AttentionGrads<T> g{Tensor<T>(query.shape), Tensor<T>(query.shape),
+                      Tensor<T>(query.shape)};
+  std::vector<T> delta(n);
+  for (int64_t s = 0; s < b; ++s)
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t kPrefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
+      for (int64_t q = 0; q < n; ++q) {
+        const int64_t qOffset = (s * n + q) * width + h * dh;
+        T sum = 0;
+        for (int64_t i = 0; i < dh; ++i)
+          sum += dOut.data[qOffset + i] * output.data[qOffset + i];
+        delta[q] = sum;
+      }
+      for (int64_t q0 = 0; q0 < n; q0 += tq)
+        for (int64_t k0 = 0; k0 < n; k0 += tk) {
+          const int64_t q1 = std::min(n, q0 + tq), k1 = std::min(n, k0 + tk);
+          TileClass cls = classifyTile(plan, q0, q1, k0, k1, kPrefix);
+          if (counts)
+            ++(cls == TileClass::Empty  ? counts->empty
+               : cls == TileClass::Full ? counts->full
+                                        : counts->partial);
+          if (cls == TileClass::Empty)
+            continue;
+          for (int64_t q = q0; q < q1; ++q) {
+            const int64_t qOffset = (s * n + q) * width + h * dh;
+            const T *qv = &query.data[qOffset], *dov = &dOut.data[qOffset];
+            const T lse = rowLogSumExp.data[(s * heads + h) * n + q];
+            for (int64_t k = k0; k < k1; ++k) {
+              if (cls == TileClass::Partial && !maskAllows(mask, kPrefix, q, k))
+                continue;
+              const int64_t kOffset = (s * n + k) * width + h * dh;
+              const T *kv = &key.data[kOffset], *vv = &value.data[kOffset];
+              T dot = 0, dp = 0;
+              for (int64_t i = 0; i < dh; ++i) {
+                dot += qv[i] * kv[i];
+                dp += dov[i] * vv[i];
+              }
+              T p = std::exp(dot * T(scale) - lse);
+              T ds = p * (dp - delta[q]) * T(scale);
+              for (int64_t i = 0; i < dh; ++i) {
+                g.value.data[kOffset + i] += p * dov[i];
+                g.query.data[qOffset + i] += ds * kv[i];
+                g.key.data[kOffset + i] += ds * qv[i];
+              }
+            }
+          }
+        }
+    }
   return g;
 }
 
@@ -459,6 +572,65 @@ normalizedPixelLoss(const Tensor<T> &prediction, const Tensor<T> &target,
   return total / T(pairs);
 }
 
+/// The live rows (b, m) of a batch in order: max(K_b, 1) - 1 <= m <= N - 2
+/// (the output at m predicts patch m + 1, a loss target iff m + 1 >= K_b).
+inline std::vector<std::pair<int64_t, int64_t>>
+liveRows(const std::vector<int64_t> &prefix, int64_t n) {
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  for (size_t b = 0; b < prefix.size(); ++b)
+    for (int64_t m = std::max<int64_t>(prefix[b], 1) - 1; m <= n - 2; ++m)
+      rows.emplace_back(static_cast<int64_t>(b), m);
+  return rows;
+}
+
+/// Live rows of x ([B, N, D], or [N, D] shared by all samples) into
+/// [capacity, D], zero-padded.
+template <typename T>
+StatusOr<Tensor<T>> gatherLiveRows(const Tensor<T> &x,
+                                   const std::vector<int64_t> &prefix,
+                                   int64_t capacity) {
+  const bool shared = x.shape.size() == 2;
+  const int64_t n = shared ? x.shape[0] : x.shape[1], d = x.shape.back();
+  if (Status s = checkPrefixLengths(prefix, n); !s)
+    return s;
+  auto rows = liveRows(prefix, n);
+  if (static_cast<int64_t>(rows.size()) > capacity)
+    return Status::error(
+        "these prefix lengths leave " + std::to_string(rows.size()) +
+        " live rows but the program was compiled for at most " +
+        std::to_string(capacity) +
+        " (antithetic pairs K, N - K give exactly B*N/2; compile with "
+        "--prefix-mode=iid for independent lengths)");
+  Tensor<T> y({capacity, d});
+  for (size_t r = 0; r < rows.size(); ++r) {
+    auto [b, m] = rows[r];
+    const T *src = &x.data[((shared ? 0 : b * n) + m) * d];
+    std::copy(src, src + d, &y.data[r * d]);
+  }
+  return y;
+}
+
+/// Compacted rows [capacity, D] back into [B, N, D], zeros at dead rows.
+template <typename T>
+StatusOr<Tensor<T>> scatterLiveRows(const Tensor<T> &y,
+                                    const std::vector<int64_t> &prefix,
+                                    int64_t n) {
+  const int64_t d = y.shape[1], capacity = y.shape[0];
+  if (Status s = checkPrefixLengths(prefix, n); !s)
+    return s;
+  auto rows = liveRows(prefix, n);
+  if (static_cast<int64_t>(rows.size()) > capacity)
+    return Status::error("these prefix lengths leave " +
+                         std::to_string(rows.size()) + " live rows but only " +
+                         std::to_string(capacity) + " were computed");
+  Tensor<T> x({static_cast<int64_t>(prefix.size()), n, d});
+  for (size_t r = 0; r < rows.size(); ++r) {
+    auto [b, m] = rows[r];
+    std::copy(&y.data[r * d], &y.data[(r + 1) * d], &x.data[(b * n + m) * d]);
+  }
+  return x;
+}
+
 /// d loss / d prediction times `grad` (see aim.normalized_pixel_loss_grad).
 template <typename T>
 StatusOr<Tensor<T>> normalizedPixelLossGrad(T grad, const Tensor<T> &prediction,
@@ -510,9 +682,7 @@ struct AdamWHyper {
   double beta1, beta2, epsilon, weightDecay;
 };
 
-template <typename T> struct AdamWState {
-  Tensor<T> param, expAvg, expAvgSq;
-};
+template <typename T> struct AdamWState { Tensor<T> param, expAvg, expAvgSq; };
 
 /// One AdamW update (see aim.adamw), `step` 0-based.
 template <typename T>

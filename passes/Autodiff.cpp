@@ -113,9 +113,9 @@ LogicalResult Differentiator::differentiate(Operation *op) {
   if (failed(differentiable.buildVjp(builder, resultGrads, want, operandGrads)))
     return failure();
   if (operandGrads.size() != op->getNumOperands())
-    return op->emitOpError() << "VJP returned " << operandGrads.size()
-                             << " operand gradients for "
-                             << op->getNumOperands() << " operands";
+    return op->emitOpError()
+           << "VJP returned " << operandGrads.size()
+           << " operand gradients for " << op->getNumOperands() << " operands";
   for (auto [operand, grad] : llvm::zip(op->getOperands(), operandGrads))
     if (grad)
       accumulate(operand, grad);
@@ -137,8 +137,8 @@ LogicalResult Differentiator::run() {
   // d loss / d loss = 1.
   Value one = arith::ConstantOp::create(
       builder, loss.getLoc(),
-      DenseElementsAttr::get(lossType, builder.getFloatAttr(
-                                           lossType.getElementType(), 1.0)));
+      DenseElementsAttr::get(
+          lossType, builder.getFloatAttr(lossType.getElementType(), 1.0)));
   one.getDefiningOp()->setAttr(AimDialect::kScopeAttrName,
                                builder.getStringAttr("loss.grad"));
   grads[loss] = one;

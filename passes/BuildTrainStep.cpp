@@ -60,9 +60,9 @@ void BuildTrainStepPass::runOnOperation() {
   for (unsigned i = 0, e = lossAndGrads.getNumArguments(); i < e; ++i) {
     if (auto name = lossAndGrads.getArgAttrOfType<StringAttr>(
             i, AimDialect::kParamAttrName))
-      params.push_back({i, name,
-                        cast<RankedTensorType>(
-                            lossAndGrads.getArgumentTypes()[i])});
+      params.push_back(
+          {i, name,
+           cast<RankedTensorType>(lossAndGrads.getArgumentTypes()[i])});
     else
       dataArguments.push_back(i);
   }
@@ -115,10 +115,9 @@ void BuildTrainStepPass::runOnOperation() {
   };
   auto norm = GlobalNormOp::create(b, loc, scalarF32, gradients);
   tag(norm, "optimizer.clip");
-  auto coefficient =
-      ClipCoefficientOp::create(b, loc, scalarF32, norm,
-                                llvm::APFloat(maxGradNorm.getValue()),
-                                /*epsilon=*/llvm::APFloat(1e-6));
+  auto coefficient = ClipCoefficientOp::create(
+      b, loc, scalarF32, norm, llvm::APFloat(maxGradNorm.getValue()),
+      /*epsilon=*/llvm::APFloat(1e-6));
   tag(coefficient, "optimizer.clip");
   SmallVector<Value> newParams, newExpAvg, newExpAvgSq;
   for (auto [k, p] : llvm::enumerate(params)) {

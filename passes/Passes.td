@@ -5,6 +5,41 @@
 include "mlir/Pass/PassBase.td"
 
 //===----------------------------------------------------------------------===//
+// AIM-aware optimisation
+//===----------------------------------------------------------------------===//
+
+def PrefixMaskPass : Pass<"aim-prefix-mask", "::mlir::ModuleOp"> {
+  let summary = "Computes per-token work only for rows that reach the loss";
+  let description = [{
+    Two uses of the prefix-causal mask, on the entry function (run it before
+    aim-autodiff, so the backward inherits both):
+
+    1. Token liveness. Output row m of sample b reaches the loss iff
+       `max(K_b, 1) - 1 <= m <= N - 2` (AIM.md, "Liveness"). The per-token
+       ops between the last attention and the loss (the last block's output
+       projection, residual and MLP, the final norm and the whole pre-training
+       head) are rewritten to run on the live rows only:
+       `aim.gather_live_rows` compacts their token inputs into a fixed
+       capacity, `aim.scatter_live_rows` puts the prediction back for the
+       loss. Capacity: B*N/2 under `mode=antithetic` (pairs K, N - K: exact,
+       no padding), B*(N-1) under `mode=iid` (the upper bound, zero-padded).
+       The mode is recorded as `aim.prefix_mode` on the function.
+    2. Attention tiles. Every causal and prefix-causal `aim.attention`
+       gets its tile rule (`tile_empty_from`, `tile_full_until`), valid for
+       any tile sizes: kernels skip empty tiles and test the mask only in
+       partial ones.
+
+    Loss and gradients are unchanged (tested to 1e-12 with the interpreter).
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"forward\"",
+           "The function to rewrite">,
+    Option<"mode", "mode", "std::string", /*default=*/"\"antithetic\"",
+           "Prefix sampling the program is compiled for: antithetic or iid">,
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // Training graph
 //===----------------------------------------------------------------------===//
 

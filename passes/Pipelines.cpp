@@ -5,7 +5,13 @@
 
 namespace mlir::aim {
 
-void addStagePipeline(OpPassManager &pm, Stage stage) {
+void addStagePipeline(OpPassManager &pm, Stage stage,
+                      const PipelineOptions &options) {
+  if (stage >= Stage::LossAndGrads && options.prefixMask) {
+    PrefixMaskPassOptions prefixMask;
+    prefixMask.mode = options.prefixMode;
+    pm.addPass(createPrefixMaskPass(prefixMask));
+  }
   if (stage >= Stage::LossAndGrads)
     pm.addPass(createAutodiffPass());
   if (stage >= Stage::TrainStep)

@@ -4,6 +4,8 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <string>
+
 namespace mlir::aim {
 
 /// What a compilation stops at; each stage includes the ones before it.
@@ -13,8 +15,16 @@ enum class Stage {
   TrainStep,    // + @train_step
 };
 
-/// Adds the passes that take a module holding @forward to `stage`.
-void addStagePipeline(OpPassManager &pm, Stage stage);
+struct PipelineOptions {
+  /// aim-prefix-mask before differentiation, for this prefix sampling mode.
+  bool prefixMask = true;
+  std::string prefixMode = "antithetic";
+};
+
+/// Adds the passes that take a module holding @forward to `stage`. The
+/// forward stage runs no pass: it is the frontend's IR as built.
+void addStagePipeline(OpPassManager &pm, Stage stage,
+                      const PipelineOptions &options = {});
 
 } // namespace mlir::aim
 

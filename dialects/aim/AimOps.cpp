@@ -198,11 +198,11 @@ namespace {
 /// The checks shared by aim.attention and aim.attention_grad: q, k, v (and
 /// the other `sameShape` operands) are [B, N, heads * dh]; the row statistics
 /// are [B, heads, N]; the prefix operand is present exactly for prefix_causal.
-LogicalResult verifyAttentionOperands(Operation *op, Value query,
-                                      ArrayRef<std::pair<Value, StringRef>> sameShape,
-                                      Value rowLogSumExp, Value prefix,
-                                      int64_t heads, MaskKind mask,
-                                      double scale) {
+LogicalResult
+verifyAttentionOperands(Operation *op, Value query,
+                        ArrayRef<std::pair<Value, StringRef>> sameShape,
+                        Value rowLogSumExp, Value prefix, int64_t heads,
+                        MaskKind mask, double scale) {
   auto q = tensorType(query);
   if (q.getRank() != 3)
     return op->emitOpError()
@@ -215,8 +215,8 @@ LogicalResult verifyAttentionOperands(Operation *op, Value query,
   int64_t batch = q.getDimSize(0), tokens = q.getDimSize(1),
           width = q.getDimSize(2);
   if (width % heads != 0)
-    return op->emitOpError() << "width " << width
-                             << " is not divisible by heads " << heads;
+    return op->emitOpError()
+           << "width " << width << " is not divisible by heads " << heads;
   if (failed(expectShape(op, rowLogSumExp, "row_logsumexp",
                          {batch, heads, tokens})))
     return failure();
@@ -288,8 +288,8 @@ LogicalResult MatmulOp::verify() {
     return emitOpError() << "contracted dimensions differ: lhs gives " << kl
                          << " and rhs gives " << kr;
   if (failed(expectSameElementType(*this, getLhs(), "lhs", getRhs(), "rhs")) ||
-      failed(expectSameElementType(*this, getLhs(), "lhs", getResult(),
-                                   "result")))
+      failed(
+          expectSameElementType(*this, getLhs(), "lhs", getResult(), "result")))
     return failure();
   return expectShape(*this, getResult(), "result", {m, n});
 }
@@ -298,9 +298,10 @@ LogicalResult SumLeadingOp::verify() {
   ArrayRef<int64_t> in = tensorType(getInput()).getShape();
   ArrayRef<int64_t> out = tensorType(getResult()).getShape();
   if (out.size() > in.size() || in.take_back(out.size()) != out)
-    return emitOpError() << "result shape " << shapeString(out)
-                         << " must equal the trailing dimensions of input shape "
-                         << shapeString(in);
+    return emitOpError()
+           << "result shape " << shapeString(out)
+           << " must equal the trailing dimensions of input shape "
+           << shapeString(in);
   return expectSameElementType(*this, getInput(), "input", getResult(),
                                "result");
 }
@@ -309,7 +310,8 @@ LogicalResult PadOp::verify() {
   auto in = tensorType(getInput());
   int64_t dim = getDim();
   if (dim >= in.getRank())
-    return emitOpError() << "dim " << dim << " is out of range for input of rank "
+    return emitOpError() << "dim " << dim
+                         << " is out of range for input of rank "
                          << in.getRank();
   SmallVector<int64_t> expected(in.getShape());
   expected[dim] += getBefore() + getAfter();
@@ -346,29 +348,58 @@ LogicalResult GeluGradOp::verify() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  return verifyAttentionOperands(
-      *this, getQuery(),
-      {{getGrad(), "grad"},
-       {getKey(), "key"},
-       {getValue(), "value"},
-       {getOutput(), "output"},
-       {getQueryGrad(), "query_grad"},
-       {getKeyGrad(), "key_grad"},
-       {getValueGrad(), "value_grad"}},
-      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
-      getScale().convertToDouble());
+  return verifyAttentionOperands(*this, getQuery(),
+                                 {{getGrad(), "grad"},
+                                  {getKey(), "key"},
+                                  {getValue(), "value"},
+                                  {getOutput(), "output"},
+                                  {getQueryGrad(), "query_grad"},
+                                  {getKeyGrad(), "key_grad"},
+                                  {getValueGrad(), "value_grad"}},
+                                 getRowLogsumexp(), getPrefix(), getHeads(),
+                                 getMask(), getScale().convertToDouble());
 }
 
 LogicalResult NormalizedPixelLossGradOp::verify() {
   auto pred = tensorType(getPrediction());
   if (pred.getRank() != 3)
-    return emitOpError() << "prediction must be [B, N, P] (rank 3) but has rank "
-                         << pred.getRank();
+    return emitOpError()
+           << "prediction must be [B, N, P] (rank 3) but has rank "
+           << pred.getRank();
   if (failed(expectShape(*this, getTarget(), "target", pred.getShape())) ||
       failed(expectShape(*this, getResult(), "result", pred.getShape())) ||
       failed(expectShape(*this, getPrefix(), "prefix", {pred.getDimSize(0)})))
     return failure();
   return success();
+}
+
+LogicalResult GatherLiveRowsOp::verify() {
+  auto in = tensorType(getInput()), out = tensorType(getResult());
+  if (in.getRank() != 3 && in.getRank() != 2)
+    return emitOpError() << "input must be [B, N, D] or [N, D] but has rank "
+                         << in.getRank();
+  if (out.getRank() != 2 || out.getDimSize(1) != in.getShape().back())
+    return emitOpError() << "result must be [capacity, " << in.getShape().back()
+                         << "] but is " << shapeString(out.getShape());
+  if (in.getRank() == 3 &&
+      failed(expectShape(*this, getPrefix(), "prefix", {in.getDimSize(0)})))
+    return failure();
+  return expectSameElementType(*this, getInput(), "input", getResult(),
+                               "result");
+}
+
+LogicalResult ScatterLiveRowsOp::verify() {
+  auto in = tensorType(getInput()), out = tensorType(getResult());
+  if (in.getRank() != 2)
+    return emitOpError() << "input must be [capacity, D] but has rank "
+                         << in.getRank();
+  if (out.getRank() != 3 || out.getDimSize(2) != in.getDimSize(1))
+    return emitOpError() << "result must be [B, N, " << in.getDimSize(1)
+                         << "] but is " << shapeString(out.getShape());
+  if (failed(expectShape(*this, getPrefix(), "prefix", {out.getDimSize(0)})))
+    return failure();
+  return expectSameElementType(*this, getInput(), "input", getResult(),
+                               "result");
 }
 
 LogicalResult GlobalNormOp::verify() {

@@ -271,6 +271,16 @@ def Aim_AttentionOp : Aim_Op<"attention", [Pure, Aim_Differentiable]> {
     No N x N mask tensor exists: passes and backends derive the visible keys
     from the kind and the prefix lengths.
 
+    Tile rule (recorded by aim-prefix-mask, read by tiled kernels): for a
+    query tile `[q_begin, q_end)` and a key tile `[k_begin, k_end)` of sample
+    b, with each map applied to `(q_begin, q_end)[prefix[b]]` and the maximum
+    of its results taken, the tile is *empty* (no visible pair: never loaded)
+    when `k_begin >= max(tile_empty_from)`, *full* (every pair visible: no
+    mask test) when `k_end <= max(tile_full_until)`, and *partial* otherwise.
+    Without the attributes every tile is partial. For prefix_causal the pass
+    records `tile_empty_from = (qb, qe)[K] -> (K, qe)` and
+    `tile_full_until = (qb, qe)[K] -> (K, qb + 1)`.
+
     The second result, `row_logsumexp` `[B, heads, N]` (always f32), holds
     `log sum_k exp(scale * <query, key_k>)` over the visible keys of each row:
     the statistics from which `aim.attention_grad` recomputes the softmax
@@ -287,7 +297,9 @@ def Aim_AttentionOp : Aim_Op<"attention", [Pure, Aim_Differentiable]> {
   let arguments = (ins Aim_FloatTensor:$query, Aim_FloatTensor:$key,
                        Aim_FloatTensor:$value, Optional<Aim_PrefixTensor>:$prefix,
                        ConfinedAttr<I64Attr, [IntPositive]>:$heads,
-                       Aim_MaskKind:$mask, F64Attr:$scale);
+                       Aim_MaskKind:$mask, F64Attr:$scale,
+                       OptionalAttr<AffineMapAttr>:$tile_empty_from,
+                       OptionalAttr<AffineMapAttr>:$tile_full_until);
   let results = (outs Aim_FloatTensor:$result, F32Tensor:$row_logsumexp);
   let assemblyFormat = [{
     $query `,` $key `,` $value `,` `heads` `=` $heads `,`
@@ -453,7 +465,8 @@ def Aim_AttentionGradOp : Aim_Op<"attention_grad", [Pure]> {
     `delta_q = <grad_q, output_q>`:
     `value_grad_k += p grad_q`, `ds = p (<grad_q, value_k> - delta_q)`,
     `query_grad_q += scale ds key_k`, `key_grad_k += scale ds query_q`.
-    Nothing N x N is stored. Mask kind and prefix operand as `aim.attention`.
+    Nothing N x N is stored. Mask kind, prefix operand and tile rule as
+    `aim.attention`.
 
     Example:
     ```mlir
@@ -470,7 +483,9 @@ def Aim_AttentionGradOp : Aim_Op<"attention_grad", [Pure]> {
                        Aim_FloatTensor:$output, F32Tensor:$row_logsumexp,
                        Optional<Aim_PrefixTensor>:$prefix,
                        ConfinedAttr<I64Attr, [IntPositive]>:$heads,
-                       Aim_MaskKind:$mask, F64Attr:$scale);
+                       Aim_MaskKind:$mask, F64Attr:$scale,
+                       OptionalAttr<AffineMapAttr>:$tile_empty_from,
+                       OptionalAttr<AffineMapAttr>:$tile_full_until);
   let results = (outs Aim_FloatTensor:$query_grad, Aim_FloatTensor:$key_grad,
                       Aim_FloatTensor:$value_grad);
   let assemblyFormat = [{
@@ -507,6 +522,57 @@ def Aim_NormalizedPixelLossGradOp : Aim_Op<"normalized_pixel_loss_grad", [Pure]>
     $grad `,` $prediction `,` $target `,` `prefix` $prefix `,` `epsilon` `=`
     $epsilon attr-dict `:` type($grad) `,` type($prediction) `,` type($target)
     `,` type($prefix) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Token liveness (aim-prefix-mask)
+//===----------------------------------------------------------------------===//
+
+def Aim_GatherLiveRowsOp : Aim_Op<"gather_live_rows", [Pure, Aim_Differentiable]> {
+  let summary = "compacts the rows that reach the loss into a fixed capacity";
+  let description = [{
+    Row m of sample b is *live* when `max(prefix[b], 1) - 1 <= m <= N - 2`:
+    the output at position m predicts patch m + 1, which the loss counts only
+    when it is not in the prefix (AIM.md, "Liveness"). The result holds the
+    live rows of `input` in (b, m) order, then zero rows up to `capacity`.
+    `input` is `[B, N, D]`, or `[N, D]` shared by every sample (a position
+    embedding). More live rows than `capacity` is a run-time error: the
+    capacity is B*N/2 under antithetic prefix pairs (exact) and B*(N-1) under
+    iid sampling (the upper bound).
+
+    Example:
+    ```mlir
+    %live = aim.gather_live_rows %x, prefix %K : tensor<8x49x192xf32>, tensor<8xi32> -> tensor<196x192xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$input, Aim_PrefixTensor:$prefix);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` `prefix` $prefix attr-dict `:` type($input) `,` type($prefix)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_ScatterLiveRowsOp : Aim_Op<"scatter_live_rows", [Pure, Aim_Differentiable]> {
+  let summary = "puts compacted live rows back in place, zeros elsewhere";
+  let description = [{
+    The inverse of `aim.gather_live_rows`: row r of `input` goes to the r-th
+    live (b, m) of the `[B, N, D]` result; dead rows are zero and padding rows
+    of `input` are ignored.
+
+    Example:
+    ```mlir
+    %pred = aim.scatter_live_rows %live, prefix %K : tensor<196x16xf32>, tensor<8xi32> -> tensor<8x49x16xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$input, Aim_PrefixTensor:$prefix);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` `prefix` $prefix attr-dict `:` type($input) `,` type($prefix)
+    `->` type($result)
   }];
   let hasVerifier = 1;
 }

@@ -66,11 +66,11 @@ LogicalResult SliceOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
 LogicalResult CastOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                                ArrayRef<bool> want,
                                SmallVectorImpl<Value> &operandGrads) {
-  operandGrads.push_back(want[0] ? CastOp::create(b, getLoc(),
-                                                  getInput().getType(),
-                                                  resultGrads[0])
-                                       .getResult()
-                                 : Value());
+  operandGrads.push_back(
+      want[0]
+          ? CastOp::create(b, getLoc(), getInput().getType(), resultGrads[0])
+                .getResult()
+          : Value());
   return success();
 }
 
@@ -85,9 +85,9 @@ LogicalResult LinearOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   Value dx, dw, db;
   if (want[0]) {
     auto inType = tensorType(getInput());
-    auto dx2Type = RankedTensorType::get(
-        {dy2Type.getDimSize(0), inType.getShape().back()},
-        inType.getElementType());
+    auto dx2Type =
+        RankedTensorType::get({dy2Type.getDimSize(0), inType.getShape().back()},
+                              inType.getElementType());
     Value dx2 = MatmulOp::create(b, loc, dx2Type, dy2, getWeight(),
                                  /*transpose_lhs=*/false,
                                  /*transpose_rhs=*/false);
@@ -137,12 +137,12 @@ LogicalResult AddOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
 LogicalResult GeluOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                                ArrayRef<bool> want,
                                SmallVectorImpl<Value> &operandGrads) {
-  operandGrads.push_back(want[0] ? GeluGradOp::create(
-                                       b, getLoc(), getInput().getType(),
-                                       resultGrads[0], getInput(),
-                                       getApproximationAttr())
-                                       .getResult()
-                                 : Value());
+  operandGrads.push_back(
+      want[0] ? GeluGradOp::create(b, getLoc(), getInput().getType(),
+                                   resultGrads[0], getInput(),
+                                   getApproximationAttr())
+                    .getResult()
+              : Value());
   return success();
 }
 
@@ -156,7 +156,8 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   auto grads = AttentionGradOp::create(
       b, getLoc(), type, type, type, resultGrads[0], getQuery(), getKey(),
       getValue(), getResult(), getRowLogsumexp(), getPrefix(), getHeadsAttr(),
-      getMaskAttr(), getScaleAttr());
+      getMaskAttr(), getScaleAttr(), getTileEmptyFromAttr(),
+      getTileFullUntilAttr());
   operandGrads.push_back(want[0] ? grads.getQueryGrad() : Value());
   operandGrads.push_back(want[1] ? grads.getKeyGrad() : Value());
   operandGrads.push_back(want[2] ? grads.getValueGrad() : Value());
@@ -165,20 +166,48 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   return success();
 }
 
-LogicalResult NormalizedPixelLossOp::buildVjp(
-    OpBuilder &b, ValueRange resultGrads, ArrayRef<bool> want,
-    SmallVectorImpl<Value> &operandGrads) {
+LogicalResult
+NormalizedPixelLossOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                ArrayRef<bool> want,
+                                SmallVectorImpl<Value> &operandGrads) {
   if (want[1])
     return emitOpError() << "the gradient with respect to the target is not "
                             "implemented: targets come from the images, which "
                             "no parameter influences";
-  operandGrads.push_back(want[0] ? NormalizedPixelLossGradOp::create(
-                                       b, getLoc(), getPrediction().getType(),
-                                       resultGrads[0], getPrediction(),
-                                       getTarget(), getPrefix(),
-                                       getEpsilonAttr())
-                                       .getResult()
-                                 : Value());
+  operandGrads.push_back(
+      want[0] ? NormalizedPixelLossGradOp::create(
+                    b, getLoc(), getPrediction().getType(), resultGrads[0],
+                    getPrediction(), getTarget(), getPrefix(), getEpsilonAttr())
+                    .getResult()
+              : Value());
   operandGrads.append({Value(), Value()});
+  return success();
+}
+
+LogicalResult GatherLiveRowsOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                         ArrayRef<bool> want,
+                                         SmallVectorImpl<Value> &operandGrads) {
+  if (want[0] && tensorType(getInput()).getRank() != 3)
+    return emitOpError() << "the gradient of a row gather from a shared [N, D] "
+                            "input is not implemented";
+  operandGrads.push_back(
+      want[0] ? ScatterLiveRowsOp::create(b, getLoc(), getInput().getType(),
+                                          resultGrads[0], getPrefix())
+                    .getResult()
+              : Value());
+  operandGrads.push_back(Value()); // integer lengths: no gradient
+  return success();
+}
+
+LogicalResult
+ScatterLiveRowsOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                            ArrayRef<bool> want,
+                            SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(
+      want[0] ? GatherLiveRowsOp::create(b, getLoc(), getInput().getType(),
+                                         resultGrads[0], getPrefix())
+                    .getResult()
+              : Value());
+  operandGrads.push_back(Value());
   return success();
 }

@@ -128,8 +128,8 @@ protected:
             << "argument " << a << " element " << i;
         ++checked;
       }
-      args[a] =
-          ::aim::HostTensor::fromDoubles(::aim::DType::F64, args[a].shape, base);
+      args[a] = ::aim::HostTensor::fromDoubles(::aim::DType::F64, args[a].shape,
+                                               base);
     }
     EXPECT_GT(checked, 0);
   }
@@ -159,15 +159,15 @@ TEST_F(AutodiffTest, LayerNorm) {
 
 TEST_F(AutodiffTest, AddWithBroadcastAndReuse) {
   // %x is used twice: its gradients from both uses must add up.
-  checkGradients(module(
-      "%x: tensor<2x4x6xf32> {aim.param = \"x\"}, %r: tensor<4x6xf32> "
-      "{aim.param = \"r\"}",
-      "  %s = aim.add %x, %r : tensor<2x4x6xf32>, tensor<4x6xf32> -> "
-      "tensor<2x4x6xf32>\n"
-      "  %t = aim.gelu %s, approximation = erf : tensor<2x4x6xf32> -> "
-      "tensor<2x4x6xf32>\n"
-      "  %y = aim.add %t, %x : tensor<2x4x6xf32>, tensor<2x4x6xf32> -> "
-      "tensor<2x4x6xf32>"));
+  checkGradients(
+      module("%x: tensor<2x4x6xf32> {aim.param = \"x\"}, %r: tensor<4x6xf32> "
+             "{aim.param = \"r\"}",
+             "  %s = aim.add %x, %r : tensor<2x4x6xf32>, tensor<4x6xf32> -> "
+             "tensor<2x4x6xf32>\n"
+             "  %t = aim.gelu %s, approximation = erf : tensor<2x4x6xf32> -> "
+             "tensor<2x4x6xf32>\n"
+             "  %y = aim.add %t, %x : tensor<2x4x6xf32>, tensor<2x4x6xf32> -> "
+             "tensor<2x4x6xf32>"));
 }
 
 TEST_F(AutodiffTest, GeluErfAndTanh) {
@@ -183,8 +183,7 @@ TEST_F(AutodiffTest, AttentionEveryMaskKind) {
                        "tensor<2x4x6xf32> {aim.param = \"k\"}, %v: "
                        "tensor<2x4x6xf32> {aim.param = \"v\"}";
   const char *types = "tensor<2x4x6xf32>, tensor<2x4x6xf32>, tensor<2x4x6xf32>";
-  for (std::string mask :
-       {"prefix_causal(%K)", "causal", "bidirectional"}) {
+  for (std::string mask : {"prefix_causal(%K)", "causal", "bidirectional"}) {
     std::string prefixType =
         mask.rfind("prefix", 0) == 0 ? ", tensor<2xi32>" : "";
     checkGradients(module(

@@ -203,3 +203,126 @@ TEST(CastKernel, BF16RoundsToNearestEven) {
   Tensor<double> f32 = cast(tensor({1}, {0.1}), RoundTo::F32);
   EXPECT_EQ(f32.data[0], static_cast<double>(0.1f));
 }
+
+namespace {
+Tensor<double> randomTensor(std::vector<int64_t> shape, unsigned seed) {
+  Tensor<double> t(std::move(shape));
+  uint64_t state = seed * 6364136223846793005ull + 1442695040888963407ull;
+  for (double &v : t.data) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<double>(state >> 11) / 9007199254740992.0 * 2 - 1;
+  }
+  return t;
+}
+
+/// The prefix-causal tile rule, as aim-prefix-mask records it.
+TilePlan prefixCausalPlan(int64_t tq, int64_t tk, int64_t fullSlack = 1) {
+  TilePlan plan;
+  plan.queryTile = tq;
+  plan.keyTile = tk;
+  plan.emptyFrom = [](int64_t, int64_t qe, int64_t k) {
+    return std::max(k, qe);
+  };
+  plan.fullUntil = [fullSlack](int64_t qb, int64_t, int64_t k) {
+    return std::max(k, qb + fullSlack);
+  };
+  return plan;
+}
+} // namespace
+
+TEST(TiledAttention, FollowsTheRuleAndSkipsOnlyEmptyTiles) {
+  const int64_t n = 7;
+  Tensor<double> q = randomTensor({3, n, 6}, 1), k = randomTensor({3, n, 6}, 2),
+                 v = randomTensor({3, n, 6}, 3);
+  std::vector<int64_t> prefix = {1, 4, 7};
+  AttentionResult<double> plain =
+      attention(q, k, v, 2, Mask::PrefixCausal, prefix, 0.5);
+  for (auto [tq, tk] :
+       {std::pair<int64_t, int64_t>{2, 3}, {3, 2}, {1, 1}, {7, 7}}) {
+    TileCounts counts;
+    AttentionResult<double> tiled =
+        attentionTiled(q, k, v, 2, Mask::PrefixCausal, prefix, 0.5,
+                       prefixCausalPlan(tq, tk), &counts);
+    for (size_t i = 0; i < plain.output.data.size(); ++i)
+      ASSERT_NEAR(tiled.output.data[i], plain.output.data[i], 1e-12);
+    for (size_t i = 0; i < plain.rowLogSumExp.data.size(); ++i)
+      ASSERT_NEAR(tiled.rowLogSumExp.data[i], plain.rowLogSumExp.data[i],
+                  1e-12);
+    // The classes the rule gave agree with a brute-force look at every pair.
+    TileCounts expected;
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t q0 = 0; q0 < n; q0 += tq)
+        for (int64_t k0 = 0; k0 < n; k0 += tk) {
+          int64_t visible = 0, pairs = 0;
+          for (int64_t qi = q0; qi < std::min(n, q0 + tq); ++qi)
+            for (int64_t ki = k0; ki < std::min(n, k0 + tk); ++ki, ++pairs)
+              visible += maskAllows(Mask::PrefixCausal, prefix[b], qi, ki);
+          (visible == 0       ? expected.empty
+           : visible == pairs ? expected.full
+                              : expected.partial) += 2; // two heads
+        }
+    EXPECT_EQ(counts.empty, expected.empty) << tq << "x" << tk;
+    EXPECT_EQ(counts.full, expected.full) << tq << "x" << tk;
+    EXPECT_EQ(counts.partial, expected.partial) << tq << "x" << tk;
+  }
+}
+
+TEST(TiledAttention, AWrongTileRuleChangesTheResult) {
+  // Calling a tile full one row too early drops the mask where it matters:
+  // the tiled mode must then disagree, or it could not catch a wrong rule.
+  const int64_t n = 7;
+  Tensor<double> q = randomTensor({2, n, 4}, 4), k = randomTensor({2, n, 4}, 5),
+                 v = randomTensor({2, n, 4}, 6);
+  std::vector<int64_t> prefix = {2, 5};
+  AttentionResult<double> plain =
+      attention(q, k, v, 1, Mask::PrefixCausal, prefix, 0.5);
+  AttentionResult<double> wrong =
+      attentionTiled(q, k, v, 1, Mask::PrefixCausal, prefix, 0.5,
+                     prefixCausalPlan(2, 2, /*fullSlack=*/2));
+  double maxDiff = 0;
+  for (size_t i = 0; i < plain.output.data.size(); ++i)
+    maxDiff = std::max(maxDiff,
+                       std::abs(wrong.output.data[i] - plain.output.data[i]));
+  EXPECT_GT(maxDiff, 1e-3);
+}
+
+TEST(TiledAttention, BackwardFollowsTheRule) {
+  const int64_t n = 6;
+  Tensor<double> q = randomTensor({2, n, 4}, 7), k = randomTensor({2, n, 4}, 8),
+                 v = randomTensor({2, n, 4}, 9),
+                 dout = randomTensor({2, n, 4}, 10);
+  std::vector<int64_t> prefix = {3, 6};
+  AttentionResult<double> fwd =
+      attention(q, k, v, 2, Mask::PrefixCausal, prefix, 0.7);
+  AttentionGrads<double> plain =
+      attentionGrad(dout, q, k, v, fwd.output, fwd.rowLogSumExp, 2,
+                    Mask::PrefixCausal, prefix, 0.7);
+  TileCounts counts;
+  AttentionGrads<double> tiled = attentionGrad(
+      dout, q, k, v, fwd.output, fwd.rowLogSumExp, 2, Mask::PrefixCausal,
+      prefix, 0.7, prefixCausalPlan(2, 2), &counts);
+  for (size_t i = 0; i < plain.query.data.size(); ++i) {
+    ASSERT_NEAR(tiled.query.data[i], plain.query.data[i], 1e-12);
+    ASSERT_NEAR(tiled.key.data[i], plain.key.data[i], 1e-12);
+    ASSERT_NEAR(tiled.value.data[i], plain.value.data[i], 1e-12);
+  }
+  EXPECT_GT(counts.empty, 0); // sample 0 (K = 3) has tiles above the diagonal
+}
+
+TEST(LiveRows, GatherAndScatterFollowTheLivenessRule) {
+  // N = 4: K = 1 -> rows 0..2 live; K = 3 -> rows 2..2; K = 4 -> none.
+  Tensor<double> x = iota({3, 4, 2});
+  aim::StatusOr<Tensor<double>> rows = gatherLiveRows(x, {1, 3, 4}, 5);
+  ASSERT_TRUE(rows.isOk()) << rows.status().message();
+  // (0,0), (0,1), (0,2), (1,2), then one zero row of padding.
+  EXPECT_EQ(rows->data, (std::vector<double>{0, 1, 2, 3, 4, 5, 12, 13, 0, 0}));
+  aim::StatusOr<Tensor<double>> back = scatterLiveRows(*rows, {1, 3, 4}, 4);
+  ASSERT_TRUE(back.isOk());
+  EXPECT_EQ(back->data[5], 5);   // live row (0, 2) back in place
+  EXPECT_EQ(back->data[6], 0);   // row (0, 3) = N - 1 is never live
+  EXPECT_EQ(back->data[12], 12); // (1, 2)
+  EXPECT_EQ(back->data[16], 0);  // sample 2 has K = N: nothing live
+  aim::StatusOr<Tensor<double>> tooMany = gatherLiveRows(x, {1, 1, 1}, 5);
+  ASSERT_FALSE(tooMany.isOk());
+  EXPECT_NE(tooMany.status().message().find("9 live rows"), std::string::npos);
+}

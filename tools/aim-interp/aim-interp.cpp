@@ -18,6 +18,7 @@
 #include "passes/Passes.h"
 #include "passes/Pipelines.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
@@ -96,6 +97,11 @@ cl::opt<std::string> saveParamsOption(
     "save-params",
     cl::desc("With --train-steps: write the final parameters to this file"),
     cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> attentionTilesOption(
+    "attention-tiles",
+    cl::desc("Run attention tile by tile (QxK, e.g. 16x16) following the tile "
+             "rule recorded by aim-prefix-mask, and report the tiles visited"),
+    cl::value_desc("QxK"), cl::cat(category));
 cl::opt<bool> initF64Option("init-f64",
                             cl::desc("Store --init-params tensors as float64"),
                             cl::cat(category));
@@ -178,8 +184,9 @@ mlir::func::FuncOp findFunction(mlir::ModuleOp module, StringRef name,
   module.walk([&](mlir::func::FuncOp f) {
     names += (names.empty() ? "" : ", ") + ("@" + f.getSymName()).str();
   });
-  error = "no function @" + name.str() + " in the IR (it has: " +
-          (names.empty() ? "none" : names) + "); pick one with --entry";
+  error = "no function @" + name.str() +
+          " in the IR (it has: " + (names.empty() ? "none" : names) +
+          "); pick one with --entry";
   return nullptr;
 }
 
@@ -197,8 +204,32 @@ bool ensureStage(mlir::ModuleOp module, mlir::aim::Stage stage) {
   return succeeded(pm.run(module));
 }
 
-aim::interp::Precision precision() {
-  return f32Option ? aim::interp::Precision::F32 : aim::interp::Precision::F64;
+/// Interpreter options from the flags; tile counts accumulate in `counts`.
+aim::interp::Options
+interpreterOptions(aim::interp::AttentionTileCounts *counts) {
+  aim::interp::Options options(f32Option ? aim::interp::Precision::F32
+                                         : aim::interp::Precision::F64);
+  if (!attentionTilesOption.empty()) {
+    auto [q, k] = StringRef(attentionTilesOption).split('x');
+    // Validated in main(); here both parse.
+    q.getAsInteger(10, options.attentionQueryTile);
+    k.getAsInteger(10, options.attentionKeyTile);
+    options.tileCounts = counts;
+  }
+  return options;
+}
+
+aim::interp::AttentionTileCounts tileCounts;
+
+void printTileCounts() {
+  if (attentionTilesOption.empty())
+    return;
+  std::printf("attention tiles %s: empty %lld (skipped), full %lld, partial "
+              "%lld\n",
+              attentionTilesOption.c_str(),
+              static_cast<long long>(tileCounts.empty),
+              static_cast<long long>(tileCounts.full),
+              static_cast<long long>(tileCounts.partial));
 }
 
 /// A scalar input tensor.
@@ -219,8 +250,8 @@ int writeGradients(mlir::ModuleOp module, const aim::NamedTensors &params,
       aim::interp::bindArguments(function, params, inputs);
   if (!arguments)
     return fail(toString(arguments.takeError()));
-  Expected<std::vector<aim::HostTensor>> results =
-      aim::interp::runFunction(function, *arguments, precision());
+  Expected<std::vector<aim::HostTensor>> results = aim::interp::runFunction(
+      function, *arguments, interpreterOptions(&tileCounts));
   if (!results)
     return fail(toString(results.takeError()));
   aim::NamedTensors grads;
@@ -239,6 +270,7 @@ int writeGradients(mlir::ModuleOp module, const aim::NamedTensors &params,
     return fail(s.message());
   std::printf("loss %.17g\n", (*results)[0].toDoubles()[0]);
   std::printf("wrote %zu gradients to %s\n", grads.size(), gradsOption.c_str());
+  printTileCounts();
   return 0;
 }
 
@@ -255,8 +287,8 @@ int train(mlir::ModuleOp module, aim::NamedTensors params,
   aim::NamedTensors state;
   for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
     for (const auto &[name, tensor] : params)
-      state.emplace_back(name + suffix, aim::HostTensor::zeros(
-                                            aim::DType::F64, tensor.shape));
+      state.emplace_back(name + suffix,
+                         aim::HostTensor::zeros(aim::DType::F64, tensor.shape));
   inputs["lr"] = scalarTensor(aim::DType::F64, lrOption);
   const size_t count = params.size();
   for (int64_t step = 0; step < trainStepsOption; ++step) {
@@ -265,8 +297,8 @@ int train(mlir::ModuleOp module, aim::NamedTensors params,
         aim::interp::bindArguments(function, params, inputs, state);
     if (!arguments)
       return fail(toString(arguments.takeError()));
-    Expected<std::vector<aim::HostTensor>> results =
-        aim::interp::runFunction(function, *arguments, precision());
+    Expected<std::vector<aim::HostTensor>> results = aim::interp::runFunction(
+        function, *arguments, interpreterOptions(&tileCounts));
     if (!results)
       return fail(toString(results.takeError()));
     if (results->size() != 2 + 3 * count)
@@ -313,7 +345,8 @@ int main(int argc, char **argv) {
       "  aim-interp --model aim-fmnist --params p.safetensors --images X.npy "
       "--prefix K.npy --grads g.safetensors\n"
       "  aim-interp --model aim-fmnist --params p.safetensors --images "
-      "fashion-mnist --batch 8 --prefix antithetic --train-steps 50 --lr 1e-3\n");
+      "fashion-mnist --batch 8 --prefix antithetic --train-steps 50 --lr "
+      "1e-3\n");
 
   if (modelOption.empty() == irOption.empty())
     return fail(
@@ -361,7 +394,8 @@ int main(int argc, char **argv) {
   const int64_t batch = images->shape[0];
 
   mlir::MLIRContext context;
-  context.loadDialect<mlir::aim::AimDialect, mlir::func::FuncDialect>();
+  context.loadDialect<mlir::aim::AimDialect, mlir::func::FuncDialect,
+                      mlir::arith::ArithDialect>();
   mlir::OwningOpRef<mlir::ModuleOp> module;
   if (config) {
     std::vector<int64_t> expected = {batch, config->channels,
@@ -410,6 +444,14 @@ int main(int argc, char **argv) {
       {aim::kImagesInputName, *images}, {aim::kPrefixInputName, *prefix}};
   if (trainStepsOption < 0)
     return fail("--train-steps must not be negative");
+  if (!attentionTilesOption.empty()) {
+    auto [q, k] = StringRef(attentionTilesOption).split('x');
+    int64_t tq, tk;
+    if (q.getAsInteger(10, tq) || k.getAsInteger(10, tk) || tq <= 0 || tk <= 0)
+      return fail("--attention-tiles takes QxK with positive integers, for "
+                  "example 16x16; got '" +
+                  attentionTilesOption + "'");
+  }
   if (trainStepsOption > 0)
     return train(*module, *params, inputs);
   if (!gradsOption.empty())
@@ -419,12 +461,12 @@ int main(int argc, char **argv) {
   if (!arguments)
     return fail(toString(arguments.takeError()));
   Expected<std::vector<aim::HostTensor>> results = aim::interp::runFunction(
-      entry, *arguments,
-      f32Option ? aim::interp::Precision::F32 : aim::interp::Precision::F64);
+      entry, *arguments, interpreterOptions(&tileCounts));
   if (!results)
     return fail(toString(results.takeError()));
   if (results->empty() || results->front().numElements() != 1)
     return fail("@" + entryOption + " does not return a scalar loss first");
   std::printf("loss %.17g\n", results->front().toDoubles()[0]);
+  printTileCounts();
   return 0;
 }

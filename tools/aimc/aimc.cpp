@@ -39,15 +39,26 @@ cl::opt<std::string> modelOption(
 cl::opt<int64_t> batchOption("batch",
                              cl::desc("Batch size B of the compiled step"),
                              cl::init(64), cl::cat(aimcCategory));
-cl::opt<mlir::aim::Stage> emitOption(
-    "emit", cl::desc("What to print"), cl::init(mlir::aim::Stage::Forward),
-    cl::values(clEnumValN(mlir::aim::Stage::Forward, "aim",
-                          "@forward: the forward pass and loss"),
-               clEnumValN(mlir::aim::Stage::LossAndGrads, "grads",
-                          "+ @loss_and_grads (aim-autodiff)"),
-               clEnumValN(mlir::aim::Stage::TrainStep, "train",
-                          "+ @train_step: clipping and AdamW "
-                          "(aim-build-train-step)")),
+cl::opt<mlir::aim::Stage>
+    emitOption("emit", cl::desc("What to print"),
+               cl::init(mlir::aim::Stage::Forward),
+               cl::values(clEnumValN(mlir::aim::Stage::Forward, "aim",
+                                     "@forward: the forward pass and loss"),
+                          clEnumValN(mlir::aim::Stage::LossAndGrads, "grads",
+                                     "+ @loss_and_grads (aim-autodiff)"),
+                          clEnumValN(mlir::aim::Stage::TrainStep, "train",
+                                     "+ @train_step: clipping and AdamW "
+                                     "(aim-build-train-step)")),
+               cl::cat(aimcCategory));
+cl::opt<std::string> prefixModeOption(
+    "prefix-mode",
+    cl::desc("Prefix-length sampling the step is compiled for: antithetic "
+             "(pairs K, N-K: B*N/2 live head rows) or iid (padded to "
+             "B*(N-1))"),
+    cl::init("antithetic"), cl::cat(aimcCategory));
+cl::opt<bool> noPrefixMaskOption(
+    "no-prefix-mask",
+    cl::desc("Do not run aim-prefix-mask (compute every row of the head)"),
     cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
@@ -123,6 +134,9 @@ int main(int argc, char **argv) {
   if (modelOption.empty())
     return error("no model given: pass --model <preset|file> (presets: "
                  "--list-presets)");
+  if (prefixModeOption != "antithetic" && prefixModeOption != "iid")
+    return error("--prefix-mode must be antithetic or iid, got '" +
+                 Twine(prefixModeOption) + "'");
   if (batchOption <= 0)
     return error("--batch must be a positive integer, got " +
                  Twine(batchOption));
@@ -151,7 +165,10 @@ int main(int argc, char **argv) {
   if (failed(mlir::applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
   pm.enableTiming(rootTiming);
-  mlir::aim::addStagePipeline(pm, emitOption);
+  mlir::aim::PipelineOptions pipeline;
+  pipeline.prefixMask = !noPrefixMaskOption;
+  pipeline.prefixMode = prefixModeOption;
+  mlir::aim::addStagePipeline(pm, emitOption, pipeline);
   if (failed(pm.run(*module)))
     return 1;
 

@@ -1,0 +1,42 @@
+// RUN: aim-opt %s --aim-prefix-mask | FileCheck %s
+// RUN: aim-opt %s --aim-prefix-mask=mode=iid | FileCheck %s --check-prefix=IID
+// RUN: not aim-opt %s --aim-prefix-mask=mode=sometimes 2>&1 | FileCheck %s --check-prefix=MODE
+
+// The tile rule of prefix-causal attention, for any tile sizes.
+// CHECK-DAG: #[[$EMPTY:.+]] = affine_map<(d0, d1)[s0] -> (s0, d1)>
+// CHECK-DAG: #[[$FULL:.+]] = affine_map<(d0, d1)[s0] -> (s0, d0 + 1)>
+
+// CHECK-LABEL: func.func @forward
+// CHECK-SAME: aim.prefix_mode = "antithetic"
+// CHECK: %[[O:[^,]+]], %{{.+}} = aim.attention {{.*}} {tile_empty_from = #[[$EMPTY]], tile_full_until = #[[$FULL]]}
+// The attention output and the residual stream are compacted to B*N/2 = 4
+// live rows; the position embedding is gathered per position.
+// CHECK: %[[OR:.+]] = aim.gather_live_rows %[[O]], prefix %arg1 {aim.scope = "prefix_mask.gather"} : tensor<2x4x8xf32>, tensor<2xi32> -> tensor<4x8xf32>
+// CHECK: %[[P:.+]] = aim.linear %[[OR]], %arg2 : tensor<4x8xf32>, tensor<8x8xf32> -> tensor<4x8xf32>
+// CHECK: %[[XR:.+]] = aim.gather_live_rows %arg0, prefix %arg1 {{.*}} : tensor<2x4x8xf32>, tensor<2xi32> -> tensor<4x8xf32>
+// CHECK: %[[S:.+]] = aim.add %[[XR]], %[[P]] : tensor<4x8xf32>, tensor<4x8xf32> -> tensor<4x8xf32>
+// CHECK: %[[POS:.+]] = aim.pos_embed_2d grid_height = 2, grid_width = 2 : tensor<4x8xf32>
+// CHECK: %[[POSR:.+]] = aim.gather_live_rows %[[POS]], prefix %arg1 {{.*}} : tensor<4x8xf32>, tensor<2xi32> -> tensor<4x8xf32>
+// CHECK: %[[H:.+]] = aim.add %[[S]], %[[POSR]] : tensor<4x8xf32>, tensor<4x8xf32> -> tensor<4x8xf32>
+// CHECK: %[[PRED:.+]] = aim.linear %[[H]], %arg3, %arg4 : tensor<4x8xf32>, tensor<6x8xf32>, tensor<6xf32> -> tensor<4x6xf32>
+// CHECK: %[[FULLPRED:.+]] = aim.scatter_live_rows %[[PRED]], prefix %arg1 {aim.scope = "prefix_mask.scatter"} : tensor<4x6xf32>, tensor<2xi32> -> tensor<2x4x6xf32>
+// CHECK: aim.normalized_pixel_loss %[[FULLPRED]], %arg5, prefix %arg1
+
+// Under iid sampling the capacity is the upper bound B*(N-1) = 6.
+// IID: aim.prefix_mode = "iid"
+// IID: aim.gather_live_rows {{.*}} -> tensor<6x8xf32>
+// IID: aim.scatter_live_rows {{.*}} : tensor<6x6xf32>, tensor<2xi32> -> tensor<2x4x6xf32>
+
+// MODE: aim-prefix-mask: mode must be antithetic or iid, got 'sometimes'
+func.func @forward(%x: tensor<2x4x8xf32>, %K: tensor<2xi32>, %wp: tensor<8x8xf32> {aim.param = "proj"},
+                   %w: tensor<6x8xf32> {aim.param = "pred.weight"}, %b: tensor<6xf32> {aim.param = "pred.bias"},
+                   %t: tensor<2x4x6xf32>) -> tensor<f32> {
+  %o, %lse = aim.attention %x, %x, %x, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2xi32> -> tensor<2x4x8xf32>, tensor<2x2x4xf32>
+  %p = aim.linear %o, %wp : tensor<2x4x8xf32>, tensor<8x8xf32> -> tensor<2x4x8xf32>
+  %s = aim.add %x, %p : tensor<2x4x8xf32>, tensor<2x4x8xf32> -> tensor<2x4x8xf32>
+  %pos = aim.pos_embed_2d grid_height = 2, grid_width = 2 : tensor<4x8xf32>
+  %h = aim.add %s, %pos : tensor<2x4x8xf32>, tensor<4x8xf32> -> tensor<2x4x8xf32>
+  %pred = aim.linear %h, %w, %b : tensor<2x4x8xf32>, tensor<6x8xf32>, tensor<6xf32> -> tensor<2x4x6xf32>
+  %l = aim.normalized_pixel_loss %pred, %t, prefix %K, epsilon = 1.0e-6 : tensor<2x4x6xf32>, tensor<2x4x6xf32>, tensor<2xi32> -> tensor<f32>
+  return %l : tensor<f32>
+}
