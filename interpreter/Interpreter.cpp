@@ -164,6 +164,7 @@ private:
   llvm::Error evaluate(Operation *op);
   llvm::Error evaluateConstant(arith::ConstantOp op);
   llvm::Error evaluateCall(func::CallOp op);
+  llvm::Error evaluateFusion(FusionOp op);
 
   bool tiled() const { return options.attentionQueryTile > 0; }
   void addTileCounts(const TileCounts &c) {
@@ -218,11 +219,37 @@ template <typename T> llvm::Error Evaluator<T>::evaluateCall(func::CallOp op) {
   return llvm::Error::success();
 }
 
+/// A fusion computes exactly what its ops compute, one after the other.
+template <typename T> llvm::Error Evaluator<T>::evaluateFusion(FusionOp op) {
+  Block &body = op.getBody().front();
+  // Copy before inserting: an insertion may rehash and move the source.
+  for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs())) {
+    Slot<T> slot = values[input];
+    values[arg] = std::move(slot);
+  }
+  for (Operation &inner : body.without_terminator())
+    if (llvm::Error err = evaluate(&inner))
+      return err;
+  auto yield = cast<YieldOp>(body.getTerminator());
+  for (auto [result, value] : llvm::zip(op.getResults(), yield.getValues())) {
+    Slot<T> slot = values[value];
+    values[result] = std::move(slot);
+  }
+  for (Operation &inner : body.without_terminator())
+    for (Value v : inner.getResults())
+      values.erase(v);
+  for (BlockArgument arg : body.getArguments())
+    values.erase(arg);
+  return llvm::Error::success();
+}
+
 template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
   if (auto constant = dyn_cast<arith::ConstantOp>(op))
     return evaluateConstant(constant);
   if (auto call = dyn_cast<func::CallOp>(op))
     return evaluateCall(call);
+  if (auto fusion = dyn_cast<FusionOp>(op))
+    return evaluateFusion(fusion);
 
   llvm::Error error = llvm::Error::success();
   bool handled =

@@ -39,6 +39,29 @@ def PrefixMaskPass : Pass<"aim-prefix-mask", "::mlir::ModuleOp"> {
   ];
 }
 
+def FusePass : Pass<"aim-fuse", "::mlir::ModuleOp"> {
+  let summary = "Groups ops into aim.fusion kernels, as the cost model decides";
+  let description = [{
+    Runs on @loss_and_grads and @train_step. Starting from one kernel per
+    op, it considers merging each producer into its consumer where a kernel
+    template can do it: a GEMM with its epilogue (bias, GELU, residual add,
+    cast), chains of elementwise and data-movement ops, a layer norm with the
+    residual add that feeds it (two outputs), a layer norm recomputed as the
+    prologue of the GEMM it feeds, and every AdamW update into one
+    multi-tensor kernel. Reshapes and slices are views (a kernel reads its
+    operand through strides: attention reads q, k and v inside qkv), so they
+    are no kernel of their own. A merge is
+    made when the cost model says it saves time on the target description:
+    device-memory traffic removed and launches saved, against work added (a
+    prologue is recomputed for every column tile of its GEMM). So the same IR
+    fuses differently on different chips.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"h100-sxm\"",
+           "Target description: a built-in name or a JSON file">,
+  ];
+}
+
 //===----------------------------------------------------------------------===//
 // Training graph
 //===----------------------------------------------------------------------===//

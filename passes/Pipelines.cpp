@@ -16,6 +16,11 @@ void addStagePipeline(OpPassManager &pm, Stage stage,
     pm.addPass(createAutodiffPass());
   if (stage >= Stage::TrainStep)
     pm.addPass(createBuildTrainStepPass());
+  if (stage >= Stage::Kernels && options.fuse) {
+    FusePassOptions fuse;
+    fuse.target = options.target;
+    pm.addPass(createFusePass(fuse));
+  }
 }
 
 } // namespace mlir::aim

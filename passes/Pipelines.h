@@ -13,12 +13,16 @@ enum class Stage {
   Forward,      // @forward only (the frontend's output)
   LossAndGrads, // + @loss_and_grads
   TrainStep,    // + @train_step
+  Kernels,      // + aim.fusion kernels (aim-fuse)
 };
 
 struct PipelineOptions {
   /// aim-prefix-mask before differentiation, for this prefix sampling mode.
   bool prefixMask = true;
   std::string prefixMode = "antithetic";
+  /// aim-fuse at the kernels stage, deciding on this target description.
+  bool fuse = true;
+  std::string target = "h100-sxm";
 };
 
 /// Adds the passes that take a module holding @forward to `stage`. The

@@ -421,5 +421,23 @@ LogicalResult AdamWOp::verify() {
   return success();
 }
 
+LogicalResult FusionOp::verify() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError() << "region takes " << body.getNumArguments()
+                         << " arguments but the fusion has "
+                         << getInputs().size() << " inputs";
+  for (auto [i, arg, input] : llvm::enumerate(body.getArguments(), getInputs()))
+    if (arg.getType() != input.getType())
+      return emitOpError() << "region argument #" << i << " has type "
+                           << arg.getType() << " but input #" << i << " has "
+                           << input.getType();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yields " << yield.getValues().size()
+                         << " values whose types differ from the results";
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/aim/AimOps.cpp.inc"

@@ -11,6 +11,7 @@
 include "dialects/aim/AimDialect.td"
 include "mlir/IR/EnumAttr.td"
 include "dialects/aim/AimInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
@@ -659,6 +660,48 @@ def Aim_AdamWOp : Aim_Op<"adamw", [Pure, AllTypesMatch<["param", "grad",
     `:` type($param) `,` type($lr) `,` type($step) `,` type($clip_coefficient)
   }];
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Kernels (aim-fuse)
+//===----------------------------------------------------------------------===//
+
+def Aim_FusionOp : Aim_Op<"fusion", [IsolatedFromAbove, RecursiveMemoryEffects,
+                                     SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "a group of ops that becomes one kernel";
+  let description = [{
+    The region is one kernel: it reads `inputs` from device memory once,
+    keeps every intermediate on chip and writes only the values it yields.
+    `kind` names the kernel template (`gemm`, `layer_norm`, `attention`,
+    `loss`, `optimizer`, `elementwise`, ...), chosen by aim-fuse from the cost
+    model over a target description.
+
+    Example:
+    ```mlir
+    %y = aim.fusion "gemm" (%x, %w) : (tensor<8x768xf32>, tensor<3072x768xf32>)
+        -> tensor<8x3072xf32> {
+    ^bb0(%a: tensor<8x768xf32>, %b: tensor<3072x768xf32>):
+      %0 = aim.linear %a, %b : tensor<8x768xf32>, tensor<3072x768xf32> -> tensor<8x3072xf32>
+      %1 = aim.gelu %0, approximation = erf : tensor<8x3072xf32> -> tensor<8x3072xf32>
+      aim.yield %1 : tensor<8x3072xf32>
+    }
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs, StrAttr:$kind);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $kind `(` $inputs `)` attr-dict `:` functional-type($inputs, $results) $body
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_YieldOp : Aim_Op<"yield", [Pure, Terminator, ReturnLike,
+                                   HasParent<"FusionOp">]> {
+  let summary = "the values an aim.fusion writes";
+  let arguments = (ins Variadic<AnyRankedTensor>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ }]>];
 }
 
 #endif // AIM_OPS_TD

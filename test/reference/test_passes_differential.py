@@ -5,9 +5,10 @@ Usage: test_passes_differential.py BIN_DIR WORK_DIR
 For random small configs, random float64 parameters and random prefix lengths
 (always including K = 1 and K = N-1, and K = N in iid mode), the loss and every
 gradient of the step compiled without aim-prefix-mask must equal those of the
-step compiled with it, in both sampling modes, with the interpreter's tiled
-attention (random tile sizes, following the recorded tile rule) on for the
-optimised program. Tolerance 1e-12 relative per tensor: the two programs add
+step compiled with it, and with it and aim-fuse (--emit=kernels: the
+interpreter runs the aim.fusion regions), in both sampling modes, with the
+interpreter's tiled attention (random tile sizes, following the recorded tile
+rule) on for the optimised programs. Tolerance 1e-12 relative per tensor: the two programs add
 the same numbers in nearly the same order, so they agree to a few ulps; a
 wrong live row or tile class changes results at the 1e-3 level or more.
 """
@@ -77,28 +78,34 @@ def main():
             np.save(k_path, np.array(k, dtype=np.int32))
             data = ["--params", params_path, "--images", os.path.join(work, f"x-{case}.npy"), "--prefix", k_path]
             outputs = {}
-            for name, flags, tiles in (("reference", ["--no-prefix-mask"], []),
-                                       ("optimised", [f"--prefix-mode={mode}"],
-                                        ["--attention-tiles", f"{rng.randint(1, n)}x{rng.randint(1, n)}"])):
+            tiles = ["--attention-tiles", f"{rng.randint(1, n)}x{rng.randint(1, n)}"]
+            for name, flags, tile_flags in (
+                    ("reference", ["--emit=grads", "--no-prefix-mask"], []),
+                    ("optimised", ["--emit=grads", f"--prefix-mode={mode}"], tiles),
+                    ("fused", ["--emit=kernels", f"--prefix-mode={mode}"], tiles)):
                 ir = os.path.join(work, f"{name}-{case}-{mode}.mlir")
-                run(aimc, "--model", cfg_path, "--batch", str(batch), "--emit=grads", *flags, "-o", ir)
+                run(aimc, "--model", cfg_path, "--batch", str(batch), *flags, "-o", ir)
+                if name == "fused" and "aim.fusion" not in open(ir).read():
+                    sys.exit(f"FAILED: --emit=kernels made no aim.fusion for case {case}")
                 grads = os.path.join(work, f"grads-{name}-{case}-{mode}.safetensors")
-                out = run(interp, "--ir", ir, *data, "--grads", grads, *tiles)
+                out = run(interp, "--ir", ir, *data, "--grads", grads, *tile_flags)
                 loss = float(next(l for l in out.splitlines() if l.startswith("loss ")).split()[1])
                 outputs[name] = (loss, aim_torch.read_safetensors(grads), out)
             ref_loss, ref_grads, _ = outputs["reference"]
-            opt_loss, opt_grads, opt_out = outputs["optimised"]
-            errors = [abs(opt_loss - ref_loss) / abs(ref_loss)]
-            for name, g in ref_grads.items():
-                scale = max(float(np.max(np.abs(g))), 1e-300)
-                errors.append(float(np.max(np.abs(opt_grads[name] - g))) / scale)
-            case_worst = max(errors)
-            worst = max(worst, case_worst)
-            cases += 1
-            tiles = next(l for l in opt_out.splitlines() if l.startswith("attention tiles"))
-            print(f"case {case} {mode:10} N={n:2} K={k}: worst relative error {case_worst:.1e}; {tiles}")
-            if case_worst > TOLERANCE:
-                sys.exit(f"FAILED: case {case} {mode}: {case_worst:.3e} > {TOLERANCE}")
+            for variant in ("optimised", "fused"):
+                opt_loss, opt_grads, opt_out = outputs[variant]
+                errors = [abs(opt_loss - ref_loss) / abs(ref_loss)]
+                for name, g in ref_grads.items():
+                    scale = max(float(np.max(np.abs(g))), 1e-300)
+                    errors.append(float(np.max(np.abs(opt_grads[name] - g))) / scale)
+                case_worst = max(errors)
+                worst = max(worst, case_worst)
+                cases += 1
+                tile_line = next(l for l in opt_out.splitlines() if l.startswith("attention tiles"))
+                print(f"case {case} {mode:10} {variant:9} N={n:2} K={k}: worst relative error "
+                      f"{case_worst:.1e}; {tile_line}")
+                if case_worst > TOLERANCE:
+                    sys.exit(f"FAILED: case {case} {mode} {variant}: {case_worst:.3e} > {TOLERANCE}")
     print(f"{cases} cases, worst relative error {worst:.2e} (tolerance {TOLERANCE:g})")
 
 

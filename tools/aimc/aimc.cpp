@@ -10,6 +10,7 @@
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
+#include "passes/CostReport.h"
 #include "passes/Pipelines.h"
 
 #include "mlir/IR/AsmState.h"
@@ -48,7 +49,9 @@ cl::opt<mlir::aim::Stage>
                                      "+ @loss_and_grads (aim-autodiff)"),
                           clEnumValN(mlir::aim::Stage::TrainStep, "train",
                                      "+ @train_step: clipping and AdamW "
-                                     "(aim-build-train-step)")),
+                                     "(aim-build-train-step)"),
+                          clEnumValN(mlir::aim::Stage::Kernels, "kernels",
+                                     "+ aim.fusion kernels (aim-fuse)")),
                cl::cat(aimcCategory));
 cl::opt<std::string> prefixModeOption(
     "prefix-mode",
@@ -59,6 +62,21 @@ cl::opt<std::string> prefixModeOption(
 cl::opt<bool> noPrefixMaskOption(
     "no-prefix-mask",
     cl::desc("Do not run aim-prefix-mask (compute every row of the head)"),
+    cl::cat(aimcCategory));
+cl::opt<bool> noFuseOption("no-fuse",
+                           cl::desc("Do not run aim-fuse (one kernel per op)"),
+                           cl::cat(aimcCategory));
+cl::opt<std::string> targetDescOption(
+    "target-desc",
+    cl::desc("Target description for fusion and the cost model: a built-in "
+             "name (h100-sxm, l4) or a JSON file (codegen/targets/README.md)"),
+    cl::init("h100-sxm"), cl::cat(aimcCategory));
+enum class Report { None, Cost };
+cl::opt<Report> reportOption(
+    "report", cl::desc("Print a report instead of IR"), cl::init(Report::None),
+    cl::values(clEnumValN(Report::Cost, "cost",
+                          "per-kernel FLOPs, bytes and roofline time of one "
+                          "training step, and what each pass removed")),
     cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
@@ -104,6 +122,72 @@ void listPresets() {
   outs()
       << "(trunk: patch embedding and blocks; head: the pre-training head)\n";
 }
+/// Builds the step of `config` with `pipeline` up to `stage`.
+mlir::OwningOpRef<mlir::ModuleOp>
+compile(mlir::MLIRContext &context, const aim::ModelConfig &config,
+        mlir::aim::Stage stage, const mlir::aim::PipelineOptions &pipeline) {
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      aim::buildForwardModule(context, config, batchOption);
+  mlir::PassManager pm(&context);
+  mlir::aim::addStagePipeline(pm, stage, pipeline);
+  if (failed(pm.run(*module)))
+    return nullptr;
+  return module;
+}
+
+/// --report=cost: the step without the AIM passes, with the prefix mask, and
+/// with fusion (as far as --no-prefix-mask / --no-fuse allow).
+int reportCost(const aim::ModelConfig &config) {
+  Expected<mlir::aim::TargetDescription> target =
+      mlir::aim::loadTargetDescription(targetDescOption);
+  if (!target)
+    return error(toString(target.takeError()));
+  mlir::MLIRContext context;
+  std::vector<mlir::aim::CostVariant> variants;
+  auto add = [&](std::string name, bool prefixMask, bool fuse) {
+    mlir::aim::PipelineOptions pipeline;
+    pipeline.prefixMask = prefixMask;
+    pipeline.prefixMode = prefixModeOption;
+    pipeline.fuse = fuse;
+    pipeline.target = targetDescOption;
+    auto module = compile(context, config, mlir::aim::Stage::Kernels, pipeline);
+    if (!module)
+      return false;
+    variants.push_back({name, mlir::aim::estimateStepCost(*module, *target)});
+    return true;
+  };
+  if (!add("one kernel per op", false, false))
+    return 1;
+  if (!noPrefixMaskOption && !add("+prefix-mask", true, false))
+    return 1;
+  if (!noFuseOption && !add(noPrefixMaskOption ? "+fuse" : "+prefix-mask +fuse",
+                            !noPrefixMaskOption, true))
+    return 1;
+  int64_t n = config.numPatches();
+  std::string header =
+      formatv("cost of one training step: {0}, batch {1}, N = {2} patches\n"
+              "prefix lengths: {3}\n",
+              config.name, batchOption.getValue(), n,
+              prefixModeOption == "antithetic"
+                  ? formatv("antithetic pairs (K, N-K), K uniform on [1, {0}]: "
+                            "{1} live head rows of {2} (B*N/2)",
+                            n - 1, batchOption * n / 2, batchOption * n)
+                        .str()
+                  : formatv("iid, K uniform on [1, {0}]: head computed for "
+                            "the upper bound B*(N-1) = {1} rows",
+                            n - 1, batchOption * (n - 1))
+                        .str())
+          .str();
+  header += "attention with a tile rule counts the (query, key) pairs it "
+            "visits, averaged over K\n";
+  std::string errorMessage;
+  auto output = mlir::openOutputFile(outputOption, &errorMessage);
+  if (!output)
+    return error(errorMessage);
+  mlir::aim::printCostReport(output->os(), header, *target, variants);
+  output->keep();
+  return 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -123,6 +207,7 @@ int main(int argc, char **argv) {
       "  aimc --model aim-fmnist --batch 8 --emit=aim\n"
       "  aimc --model my-model.yaml --emit=aim -o forward.mlir\n"
       "  aimc --model aim-fmnist --emit=train -o train.mlir\n"
+      "  aimc --model aim-600m --batch 64 --report=cost [--target-desc l4]\n"
       "  aimc --list-presets\n\n"
       "MLIR's flags apply to the passes of the chosen stage "
       "(--mlir-print-ir-after-all,\n--mlir-timing, ...; see --help-hidden).\n");
@@ -144,6 +229,8 @@ int main(int argc, char **argv) {
   Expected<aim::ModelConfig> config = aim::loadModelConfig(modelOption);
   if (!config)
     return error(toString(config.takeError()));
+  if (reportOption == Report::Cost)
+    return reportCost(*config);
 
   // --mlir-timing reports the frontend, the verifier and every pass.
   mlir::DefaultTimingManager timing;
@@ -168,6 +255,8 @@ int main(int argc, char **argv) {
   mlir::aim::PipelineOptions pipeline;
   pipeline.prefixMask = !noPrefixMaskOption;
   pipeline.prefixMode = prefixModeOption;
+  pipeline.fuse = !noFuseOption;
+  pipeline.target = targetDescOption;
   mlir::aim::addStagePipeline(pm, emitOption, pipeline);
   if (failed(pm.run(*module)))
     return 1;
