@@ -114,7 +114,7 @@ Value ForwardBuilder::trunkBlock(Value x, int64_t index) {
       create<AttentionOp>(TypeRange{tokens(d), rowStats}, q, k, v, prefix,
                           config.heads, MaskKind::prefix_causal,
                           llvm::APFloat(scale), /*tile_empty_from=*/nullptr,
-                          /*tile_full_until=*/nullptr);
+                          /*tile_full_until=*/nullptr, /*live_queries=*/false);
   attn = linear(attn, block + ".attn.proj", d, /*hasBias=*/false);
   x = create<AddOp>(x.getType(), x, attn);
   // x = x + MLP(LN2(x)).

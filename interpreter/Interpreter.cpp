@@ -305,11 +305,16 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
           .Case([&](AttentionOp o) {
             std::vector<int64_t> prefix;
             error = prefixOf(op, o.getPrefix(),
-                             o.getQuery().getType().getDimSize(1), prefix);
+                             o.getKey().getType().getDimSize(1), prefix);
             if (error)
               return true;
             AttentionResult<T> r;
-            if (tiled()) {
+            if (o.getLiveQueries()) {
+              // One row per live query: no tiles to classify.
+              r = attentionLiveQueries(floats(o.getQuery()), floats(o.getKey()),
+                                       floats(o.getValue()), o.getHeads(),
+                                       prefix, o.getScale().convertToDouble());
+            } else if (tiled()) {
               TileCounts counts;
               r = attentionTiled(floats(o.getQuery()), floats(o.getKey()),
                                  floats(o.getValue()), o.getHeads(),
@@ -371,9 +376,20 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
           .Case([&](AttentionGradOp o) {
             std::vector<int64_t> prefix;
             error = prefixOf(op, o.getPrefix(),
-                             o.getQuery().getType().getDimSize(1), prefix);
+                             o.getKey().getType().getDimSize(1), prefix);
             if (error)
               return true;
+            if (o.getLiveQueries()) {
+              AttentionGrads<T> g = attentionGradLiveQueries(
+                  floats(o.getGrad()), floats(o.getQuery()),
+                  floats(o.getKey()), floats(o.getValue()),
+                  floats(o.getOutput()), floats(o.getRowLogsumexp()),
+                  o.getHeads(), prefix, o.getScale().convertToDouble());
+              setFloats(o.getQueryGrad(), std::move(g.query));
+              setFloats(o.getKeyGrad(), std::move(g.key));
+              setFloats(o.getValueGrad(), std::move(g.value));
+              return true;
+            }
             TileCounts counts;
             AttentionGrads<T> g = attentionGrad(
                 floats(o.getGrad()), floats(o.getQuery()), floats(o.getKey()),

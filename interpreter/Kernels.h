@@ -304,8 +304,43 @@ inline bool maskAllows(Mask mask, int64_t prefix, int64_t q, int64_t k) {
 
 template <typename T> struct AttentionResult {
   Tensor<T> output;
-  Tensor<T> rowLogSumExp; // [B, heads, N]
+  Tensor<T> rowLogSumExp; // [B, heads, N], or [R, heads] for live queries
 };
+
+/// One query row of one head: writes softmax(scale q.K) V over the visible
+/// keys of sample s to `out` and returns the row's log-sum-exp.
+template <typename T>
+T attendRow(const T *qv, const Tensor<T> &key, const Tensor<T> &value,
+            int64_t s, int64_t q, int64_t h, int64_t heads, Mask mask,
+            int64_t kPrefix, double scale, std::vector<T> &scores, T *out) {
+  const int64_t n = key.shape[1], width = key.shape[2], dh = width / heads;
+  T maxScore = -INFINITY;
+  for (int64_t k = 0; k < n; ++k) {
+    if (!maskAllows(mask, kPrefix, q, k))
+      continue;
+    const T *kv = &key.data[(s * n + k) * width + h * dh];
+    T dot = 0;
+    for (int64_t i = 0; i < dh; ++i)
+      dot += qv[i] * kv[i];
+    scores[k] = dot * T(scale);
+    maxScore = std::max(maxScore, scores[k]);
+  }
+  T denominator = 0;
+  for (int64_t k = 0; k < n; ++k)
+    if (maskAllows(mask, kPrefix, q, k)) {
+      scores[k] = std::exp(scores[k] - maxScore);
+      denominator += scores[k];
+    }
+  for (int64_t k = 0; k < n; ++k) {
+    if (!maskAllows(mask, kPrefix, q, k))
+      continue;
+    const T *vv = &value.data[(s * n + k) * width + h * dh];
+    T weight = scores[k] / denominator;
+    for (int64_t i = 0; i < dh; ++i)
+      out[i] += weight * vv[i];
+  }
+  return maxScore + std::log(denominator);
+}
 
 /// Multi-head attention on [B, N, heads * dh]; `prefix` has B entries for
 /// Mask::PrefixCausal and is ignored otherwise. Every query sees at least
@@ -313,7 +348,8 @@ template <typename T> struct AttentionResult {
 template <typename T>
 AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
                              const Tensor<T> &value, int64_t heads, Mask mask,
-                             const std::vector<int64_t> &prefix, double scale) {
+                             const std::vector<int64_t> &prefix,
+                             double scale) {
   const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
                 dh = width / heads;
   AttentionResult<T> r{Tensor<T>(query.shape), Tensor<T>({b, heads, n})};
@@ -321,36 +357,11 @@ AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
   for (int64_t s = 0; s < b; ++s)
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t q = 0; q < n; ++q) {
-        const T *qv = &query.data[(s * n + q) * width + h * dh];
-        int64_t kPrefix = mask == Mask::PrefixCausal ? prefix[s] : 0;
-        T maxScore = -INFINITY;
-        for (int64_t k = 0; k < n; ++k) {
-          if (!maskAllows(mask, kPrefix, q, k))
-            continue;
-          const T *kv = &key.data[(s * n + k) * width + h * dh];
-          T dot = 0;
-          for (int64_t i = 0; i < dh; ++i)
-            dot += qv[i] * kv[i];
-          scores[k] = dot * T(scale);
-          maxScore = std::max(maxScore, scores[k]);
-        }
-        T denominator = 0;
-        for (int64_t k = 0; k < n; ++k)
-          if (maskAllows(mask, kPrefix, q, k)) {
-            scores[k] = std::exp(scores[k] - maxScore);
-            denominator += scores[k];
-          }
-        r.rowLogSumExp.data[(s * heads + h) * n + q] =
-            maxScore + std::log(denominator);
-        T *ov = &r.output.data[(s * n + q) * width + h * dh];
-        for (int64_t k = 0; k < n; ++k) {
-          if (!maskAllows(mask, kPrefix, q, k))
-            continue;
-          const T *vv = &value.data[(s * n + k) * width + h * dh];
-          T weight = scores[k] / denominator;
-          for (int64_t i = 0; i < dh; ++i)
-            ov[i] += weight * vv[i];
-        }
+        const int64_t offset = (s * n + q) * width + h * dh;
+        r.rowLogSumExp.data[(s * heads + h) * n + q] = attendRow(
+            &query.data[offset], key, value, s, q, h, heads, mask,
+            mask == Mask::PrefixCausal ? prefix[s] : 0, scale, scores,
+            &r.output.data[offset]);
       }
   return r;
 }
@@ -629,6 +640,78 @@ StatusOr<Tensor<T>> scatterLiveRows(const Tensor<T> &y,
     std::copy(&y.data[r * d], &y.data[(r + 1) * d], &x.data[(b * n + m) * d]);
   }
   return x;
+}
+
+/// Prefix-causal attention for the live query rows only (aim.attention with
+/// live_queries): query [R, W] holds the rows of liveRows(prefix) in order,
+/// then padding rows, whose output and statistics stay zero.
+template <typename T>
+AttentionResult<T> attentionLiveQueries(const Tensor<T> &query,
+                                        const Tensor<T> &key,
+                                        const Tensor<T> &value, int64_t heads,
+                                        const std::vector<int64_t> &prefix,
+                                        double scale) {
+  const int64_t n = key.shape[1], width = key.shape[2], dh = width / heads;
+  AttentionResult<T> r{Tensor<T>(query.shape),
+                       Tensor<T>({query.shape[0], heads})};
+  std::vector<T> scores(n);
+  auto rows = liveRows(prefix, n);
+  for (size_t row = 0; row < rows.size(); ++row) {
+    auto [s, q] = rows[row];
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t offset = row * width + h * dh;
+      r.rowLogSumExp.data[row * heads + h] =
+          attendRow(&query.data[offset], key, value, s, q, h, heads,
+                    Mask::PrefixCausal, prefix[s], scale, scores,
+                    &r.output.data[offset]);
+    }
+  }
+  return r;
+}
+
+/// Gradients of attentionLiveQueries: query_grad is [R, W] like the queries,
+/// key_grad and value_grad [B, N, W].
+template <typename T>
+AttentionGrads<T> attentionGradLiveQueries(
+    const Tensor<T> &dOut, const Tensor<T> &query, const Tensor<T> &key,
+    const Tensor<T> &value, const Tensor<T> &output,
+    const Tensor<T> &rowLogSumExp, int64_t heads,
+    const std::vector<int64_t> &prefix, double scale) {
+  const int64_t n = key.shape[1], width = key.shape[2], dh = width / heads;
+  AttentionGrads<T> g{Tensor<T>(query.shape), Tensor<T>(key.shape),
+                      Tensor<T>(key.shape)};
+  auto rows = liveRows(prefix, n);
+  for (size_t row = 0; row < rows.size(); ++row) {
+    auto [s, q] = rows[row];
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t qOffset = row * width + h * dh;
+      const T *qv = &query.data[qOffset], *dov = &dOut.data[qOffset],
+              *ov = &output.data[qOffset];
+      const T lse = rowLogSumExp.data[row * heads + h];
+      T delta = 0;
+      for (int64_t i = 0; i < dh; ++i)
+        delta += dov[i] * ov[i];
+      for (int64_t k = 0; k < n; ++k) {
+        if (!maskAllows(Mask::PrefixCausal, prefix[s], q, k))
+          continue;
+        const int64_t kOffset = (s * n + k) * width + h * dh;
+        const T *kv = &key.data[kOffset], *vv = &value.data[kOffset];
+        T dot = 0, dp = 0;
+        for (int64_t i = 0; i < dh; ++i) {
+          dot += qv[i] * kv[i];
+          dp += dov[i] * vv[i];
+        }
+        T p = std::exp(dot * T(scale) - lse);
+        T ds = p * (dp - delta) * T(scale);
+        for (int64_t i = 0; i < dh; ++i) {
+          g.value.data[kOffset + i] += p * dov[i];
+          g.query.data[qOffset + i] += ds * kv[i];
+          g.key.data[kOffset + i] += ds * qv[i];
+        }
+      }
+    }
+  }
+  return g;
 }
 
 /// d loss / d prediction times `grad` (see aim.normalized_pixel_loss_grad).

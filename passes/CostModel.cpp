@@ -30,26 +30,31 @@ bool isOptimizerOp(Operation *op) {
   return isa<AdamWOp, GlobalNormOp, ClipCoefficientOp>(op);
 }
 
-/// The fraction of (query, key) pairs an attention op visits: all of them
-/// without a tile rule, else the visible ones averaged over K in [1, N-1].
-template <typename OpTy> double visibleFraction(OpTy op) {
-  if (!op.getTileEmptyFromAttr())
+/// The (query, key) pairs an attention op visits, per batch and head: all
+/// N^2 without a tile rule, else the visible ones averaged over K uniform on
+/// [1, N-1]; with live_queries only the rows that reach the loss.
+template <typename OpTy> double visitedPairs(OpTy op) {
+  int64_t n = cast<RankedTensorType>(op.getKey().getType()).getDimSize(1);
+  if (n < 2)
     return 1.0;
-  int64_t n = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(1);
+  if (!op.getTileEmptyFromAttr() && !op.getLiveQueries())
+    return double(n) * n;
   if (op.getMask() == MaskKind::causal)
-    return static_cast<double>(n + 1) / (2.0 * n);
+    return double(n) * (n + 1) / 2.0;
   double total = 0;
-  for (int64_t k = 1; k < n; ++k)
-    for (int64_t q = 0; q < n; ++q)
+  for (int64_t k = 1; k < n; ++k) {
+    int64_t firstQuery = op.getLiveQueries() ? k - 1 : 0;
+    int64_t lastQuery = op.getLiveQueries() ? n - 2 : n - 1;
+    for (int64_t q = firstQuery; q <= lastQuery; ++q)
       total += std::max(k, q + 1);
-  return n > 1 ? total / ((n - 1) * double(n) * n) : 1.0;
+  }
+  return total / (n - 1);
 }
 
-/// The dense FLOPs of attention: QK^T and PV, 2 flops per multiply-add each.
-template <typename OpTy> double denseAttentionFlops(OpTy op) {
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  double n = q.getDimSize(1);
-  return 4.0 * q.getDimSize(0) * n * n * q.getDimSize(2);
+/// FLOPs of QK^T and PV over the visited pairs, 2 per multiply-add each.
+template <typename OpTy> double attentionFlops(OpTy op) {
+  auto k = cast<RankedTensorType>(op.getKey().getType());
+  return 4.0 * k.getDimSize(0) * k.getDimSize(2) * visitedPairs(op);
 }
 } // namespace
 
@@ -70,15 +75,13 @@ OpWork opWork(Operation *op) {
         w.tensorFlops = 2 * elements(o.getResult()) * k;
       })
       .Case([&](AttentionOp o) {
-        double f = visibleFraction(o);
-        w.tensorFlops = denseAttentionFlops(o) * f;
-        auto q = cast<RankedTensorType>(o.getQuery().getType());
-        double n = q.getDimSize(1);
-        w.vectorFlops = 5.0 * q.getDimSize(0) * o.getHeads() * n * n * f;
+        w.tensorFlops = attentionFlops(o);
+        auto k = cast<RankedTensorType>(o.getKey().getType());
+        w.vectorFlops = 5.0 * k.getDimSize(0) * o.getHeads() * visitedPairs(o);
       })
       .Case([&](AttentionGradOp o) {
         // Recompute QK^T, then dV, dP, dQ, dK: five products of the forward's.
-        w.tensorFlops = 2.5 * denseAttentionFlops(o) * visibleFraction(o);
+        w.tensorFlops = 2.5 * attentionFlops(o);
       })
       .Case([&](LayerNormOp o) { w.vectorFlops = 8 * elements(o.getResult()); })
       .Case([&](LayerNormGradOp o) {

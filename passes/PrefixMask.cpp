@@ -87,11 +87,108 @@ private:
     return gather;
   }
 
+  Value compactedQueries(OpBuilder &b, Value query);
+  void compactAttention(AttentionOp attention);
+
   func::FuncOp function;
   NormalizedPixelLossOp loss;
   int64_t capacity, batch, tokens;
   IRMapping mapping;
 };
+
+/// The live rows of the attention queries. When the queries are a slice of a
+/// bias-free projection (q of a fused qkv), the projection itself is split:
+/// the query part runs on the live rows of its input, the rest (k, v) on
+/// every row, so no dead query is ever projected.
+Value LivenessRewriter::compactedQueries(OpBuilder &b, Value query) {
+  auto slice = query.getDefiningOp<SliceOp>();
+  auto projection = slice ? slice.getInput().getDefiningOp<LinearOp>() : nullptr;
+  int64_t lastDim = tensorType(query).getRank() - 1;
+  if (!projection || projection.getBias() ||
+      static_cast<int64_t>(slice.getDim()) != lastDim)
+    return compacted(b, query);
+  // The other users of the projection must be slices covering one range
+  // next to the query's, so that the projection can be cut in two.
+  int64_t qBegin = slice.getOffset(), qEnd = qBegin + slice.getSize();
+  int64_t width = tensorType(projection.getResult()).getShape().back();
+  SmallVector<SliceOp> others;
+  int64_t restBegin = width, restEnd = 0;
+  for (Operation *user : projection->getUsers()) {
+    auto other = dyn_cast<SliceOp>(user);
+    if (!other || static_cast<int64_t>(other.getDim()) != lastDim)
+      return compacted(b, query);
+    if (other == slice)
+      continue;
+    int64_t begin = other.getOffset(), end = begin + other.getSize();
+    if (begin < qEnd && end > qBegin)
+      return compacted(b, query); // overlaps the queries
+    restBegin = std::min(restBegin, begin);
+    restEnd = std::max(restEnd, end);
+    others.push_back(other);
+  }
+  if (!(restBegin >= qEnd || restEnd <= qBegin))
+    return compacted(b, query);
+  Location loc = projection.getLoc();
+  Value weight = projection.getWeight();
+  auto weightType = tensorType(weight);
+  auto weightRows = [&](int64_t begin, int64_t end) {
+    SmallVector<int64_t> shape(weightType.getShape());
+    shape[0] = end - begin;
+    return SliceOp::create(b, loc,
+                           RankedTensorType::get(shape,
+                                                 weightType.getElementType()),
+                           weight, 0, begin, end - begin);
+  };
+  b.setInsertionPointAfter(projection);
+  // Queries: the projection of the live rows with the query rows of W.
+  Value liveInput = compacted(b, projection.getInput());
+  auto qWeight = weightRows(qBegin, qEnd);
+  Value liveQueries = LinearOp::create(
+      b, loc,
+      RankedTensorType::get({capacity, qEnd - qBegin},
+                            weightType.getElementType()),
+      liveInput, qWeight, Value());
+  SmallVector<Operation *> created = {qWeight, liveQueries.getDefiningOp()};
+  // Keys and values: the projection of every row with the remaining rows of W.
+  if (!others.empty()) {
+    auto restWeight = weightRows(restBegin, restEnd);
+    SmallVector<int64_t> shape(tensorType(projection.getResult()).getShape());
+    shape.back() = restEnd - restBegin;
+    Value rest = LinearOp::create(
+        b, loc, RankedTensorType::get(shape, weightType.getElementType()),
+        projection.getInput(), restWeight, Value());
+    created.append({restWeight, rest.getDefiningOp()});
+    for (SliceOp other : others) {
+      other.getInputMutable().assign(rest);
+      other.setOffset(other.getOffset() - restBegin);
+    }
+  }
+  if (auto scope = projection->getAttr(AimDialect::kScopeAttrName))
+    for (Operation *op : created)
+      op->setAttr(AimDialect::kScopeAttrName, scope);
+  return liveQueries;
+}
+
+/// Rewrites an attention whose output only feeds live-row work to compute
+/// only the live query rows (aim.attention with live_queries).
+void LivenessRewriter::compactAttention(AttentionOp attention) {
+  OpBuilder b(attention);
+  Value queries = compactedQueries(b, attention.getQuery());
+  b.setInsertionPoint(attention);
+  auto resultType = tensorType(attention.getResult());
+  auto compact = AttentionOp::create(
+      b, attention.getLoc(),
+      TypeRange{RankedTensorType::get({capacity, resultType.getShape().back()},
+                                      resultType.getElementType()),
+                RankedTensorType::get({capacity, attention.getHeads()},
+                                      b.getF32Type())},
+      queries, attention.getKey(), attention.getValue(), attention.getPrefix(),
+      attention.getHeadsAttr(), attention.getMaskAttr(),
+      attention.getScaleAttr(), attention.getTileEmptyFromAttr(),
+      attention.getTileFullUntilAttr(), b.getUnitAttr());
+  compact->setDiscardableAttrs(attention->getDiscardableAttrDictionary());
+  mapping.map(attention.getResult(), compact.getResult());
+}
 
 size_t LivenessRewriter::run() {
   // 1. The per-token ops whose results reach nothing but the loss's
@@ -113,7 +210,24 @@ size_t LivenessRewriter::run() {
   if (region.empty())
     return 0;
 
-  // 2. Clones on [capacity, X] rows, each in place of its original.
+  // 2. An attention whose output only feeds this region computes only the
+  //    live query rows.
+  SmallVector<AttentionOp> attentions;
+  for (Operation *op : region)
+    for (Value operand : op->getOperands())
+      if (auto attention = operand.getDefiningOp<AttentionOp>())
+        if (operand == attention.getResult() &&
+            attention.getMask() == MaskKind::prefix_causal &&
+            !attention.getLiveQueries() &&
+            attention.getRowLogsumexp().use_empty() &&
+            llvm::all_of(attention.getResult().getUsers(),
+                         [&](Operation *u) { return region.contains(u); }) &&
+            !llvm::is_contained(attentions, attention))
+          attentions.push_back(attention);
+  for (AttentionOp attention : attentions)
+    compactAttention(attention);
+
+  // 3. Clones on [capacity, X] rows, each in place of its original.
   OpBuilder b(function.getContext());
   SmallVector<Operation *> ordered(region.rbegin(), region.rend());
   for (Operation *op : ordered) {
@@ -126,7 +240,7 @@ size_t LivenessRewriter::run() {
         {capacity, type.getShape().back()}, type.getElementType()));
   }
 
-  // 3. The prediction back in [B, N, P] for the loss; dead rows are zero and
+  // 4. The prediction back in [B, N, P] for the loss; dead rows are zero and
   //    the loss never reads them.
   Value prediction = loss.getPrediction();
   b.setInsertionPoint(loss);
@@ -138,6 +252,17 @@ size_t LivenessRewriter::run() {
   loss.getPredictionMutable().assign(scatter);
   for (Operation *op : region) // users first: each is unused when erased
     op->erase();
+  for (AttentionOp attention : attentions) {
+    Operation *projection = attention.getQuery().getDefiningOp();
+    attention->erase();
+    // The query slice of a split projection, and the projection, if unused.
+    if (projection && projection->use_empty()) {
+      Operation *input = projection->getOperand(0).getDefiningOp();
+      projection->erase();
+      if (input && isa<LinearOp>(input) && input->use_empty())
+        input->erase();
+    }
+  }
   return region.size();
 }
 

@@ -195,30 +195,52 @@ LogicalResult PosEmbed2dOp::verify() {
 }
 
 namespace {
-/// The checks shared by aim.attention and aim.attention_grad: q, k, v (and
-/// the other `sameShape` operands) are [B, N, heads * dh]; the row statistics
-/// are [B, heads, N]; the prefix operand is present exactly for prefix_causal.
+/// The checks shared by aim.attention and aim.attention_grad. Keys and values
+/// (and `keySide`) are [B, N, heads * dh]; queries (and `querySide`) are the
+/// same, or [R, heads * dh] live rows with `liveQueries`; the row statistics
+/// are [B, heads, N], or [R, heads]; the prefix operand is present exactly
+/// for prefix_causal.
 LogicalResult
-verifyAttentionOperands(Operation *op, Value query,
-                        ArrayRef<std::pair<Value, StringRef>> sameShape,
+verifyAttentionOperands(Operation *op, Value query, Value key,
+                        ArrayRef<std::pair<Value, StringRef>> querySide,
+                        ArrayRef<std::pair<Value, StringRef>> keySide,
                         Value rowLogSumExp, Value prefix, int64_t heads,
-                        MaskKind mask, double scale) {
-  auto q = tensorType(query);
-  if (q.getRank() != 3)
+                        MaskKind mask, double scale, bool liveQueries) {
+  auto k = tensorType(key), q = tensorType(query);
+  if (k.getRank() != 3)
     return op->emitOpError()
-           << "query must be [B, N, heads * dh] (rank 3) but has rank "
-           << q.getRank();
-  for (auto [value, name] : sameShape)
+           << "key must be [B, N, heads * dh] (rank 3) but has rank "
+           << k.getRank();
+  int64_t batch = k.getDimSize(0), tokens = k.getDimSize(1),
+          width = k.getDimSize(2);
+  if (liveQueries) {
+    if (q.getRank() != 2 || q.getDimSize(1) != width)
+      return op->emitOpError() << "with live_queries, query must be [rows, "
+                               << width << "] but is "
+                               << shapeString(q.getShape());
+    if (mask != MaskKind::prefix_causal)
+      return op->emitOpError() << "live_queries needs mask prefix_causal (the "
+                                  "live rows come from the prefix lengths)";
+  } else if (failed(expectShape(op, query, "query", k.getShape()))) {
+    return failure();
+  }
+  for (auto [value, name] : querySide)
     if (failed(expectShape(op, value, name, q.getShape())) ||
         failed(expectSameElementType(op, query, "query", value, name)))
       return failure();
-  int64_t batch = q.getDimSize(0), tokens = q.getDimSize(1),
-          width = q.getDimSize(2);
+  for (auto [value, name] : keySide)
+    if (failed(expectShape(op, value, name, k.getShape())) ||
+        failed(expectSameElementType(op, key, "key", value, name)))
+      return failure();
+  if (failed(expectSameElementType(op, query, "query", key, "key")))
+    return failure();
   if (width % heads != 0)
     return op->emitOpError()
            << "width " << width << " is not divisible by heads " << heads;
-  if (failed(expectShape(op, rowLogSumExp, "row_logsumexp",
-                         {batch, heads, tokens})))
+  SmallVector<int64_t> statsShape = {batch, heads, tokens};
+  if (liveQueries)
+    statsShape = {q.getDimSize(0), heads};
+  if (failed(expectShape(op, rowLogSumExp, "row_logsumexp", statsShape)))
     return failure();
   if (scale <= 0.0)
     return op->emitOpError() << "scale must be positive, got " << scale;
@@ -240,10 +262,9 @@ verifyAttentionOperands(Operation *op, Value query,
 
 LogicalResult AttentionOp::verify() {
   return verifyAttentionOperands(
-      *this, getQuery(),
-      {{getKey(), "key"}, {getValue(), "value"}, {getResult(), "result"}},
-      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
-      getScale().convertToDouble());
+      *this, getQuery(), getKey(), {{getResult(), "result"}},
+      {{getValue(), "value"}}, getRowLogsumexp(), getPrefix(), getHeads(),
+      getMask(), getScale().convertToDouble(), getLiveQueries());
 }
 
 LogicalResult NormalizedPixelLossOp::verify() {
@@ -348,16 +369,14 @@ LogicalResult GeluGradOp::verify() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  return verifyAttentionOperands(*this, getQuery(),
-                                 {{getGrad(), "grad"},
-                                  {getKey(), "key"},
-                                  {getValue(), "value"},
-                                  {getOutput(), "output"},
-                                  {getQueryGrad(), "query_grad"},
-                                  {getKeyGrad(), "key_grad"},
-                                  {getValueGrad(), "value_grad"}},
-                                 getRowLogsumexp(), getPrefix(), getHeads(),
-                                 getMask(), getScale().convertToDouble());
+  return verifyAttentionOperands(
+      *this, getQuery(), getKey(),
+      {{getGrad(), "grad"}, {getOutput(), "output"},
+       {getQueryGrad(), "query_grad"}},
+      {{getValue(), "value"}, {getKeyGrad(), "key_grad"},
+       {getValueGrad(), "value_grad"}},
+      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
+      getScale().convertToDouble(), getLiveQueries());
 }
 
 LogicalResult NormalizedPixelLossGradOp::verify() {

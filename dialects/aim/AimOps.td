@@ -282,6 +282,12 @@ def Aim_AttentionOp : Aim_Op<"attention", [Pure, Aim_Differentiable]> {
     records `tile_empty_from = (qb, qe)[K] -> (K, qe)` and
     `tile_full_until = (qb, qe)[K] -> (K, qb + 1)`.
 
+    With `live_queries` (set by aim-prefix-mask where only the rows that
+    reach the loss matter), `query` and the result are `[R, heads * dh]`: the
+    live rows of `aim.gather_live_rows` order, each attending the keys of its
+    own sample and position; `row_logsumexp` is then `[R, heads]` and padding
+    rows give zeros.
+
     The second result, `row_logsumexp` `[B, heads, N]` (always f32), holds
     `log sum_k exp(scale * <query, key_k>)` over the visible keys of each row:
     the statistics from which `aim.attention_grad` recomputes the softmax
@@ -300,7 +306,8 @@ def Aim_AttentionOp : Aim_Op<"attention", [Pure, Aim_Differentiable]> {
                        ConfinedAttr<I64Attr, [IntPositive]>:$heads,
                        Aim_MaskKind:$mask, F64Attr:$scale,
                        OptionalAttr<AffineMapAttr>:$tile_empty_from,
-                       OptionalAttr<AffineMapAttr>:$tile_full_until);
+                       OptionalAttr<AffineMapAttr>:$tile_full_until,
+                       UnitAttr:$live_queries);
   let results = (outs Aim_FloatTensor:$result, F32Tensor:$row_logsumexp);
   let assemblyFormat = [{
     $query `,` $key `,` $value `,` `heads` `=` $heads `,`
@@ -486,7 +493,8 @@ def Aim_AttentionGradOp : Aim_Op<"attention_grad", [Pure]> {
                        ConfinedAttr<I64Attr, [IntPositive]>:$heads,
                        Aim_MaskKind:$mask, F64Attr:$scale,
                        OptionalAttr<AffineMapAttr>:$tile_empty_from,
-                       OptionalAttr<AffineMapAttr>:$tile_full_until);
+                       OptionalAttr<AffineMapAttr>:$tile_full_until,
+                       UnitAttr:$live_queries);
   let results = (outs Aim_FloatTensor:$query_grad, Aim_FloatTensor:$key_grad,
                       Aim_FloatTensor:$value_grad);
   let assemblyFormat = [{

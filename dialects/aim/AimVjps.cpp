@@ -152,12 +152,12 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   if (resultGrads[1])
     return emitOpError() << "cannot differentiate through row_logsumexp: it "
                             "is a statistic for the backward pass only";
-  Type type = getQuery().getType();
   auto grads = AttentionGradOp::create(
-      b, getLoc(), type, type, type, resultGrads[0], getQuery(), getKey(),
-      getValue(), getResult(), getRowLogsumexp(), getPrefix(), getHeadsAttr(),
+      b, getLoc(), getQuery().getType(), getKey().getType(),
+      getValue().getType(), resultGrads[0], getQuery(), getKey(), getValue(),
+      getResult(), getRowLogsumexp(), getPrefix(), getHeadsAttr(),
       getMaskAttr(), getScaleAttr(), getTileEmptyFromAttr(),
-      getTileFullUntilAttr());
+      getTileFullUntilAttr(), getLiveQueriesAttr());
   operandGrads.push_back(want[0] ? grads.getQueryGrad() : Value());
   operandGrads.push_back(want[1] ? grads.getKeyGrad() : Value());
   operandGrads.push_back(want[2] ? grads.getValueGrad() : Value());

@@ -210,7 +210,7 @@ func.func @attention_heads(%q: tensor<2x6x16xf32>) {
 // -----
 
 func.func @attention_key_shape(%q: tensor<2x6x16xf32>, %k: tensor<2x5x16xf32>) {
-  // expected-error @+1 {{key must have shape [2, 6, 16] but has [2, 5, 16]}}
+  // expected-error @+1 {{query must have shape [2, 5, 16] but has [2, 6, 16]}}
   %0, %1 = aim.attention %q, %k, %q, heads = 2, mask = causal, scale = 0.25 : tensor<2x6x16xf32>, tensor<2x5x16xf32>, tensor<2x6x16xf32> -> tensor<2x6x16xf32>, tensor<2x2x6xf32>
   return
 }
@@ -356,5 +356,21 @@ func.func @adamw_beta(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
 func.func @adamw_step_type(%p: tensor<4xf32>, %lr: tensor<f32>) {
   // expected-error @+1 {{operand #5 must be 0D tensor of 32-bit signless integer or 64-bit signless integer values}}
   %0, %1, %2 = aim.adamw %p, %p, %p, %p, lr %lr, step %lr, clip %lr, beta1 = 0.9, beta2 = 0.95, epsilon = 1.0e-8, weight_decay = 0.0 : tensor<4xf32>, tensor<f32>, tensor<f32>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @live_queries_need_prefix_causal(%q: tensor<4x16xf32>, %k: tensor<2x6x16xf32>) {
+  // expected-error @+1 {{live_queries needs mask prefix_causal}}
+  %0, %1 = aim.attention %q, %k, %k, heads = 2, mask = causal, scale = 0.25 {live_queries} : tensor<4x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32> -> tensor<4x16xf32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @live_queries_stats_shape(%q: tensor<4x16xf32>, %k: tensor<2x6x16xf32>, %K: tensor<2xi32>) {
+  // expected-error @+1 {{row_logsumexp must have shape [4, 2] but has [2, 2, 6]}}
+  %0, %1 = aim.attention %q, %k, %k, heads = 2, mask = prefix_causal(%K), scale = 0.25 {live_queries} : tensor<4x16xf32>, tensor<2x6x16xf32>, tensor<2x6x16xf32>, tensor<2xi32> -> tensor<4x16xf32>, tensor<2x2x6xf32>
   return
 }
