@@ -348,8 +348,7 @@ T attendRow(const T *qv, const Tensor<T> &key, const Tensor<T> &value,
 template <typename T>
 AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
                              const Tensor<T> &value, int64_t heads, Mask mask,
-                             const std::vector<int64_t> &prefix,
-                             double scale) {
+                             const std::vector<int64_t> &prefix, double scale) {
   const int64_t b = query.shape[0], n = query.shape[1], width = query.shape[2],
                 dh = width / heads;
   AttentionResult<T> r{Tensor<T>(query.shape), Tensor<T>({b, heads, n})};
@@ -358,10 +357,10 @@ AttentionResult<T> attention(const Tensor<T> &query, const Tensor<T> &key,
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t q = 0; q < n; ++q) {
         const int64_t offset = (s * n + q) * width + h * dh;
-        r.rowLogSumExp.data[(s * heads + h) * n + q] = attendRow(
-            &query.data[offset], key, value, s, q, h, heads, mask,
-            mask == Mask::PrefixCausal ? prefix[s] : 0, scale, scores,
-            &r.output.data[offset]);
+        r.rowLogSumExp.data[(s * heads + h) * n + q] =
+            attendRow(&query.data[offset], key, value, s, q, h, heads, mask,
+                      mask == Mask::PrefixCausal ? prefix[s] : 0, scale, scores,
+                      &r.output.data[offset]);
       }
   return r;
 }
@@ -463,6 +462,27 @@ AttentionResult<T> attentionTiled(const Tensor<T> &query, const Tensor<T> &key,
   return r;
 }
 
+/// The backward of one visible (query, key) pair of one head: recomputes
+/// p = exp(scale q.k - lse) and adds its share to dq, dk and dv (FA2's
+/// backward, with delta = <dout, out> of the query row).
+template <typename T>
+void accumulatePairGrad(const T *qv, const T *dov, T lse, T delta, const T *kv,
+                        const T *vv, int64_t dh, double scale, T *dq, T *dk,
+                        T *dv) {
+  T dot = 0, dp = 0;
+  for (int64_t i = 0; i < dh; ++i) {
+    dot += qv[i] * kv[i];
+    dp += dov[i] * vv[i];
+  }
+  T p = std::exp(dot * T(scale) - lse);
+  T ds = p * (dp - delta) * T(scale);
+  for (int64_t i = 0; i < dh; ++i) {
+    dv[i] += p * dov[i];
+    dq[i] += ds * kv[i];
+    dk[i] += ds * qv[i];
+  }
+}
+
 template <typename T> struct AttentionGrads { Tensor<T> query, key, value; };
 
 /// Gradients of attention (see aim.attention_grad): the probabilities are
@@ -511,19 +531,10 @@ AttentionGrads<T> attentionGrad(const Tensor<T> &dOut, const Tensor<T> &query,
               if (cls == TileClass::Partial && !maskAllows(mask, kPrefix, q, k))
                 continue;
               const int64_t kOffset = (s * n + k) * width + h * dh;
-              const T *kv = &key.data[kOffset], *vv = &value.data[kOffset];
-              T dot = 0, dp = 0;
-              for (int64_t i = 0; i < dh; ++i) {
-                dot += qv[i] * kv[i];
-                dp += dov[i] * vv[i];
-              }
-              T p = std::exp(dot * T(scale) - lse);
-              T ds = p * (dp - delta[q]) * T(scale);
-              for (int64_t i = 0; i < dh; ++i) {
-                g.value.data[kOffset + i] += p * dov[i];
-                g.query.data[qOffset + i] += ds * kv[i];
-                g.key.data[kOffset + i] += ds * qv[i];
-              }
+              accumulatePairGrad(qv, dov, lse, delta[q], &key.data[kOffset],
+                                 &value.data[kOffset], dh, scale,
+                                 &g.query.data[qOffset], &g.key.data[kOffset],
+                                 &g.value.data[kOffset]);
             }
           }
         }
@@ -646,11 +657,10 @@ StatusOr<Tensor<T>> scatterLiveRows(const Tensor<T> &y,
 /// live_queries): query [R, W] holds the rows of liveRows(prefix) in order,
 /// then padding rows, whose output and statistics stay zero.
 template <typename T>
-AttentionResult<T> attentionLiveQueries(const Tensor<T> &query,
-                                        const Tensor<T> &key,
-                                        const Tensor<T> &value, int64_t heads,
-                                        const std::vector<int64_t> &prefix,
-                                        double scale) {
+AttentionResult<T>
+attentionLiveQueries(const Tensor<T> &query, const Tensor<T> &key,
+                     const Tensor<T> &value, int64_t heads,
+                     const std::vector<int64_t> &prefix, double scale) {
   const int64_t n = key.shape[1], width = key.shape[2], dh = width / heads;
   AttentionResult<T> r{Tensor<T>(query.shape),
                        Tensor<T>({query.shape[0], heads})};
@@ -660,10 +670,9 @@ AttentionResult<T> attentionLiveQueries(const Tensor<T> &query,
     auto [s, q] = rows[row];
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t offset = row * width + h * dh;
-      r.rowLogSumExp.data[row * heads + h] =
-          attendRow(&query.data[offset], key, value, s, q, h, heads,
-                    Mask::PrefixCausal, prefix[s], scale, scores,
-                    &r.output.data[offset]);
+      r.rowLogSumExp.data[row * heads + h] = attendRow(
+          &query.data[offset], key, value, s, q, h, heads, Mask::PrefixCausal,
+          prefix[s], scale, scores, &r.output.data[offset]);
     }
   }
   return r;
@@ -672,11 +681,12 @@ AttentionResult<T> attentionLiveQueries(const Tensor<T> &query,
 /// Gradients of attentionLiveQueries: query_grad is [R, W] like the queries,
 /// key_grad and value_grad [B, N, W].
 template <typename T>
-AttentionGrads<T> attentionGradLiveQueries(
-    const Tensor<T> &dOut, const Tensor<T> &query, const Tensor<T> &key,
-    const Tensor<T> &value, const Tensor<T> &output,
-    const Tensor<T> &rowLogSumExp, int64_t heads,
-    const std::vector<int64_t> &prefix, double scale) {
+AttentionGrads<T>
+attentionGradLiveQueries(const Tensor<T> &dOut, const Tensor<T> &query,
+                         const Tensor<T> &key, const Tensor<T> &value,
+                         const Tensor<T> &output, const Tensor<T> &rowLogSumExp,
+                         int64_t heads, const std::vector<int64_t> &prefix,
+                         double scale) {
   const int64_t n = key.shape[1], width = key.shape[2], dh = width / heads;
   AttentionGrads<T> g{Tensor<T>(query.shape), Tensor<T>(key.shape),
                       Tensor<T>(key.shape)};
@@ -695,19 +705,10 @@ AttentionGrads<T> attentionGradLiveQueries(
         if (!maskAllows(Mask::PrefixCausal, prefix[s], q, k))
           continue;
         const int64_t kOffset = (s * n + k) * width + h * dh;
-        const T *kv = &key.data[kOffset], *vv = &value.data[kOffset];
-        T dot = 0, dp = 0;
-        for (int64_t i = 0; i < dh; ++i) {
-          dot += qv[i] * kv[i];
-          dp += dov[i] * vv[i];
-        }
-        T p = std::exp(dot * T(scale) - lse);
-        T ds = p * (dp - delta) * T(scale);
-        for (int64_t i = 0; i < dh; ++i) {
-          g.value.data[kOffset + i] += p * dov[i];
-          g.query.data[qOffset + i] += ds * kv[i];
-          g.key.data[kOffset + i] += ds * qv[i];
-        }
+        accumulatePairGrad(qv, dov, lse, delta, &key.data[kOffset],
+                           &value.data[kOffset], dh, scale,
+                           &g.query.data[qOffset], &g.key.data[kOffset],
+                           &g.value.data[kOffset]);
       }
     }
   }

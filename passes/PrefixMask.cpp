@@ -102,7 +102,8 @@ private:
 /// every row, so no dead query is ever projected.
 Value LivenessRewriter::compactedQueries(OpBuilder &b, Value query) {
   auto slice = query.getDefiningOp<SliceOp>();
-  auto projection = slice ? slice.getInput().getDefiningOp<LinearOp>() : nullptr;
+  auto projection =
+      slice ? slice.getInput().getDefiningOp<LinearOp>() : nullptr;
   int64_t lastDim = tensorType(query).getRank() - 1;
   if (!projection || projection.getBias() ||
       static_cast<int64_t>(slice.getDim()) != lastDim)
@@ -134,20 +135,19 @@ Value LivenessRewriter::compactedQueries(OpBuilder &b, Value query) {
   auto weightRows = [&](int64_t begin, int64_t end) {
     SmallVector<int64_t> shape(weightType.getShape());
     shape[0] = end - begin;
-    return SliceOp::create(b, loc,
-                           RankedTensorType::get(shape,
-                                                 weightType.getElementType()),
-                           weight, 0, begin, end - begin);
+    return SliceOp::create(
+        b, loc, RankedTensorType::get(shape, weightType.getElementType()),
+        weight, 0, begin, end - begin);
   };
   b.setInsertionPointAfter(projection);
   // Queries: the projection of the live rows with the query rows of W.
   Value liveInput = compacted(b, projection.getInput());
   auto qWeight = weightRows(qBegin, qEnd);
-  Value liveQueries = LinearOp::create(
-      b, loc,
-      RankedTensorType::get({capacity, qEnd - qBegin},
-                            weightType.getElementType()),
-      liveInput, qWeight, Value());
+  Value liveQueries =
+      LinearOp::create(b, loc,
+                       RankedTensorType::get({capacity, qEnd - qBegin},
+                                             weightType.getElementType()),
+                       liveInput, qWeight, Value());
   SmallVector<Operation *> created = {qWeight, liveQueries.getDefiningOp()};
   // Keys and values: the projection of every row with the remaining rows of W.
   if (!others.empty()) {

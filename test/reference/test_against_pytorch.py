@@ -12,13 +12,13 @@ interpreter against the float64 one at 1e-4 relative (float32 carries 7 digits;
 a few hundred accumulations lose at most two or three of them).
 """
 import os
-import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aim_torch  # noqa: E402
+from harness import loss_of, random_params, run  # noqa: E402
 
 CONFIG = """\
 name: reference-small
@@ -36,20 +36,6 @@ CFG = dict(patch_size=4, width=32, heads=4, depth=2, head_width=24, head_depth=2
 N = 6
 
 
-def run(*args):
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(args)}\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def loss_of(output):
-    for line in output.splitlines():
-        if line.startswith("loss "):
-            return float(line.split()[1])
-    sys.exit(f"no 'loss' line in:\n{output}")
-
-
 def main():
     bin_dir, work = sys.argv[1], sys.argv[2]
     os.makedirs(work, exist_ok=True)
@@ -63,10 +49,7 @@ def main():
     init_path = os.path.join(work, "init.safetensors")
     run(interp, "--model", cfg_path, "--init-params", init_path, "--seed", "7")
     rng = np.random.default_rng(1234)
-    params = {}
-    for name, init in aim_torch.read_safetensors(init_path).items():
-        is_norm_weight = "norm" in name.split(".")[-2] and name.endswith(".weight")
-        params[name] = rng.normal(0.0, 0.3, size=init.shape) + (1.0 if is_norm_weight else 0.0)
+    params = random_params(init_path, rng, 0.3)
     params_path = os.path.join(work, "params.safetensors")
     aim_torch.write_safetensors(params_path, params)
 

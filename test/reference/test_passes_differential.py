@@ -12,24 +12,18 @@ rule) on for the optimised programs. Tolerance 1e-12 relative per tensor: the tw
 the same numbers in nearly the same order, so they agree to a few ulps; a
 wrong live row or tile class changes results at the 1e-3 level or more.
 """
+import json
 import os
 import random
-import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aim_torch  # noqa: E402
+from harness import loss_of, random_params, run  # noqa: E402
 
 TOLERANCE = 1e-12
-
-
-def run(*args):
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(args)}\n{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 def random_config(rng):
@@ -60,13 +54,11 @@ def main():
         n = (cfg["image_size"][0] // cfg["patch_size"]) * (cfg["image_size"][1] // cfg["patch_size"])
         cfg_path = os.path.join(work, f"config-{case}.json")
         with open(cfg_path, "w") as f:
-            import json
             json.dump(cfg, f)
         init = os.path.join(work, f"init-{case}.safetensors")
         run(interp, "--model", cfg_path, "--init-params", init, "--seed", str(case))
         np_rng = np.random.default_rng(case)
-        params = {k: np_rng.normal(0, 0.4, size=v.shape) + (1.0 if k.endswith(".weight") and v.ndim == 1 else 0.0)
-                  for k, v in aim_torch.read_safetensors(init).items()}
+        params = random_params(init, np_rng, 0.4)
         params_path = os.path.join(work, f"params-{case}.safetensors")
         aim_torch.write_safetensors(params_path, params)
         batch = 6
@@ -89,7 +81,7 @@ def main():
                     sys.exit(f"FAILED: --emit=kernels made no aim.fusion for case {case}")
                 grads = os.path.join(work, f"grads-{name}-{case}-{mode}.safetensors")
                 out = run(interp, "--ir", ir, *data, "--grads", grads, *tile_flags)
-                loss = float(next(l for l in out.splitlines() if l.startswith("loss ")).split()[1])
+                loss = loss_of(out)
                 outputs[name] = (loss, aim_torch.read_safetensors(grads), out)
             ref_loss, ref_grads, _ = outputs["reference"]
             for variant in ("optimised", "fused"):

@@ -19,7 +19,6 @@ parameters, a batch mixing K = 1, N-1 and N. Three checks, all in float64:
    first step's gradient norm must exceed 1, so clipping is exercised.
 """
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -27,21 +26,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aim_torch  # noqa: E402
+from harness import loss_of, random_params, run  # noqa: E402
 from test_against_pytorch import CFG, CONFIG, N  # noqa: E402
 
 LR = 1e-3
 STEPS = 5
-
-
-def run(*args):
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(args)}\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def loss_of(output):
-    return float(next(l for l in output.splitlines() if l.startswith("loss ")).split()[1])
 
 
 failures = []
@@ -69,10 +58,7 @@ def main():
     init_path = os.path.join(work, "init.safetensors")
     run(interp, "--model", cfg_path, "--init-params", init_path, "--seed", "11")
     rng = np.random.default_rng(99)
-    params = {}
-    for name, init in aim_torch.read_safetensors(init_path).items():
-        is_norm_weight = "norm" in name.split(".")[-2] and name.endswith(".weight")
-        params[name] = rng.normal(0.0, 0.3, size=init.shape) + (1.0 if is_norm_weight else 0.0)
+    params = random_params(init_path, rng, 0.3)
     params_path = os.path.join(work, "params.safetensors")
     aim_torch.write_safetensors(params_path, params)
     images = rng.normal(0.0, 1.0, size=(6, 3, 8, 12)).astype(np.float32)

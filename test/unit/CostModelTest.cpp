@@ -1,6 +1,6 @@
 //===- CostModelTest.cpp - the cost model's counts, checked by hand -------===//
-#include "dialects/aim/AimDialect.h"
 #include "passes/CostModel.h"
+#include "dialects/aim/AimDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
