@@ -69,6 +69,9 @@ void printCostReport(llvm::raw_ostream &os, llvm::StringRef header,
       "%.3f GB activations, of %.0f GB\n",
       final.name.c_str(), peak / 1e9, final.cost.persistentBytes / 1e9,
       final.cost.peakActivationBytes / 1e9, target.memoryBytes / 1e9);
+  os << llvm::format("activation arena of aim-plan-memory (%s, element types "
+                     "of the IR): %.3f GB\n",
+                     final.name.c_str(), final.arenaBytes / 1e9);
 }
 
 } // namespace mlir::aim

@@ -13,6 +13,9 @@ namespace mlir::aim {
 struct CostVariant {
   std::string name;
   StepCost cost;
+  /// The activation arena aim-plan-memory assigned (IR element types), summed
+  /// over @train_step and the @loss_and_grads it calls.
+  int64_t arenaBytes = 0;
 };
 
 /// Prints the per-kernel table of the last variant, then the totals of every

@@ -63,6 +63,28 @@ def FusePass : Pass<"aim-fuse", "::mlir::ModuleOp"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Memory
+//===----------------------------------------------------------------------===//
+
+def PlanMemoryPass : Pass<"aim-plan-memory", "::mlir::ModuleOp"> {
+  let summary = "Static arena offsets for every activation, from liveness";
+  let description = [{
+    For @loss_and_grads and @train_step: every value an op produces and the
+    function does not return is an activation with a lifetime from its
+    definition to its last use (views such as aim.reshape and aim.slice share
+    their source's storage and extend its lifetime). Activations get fixed
+    byte offsets in one arena, chosen so that two buffers alive at the same
+    time never overlap (largest first, lowest free offset, 256-byte
+    alignment). Arguments and results (parameters, gradients, optimiser
+    state, inputs) are persistent buffers owned by the runtime.
+
+    Records `aim.arena_offsets` (one offset per result; -1 for a view) on each
+    op and `aim.arena_bytes` on the function. Sizes come from the IR's element
+    types.
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Training graph
 //===----------------------------------------------------------------------===//
 

@@ -21,6 +21,8 @@ void addStagePipeline(OpPassManager &pm, Stage stage,
     fuse.target = options.target;
     pm.addPass(createFusePass(fuse));
   }
+  if (stage >= Stage::Kernels)
+    pm.addPass(createPlanMemoryPass());
 }
 
 } // namespace mlir::aim

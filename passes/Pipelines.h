@@ -13,7 +13,7 @@ enum class Stage {
   Forward,      // @forward only (the frontend's output)
   LossAndGrads, // + @loss_and_grads
   TrainStep,    // + @train_step
-  Kernels,      // + aim.fusion kernels (aim-fuse)
+  Kernels, // + aim.fusion kernels (aim-fuse), arena offsets (aim-plan-memory)
 };
 
 struct PipelineOptions {

@@ -153,7 +153,13 @@ int reportCost(const aim::ModelConfig &config) {
     auto module = compile(context, config, mlir::aim::Stage::Kernels, pipeline);
     if (!module)
       return false;
-    variants.push_back({name, mlir::aim::estimateStepCost(*module, *target)});
+    int64_t arena = 0;
+    for (auto function : module->getOps<mlir::func::FuncOp>())
+      if (auto bytes =
+              function->getAttrOfType<mlir::IntegerAttr>("aim.arena_bytes"))
+        arena += bytes.getInt();
+    variants.push_back(
+        {name, mlir::aim::estimateStepCost(*module, *target), arena});
     return true;
   };
   if (!add("one kernel per op", false, false))
