@@ -46,6 +46,22 @@ int64_t elementCount(const std::vector<int64_t> &shape) {
   return n;
 }
 
+bool checkedByteCount(const std::vector<int64_t> &shape, size_t elementBytes,
+                      uint64_t &bytes) {
+  // Files hold at most 2^48 bytes here; anything larger is a damaged header.
+  constexpr uint64_t kLimit = uint64_t(1) << 48;
+  uint64_t count = elementBytes;
+  for (int64_t d : shape) {
+    if (d < 0)
+      return false;
+    if (d != 0 && count > kLimit / static_cast<uint64_t>(d))
+      return false;
+    count *= static_cast<uint64_t>(d);
+  }
+  bytes = count;
+  return true;
+}
+
 HostTensor HostTensor::zeros(DType dtype, std::vector<int64_t> shape) {
   HostTensor t;
   t.dtype = dtype;

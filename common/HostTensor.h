@@ -18,6 +18,10 @@ const char *dtypeName(DType dtype);
 /// "[2, 3, 4]", for messages.
 std::string shapeToString(const std::vector<int64_t> &shape);
 int64_t elementCount(const std::vector<int64_t> &shape);
+/// The element count, or false when a dimension is negative or the count
+/// (times `elementBytes`) overflows: for shapes read from untrusted files.
+bool checkedByteCount(const std::vector<int64_t> &shape, size_t elementBytes,
+                      uint64_t &bytes);
 
 /// Row-major tensor data as it is stored in files (little-endian, as on
 /// x86-64).

@@ -114,7 +114,10 @@ StatusOr<HostTensor> readNpy(const std::string &path) {
     }
     t.shape.push_back(d);
   }
-  size_t bytes = static_cast<size_t>(t.numElements()) * dtypeSize(t.dtype);
+  uint64_t bytes;
+  if (!checkedByteCount(t.shape, dtypeSize(t.dtype), bytes))
+    return bad("shape " + shapeToString(t.shape) +
+               " is too large for any file");
   size_t dataStart = headerStart + headerLen;
   if (data.size() - dataStart != bytes)
     return bad("shape " + shapeToString(t.shape) + " of " + descr + " needs " +

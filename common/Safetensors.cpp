@@ -81,8 +81,10 @@ StatusOr<NamedTensors> readSafetensors(const std::string &path) {
       return bad("tensor '" + name + "' has invalid data_offsets");
     auto begin = static_cast<uint64_t>(offsets->array[0].number);
     auto end = static_cast<uint64_t>(offsets->array[1].number);
-    uint64_t expected =
-        static_cast<uint64_t>(t.numElements()) * dtypeSize(t.dtype);
+    uint64_t expected;
+    if (!checkedByteCount(t.shape, dtypeSize(t.dtype), expected))
+      return bad("tensor '" + name + "' has shape " + shapeToString(t.shape) +
+                 ", too large for any file");
     if (end < begin || end > dataSize || end - begin != expected)
       return bad("tensor '" + name + "' with shape " + shapeToString(t.shape) +
                  " and dtype " + dtype->string + " needs " +

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 using namespace aim;
 
 namespace {
@@ -127,4 +129,35 @@ TEST(ConfigParser, PresetsAreValidAndResolveByName) {
   ASSERT_FALSE(bool(missing));
   EXPECT_NE(llvm::toString(missing.takeError()).find("neither a preset"),
             std::string::npos);
+}
+
+TEST(ConfigParser, DamagedConfigsNeverCrash) {
+  // Truncations and random byte flips of a valid YAML and JSON config: each
+  // parse returns a config or an error message.
+  const std::string json =
+      R"({"image_size": [8, 12], "channels": 3, "patch_size": 4, "width": 32,
+          "depth": 2, "heads": 4, "mlp_ratio": 4, "head_width": 24,
+          "head_depth": 2})";
+  std::mt19937 rng(11);
+  for (auto [text, isJson] :
+       {std::pair<std::string, bool>{kValidYaml, false}, {json, true}}) {
+    int errors = 0;
+    auto attempt = [&](const std::string &bytes) {
+      llvm::Expected<ModelConfig> c =
+          parseModelConfig(bytes, isJson ? "c.json" : "c.yaml", isJson);
+      if (!c) {
+        EXPECT_FALSE(llvm::toString(c.takeError()).empty());
+        ++errors;
+      }
+    };
+    for (size_t length = 0; length < text.size(); ++length)
+      attempt(text.substr(0, length));
+    for (int trial = 0; trial < 2000; ++trial) {
+      std::string bytes = text;
+      for (int f = 0; f <= trial % 3; ++f)
+        bytes[rng() % bytes.size()] = static_cast<char>(rng() % 128);
+      attempt(bytes);
+    }
+    EXPECT_GT(errors, 0);
+  }
 }
