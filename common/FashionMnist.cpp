@@ -1,6 +1,7 @@
 //===- FashionMnist.cpp - reading the gzip'd IDX files --------------------===//
 #include "common/FashionMnist.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -21,8 +22,7 @@ uint32_t bigEndian32(const unsigned char *p) {
 }
 } // namespace
 
-StatusOr<HostTensor> loadFashionMnistImages(const std::string &split,
-                                            int64_t first, int64_t count) {
+StatusOr<IdxImages> readFashionMnist(const std::string &split) {
   if (split != "train" && split != "t10k")
     return Status::error(
         "Fashion-MNIST split must be 'train' or 't10k', got '" + split + "'");
@@ -34,30 +34,52 @@ StatusOr<HostTensor> loadFashionMnistImages(const std::string &split,
                          "': install Debian's dataset-fashion-mnist "
                          "(scripts/setup.sh) or set AIM_FASHION_MNIST_DIR");
   unsigned char header[16];
-  if (gzread(file, header, sizeof(header)) != sizeof(header) ||
-      bigEndian32(header) != 0x00000803) {
+  IdxImages images;
+  bool ok = gzread(file, header, sizeof(header)) == sizeof(header) &&
+            bigEndian32(header) == 0x00000803;
+  if (ok) {
+    images.count = bigEndian32(header + 4);
+    images.rows = bigEndian32(header + 8);
+    images.cols = bigEndian32(header + 12);
+    ok = images.rows > 0 && images.cols > 0 && images.rows <= 4096 &&
+         images.cols <= 4096 && images.count <= (1 << 24);
+  }
+  if (!ok) {
     gzclose(file);
     return Status::error("'" + path + "' is not an IDX image file");
   }
-  int64_t total = bigEndian32(header + 4), rows = bigEndian32(header + 8),
-          cols = bigEndian32(header + 12);
-  if (first < 0 || count <= 0 || first + count > total) {
-    gzclose(file);
-    return Status::error("asked for images [" + std::to_string(first) + ", " +
-                         std::to_string(first + count) + ") but '" + path +
-                         "' holds " + std::to_string(total));
+  images.pixels.resize(
+      static_cast<size_t>(images.count * images.rows * images.cols));
+  size_t done = 0;
+  while (done < images.pixels.size()) {
+    int chunk = static_cast<int>(
+        std::min<size_t>(images.pixels.size() - done, 1 << 30));
+    int got = gzread(file, images.pixels.data() + done, chunk);
+    if (got <= 0)
+      break;
+    done += got;
   }
-  std::vector<unsigned char> pixels(static_cast<size_t>(count * rows * cols));
-  bool ok = gzseek(file, 16 + first * rows * cols, SEEK_SET) >= 0 &&
-            gzread(file, pixels.data(), pixels.size()) ==
-                static_cast<int>(pixels.size());
   gzclose(file);
-  if (!ok)
+  if (done != images.pixels.size())
     return Status::error("'" + path + "' is truncated");
-  std::vector<double> values(pixels.size());
-  for (size_t i = 0; i < pixels.size(); ++i)
-    values[i] = (pixels[i] / 255.0 - kFashionMnistMean) / kFashionMnistStd;
-  return HostTensor::fromDoubles(DType::F32, {count, 1, rows, cols}, values);
+  return images;
+}
+
+StatusOr<HostTensor> loadFashionMnistImages(const std::string &split,
+                                            int64_t first, int64_t count) {
+  StatusOr<IdxImages> images = readFashionMnist(split);
+  if (!images)
+    return images.status();
+  if (first < 0 || count <= 0 || first + count > images->count)
+    return Status::error("asked for images [" + std::to_string(first) + ", " +
+                         std::to_string(first + count) + ") but the " + split +
+                         " split holds " + std::to_string(images->count));
+  const int64_t size = images->rows * images->cols;
+  std::vector<double> values(static_cast<size_t>(count * size));
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = normalizeFashionMnistPixel(images->pixels[first * size + i]);
+  return HostTensor::fromDoubles(
+      DType::F32, {count, 1, images->rows, images->cols}, values);
 }
 
 } // namespace aim

@@ -6,6 +6,7 @@
 #include "common/Status.h"
 
 #include <string>
+#include <vector>
 
 namespace aim {
 
@@ -16,6 +17,18 @@ std::string fashionMnistDirectory();
 /// Normalisation of Fashion-MNIST pixels in [0, 1] (AIM.md, "Validity").
 constexpr double kFashionMnistMean = 0.2860;
 constexpr double kFashionMnistStd = 0.3530;
+
+/// The raw 8-bit images of a split ("train" or "t10k"), row-major.
+struct IdxImages {
+  int64_t count = 0, rows = 0, cols = 0;
+  std::vector<uint8_t> pixels;
+};
+StatusOr<IdxImages> readFashionMnist(const std::string &split);
+
+/// AIM.md's normalisation of one pixel.
+inline double normalizeFashionMnistPixel(uint8_t pixel) {
+  return (pixel / 255.0 - kFashionMnistMean) / kFashionMnistStd;
+}
 
 /// Images [count, 1, 28, 28] as float32, (pixel / 255 - mean) / std, from
 /// `split` ("train" or "t10k") starting at image `first`.

@@ -1,0 +1,161 @@
+//===- RuntimeTest.cpp - libaimrt: schedule, checkpoints, data stream -----===//
+//
+// Links only libaimrt and common/: the runtime builds and runs without MLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "common/FileIO.h"
+#include "runtime/Checkpoint.h"
+#include "runtime/FashionMnistBatches.h"
+#include "runtime/LearningRate.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <sys/stat.h>
+
+using namespace aim;
+using namespace aim::rt;
+
+TEST(LearningRate, WarmupThenCosine) {
+  // T = 400: W = round(10) = 10 warm-up steps.
+  const double peak = 1e-3;
+  EXPECT_DOUBLE_EQ(learningRate(0, 400, peak), 1e-6);
+  EXPECT_DOUBLE_EQ(learningRate(5, 400, peak), 1e-6 + (peak - 1e-6) * 0.5);
+  EXPECT_DOUBLE_EQ(learningRate(10, 400, peak), peak);
+  EXPECT_NEAR(learningRate(205, 400, peak), peak / 2, 1e-18);
+  EXPECT_NEAR(learningRate(400, 400, peak), 0.0, 1e-18);
+  // A run too short to warm up starts at the peak.
+  EXPECT_DOUBLE_EQ(learningRate(0, 10, peak), peak);
+}
+
+namespace {
+std::string runDir(const std::string &name) {
+  std::string dir = ::testing::TempDir() + "/aimc-run-" + name;
+  mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+Checkpoint smallCheckpoint() {
+  Checkpoint c;
+  c.model.emplace_back("w", HostTensor::fromDoubles(DType::F32, {2}, {1, 2}));
+  c.optimizer.emplace_back("w.exp_avg",
+                           HostTensor::fromDoubles(DType::F32, {2}, {3, 4}));
+  c.optimizer.emplace_back("w.exp_avg_sq",
+                           HostTensor::fromDoubles(DType::F32, {2}, {5, 6}));
+  c.state = {17, 42, 1088, 400, "abc123"};
+  return c;
+}
+} // namespace
+
+TEST(Checkpoint, RoundTrip) {
+  std::string dir = runDir("roundtrip");
+  ASSERT_TRUE(writeCheckpoint(dir, smallCheckpoint()).isOk());
+  StatusOr<Checkpoint> c = readCheckpoint(dir);
+  ASSERT_TRUE(c.isOk()) << c.status().message();
+  EXPECT_EQ(c->state.step, 17);
+  EXPECT_EQ(c->state.seed, 42u);
+  EXPECT_EQ(c->state.dataPosition, 1088);
+  EXPECT_EQ(c->state.totalSteps, 400);
+  EXPECT_EQ(c->state.artifactHash, "abc123");
+  EXPECT_EQ(c->model[0].second.bytes, smallCheckpoint().model[0].second.bytes);
+  EXPECT_EQ(c->optimizer.size(), 2u);
+}
+
+TEST(Checkpoint, DamagedCheckpointsAreClearErrors) {
+  std::string dir = runDir("damaged");
+  ASSERT_TRUE(writeCheckpoint(dir, smallCheckpoint()).isOk());
+  auto expectError = [&](const char *needle) {
+    StatusOr<Checkpoint> c = readCheckpoint(dir);
+    ASSERT_FALSE(c.isOk());
+    EXPECT_NE(c.status().message().find(needle), std::string::npos)
+        << c.status().message();
+  };
+  // A missing moment.
+  Checkpoint missing = smallCheckpoint();
+  missing.optimizer.pop_back();
+  ASSERT_TRUE(writeCheckpoint(dir, missing).isOk());
+  expectError("lacks 'w.exp_avg_sq'");
+  // A truncated weight file.
+  ASSERT_TRUE(writeCheckpoint(dir, smallCheckpoint()).isOk());
+  StatusOr<std::string> model = readWholeFile(dir + "/model.safetensors");
+  ASSERT_TRUE(model.isOk());
+  ASSERT_TRUE(writeFileAtomically(dir + "/model.safetensors",
+                                  model->substr(0, model->size() - 2))
+                  .isOk());
+  expectError("truncated");
+  // A state file that is not one.
+  ASSERT_TRUE(writeCheckpoint(dir, smallCheckpoint()).isOk());
+  ASSERT_TRUE(writeFileAtomically(dir + "/state.json", "{\"step\": 3").isOk());
+  expectError("not a valid run state");
+  ASSERT_TRUE(
+      writeFileAtomically(dir + "/state.json",
+                          "{\"format\": \"aimc-run-state\", \"version\": 1, "
+                          "\"step\": -3, \"seed\": 0, \"data_position\": 0, "
+                          "\"total_steps\": 1}")
+          .isOk());
+  expectError("'step' is missing or not a non-negative integer");
+  StatusOr<Checkpoint> none = readCheckpoint(runDir("empty"));
+  ASSERT_FALSE(none.isOk());
+  EXPECT_NE(none.status().message().find("no checkpoint"), std::string::npos);
+}
+
+TEST(FashionMnistBatches, EveryEpochIsAPermutation) {
+  std::set<int64_t> seen;
+  for (int64_t p = 60000; p < 120000; ++p) // epoch 1
+    seen.insert(sampleAt(3, p, 60000));
+  EXPECT_EQ(seen.size(), 60000u);
+  int differ = 0;
+  for (int64_t p = 0; p < 100; ++p)
+    differ += sampleAt(3, p, 60000) != sampleAt(4, p, 60000);
+  EXPECT_GT(differ, 90); // another seed, another order
+}
+
+TEST(FashionMnistBatches, StreamIsDeterministicAndMeshIndependent) {
+  BatchOptions options;
+  options.globalBatch = 8;
+  options.seed = 5;
+  options.firstStep = 3;
+  StatusOr<std::unique_ptr<FashionMnistBatches>> whole =
+      FashionMnistBatches::open(options);
+  ASSERT_TRUE(whole.isOk()) << whole.status().message();
+  // The prefetched stream equals batches built on demand, in order.
+  for (int64_t step = 3; step < 6; ++step) {
+    Batch b = (*whole)->next();
+    EXPECT_EQ(b.step, step);
+    Batch direct = (*whole)->make(step);
+    EXPECT_EQ(b.images.bytes, direct.images.bytes);
+    EXPECT_EQ(b.prefix.bytes, direct.prefix.bytes);
+    std::vector<int64_t> k = b.prefix.toInt64s();
+    for (size_t i = 0; i < k.size(); i += 2)
+      EXPECT_EQ(k[i] + k[i + 1], 49); // antithetic pairs
+  }
+  // Two ranks read the two halves of the same global batch.
+  Batch global = (*whole)->make(7);
+  for (int64_t rank = 0; rank < 2; ++rank) {
+    BatchOptions half = options;
+    half.rank = rank;
+    half.ranks = 2;
+    auto part = FashionMnistBatches::open(half);
+    ASSERT_TRUE(part.isOk());
+    Batch b = (*part)->make(7);
+    size_t imageBytes = b.images.bytes.size(),
+           prefixBytes = b.prefix.bytes.size();
+    EXPECT_EQ(0, std::memcmp(b.images.bytes.data(),
+                             global.images.bytes.data() + rank * imageBytes,
+                             imageBytes));
+    EXPECT_EQ(0, std::memcmp(b.prefix.bytes.data(),
+                             global.prefix.bytes.data() + rank * prefixBytes,
+                             prefixBytes));
+  }
+  BatchOptions odd = options;
+  odd.globalBatch = 6;
+  odd.ranks = 2;
+  StatusOr<std::unique_ptr<FashionMnistBatches>> bad =
+      FashionMnistBatches::open(odd);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.status().message().find("even batch per rank"),
+            std::string::npos);
+}
