@@ -180,8 +180,9 @@ void LivenessRewriter::compactAttention(AttentionOp attention) {
       b, attention.getLoc(),
       TypeRange{RankedTensorType::get({capacity, resultType.getShape().back()},
                                       resultType.getElementType()),
-                RankedTensorType::get({capacity, attention.getHeads()},
-                                      b.getF32Type())},
+                RankedTensorType::get(
+                    {capacity, static_cast<int64_t>(attention.getHeads())},
+                    b.getF32Type())},
       queries, attention.getKey(), attention.getValue(), attention.getPrefix(),
       attention.getHeadsAttr(), attention.getMaskAttr(),
       attention.getScaleAttr(), attention.getTileEmptyFromAttr(),

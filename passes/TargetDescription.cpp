@@ -49,7 +49,7 @@ Expected<TargetDescription> parseTargetDescription(StringRef text,
     return Error::success();
   };
   auto integer = [&](StringRef key, int64_t &out) -> Error {
-    double v;
+    double v = 0;
     if (Error e = number(key, v))
       return e;
     out = static_cast<int64_t>(v);
