@@ -145,6 +145,19 @@ Tensor<T> pad(const Tensor<T> &x, int64_t dim, int64_t before, int64_t after) {
   return y;
 }
 
+/// Mean and variance of n values, the variance divided by n - correction
+/// (0: biased, as LayerNorm; 1: Bessel's, as the loss targets).
+template <typename T>
+std::pair<T, T> meanAndVariance(const T *x, int64_t n, int64_t correction) {
+  T mean = 0, var = 0;
+  for (int64_t i = 0; i < n; ++i)
+    mean += x[i];
+  mean /= T(n);
+  for (int64_t i = 0; i < n; ++i)
+    var += (x[i] - mean) * (x[i] - mean);
+  return {mean, var / T(n - correction)};
+}
+
 /// (x - mean) / sqrt(biased var + eps) * weight + bias over the last dim.
 template <typename T>
 Tensor<T> layerNorm(const Tensor<T> &x, const Tensor<T> &weight,
@@ -153,13 +166,7 @@ Tensor<T> layerNorm(const Tensor<T> &x, const Tensor<T> &weight,
   Tensor<T> y(x.shape);
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = &x.data[r * d];
-    T mean = 0, var = 0;
-    for (int64_t i = 0; i < d; ++i)
-      mean += xr[i];
-    mean /= T(d);
-    for (int64_t i = 0; i < d; ++i)
-      var += (xr[i] - mean) * (xr[i] - mean);
-    var /= T(d);
+    auto [mean, var] = meanAndVariance(xr, d, 0);
     T inv = T(1) / std::sqrt(var + T(eps));
     for (int64_t i = 0; i < d; ++i)
       y.data[r * d + i] = (xr[i] - mean) * inv * weight.data[i] + bias.data[i];
@@ -178,13 +185,7 @@ LayerNormGrads<T> layerNormGrad(const Tensor<T> &dy, const Tensor<T> &x,
   std::vector<T> xhat(d), gw(d);
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = &x.data[r * d], *dyr = &dy.data[r * d];
-    T mean = 0, var = 0;
-    for (int64_t i = 0; i < d; ++i)
-      mean += xr[i];
-    mean /= T(d);
-    for (int64_t i = 0; i < d; ++i)
-      var += (xr[i] - mean) * (xr[i] - mean);
-    var /= T(d);
+    auto [mean, var] = meanAndVariance(xr, d, 0);
     T rstd = T(1) / std::sqrt(var + T(eps));
     T meanG = 0, meanGX = 0;
     for (int64_t i = 0; i < d; ++i) {
@@ -570,13 +571,7 @@ normalizedPixelLoss(const Tensor<T> &prediction, const Tensor<T> &target,
     for (int64_t t = std::max<int64_t>(1, prefix[s]); t < n; ++t) {
       const T *tv = &target.data[(s * n + t) * p];
       const T *pv = &prediction.data[(s * n + t - 1) * p];
-      T mean = 0, var = 0;
-      for (int64_t j = 0; j < p; ++j)
-        mean += tv[j];
-      mean /= T(p);
-      for (int64_t j = 0; j < p; ++j)
-        var += (tv[j] - mean) * (tv[j] - mean);
-      var /= T(p - 1);
+      auto [mean, var] = meanAndVariance(tv, p, 1);
       T inv = T(1) / std::sqrt(var + T(eps));
       T squared = 0;
       for (int64_t j = 0; j < p; ++j) {
@@ -739,13 +734,7 @@ StatusOr<Tensor<T>> normalizedPixelLossGrad(T grad, const Tensor<T> &prediction,
       const T *tv = &target.data[(s * n + t) * p];
       const T *pv = &prediction.data[(s * n + t - 1) * p];
       T *dv = &d.data[(s * n + t - 1) * p];
-      T mean = 0, var = 0;
-      for (int64_t j = 0; j < p; ++j)
-        mean += tv[j];
-      mean /= T(p);
-      for (int64_t j = 0; j < p; ++j)
-        var += (tv[j] - mean) * (tv[j] - mean);
-      var /= T(p - 1);
+      auto [mean, var] = meanAndVariance(tv, p, 1);
       T inv = T(1) / std::sqrt(var + T(eps));
       for (int64_t j = 0; j < p; ++j)
         dv[j] = factor * (pv[j] - (tv[j] - mean) * inv);
