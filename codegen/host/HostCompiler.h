@@ -1,0 +1,32 @@
+//===- HostCompiler.h - aim IR to x86-64 object code -------------*- C++
+//-*-===//
+//
+// The host backend's compiler half: aim ops -> linalg on tensors -> one-shot
+// bufferization (results become out-parameters) -> loops -> LLVM dialect ->
+// LLVM IR -> an ELF object for the chosen CPU. Every public function `f` gets
+// a packed entry `f_packed(void **buffers)` taking its operands' and then its
+// results' buffers (dense, row-major), so a loader can call any of them the
+// same way. The object needs only libc (malloc/free) and libm.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_CODEGEN_HOST_HOSTCOMPILER_H
+#define AIMC_CODEGEN_HOST_HOSTCOMPILER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace mlir::aim {
+
+struct HostCompileOptions {
+  std::string cpu = "x86-64-v3"; // the ISA the object may use
+};
+
+/// Compiles (and consumes) `module`; returns the object file's bytes.
+llvm::Expected<std::string> compileToObject(ModuleOp module,
+                                            const HostCompileOptions &options);
+
+} // namespace mlir::aim
+
+#endif // AIMC_CODEGEN_HOST_HOSTCOMPILER_H

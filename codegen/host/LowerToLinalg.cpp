@@ -1,0 +1,422 @@
+//===- LowerToLinalg.cpp - aim ops as linalg on tensors -------------------===//
+//
+// Each pattern writes one aim op as linalg.generic (or tensor ops for pure
+// data movement), computing exactly what the interpreter's kernel computes,
+// in the same order of summation, so that the host code can be checked
+// against it. Ops without a pattern yet: patchify, pos_embed_2d, attention
+// and its gradient, layer_norm_grad, gelu_grad, the loss and its gradient,
+// the live-row gather/scatter and the optimiser ops.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/host/LowerToLinalg.h"
+
+#include "dialects/aim/AimOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+using namespace mlir;
+using namespace mlir::aim;
+
+namespace {
+
+RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+SmallVector<utils::IteratorType> parallel(unsigned n) {
+  return SmallVector<utils::IteratorType>(n, utils::IteratorType::parallel);
+}
+
+Value floatConstant(OpBuilder &b, Location loc, Type type, double value) {
+  return arith::ConstantOp::create(b, loc, b.getFloatAttr(type, value));
+}
+
+/// A zero-filled tensor of `type`.
+Value zeros(OpBuilder &b, Location loc, RankedTensorType type) {
+  Value empty =
+      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
+  Value zero = floatConstant(b, loc, type.getElementType(), 0.0);
+  return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+}
+
+/// `value` collapsed to [rows, last] (or returned as is when of rank 2).
+Value collapseTo2d(OpBuilder &b, Location loc, Value value) {
+  auto type = tensorType(value);
+  if (type.getRank() == 2)
+    return value;
+  SmallVector<ReassociationIndices> groups(2);
+  for (int64_t d = 0; d + 1 < type.getRank(); ++d)
+    groups[0].push_back(d);
+  groups[1].push_back(type.getRank() - 1);
+  return tensor::CollapseShapeOp::create(b, loc, value, groups);
+}
+
+/// `value` [rows, last] expanded back to `type`.
+Value expandFrom2d(OpBuilder &b, Location loc, Value value,
+                   RankedTensorType type) {
+  if (type.getRank() == 2)
+    return value;
+  SmallVector<ReassociationIndices> groups(2);
+  for (int64_t d = 0; d + 1 < type.getRank(); ++d)
+    groups[0].push_back(d);
+  groups[1].push_back(type.getRank() - 1);
+  return tensor::ExpandShapeOp::create(b, loc, type, value, groups);
+}
+
+struct LowerAdd : OpRewritePattern<AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AddOp op, PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    unsigned rank = type.getRank(), rhsRank = tensorType(op.getRhs()).getRank();
+    MLIRContext *ctx = op.getContext();
+    AffineMap identity = b.getMultiDimIdentityMap(rank);
+    AffineMap trailing = AffineMap::get(
+        rank, 0,
+        llvm::to_vector(llvm::map_range(
+            llvm::seq<unsigned>(rank - rhsRank, rank),
+            [&](unsigned d) { return getAffineDimExpr(d, ctx); })),
+        ctx);
+    Value init = tensor::EmptyOp::create(b, op.getLoc(), type.getShape(),
+                                         type.getElementType());
+    b.replaceOpWithNewOp<linalg::GenericOp>(
+        op, type, ValueRange{op.getLhs(), op.getRhs()}, init,
+        ArrayRef<AffineMap>{identity, trailing, identity}, parallel(rank),
+        [](OpBuilder &nb, Location loc, ValueRange args) {
+          linalg::YieldOp::create(
+              nb, loc,
+              arith::AddFOp::create(nb, loc, args[0], args[1]).getResult());
+        });
+    return success();
+  }
+};
+
+struct LowerGelu : OpRewritePattern<GeluOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GeluOp op, PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    AffineMap identity = b.getMultiDimIdentityMap(type.getRank());
+    bool tanhForm = op.getApproximation() == GeluApproximation::tanh;
+    Value init = tensor::EmptyOp::create(b, op.getLoc(), type.getShape(),
+                                         type.getElementType());
+    b.replaceOpWithNewOp<linalg::GenericOp>(
+        op, type, ValueRange{op.getInput()}, init,
+        ArrayRef<AffineMap>{identity, identity}, parallel(type.getRank()),
+        [&](OpBuilder &nb, Location loc, ValueRange args) {
+          Type t = args[0].getType();
+          Value x = args[0];
+          Value half = floatConstant(nb, loc, t, 0.5);
+          Value one = floatConstant(nb, loc, t, 1.0);
+          Value inner;
+          if (tanhForm) { // tanh(sqrt(2/pi) (x + 0.044715 x^3))
+            Value x3 = arith::MulFOp::create(
+                nb, loc, arith::MulFOp::create(nb, loc, x, x), x);
+            Value poly = arith::AddFOp::create(
+                nb, loc, x,
+                arith::MulFOp::create(nb, loc,
+                                      floatConstant(nb, loc, t, 0.044715), x3));
+            inner = math::TanhOp::create(
+                nb, loc,
+                arith::MulFOp::create(
+                    nb, loc, floatConstant(nb, loc, t, 0.79788456080286535588),
+                    poly));
+          } else { // erf(x / sqrt(2))
+            inner = math::ErfOp::create(
+                nb, loc,
+                arith::MulFOp::create(
+                    nb, loc, x,
+                    floatConstant(nb, loc, t, 0.70710678118654752440)));
+          }
+          // 0.5 * x * (1 + inner), in the interpreter's order.
+          Value y = arith::MulFOp::create(
+              nb, loc, arith::MulFOp::create(nb, loc, half, x),
+              arith::AddFOp::create(nb, loc, one, inner));
+          linalg::YieldOp::create(nb, loc, y);
+        });
+    return success();
+  }
+};
+
+struct LowerCast : OpRewritePattern<CastOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CastOp op, PatternRewriter &b) const override {
+    auto in = tensorType(op.getInput()), out = tensorType(op.getResult());
+    if (in == out) {
+      b.replaceOp(op, op.getInput());
+      return success();
+    }
+    AffineMap identity = b.getMultiDimIdentityMap(out.getRank());
+    bool widen = out.getElementType().getIntOrFloatBitWidth() >
+                 in.getElementType().getIntOrFloatBitWidth();
+    Value init = tensor::EmptyOp::create(b, op.getLoc(), out.getShape(),
+                                         out.getElementType());
+    b.replaceOpWithNewOp<linalg::GenericOp>(
+        op, out, ValueRange{op.getInput()}, init,
+        ArrayRef<AffineMap>{identity, identity}, parallel(out.getRank()),
+        [&](OpBuilder &nb, Location loc, ValueRange args) {
+          Type to = out.getElementType();
+          Value v =
+              widen ? arith::ExtFOp::create(nb, loc, to, args[0]).getResult()
+                    : arith::TruncFOp::create(nb, loc, to, args[0]).getResult();
+          linalg::YieldOp::create(nb, loc, v);
+        });
+    return success();
+  }
+};
+
+/// out[m, n] (+)= sum_k lhs(m, k) rhs(k, n) with the given operand maps, the
+/// sum in order of k starting from `init`.
+Value contraction(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init,
+                  AffineMap lhsMap, AffineMap rhsMap) {
+  MLIRContext *ctx = b.getContext();
+  AffineMap outMap = AffineMap::get(
+      3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{lhs, rhs}, init,
+             ArrayRef<AffineMap>{lhsMap, rhsMap, outMap},
+             {utils::IteratorType::parallel, utils::IteratorType::parallel,
+              utils::IteratorType::reduction},
+             [](OpBuilder &nb, Location l, ValueRange args) {
+               Value product = arith::MulFOp::create(nb, l, args[0], args[1]);
+               linalg::YieldOp::create(
+                   nb, l,
+                   arith::AddFOp::create(nb, l, args[2], product).getResult());
+             })
+      .getResult(0);
+}
+
+AffineMap map3(MLIRContext *ctx, unsigned a, unsigned b) {
+  return AffineMap::get(
+      3, 0, {getAffineDimExpr(a, ctx), getAffineDimExpr(b, ctx)}, ctx);
+}
+
+struct LowerLinear : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto outType = tensorType(op.getResult());
+    Value x = collapseTo2d(b, loc, op.getInput());
+    int64_t rows = tensorType(x).getDimSize(0), out = outType.getShape().back();
+    auto out2d = RankedTensorType::get({rows, out}, outType.getElementType());
+    Value init;
+    if (Value bias = op.getBias()) { // every row starts from the bias
+      Value empty = tensor::EmptyOp::create(b, loc, out2d.getShape(),
+                                            out2d.getElementType());
+      AffineMap rowMap = b.getMultiDimIdentityMap(2);
+      AffineMap biasMap = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
+      init = linalg::GenericOp::create(
+                 b, loc, out2d, ValueRange{bias}, empty,
+                 ArrayRef<AffineMap>{biasMap, rowMap}, parallel(2),
+                 [](OpBuilder &nb, Location l, ValueRange args) {
+                   linalg::YieldOp::create(nb, l, args[0]);
+                 })
+                 .getResult(0);
+    } else {
+      init = zeros(b, loc, out2d);
+    }
+    // (m, n, k): x(m, k) * w(n, k).
+    Value y = contraction(b, loc, x, op.getWeight(), init, map3(ctx, 0, 2),
+                          map3(ctx, 1, 2));
+    b.replaceOp(op, expandFrom2d(b, loc, y, outType));
+    return success();
+  }
+};
+
+struct LowerMatmul : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatmulOp op,
+                                PatternRewriter &b) const override {
+    MLIRContext *ctx = op.getContext();
+    // (m, n, k): lhs(m, k) or lhs(k, m); rhs(k, n) or rhs(n, k).
+    AffineMap lhsMap = op.getTransposeLhs() ? map3(ctx, 2, 0) : map3(ctx, 0, 2);
+    AffineMap rhsMap = op.getTransposeRhs() ? map3(ctx, 1, 2) : map3(ctx, 2, 1);
+    Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
+                          zeros(b, op.getLoc(), tensorType(op.getResult())),
+                          lhsMap, rhsMap);
+    b.replaceOp(op, y);
+    return success();
+  }
+};
+
+struct LowerSumLeading : OpRewritePattern<SumLeadingOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SumLeadingOp op,
+                                PatternRewriter &b) const override {
+    MLIRContext *ctx = op.getContext();
+    auto in = tensorType(op.getInput()), out = tensorType(op.getResult());
+    unsigned rank = in.getRank(), kept = out.getRank();
+    SmallVector<AffineExpr> outExprs;
+    for (unsigned d = rank - kept; d < rank; ++d)
+      outExprs.push_back(getAffineDimExpr(d, ctx));
+    SmallVector<utils::IteratorType> iterators(rank - kept,
+                                               utils::IteratorType::reduction);
+    iterators.append(kept, utils::IteratorType::parallel);
+    b.replaceOpWithNewOp<linalg::GenericOp>(
+        op, out, ValueRange{op.getInput()}, zeros(b, op.getLoc(), out),
+        ArrayRef<AffineMap>{b.getMultiDimIdentityMap(rank),
+                            AffineMap::get(rank, 0, outExprs, ctx)},
+        iterators, [](OpBuilder &nb, Location l, ValueRange args) {
+          linalg::YieldOp::create(
+              nb, l,
+              arith::AddFOp::create(nb, l, args[1], args[0]).getResult());
+        });
+    return success();
+  }
+};
+
+struct LowerLayerNorm : OpRewritePattern<LayerNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LayerNormOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto type = tensorType(op.getResult());
+    Type et = type.getElementType();
+    Value x = collapseTo2d(b, loc, op.getInput());
+    int64_t rows = tensorType(x).getDimSize(0), d = type.getShape().back();
+    auto rowType = RankedTensorType::get({rows}, et);
+    AffineMap full = b.getMultiDimIdentityMap(2);
+    AffineMap row = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
+    AffineMap column = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
+    SmallVector<utils::IteratorType> reduceColumns = {
+        utils::IteratorType::parallel, utils::IteratorType::reduction};
+    Value count = floatConstant(b, loc, et, static_cast<double>(d));
+    // mean = (sum_i x_i) / D; var = (sum_i (x_i - mean)^2) / D.
+    Value sum =
+        linalg::GenericOp::create(
+            b, loc, rowType, ValueRange{x}, zeros(b, loc, rowType),
+            ArrayRef<AffineMap>{full, row}, reduceColumns,
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[1], a[0]).getResult());
+            })
+            .getResult(0);
+    Value squares =
+        linalg::GenericOp::create(
+            b, loc, rowType, ValueRange{x, sum}, zeros(b, loc, rowType),
+            ArrayRef<AffineMap>{full, row, row}, reduceColumns,
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value mean = arith::DivFOp::create(nb, l, a[1], count);
+              Value diff = arith::SubFOp::create(nb, l, a[0], mean);
+              Value sq = arith::MulFOp::create(nb, l, diff, diff);
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[2], sq).getResult());
+            })
+            .getResult(0);
+    double eps = op.getEpsilon().convertToDouble();
+    auto out2d = RankedTensorType::get({rows, d}, et);
+    Value empty = tensor::EmptyOp::create(b, loc, out2d.getShape(), et);
+    Value y =
+        linalg::GenericOp::create(
+            b, loc, out2d,
+            ValueRange{x, sum, squares, op.getWeight(), op.getBias()}, empty,
+            ArrayRef<AffineMap>{full, row, row, column, column, full},
+            parallel(2),
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value mean = arith::DivFOp::create(nb, l, a[1], count);
+              Value var = arith::DivFOp::create(nb, l, a[2], count);
+              Value inv = arith::DivFOp::create(
+                  nb, l, floatConstant(nb, l, et, 1.0),
+                  math::SqrtOp::create(
+                      nb, l,
+                      arith::AddFOp::create(nb, l, var,
+                                            floatConstant(nb, l, et, eps))));
+              Value centered = arith::SubFOp::create(nb, l, a[0], mean);
+              Value scaled = arith::MulFOp::create(
+                  nb, l, arith::MulFOp::create(nb, l, centered, inv), a[3]);
+              linalg::YieldOp::create(
+                  nb, l,
+                  arith::AddFOp::create(nb, l, scaled, a[4]).getResult());
+            })
+            .getResult(0);
+    b.replaceOp(op, expandFrom2d(b, loc, y, type));
+    return success();
+  }
+};
+
+struct LowerReshape : OpRewritePattern<ReshapeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ReshapeOp op,
+                                PatternRewriter &b) const override {
+    // Through one dimension: both steps are views of the same buffer.
+    auto in = tensorType(op.getInput()), out = tensorType(op.getResult());
+    auto flat =
+        RankedTensorType::get({in.getNumElements()}, in.getElementType());
+    SmallVector<ReassociationIndices> all(1);
+    for (int64_t d = 0; d < in.getRank(); ++d)
+      all[0].push_back(d);
+    Value v = op.getInput();
+    if (in.getRank() != 1)
+      v = tensor::CollapseShapeOp::create(b, op.getLoc(), flat, v, all);
+    if (out.getRank() != 1) {
+      SmallVector<ReassociationIndices> back(1);
+      for (int64_t d = 0; d < out.getRank(); ++d)
+        back[0].push_back(d);
+      v = tensor::ExpandShapeOp::create(b, op.getLoc(), out, v, back);
+    }
+    b.replaceOp(op, v);
+    return success();
+  }
+};
+
+struct LowerSlice : OpRewritePattern<SliceOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SliceOp op, PatternRewriter &b) const override {
+    auto in = tensorType(op.getInput());
+    SmallVector<OpFoldResult> offsets(in.getRank(), b.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes, strides(in.getRank(), b.getIndexAttr(1));
+    for (int64_t d = 0; d < in.getRank(); ++d)
+      sizes.push_back(b.getIndexAttr(in.getDimSize(d)));
+    offsets[op.getDim()] = b.getIndexAttr(op.getOffset());
+    sizes[op.getDim()] = b.getIndexAttr(op.getSize());
+    b.replaceOpWithNewOp<tensor::ExtractSliceOp>(
+        op, tensorType(op.getResult()), op.getInput(), offsets, sizes, strides);
+    return success();
+  }
+};
+
+struct LowerPad : OpRewritePattern<PadOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PadOp op, PatternRewriter &b) const override {
+    auto in = tensorType(op.getInput());
+    SmallVector<OpFoldResult> offsets(in.getRank(), b.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes, strides(in.getRank(), b.getIndexAttr(1));
+    for (int64_t d = 0; d < in.getRank(); ++d)
+      sizes.push_back(b.getIndexAttr(in.getDimSize(d)));
+    offsets[op.getDim()] = b.getIndexAttr(op.getBefore());
+    b.replaceOpWithNewOp<tensor::InsertSliceOp>(
+        op, op.getInput(), zeros(b, op.getLoc(), tensorType(op.getResult())),
+        offsets, sizes, strides);
+    return success();
+  }
+};
+
+} // namespace
+
+LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
+                   math::MathDialect, tensor::TensorDialect>();
+  RewritePatternSet patterns(ctx);
+  patterns
+      .add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
+           LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice, LowerPad>(
+          ctx);
+  if (failed(applyPatternsGreedily(module, std::move(patterns))))
+    return module.emitError() << "lowering aim to linalg did not converge";
+  WalkResult left = module.walk([](Operation *op) {
+    if (isa<AimDialect>(op->getDialect())) {
+      op->emitOpError() << "has no host lowering yet";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return failure(left.wasInterrupted());
+}
