@@ -3,9 +3,9 @@
 // Each pattern writes one aim op as linalg.generic (or tensor ops for pure
 // data movement), computing exactly what the interpreter's kernel computes,
 // in the same order of summation, so that the host code can be checked
-// against it. Ops without a pattern yet: patchify, pos_embed_2d, attention
-// and its gradient, layer_norm_grad, gelu_grad, the loss and its gradient,
-// the live-row gather/scatter and the optimiser ops.
+// against it. Ops without a pattern yet: attention and its gradient,
+// layer_norm_grad, the loss and its gradient, and the live-row gather and
+// scatter. aim.fusion regions are inlined (host code does not fuse yet).
 //
 //===----------------------------------------------------------------------===//
 
@@ -398,6 +398,333 @@ struct LowerPad : OpRewritePattern<PadOp> {
   }
 };
 
+/// A linalg.generic over `type`'s index space whose body gets the scalar
+/// operands and the loop indices.
+Value elementwise(
+    OpBuilder &b, Location loc, RankedTensorType type, ValueRange inputs,
+    ArrayRef<AffineMap> inputMaps,
+    function_ref<Value(OpBuilder &, Location, ValueRange, ValueRange)> body) {
+  SmallVector<AffineMap> maps(inputMaps.begin(), inputMaps.end());
+  maps.push_back(b.getMultiDimIdentityMap(type.getRank()));
+  Value init =
+      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
+  unsigned rank = type.getRank();
+  return linalg::GenericOp::create(
+             b, loc, type, inputs, init, maps, parallel(rank),
+             [&](OpBuilder &nb, Location l, ValueRange args) {
+               SmallVector<Value> indices;
+               for (unsigned d = 0; d < rank; ++d)
+                 indices.push_back(linalg::IndexOp::create(nb, l, d));
+               linalg::YieldOp::create(nb, l,
+                                       body(nb, l, args.drop_back(), indices));
+             })
+      .getResult(0);
+}
+
+/// The map of a rank-0 operand (a scalar broadcast over every index).
+AffineMap scalarMap(OpBuilder &b, unsigned rank) {
+  return AffineMap::get(rank, 0, {}, b.getContext());
+}
+
+struct LowerGeluGrad : OpRewritePattern<GeluGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GeluGradOp op,
+                                PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+    bool tanhForm = op.getApproximation() == GeluApproximation::tanh;
+    b.replaceOp(
+        op,
+        elementwise(
+            b, op.getLoc(), type, {op.getGrad(), op.getInput()}, {id, id},
+            [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+              Type t = a[0].getType();
+              auto c = [&](double v) { return floatConstant(nb, l, t, v); };
+              Value v = a[1], half = c(0.5), one = c(1.0), d;
+              auto mul = [&](Value x, Value y) {
+                return arith::MulFOp::create(nb, l, x, y).getResult();
+              };
+              auto add = [&](Value x, Value y) {
+                return arith::AddFOp::create(nb, l, x, y).getResult();
+              };
+              if (tanhForm) {
+                Value k = c(0.79788456080286535588);
+                Value th = math::TanhOp::create(
+                    nb, l, mul(k, add(v, mul(c(0.044715), mul(mul(v, v), v)))));
+                Value left = mul(half, add(one, th));
+                Value sech2 = arith::SubFOp::create(nb, l, one, mul(th, th));
+                Value right = mul(mul(mul(mul(half, v), sech2), k),
+                                  add(one, mul(c(3 * 0.044715), mul(v, v))));
+                d = add(left, right);
+              } else {
+                Value cdf = mul(
+                    half,
+                    add(one, math::ErfOp::create(
+                                 nb, l, mul(v, c(0.70710678118654752440)))));
+                Value pdf =
+                    mul(mul(v, c(0.39894228040143267794)),
+                        math::ExpOp::create(nb, l, mul(c(-0.5), mul(v, v))));
+                d = add(cdf, pdf);
+              }
+              return mul(a[0], d);
+            }));
+    return success();
+  }
+};
+
+struct LowerPosEmbed : OpRewritePattern<PosEmbed2dOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PosEmbed2dOp op,
+                                PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    int64_t width = type.getDimSize(1), quarter = width / 4,
+            gridWidth = op.getGridWidth();
+    b.replaceOp(
+        op, elementwise(
+                b, op.getLoc(), type, {}, {},
+                [&](OpBuilder &nb, Location l, ValueRange, ValueRange idx) {
+                  // Token n = (i, j); channel c: quarter q = c / (E/4),
+                  // frequency k = c mod (E/4); quarters are sin(j),
+                  // cos(j), sin(i), cos(i).
+                  auto index = [&](int64_t v) {
+                    return arith::ConstantIndexOp::create(nb, l, v).getResult();
+                  };
+                  Value n = idx[0], c = idx[1];
+                  Value i = arith::DivUIOp::create(nb, l, n, index(gridWidth));
+                  Value j = arith::RemUIOp::create(nb, l, n, index(gridWidth));
+                  Value q = arith::DivUIOp::create(nb, l, c, index(quarter));
+                  Value k = arith::RemUIOp::create(nb, l, c, index(quarter));
+                  Value usesRow = arith::CmpIOp::create(
+                      nb, l, arith::CmpIPredicate::uge, q, index(2));
+                  Value t = arith::SelectOp::create(nb, l, usesRow, i, j);
+                  Type f64 = nb.getF64Type();
+                  auto toF64 = [&](Value ix) {
+                    Value i64 =
+                        arith::IndexCastOp::create(nb, l, nb.getI64Type(), ix);
+                    return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
+                  };
+                  // omega = 10000^(-k / (E/4)), in double as the interpreter.
+                  Value omega = math::PowFOp::create(
+                      nb, l, floatConstant(nb, l, f64, 10000.0),
+                      arith::DivFOp::create(
+                          nb, l, arith::NegFOp::create(nb, l, toF64(k)),
+                          floatConstant(nb, l, f64, double(quarter))));
+                  Value angle = arith::MulFOp::create(nb, l, toF64(t), omega);
+                  Value isCos = arith::CmpIOp::create(
+                      nb, l, arith::CmpIPredicate::eq,
+                      arith::RemUIOp::create(nb, l, q, index(2)), index(1));
+                  Value v = arith::SelectOp::create(
+                      nb, l, isCos, math::CosOp::create(nb, l, angle),
+                      math::SinOp::create(nb, l, angle));
+                  if (type.getElementType().isF64())
+                    return v;
+                  return arith::TruncFOp::create(nb, l, type.getElementType(),
+                                                 v)
+                      .getResult();
+                }));
+    return success();
+  }
+};
+
+struct LowerPatchify : OpRewritePattern<PatchifyOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PatchifyOp op,
+                                PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    auto in = tensorType(op.getImages());
+    int64_t c = in.getDimSize(1), p = op.getPatchSize(),
+            gridWidth = in.getDimSize(3) / p;
+    bool channelLast = op.getOrder() == PatchOrder::channel_last;
+    Value images = op.getImages();
+    b.replaceOp(
+        op,
+        elementwise(
+            b, op.getLoc(), type, {}, {},
+            [&](OpBuilder &nb, Location l, ValueRange, ValueRange idx) {
+              auto index = [&](int64_t v) {
+                return arith::ConstantIndexOp::create(nb, l, v).getResult();
+              };
+              auto div = [&](Value a, int64_t v) {
+                return arith::DivUIOp::create(nb, l, a, index(v)).getResult();
+              };
+              auto rem = [&](Value a, int64_t v) {
+                return arith::RemUIOp::create(nb, l, a, index(v)).getResult();
+              };
+              auto add = [&](Value a, Value v) {
+                return arith::AddIOp::create(nb, l, a, v).getResult();
+              };
+              auto mul = [&](Value a, int64_t v) {
+                return arith::MulIOp::create(nb, l, a, index(v)).getResult();
+              };
+              Value n = idx[1], k = idx[2];
+              Value ch, r, col;
+              if (channelLast) { // k = (r * p + col) * C + ch
+                ch = rem(k, c);
+                r = div(div(k, c), p);
+                col = rem(div(k, c), p);
+              } else { // k = (ch * p + r) * p + col
+                ch = div(k, p * p);
+                r = rem(div(k, p), p);
+                col = rem(k, p);
+              }
+              Value row = add(mul(div(n, gridWidth), p), r);
+              Value column = add(mul(rem(n, gridWidth), p), col);
+              return tensor::ExtractOp::create(
+                         nb, l, images, ValueRange{idx[0], ch, row, column})
+                  .getResult();
+            }));
+    return success();
+  }
+};
+
+struct LowerClipCoefficient : OpRewritePattern<ClipCoefficientOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ClipCoefficientOp op,
+                                PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    double maxNorm = op.getMaxNorm().convertToDouble(),
+           eps = op.getEpsilon().convertToDouble();
+    b.replaceOp(
+        op,
+        elementwise(b, op.getLoc(), type, {op.getNorm()}, {scalarMap(b, 0)},
+                    [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                      Type t = a[0].getType();
+                      Value coef = arith::DivFOp::create(
+                          nb, l, floatConstant(nb, l, t, maxNorm),
+                          arith::AddFOp::create(nb, l, a[0],
+                                                floatConstant(nb, l, t, eps)));
+                      return arith::MinimumFOp::create(
+                                 nb, l, floatConstant(nb, l, t, 1.0), coef)
+                          .getResult();
+                    }));
+    return success();
+  }
+};
+
+struct LowerGlobalNorm : OpRewritePattern<GlobalNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GlobalNormOp op,
+                                PatternRewriter &b) const override {
+    // Sum of squares tensor by tensor, in order, then the square root.
+    Location loc = op.getLoc();
+    auto type = tensorType(op.getResult());
+    Value total = zeros(b, loc, type);
+    for (Value input : op.getInputs()) {
+      unsigned rank = tensorType(input).getRank();
+      SmallVector<utils::IteratorType> reduce(rank,
+                                              utils::IteratorType::reduction);
+      total =
+          linalg::GenericOp::create(
+              b, loc, type, ValueRange{input}, total,
+              ArrayRef<AffineMap>{b.getMultiDimIdentityMap(rank),
+                                  scalarMap(b, rank)},
+              reduce,
+              [](OpBuilder &nb, Location l, ValueRange a) {
+                Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+                linalg::YieldOp::create(
+                    nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
+              })
+              .getResult(0);
+    }
+    b.replaceOp(
+        op,
+        elementwise(b, loc, type, {total}, {scalarMap(b, 0)},
+                    [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                      return math::SqrtOp::create(nb, l, a[0]).getResult();
+                    }));
+    return success();
+  }
+};
+
+struct LowerAdamW : OpRewritePattern<AdamWOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AdamWOp op, PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    auto type = tensorType(op.getParam());
+    unsigned rank = type.getRank();
+    AffineMap id = b.getMultiDimIdentityMap(rank), scalar = scalarMap(b, rank);
+    double beta1 = op.getBeta1().convertToDouble(),
+           beta2 = op.getBeta2().convertToDouble(),
+           eps = op.getEpsilon().convertToDouble(),
+           decay = op.getWeightDecay().convertToDouble();
+    // The moments first, then the parameter from the new moments, each as
+    // the interpreter's kernel computes it (bias corrections in double).
+    auto moment = [&](Value previous, double beta, bool squared) {
+      return elementwise(
+          b, loc, type, {previous, op.getGrad(), op.getClipCoefficient()},
+          {id, id, scalar},
+          [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+            Type t = a[0].getType();
+            Value g = arith::MulFOp::create(nb, l, a[1], a[2]);
+            if (squared)
+              g = arith::MulFOp::create(nb, l, g, g);
+            Value b1 = floatConstant(nb, l, t, beta);
+            Value keep = arith::MulFOp::create(nb, l, b1, a[0]);
+            Value rest =
+                arith::SubFOp::create(nb, l, floatConstant(nb, l, t, 1.0), b1);
+            Value add = arith::MulFOp::create(nb, l, rest, g);
+            return arith::AddFOp::create(nb, l, keep, add).getResult();
+          });
+    };
+    Value m = moment(op.getExpAvg(), beta1, false);
+    Value v = moment(op.getExpAvgSq(), beta2, true);
+    Value p = elementwise(
+        b, loc, type, {op.getParam(), m, v, op.getLr(), op.getStep()},
+        {id, id, id, scalar, scalar},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          Type t = a[0].getType();
+          Type f64 = nb.getF64Type();
+          Value t1 = arith::SIToFPOp::create(
+              nb, l, f64,
+              arith::AddIOp::create(
+                  nb, l, a[4],
+                  arith::ConstantOp::create(
+                      nb, l, nb.getIntegerAttr(a[4].getType(), 1))));
+          auto correction = [&](double beta) {
+            Value power = math::PowFOp::create(
+                nb, l, floatConstant(nb, l, f64, beta), t1);
+            Value c = arith::SubFOp::create(
+                nb, l, floatConstant(nb, l, f64, 1.0), power);
+            return arith::TruncFOp::create(nb, l, t, c).getResult();
+          };
+          Value lr = a[3];
+          Value decayed = arith::SubFOp::create(
+              nb, l, a[0],
+              arith::MulFOp::create(
+                  nb, l,
+                  arith::MulFOp::create(nb, l, lr,
+                                        floatConstant(nb, l, t, decay)),
+                  a[0]));
+          Value mHat = arith::DivFOp::create(nb, l, a[1], correction(beta1));
+          Value denominator = arith::AddFOp::create(
+              nb, l,
+              math::SqrtOp::create(
+                  nb, l, arith::DivFOp::create(nb, l, a[2], correction(beta2))),
+              floatConstant(nb, l, t, eps));
+          Value step = arith::DivFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, lr, mHat), denominator);
+          return arith::SubFOp::create(nb, l, decayed, step).getResult();
+        });
+    b.replaceOp(op, {p, m, v});
+    return success();
+  }
+};
+
+/// Host code does not fuse by region yet: a fusion's ops are lowered in place.
+struct InlineFusion : OpRewritePattern<FusionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(FusionOp op,
+                                PatternRewriter &b) const override {
+    Block &body = op.getBody().front();
+    auto yield = cast<YieldOp>(body.getTerminator());
+    SmallVector<Value> results(yield.getValues());
+    b.eraseOp(yield);
+    b.inlineBlockBefore(&body, op, op.getInputs());
+    b.replaceOp(op, results);
+    return success();
+  }
+};
+
 } // namespace
 
 LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
@@ -405,10 +732,11 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, tensor::TensorDialect>();
   RewritePatternSet patterns(ctx);
-  patterns
-      .add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
-           LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice, LowerPad>(
-          ctx);
+  patterns.add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
+               LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice,
+               LowerPad, LowerGeluGrad, LowerPosEmbed, LowerPatchify,
+               LowerClipCoefficient, LowerGlobalNorm, LowerAdamW, InlineFusion>(
+      ctx);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";
   WalkResult left = module.walk([](Operation *op) {

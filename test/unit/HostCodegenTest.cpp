@@ -30,18 +30,29 @@ using namespace mlir;
 
 namespace {
 
-/// Random float32 arguments for `f` (integers are not used by these cases).
+/// Random arguments: normal float32 values (absolute values for arguments
+/// tagged {test.non_negative}, such as second moments), small non-negative
+/// integers.
 std::vector<::aim::HostTensor> randomArguments(func::FuncOp f, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   std::vector<::aim::HostTensor> args;
-  for (Type t : f.getArgumentTypes()) {
+  for (auto [i, t] : llvm::enumerate(f.getArgumentTypes())) {
     auto type = cast<RankedTensorType>(t);
+    bool isInt = isa<IntegerType>(type.getElementType());
+    bool nonNegative = bool(f.getArgAttr(i, "test.non_negative"));
     std::vector<double> values(type.getNumElements());
-    for (double &v : values)
-      v = static_cast<float>(normal(rng));
+    for (double &v : values) {
+      v = isInt ? static_cast<double>(rng() % 5)
+                : static_cast<double>(static_cast<float>(normal(rng)));
+      if (nonNegative)
+        v = std::abs(v);
+    }
     args.push_back(::aim::HostTensor::fromDoubles(
-        ::aim::DType::F32,
+        isInt ? (type.getElementType().getIntOrFloatBitWidth() == 64
+                     ? ::aim::DType::I64
+                     : ::aim::DType::I32)
+              : ::aim::DType::F32,
         std::vector<int64_t>(type.getShape().begin(), type.getShape().end()),
         values));
   }
@@ -76,22 +87,23 @@ void checkAgainstInterpreter(const std::string &source, const char *name) {
       reinterpret_cast<void (*)(void **)>(dlsym(library, "kernel_packed"));
   ASSERT_NE(entry, nullptr) << dlerror();
 
-  // Operands, then one output buffer per result.
-  std::vector<std::vector<float>> storage;
-  for (const ::aim::HostTensor &arg : args) {
-    std::vector<double> d = arg.toDoubles();
-    storage.emplace_back(d.begin(), d.end());
-  }
+  // Operands as they are stored, then one float32 buffer per result.
+  std::vector<std::vector<uint8_t>> operands;
+  for (const ::aim::HostTensor &arg : args)
+    operands.push_back(arg.bytes);
+  std::vector<std::vector<float>> results;
   for (const ::aim::HostTensor &r : *expected)
-    storage.emplace_back(r.numElements(), std::nanf(""));
+    results.emplace_back(r.numElements(), std::nanf(""));
   std::vector<void *> buffers;
-  for (auto &s : storage)
-    buffers.push_back(s.data());
+  for (auto &o : operands)
+    buffers.push_back(o.data());
+  for (auto &r : results)
+    buffers.push_back(r.data());
   entry(buffers.data());
 
   for (size_t i = 0; i < expected->size(); ++i) {
     std::vector<double> want = (*expected)[i].toDoubles();
-    const std::vector<float> &got = storage[args.size() + i];
+    const std::vector<float> &got = results[i];
     double scale = 1e-30;
     for (double w : want)
       scale = std::max(scale, std::abs(w));
@@ -147,12 +159,52 @@ TEST(HostCodegen, BackwardOfALinear) {
                           "backward");
 }
 
+TEST(HostCodegen, GeluGradients) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%dy: tensor<4x9xf32>, %x: tensor<4x9xf32>) -> (tensor<4x9xf32>, tensor<4x9xf32>) {
+      %0 = aim.gelu_grad %dy, %x, approximation = erf : tensor<4x9xf32>, tensor<4x9xf32> -> tensor<4x9xf32>
+      %1 = aim.gelu_grad %dy, %x, approximation = tanh : tensor<4x9xf32>, tensor<4x9xf32> -> tensor<4x9xf32>
+      return %0, %1 : tensor<4x9xf32>, tensor<4x9xf32>
+    })",
+                          "gelu-grad");
+}
+
+TEST(HostCodegen, PatchifyAndPositionEmbedding) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%x: tensor<2x3x8x12xf32>) -> (tensor<2x6x48xf32>, tensor<2x6x48xf32>, tensor<6x16xf32>) {
+      %0 = aim.patchify %x, patch_size = 4, order = channel_first : tensor<2x3x8x12xf32> -> tensor<2x6x48xf32>
+      %1 = aim.patchify %x, patch_size = 4, order = channel_last : tensor<2x3x8x12xf32> -> tensor<2x6x48xf32>
+      %2 = aim.pos_embed_2d grid_height = 2, grid_width = 3 : tensor<6x16xf32>
+      return %0, %1, %2 : tensor<2x6x48xf32>, tensor<2x6x48xf32>, tensor<6x16xf32>
+    })",
+                          "patchify");
+}
+
+TEST(HostCodegen, OptimizerStepInAFusion) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%p: tensor<4x3xf32>, %g: tensor<4x3xf32>, %m: tensor<4x3xf32>, %v: tensor<4x3xf32> {test.non_negative},
+                      %q: tensor<3xf32>, %lr: tensor<f32>, %s: tensor<i64>)
+        -> (tensor<f32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) {
+      %n = aim.global_norm %g, %q : tensor<4x3xf32>, tensor<3xf32> -> tensor<f32>
+      %c = aim.clip_coefficient %n, max_norm = 1.0, epsilon = 1.0e-6 : tensor<f32> -> tensor<f32>
+      %r:3 = aim.fusion "optimizer" (%p, %g, %m, %v, %lr, %s, %c) : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) {
+      ^bb0(%a: tensor<4x3xf32>, %b: tensor<4x3xf32>, %e: tensor<4x3xf32>, %f: tensor<4x3xf32>, %l: tensor<f32>, %t: tensor<i64>, %k: tensor<f32>):
+        %p1, %m1, %v1 = aim.adamw %a, %b, %e, %f, lr %l, step %t, clip %k, beta1 = 0.9, beta2 = 0.95, epsilon = 1.0e-8, weight_decay = 0.05 : tensor<4x3xf32>, tensor<f32>, tensor<i64>, tensor<f32>
+        aim.yield %p1, %m1, %v1 : tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>
+      }
+      return %n, %r#0, %r#1, %r#2 : tensor<f32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>
+    })",
+                          "optimizer");
+}
+
 TEST(HostCodegen, UnsupportedOpIsANamedError) {
   MLIRContext context;
-  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect>();
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
   OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(R"(
-    func.func @kernel(%x: tensor<1x1x4x4xf32>) -> tensor<1x4x4xf32> {
-      %0 = aim.patchify %x, patch_size = 2, order = channel_last : tensor<1x1x4x4xf32> -> tensor<1x4x4xf32>
+    func.func @kernel(%x: tensor<4x4xf32>) -> tensor<1x4x4xf32> {
+      %k = arith.constant dense<2> : tensor<1xi32>
+      %0 = aim.scatter_live_rows %x, prefix %k : tensor<4x4xf32>, tensor<1xi32> -> tensor<1x4x4xf32>
       return %0 : tensor<1x4x4xf32>
     })",
                                                         &context);
@@ -166,7 +218,8 @@ TEST(HostCodegen, UnsupportedOpIsANamedError) {
       mlir::aim::compileToObject(*m, mlir::aim::HostCompileOptions());
   ASSERT_FALSE(bool(object));
   llvm::consumeError(object.takeError());
-  EXPECT_NE(diagnostics.find("'aim.patchify' op has no host lowering yet"),
-            std::string::npos)
+  EXPECT_NE(
+      diagnostics.find("'aim.scatter_live_rows' op has no host lowering yet"),
+      std::string::npos)
       << diagnostics;
 }
