@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -725,18 +726,360 @@ struct InlineFusion : OpRewritePattern<FusionOp> {
   }
 };
 
+/// Per-row sums of f(row values) over the last dimension of a [rows, D]
+/// tensor, in order: the reductions of LayerNorm and the loss.
+Value rowSums(OpBuilder &b, Location loc, ValueRange inputs,
+              ArrayRef<AffineMap> maps, RankedTensorType rowType,
+              function_ref<Value(OpBuilder &, Location, ValueRange)> term) {
+  SmallVector<AffineMap> all(maps.begin(), maps.end());
+  MLIRContext *ctx = b.getContext();
+  unsigned rank = rowType.getRank() + 1;
+  SmallVector<AffineExpr> rowExprs;
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    rowExprs.push_back(getAffineDimExpr(d, ctx));
+  all.push_back(AffineMap::get(rank, 0, rowExprs, ctx));
+  SmallVector<utils::IteratorType> iterators = parallel(rank - 1);
+  iterators.push_back(utils::IteratorType::reduction);
+  return linalg::GenericOp::create(
+             b, loc, rowType, inputs, zeros(b, loc, rowType), all, iterators,
+             [&](OpBuilder &nb, Location l, ValueRange a) {
+               Value t = term(nb, l, a.drop_back());
+               linalg::YieldOp::create(
+                   nb, l,
+                   arith::AddFOp::create(nb, l, a.back(), t).getResult());
+             })
+      .getResult(0);
+}
+
+struct LowerLayerNormGrad : OpRewritePattern<LayerNormGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LayerNormGradOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto type = tensorType(op.getInputGrad());
+    Type et = type.getElementType();
+    Value x = collapseTo2d(b, loc, op.getInput());
+    Value dy = collapseTo2d(b, loc, op.getGrad());
+    int64_t rows = tensorType(x).getDimSize(0), d = type.getShape().back();
+    auto rowType = RankedTensorType::get({rows}, et);
+    auto fullType = RankedTensorType::get({rows, d}, et);
+    AffineMap full = b.getMultiDimIdentityMap(2);
+    AffineMap row = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
+    AffineMap column = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
+    Value count = floatConstant(b, loc, et, double(d));
+    double eps = op.getEpsilon().convertToDouble();
+    auto divide = [&](Value rowsum) {
+      return elementwise(
+          b, loc, rowType, {rowsum}, {b.getMultiDimIdentityMap(1)},
+          [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+            return arith::DivFOp::create(nb, l, a[0], count).getResult();
+          });
+    };
+    // Statistics as the forward computes them.
+    Value mean = divide(
+        rowSums(b, loc, {x}, {full}, rowType,
+                [](OpBuilder &, Location, ValueRange a) { return a[0]; }));
+    Value var = divide(
+        rowSums(b, loc, {x, mean}, {full, row}, rowType,
+                [](OpBuilder &nb, Location l, ValueRange a) {
+                  Value diff = arith::SubFOp::create(nb, l, a[0], a[1]);
+                  return arith::MulFOp::create(nb, l, diff, diff).getResult();
+                }));
+    Value rstd = elementwise(
+        b, loc, rowType, {var}, {b.getMultiDimIdentityMap(1)},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          return arith::DivFOp::create(
+                     nb, l, floatConstant(nb, l, et, 1.0),
+                     math::SqrtOp::create(
+                         nb, l,
+                         arith::AddFOp::create(nb, l, a[0],
+                                               floatConstant(nb, l, et, eps))))
+              .getResult();
+        });
+    Value xhat = elementwise(
+        b, loc, fullType, {x, mean, rstd}, {full, row, row},
+        [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          return arith::MulFOp::create(
+                     nb, l, arith::SubFOp::create(nb, l, a[0], a[1]), a[2])
+              .getResult();
+        });
+    Value gw = elementwise(
+        b, loc, fullType, {dy, op.getWeight()}, {full, column},
+        [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          return arith::MulFOp::create(nb, l, a[0], a[1]).getResult();
+        });
+    Value meanG = divide(
+        rowSums(b, loc, {gw}, {full}, rowType,
+                [](OpBuilder &, Location, ValueRange a) { return a[0]; }));
+    Value meanGX = divide(
+        rowSums(b, loc, {gw, xhat}, {full, full}, rowType,
+                [](OpBuilder &nb, Location l, ValueRange a) {
+                  return arith::MulFOp::create(nb, l, a[0], a[1]).getResult();
+                }));
+    Value dx =
+        elementwise(b, loc, fullType, {gw, meanG, xhat, meanGX, rstd},
+                    {full, row, full, row, row},
+                    [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                      Value t = arith::SubFOp::create(
+                          nb, l, arith::SubFOp::create(nb, l, a[0], a[1]),
+                          arith::MulFOp::create(nb, l, a[2], a[3]));
+                      return arith::MulFOp::create(nb, l, a[4], t).getResult();
+                    });
+    // Column sums over rows, in row order.
+    auto columnType = RankedTensorType::get({d}, et);
+    auto columnSum = [&](ValueRange inputs,
+                         function_ref<Value(OpBuilder &, Location, ValueRange)>
+                             term) {
+      SmallVector<AffineMap> maps(inputs.size(), full);
+      maps.push_back(column);
+      return linalg::GenericOp::create(
+                 b, loc, columnType, inputs, zeros(b, loc, columnType), maps,
+                 {utils::IteratorType::reduction,
+                  utils::IteratorType::parallel},
+                 [&](OpBuilder &nb, Location l, ValueRange a) {
+                   Value t = term(nb, l, a.drop_back());
+                   linalg::YieldOp::create(
+                       nb, l,
+                       arith::AddFOp::create(nb, l, a.back(), t).getResult());
+                 })
+          .getResult(0);
+    };
+    Value dw =
+        columnSum({dy, xhat}, [](OpBuilder &nb, Location l, ValueRange a) {
+          return arith::MulFOp::create(nb, l, a[0], a[1]).getResult();
+        });
+    Value db = columnSum(
+        {dy}, [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+    b.replaceOp(op, {expandFrom2d(b, loc, dx, type), dw, db});
+    return success();
+  }
+};
+
+/// The first counted row of sample b: max(prefix[b], 1), as an index.
+Value firstTarget(OpBuilder &b, Location loc, Value prefixElement) {
+  Value k = arith::IndexCastOp::create(b, loc, b.getIndexType(), prefixElement);
+  return arith::MaxSIOp::create(b, loc, k,
+                                arith::ConstantIndexOp::create(b, loc, 1));
+}
+
+/// Per-(b, n) normalisation statistics of the target patches: mean and
+/// 1 / sqrt(var + eps) with Bessel's correction, as [B, N] tensors.
+std::pair<Value, Value> targetStatistics(OpBuilder &b, Location loc,
+                                         Value target, double eps) {
+  auto type = tensorType(target);
+  Type et = type.getElementType();
+  int64_t p = type.getDimSize(2);
+  auto statType =
+      RankedTensorType::get({type.getDimSize(0), type.getDimSize(1)}, et);
+  AffineMap full = b.getMultiDimIdentityMap(3);
+  MLIRContext *ctx = b.getContext();
+  AffineMap patch = AffineMap::get(
+      3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
+  AffineMap id2 = b.getMultiDimIdentityMap(2);
+  Value sum = rowSums(b, loc, {target}, {full}, statType,
+                      [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  Value mean =
+      elementwise(b, loc, statType, {sum}, {id2},
+                  [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                    return arith::DivFOp::create(
+                               nb, l, a[0], floatConstant(nb, l, et, double(p)))
+                        .getResult();
+                  });
+  Value squares =
+      rowSums(b, loc, {target, mean}, {full, patch}, statType,
+              [](OpBuilder &nb, Location l, ValueRange a) {
+                Value diff = arith::SubFOp::create(nb, l, a[0], a[1]);
+                return arith::MulFOp::create(nb, l, diff, diff).getResult();
+              });
+  Value inv = elementwise(
+      b, loc, statType, {squares}, {id2},
+      [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+        Value var = arith::DivFOp::create(
+            nb, l, a[0], floatConstant(nb, l, et, double(p - 1)));
+        return arith::DivFOp::create(
+                   nb, l, floatConstant(nb, l, et, 1.0),
+                   math::SqrtOp::create(
+                       nb, l,
+                       arith::AddFOp::create(nb, l, var,
+                                             floatConstant(nb, l, et, eps))))
+            .getResult();
+      });
+  return {mean, inv};
+}
+
+/// The number of counted (b, n) pairs, sum_b (N - max(K_b, 1)), as an index.
+Value countPairs(OpBuilder &b, Location loc, Value prefix, int64_t tokens) {
+  auto type = tensorType(prefix);
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value batch = arith::ConstantIndexOp::create(b, loc, type.getDimSize(0));
+  Value n = arith::ConstantIndexOp::create(b, loc, tokens);
+  auto loop = scf::ForOp::create(
+      b, loc, c0, batch, c1, ValueRange{c0},
+      [&](OpBuilder &nb, Location l, Value s, ValueRange acc) {
+        Value k = tensor::ExtractOp::create(nb, l, prefix, ValueRange{s});
+        Value count = arith::SubIOp::create(nb, l, n, firstTarget(nb, l, k));
+        scf::YieldOp::create(
+            nb, l, ValueRange{arith::AddIOp::create(nb, l, acc[0], count)});
+      });
+  return loop.getResult(0);
+}
+
+struct LowerLoss : OpRewritePattern<NormalizedPixelLossOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(NormalizedPixelLossOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto type = tensorType(op.getPrediction());
+    Type et = type.getElementType();
+    int64_t batch = type.getDimSize(0), n = type.getDimSize(1),
+            p = type.getDimSize(2);
+    auto [mean, inv] = targetStatistics(b, loc, op.getTarget(),
+                                        op.getEpsilon().convertToDouble());
+    Value prediction = op.getPrediction(), target = op.getTarget(),
+          prefix = op.getPrefix();
+    // Squared error of each target patch against the prediction before it;
+    // zero for patches the loss does not count.
+    auto pairType = RankedTensorType::get({batch, n}, et);
+    AffineMap id2 = b.getMultiDimIdentityMap(2);
+    AffineMap sample = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
+    Value perPair = elementwise(
+        b, loc, pairType, {mean, inv, prefix}, {id2, id2, sample},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange idx) {
+          Value s = idx[0], t = idx[1];
+          Value c0 = arith::ConstantIndexOp::create(nb, l, 0);
+          Value c1 = arith::ConstantIndexOp::create(nb, l, 1);
+          Value counted = arith::CmpIOp::create(
+              nb, l, arith::CmpIPredicate::uge, t, firstTarget(nb, l, a[2]));
+          Value previous = arith::MaxSIOp::create(
+              nb, l, arith::SubIOp::create(nb, l, t, c1), c0);
+          auto loop = scf::ForOp::create(
+              nb, l, c0, arith::ConstantIndexOp::create(nb, l, p), c1,
+              ValueRange{floatConstant(nb, l, et, 0.0)},
+              [&](OpBuilder &lb, Location ll, Value j, ValueRange acc) {
+                Value pv = tensor::ExtractOp::create(
+                    lb, ll, prediction, ValueRange{s, previous, j});
+                Value tv = tensor::ExtractOp::create(lb, ll, target,
+                                                     ValueRange{s, t, j});
+                Value normalized = arith::MulFOp::create(
+                    lb, ll, arith::SubFOp::create(lb, ll, tv, a[0]), a[1]);
+                Value diff = arith::SubFOp::create(lb, ll, pv, normalized);
+                scf::YieldOp::create(
+                    lb, ll,
+                    ValueRange{arith::AddFOp::create(
+                        lb, ll, acc[0],
+                        arith::MulFOp::create(lb, ll, diff, diff))});
+              });
+          Value meanSquare = arith::DivFOp::create(
+              nb, l, loop.getResult(0), floatConstant(nb, l, et, double(p)));
+          return arith::SelectOp::create(nb, l, counted, meanSquare,
+                                         floatConstant(nb, l, et, 0.0))
+              .getResult();
+        });
+    // Total in (b, n) order, over the number of counted pairs.
+    auto scalar = RankedTensorType::get({}, et);
+    Value total =
+        linalg::GenericOp::create(
+            b, loc, scalar, ValueRange{perPair}, zeros(b, loc, scalar),
+            ArrayRef<AffineMap>{id2, AffineMap::get(2, 0, {}, ctx)},
+            {utils::IteratorType::reduction, utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[1], a[0]).getResult());
+            })
+            .getResult(0);
+    Value pairs = countPairs(b, loc, prefix, n);
+    Value loss = elementwise(
+        b, loc, scalar, {total}, {AffineMap::get(0, 0, {}, ctx)},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          Value count = arith::SIToFPOp::create(
+              nb, l, et,
+              arith::IndexCastOp::create(nb, l, nb.getI64Type(), pairs));
+          return arith::DivFOp::create(nb, l, a[0], count).getResult();
+        });
+    b.replaceOp(op, loss);
+    return success();
+  }
+};
+
+struct LowerLossGrad : OpRewritePattern<NormalizedPixelLossGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(NormalizedPixelLossGradOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto type = tensorType(op.getResult());
+    Type et = type.getElementType();
+    int64_t n = type.getDimSize(1), p = type.getDimSize(2);
+    auto [mean, inv] = targetStatistics(b, loc, op.getTarget(),
+                                        op.getEpsilon().convertToDouble());
+    Value pairs = countPairs(b, loc, op.getPrefix(), n);
+    Value target = op.getTarget();
+    AffineMap full = b.getMultiDimIdentityMap(3);
+    AffineMap sample = AffineMap::get(3, 0, {getAffineDimExpr(0, ctx)}, ctx);
+    // Output row m predicts patch m + 1; counted iff max(K, 1) <= m + 1 <= N
+    // - 1.
+    Value d = elementwise(
+        b, loc, type, {op.getPrediction(), op.getPrefix(), op.getGrad()},
+        {full, sample, AffineMap::get(3, 0, {}, ctx)},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange idx) {
+          Value s = idx[0], m = idx[1], j = idx[2];
+          Value c1 = arith::ConstantIndexOp::create(nb, l, 1);
+          Value next = arith::MinSIOp::create(
+              nb, l, arith::AddIOp::create(nb, l, m, c1),
+              arith::ConstantIndexOp::create(nb, l, n - 1));
+          Value counted = arith::AndIOp::create(
+              nb, l,
+              arith::CmpIOp::create(
+                  nb, l, arith::CmpIPredicate::ule,
+                  arith::AddIOp::create(nb, l, m, c1),
+                  arith::ConstantIndexOp::create(nb, l, n - 1)),
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::uge,
+                                    arith::AddIOp::create(nb, l, m, c1),
+                                    firstTarget(nb, l, a[1])));
+          Value tv =
+              tensor::ExtractOp::create(nb, l, target, ValueRange{s, next, j});
+          Value mu =
+              tensor::ExtractOp::create(nb, l, mean, ValueRange{s, next});
+          Value iv = tensor::ExtractOp::create(nb, l, inv, ValueRange{s, next});
+          // factor = grad * 2 / (P * pairs), P * pairs as an integer.
+          Value denominator = arith::SIToFPOp::create(
+              nb, l, et,
+              arith::IndexCastOp::create(
+                  nb, l, nb.getI64Type(),
+                  arith::MulIOp::create(
+                      nb, l, pairs, arith::ConstantIndexOp::create(nb, l, p))));
+          Value factor = arith::DivFOp::create(
+              nb, l,
+              arith::MulFOp::create(nb, l, a[2], floatConstant(nb, l, et, 2.0)),
+              denominator);
+          Value normalized = arith::MulFOp::create(
+              nb, l, arith::SubFOp::create(nb, l, tv, mu), iv);
+          Value v = arith::MulFOp::create(
+              nb, l, factor, arith::SubFOp::create(nb, l, a[0], normalized));
+          return arith::SelectOp::create(nb, l, counted, v,
+                                         floatConstant(nb, l, et, 0.0))
+              .getResult();
+        });
+    b.replaceOp(op, d);
+    return success();
+  }
+};
+
 } // namespace
 
 LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
-                   math::MathDialect, tensor::TensorDialect>();
+                   math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
   RewritePatternSet patterns(ctx);
   patterns.add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
                LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice,
                LowerPad, LowerGeluGrad, LowerPosEmbed, LowerPatchify,
-               LowerClipCoefficient, LowerGlobalNorm, LowerAdamW, InlineFusion>(
-      ctx);
+               LowerClipCoefficient, LowerGlobalNorm, LowerAdamW,
+               LowerLayerNormGrad, LowerLoss, LowerLossGrad, InlineFusion>(ctx);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";
   WalkResult left = module.walk([](Operation *op) {

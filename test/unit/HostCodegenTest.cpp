@@ -47,6 +47,8 @@ std::vector<::aim::HostTensor> randomArguments(func::FuncOp f, unsigned seed) {
                 : static_cast<double>(static_cast<float>(normal(rng)));
       if (nonNegative)
         v = std::abs(v);
+      if (isInt && f.getArgAttr(i, "test.at_least_one"))
+        v = std::max(v, 1.0); // the interpreter requires 1 <= K
     }
     args.push_back(::aim::HostTensor::fromDoubles(
         isInt ? (type.getElementType().getIntOrFloatBitWidth() == 64
@@ -222,4 +224,27 @@ TEST(HostCodegen, UnsupportedOpIsANamedError) {
       diagnostics.find("'aim.scatter_live_rows' op has no host lowering yet"),
       std::string::npos)
       << diagnostics;
+}
+
+TEST(HostCodegen, LayerNormGradient) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%dy: tensor<2x3x10xf32>, %x: tensor<2x3x10xf32>, %w: tensor<10xf32>)
+        -> (tensor<2x3x10xf32>, tensor<10xf32>, tensor<10xf32>) {
+      %dx, %dw, %db = aim.layer_norm_grad %dy, %x, %w, epsilon = 1.0e-6 : tensor<2x3x10xf32>, tensor<2x3x10xf32>, tensor<10xf32> -> tensor<2x3x10xf32>, tensor<10xf32>, tensor<10xf32>
+      return %dx, %dw, %db : tensor<2x3x10xf32>, tensor<10xf32>, tensor<10xf32>
+    })",
+                          "layernorm-grad");
+}
+
+TEST(HostCodegen, LossAndItsGradient) {
+  // Prefix lengths are random in [1, 4] over N = 5 patches (K = 1 up to
+  // K = N - 1).
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%pred: tensor<3x5x6xf32>, %t: tensor<3x5x6xf32>, %K: tensor<3xi32> {test.at_least_one},
+                      %dl: tensor<f32>) -> (tensor<f32>, tensor<3x5x6xf32>) {
+      %l = aim.normalized_pixel_loss %pred, %t, prefix %K, epsilon = 1.0e-6 : tensor<3x5x6xf32>, tensor<3x5x6xf32>, tensor<3xi32> -> tensor<f32>
+      %d = aim.normalized_pixel_loss_grad %dl, %pred, %t, prefix %K, epsilon = 1.0e-6 : tensor<f32>, tensor<3x5x6xf32>, tensor<3x5x6xf32>, tensor<3xi32> -> tensor<3x5x6xf32>
+      return %l, %d : tensor<f32>, tensor<3x5x6xf32>
+    })",
+                          "loss");
 }
