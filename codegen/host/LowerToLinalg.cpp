@@ -19,7 +19,9 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::aim;
@@ -1068,6 +1070,482 @@ struct LowerLossGrad : OpRewritePattern<NormalizedPixelLossGradOp> {
   }
 };
 
+/// Which (b, m) the live row r of a batch is: walks the samples, as
+/// liveRows() does. Returns (b, m, found) as index, index, i1.
+std::tuple<Value, Value, Value>
+liveRowAt(OpBuilder &b, Location loc, Value prefix, int64_t tokens, Value row) {
+  int64_t batch = tensorType(prefix).getDimSize(0);
+  auto index = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  Value no = arith::ConstantIntOp::create(b, loc, b.getI1Type(), 0);
+  auto loop = scf::ForOp::create(
+      b, loc, index(0), index(batch), index(1),
+      ValueRange{index(0), index(0), index(0), no},
+      [&](OpBuilder &nb, Location l, Value s, ValueRange acc) {
+        Value first = arith::SubIOp::create(
+            nb, l,
+            firstTarget(
+                nb, l, tensor::ExtractOp::create(nb, l, prefix, ValueRange{s})),
+            arith::ConstantIndexOp::create(nb, l, 1));
+        Value count = arith::SubIOp::create(
+            nb, l, arith::ConstantIndexOp::create(nb, l, tokens - 1), first);
+        Value end = arith::AddIOp::create(nb, l, acc[0], count);
+        Value inside = arith::AndIOp::create(
+            nb, l,
+            arith::XOrIOp::create(
+                nb, l, acc[3],
+                arith::ConstantIntOp::create(nb, l, nb.getI1Type(), 1)),
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, row, end));
+        Value m = arith::AddIOp::create(
+            nb, l, first, arith::SubIOp::create(nb, l, row, acc[0]));
+        scf::YieldOp::create(
+            nb, l,
+            ValueRange{end, arith::SelectOp::create(nb, l, inside, s, acc[1]),
+                       arith::SelectOp::create(nb, l, inside, m, acc[2]),
+                       arith::OrIOp::create(nb, l, acc[3], inside)});
+      });
+  return {loop.getResult(1), loop.getResult(2), loop.getResult(3)};
+}
+
+struct LowerGatherLiveRows : OpRewritePattern<GatherLiveRowsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GatherLiveRowsOp op,
+                                PatternRewriter &b) const override {
+    auto in = tensorType(op.getInput());
+    bool shared = in.getRank() == 2;
+    int64_t tokens = in.getDimSize(shared ? 0 : 1);
+    Value input = op.getInput(), prefix = op.getPrefix();
+    Type et = in.getElementType();
+    b.replaceOp(
+        op, elementwise(
+                b, op.getLoc(), tensorType(op.getResult()), {}, {},
+                [&](OpBuilder &nb, Location l, ValueRange, ValueRange idx) {
+                  auto [s, m, found] = liveRowAt(nb, l, prefix, tokens, idx[0]);
+                  // Padding rows read row 0 and are replaced by zero.
+                  Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+                  Value ms = arith::SelectOp::create(nb, l, found, m, zero);
+                  Value ss = arith::SelectOp::create(nb, l, found, s, zero);
+                  Value v =
+                      shared ? tensor::ExtractOp::create(nb, l, input,
+                                                         ValueRange{ms, idx[1]})
+                                   .getResult()
+                             : tensor::ExtractOp::create(
+                                   nb, l, input, ValueRange{ss, ms, idx[1]})
+                                   .getResult();
+                  return arith::SelectOp::create(nb, l, found, v,
+                                                 floatConstant(nb, l, et, 0.0))
+                      .getResult();
+                }));
+    return success();
+  }
+};
+
+struct LowerScatterLiveRows : OpRewritePattern<ScatterLiveRowsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ScatterLiveRowsOp op,
+                                PatternRewriter &b) const override {
+    auto type = tensorType(op.getResult());
+    int64_t tokens = type.getDimSize(1),
+            capacity = tensorType(op.getInput()).getDimSize(0);
+    Value input = op.getInput(), prefix = op.getPrefix();
+    Type et = type.getElementType();
+    b.replaceOp(
+        op,
+        elementwise(
+            b, op.getLoc(), type, {}, {},
+            [&](OpBuilder &nb, Location l, ValueRange, ValueRange idx) {
+              auto index = [&](int64_t v) {
+                return arith::ConstantIndexOp::create(nb, l, v).getResult();
+              };
+              Value s = idx[0], m = idx[1];
+              // Rows before sample s: sum of its predecessors' counts.
+              auto before = scf::ForOp::create(
+                  nb, l, index(0), s, index(1), ValueRange{index(0)},
+                  [&](OpBuilder &lb, Location ll, Value t, ValueRange acc) {
+                    Value first =
+                        firstTarget(lb, ll,
+                                    tensor::ExtractOp::create(lb, ll, prefix,
+                                                              ValueRange{t}));
+                    Value count = arith::SubIOp::create(
+                        lb, ll, arith::ConstantIndexOp::create(lb, ll, tokens),
+                        first);
+                    scf::YieldOp::create(lb, ll,
+                                         ValueRange{arith::AddIOp::create(
+                                             lb, ll, acc[0], count)});
+                  });
+              Value first = arith::SubIOp::create(
+                  nb, l,
+                  firstTarget(
+                      nb, l,
+                      tensor::ExtractOp::create(nb, l, prefix, ValueRange{s})),
+                  index(1));
+              Value row = arith::SubIOp::create(
+                  nb, l, arith::AddIOp::create(nb, l, before.getResult(0), m),
+                  first);
+              Value live = arith::AndIOp::create(
+                  nb, l,
+                  arith::AndIOp::create(
+                      nb, l,
+                      arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sge, m,
+                                            first),
+                      arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sle, m,
+                                            index(tokens - 2))),
+                  arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, row,
+                                        index(capacity)));
+              Value safeRow =
+                  arith::SelectOp::create(nb, l, live, row, index(0));
+              Value v = tensor::ExtractOp::create(nb, l, input,
+                                                  ValueRange{safeRow, idx[2]});
+              return arith::SelectOp::create(nb, l, live, v,
+                                             floatConstant(nb, l, et, 0.0))
+                  .getResult();
+            }));
+    return success();
+  }
+};
+
+/// Whether query q may see key k under `mask` (prefix: K_b as an index).
+Value visible(OpBuilder &b, Location loc, MaskKind mask, Value q, Value k,
+              Value prefix) {
+  Value causal = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, k, q);
+  switch (mask) {
+  case MaskKind::bidirectional:
+    return arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1);
+  case MaskKind::causal:
+    return causal;
+  case MaskKind::prefix_causal:
+    return arith::OrIOp::create(
+        b, loc, causal,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, k, prefix));
+  }
+  return causal;
+}
+
+/// scale * <q, k> for every (b, head, q, k): [B, heads, N, N]. A temporary of
+/// this lowering (the host path is dense for now; the IR never holds one).
+Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
+                      int64_t heads, double scale) {
+  MLIRContext *ctx = b.getContext();
+  auto q = tensorType(query);
+  int64_t batch = q.getDimSize(0), n = q.getDimSize(1),
+          dh = q.getDimSize(2) / heads;
+  Type et = q.getElementType();
+  auto type = RankedTensorType::get({batch, heads, n, n}, et);
+  // Views [B, N, heads, dh], then (b, h, q, k, i): query[b, q, h, i] key[b, k,
+  // h, i].
+  auto split = [&](Value v) {
+    auto t = RankedTensorType::get({batch, n, heads, dh}, et);
+    return tensor::ExpandShapeOp::create(
+        b, loc, t, v, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+  };
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  AffineMap qMap = AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx);
+  AffineMap kMap = AffineMap::get(5, 0, {d(0), d(3), d(1), d(4)}, ctx);
+  AffineMap out = AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx);
+  SmallVector<utils::IteratorType> iterators = parallel(4);
+  iterators.push_back(utils::IteratorType::reduction);
+  Value dots =
+      linalg::GenericOp::create(
+          b, loc, type, ValueRange{split(query), split(key)},
+          zeros(b, loc, type), ArrayRef<AffineMap>{qMap, kMap, out}, iterators,
+          [](OpBuilder &nb, Location l, ValueRange a) {
+            Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+            linalg::YieldOp::create(
+                nb, l, arith::AddFOp::create(nb, l, a[2], p).getResult());
+          })
+          .getResult(0);
+  return elementwise(b, loc, type, {dots}, {b.getMultiDimIdentityMap(4)},
+                     [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                       return arith::MulFOp::create(
+                                  nb, l, a[0], floatConstant(nb, l, et, scale))
+                           .getResult();
+                     });
+}
+
+/// The prefix length of sample b (dimension 0 of the iteration) as an index,
+/// or 0 without prefix.
+Value prefixOfSample(OpBuilder &b, Location loc, Value prefix, Value sample) {
+  if (!prefix)
+    return arith::ConstantIndexOp::create(b, loc, 0);
+  return arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      tensor::ExtractOp::create(b, loc, prefix, ValueRange{sample}));
+}
+
+struct LowerAttention : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    if (op.getLiveQueries())
+      return rewriteLive(op, b);
+    auto q = tensorType(op.getQuery());
+    Type et = q.getElementType();
+    int64_t heads = op.getHeads(), batch = q.getDimSize(0), n = q.getDimSize(1),
+            dh = q.getDimSize(2) / heads;
+    double scale = op.getScale().convertToDouble();
+    MaskKind mask = op.getMask();
+    Value prefix = op.getPrefix();
+    Value scores =
+        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale);
+    auto rowType = RankedTensorType::get({batch, heads, n}, et);
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    AffineMap all4 = b.getMultiDimIdentityMap(4);
+    AffineMap row4 = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+    SmallVector<utils::IteratorType> overKeys = parallel(3);
+    overKeys.push_back(utils::IteratorType::reduction);
+    // Row maximum and denominator over the visible keys, in key order.
+    Value lowest = tensor::EmptyOp::create(b, loc, rowType.getShape(), et);
+    lowest = linalg::FillOp::create(
+                 b, loc, floatConstant(b, loc, et, -INFINITY), lowest)
+                 .getResult(0);
+    auto masked = [&](OpBuilder &nb, Location l) {
+      Value s = linalg::IndexOp::create(nb, l, 0);
+      Value qi = linalg::IndexOp::create(nb, l, 2);
+      Value ki = linalg::IndexOp::create(nb, l, 3);
+      return visible(nb, l, mask, qi, ki, prefixOfSample(nb, l, prefix, s));
+    };
+    Value rowMax =
+        linalg::GenericOp::create(
+            b, loc, rowType, ValueRange{scores}, lowest,
+            ArrayRef<AffineMap>{all4, row4}, overKeys,
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value m = arith::MaximumFOp::create(nb, l, a[1], a[0]);
+              linalg::YieldOp::create(
+                  nb, l,
+                  arith::SelectOp::create(nb, l, masked(nb, l), m, a[1])
+                      .getResult());
+            })
+            .getResult(0);
+    Value denominator =
+        linalg::GenericOp::create(
+            b, loc, rowType, ValueRange{scores, rowMax}, zeros(b, loc, rowType),
+            ArrayRef<AffineMap>{all4, row4, row4}, overKeys,
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value e = math::ExpOp::create(
+                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+              Value sum = arith::AddFOp::create(nb, l, a[2], e);
+              linalg::YieldOp::create(
+                  nb, l,
+                  arith::SelectOp::create(nb, l, masked(nb, l), sum, a[2])
+                      .getResult());
+            })
+            .getResult(0);
+    // out[b, q, c] = sum_k (exp(s - max) / denominator) v[b, k, c].
+    auto outType = tensorType(op.getResult());
+    AffineExpr head = d(2).floorDiv(dh);
+    AffineMap scoreMap = AffineMap::get(4, 0, {d(0), head, d(1), d(3)}, ctx);
+    AffineMap statMap = AffineMap::get(4, 0, {d(0), head, d(1)}, ctx);
+    AffineMap valueMap = AffineMap::get(4, 0, {d(0), d(3), d(2)}, ctx);
+    AffineMap outMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+    Value output =
+        linalg::GenericOp::create(
+            b, loc, outType,
+            ValueRange{scores, rowMax, denominator, op.getValue()},
+            zeros(b, loc, outType),
+            ArrayRef<AffineMap>{scoreMap, statMap, statMap, valueMap, outMap},
+            overKeys,
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value s = linalg::IndexOp::create(nb, l, 0);
+              Value qi = linalg::IndexOp::create(nb, l, 1);
+              Value ki = linalg::IndexOp::create(nb, l, 3);
+              Value vis = visible(nb, l, mask, qi, ki,
+                                  prefixOfSample(nb, l, prefix, s));
+              Value e = math::ExpOp::create(
+                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+              Value weight = arith::DivFOp::create(nb, l, e, a[2]);
+              Value sum = arith::AddFOp::create(
+                  nb, l, a[4], arith::MulFOp::create(nb, l, weight, a[3]));
+              linalg::YieldOp::create(
+                  nb, l,
+                  arith::SelectOp::create(nb, l, vis, sum, a[4]).getResult());
+            })
+            .getResult(0);
+    Value lse = elementwise(
+        b, loc, tensorType(op.getRowLogsumexp()), {rowMax, denominator},
+        {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
+        [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          return arith::AddFOp::create(nb, l, a[0],
+                                       math::LogOp::create(nb, l, a[1]))
+              .getResult();
+        });
+    b.replaceOp(op, {output, lse});
+    return success();
+  }
+
+  /// Live queries: scatter them to their positions, attend densely, gather
+  /// the live rows back (dead rows hold zero queries and are dropped).
+  LogicalResult rewriteLive(AttentionOp op, PatternRewriter &b) const {
+    Location loc = op.getLoc();
+    auto keyType = tensorType(op.getKey());
+    int64_t heads = op.getHeads();
+    Value queries = ScatterLiveRowsOp::create(b, loc, keyType, op.getQuery(),
+                                              op.getPrefix());
+    auto statsType = RankedTensorType::get(
+        {keyType.getDimSize(0), heads, keyType.getDimSize(1)}, b.getF32Type());
+    auto full = AttentionOp::create(
+        b, loc, TypeRange{keyType, statsType}, queries, op.getKey(),
+        op.getValue(), op.getPrefix(), op.getHeadsAttr(), op.getMaskAttr(),
+        op.getScaleAttr(), nullptr, nullptr, nullptr);
+    Value out = GatherLiveRowsOp::create(b, loc, op.getResult().getType(),
+                                         full.getResult(), op.getPrefix());
+    // [B, heads, N] -> [B, N, heads] -> live rows [R, heads].
+    MLIRContext *ctx = op.getContext();
+    auto transposedType = RankedTensorType::get(
+        {keyType.getDimSize(0), keyType.getDimSize(1), heads}, b.getF32Type());
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    Value transposed = elementwise(
+        b, loc, transposedType, {full.getRowLogsumexp()},
+        {AffineMap::get(3, 0, {d(0), d(2), d(1)}, ctx)},
+        [](OpBuilder &, Location, ValueRange a, ValueRange) { return a[0]; });
+    Value lse = GatherLiveRowsOp::create(b, loc, op.getRowLogsumexp().getType(),
+                                         transposed, op.getPrefix());
+    b.replaceOp(op, {out, lse});
+    return success();
+  }
+};
+
+struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionGradOp op,
+                                PatternRewriter &b) const override {
+    if (op.getLiveQueries())
+      return rewriteLive(op, b);
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto q = tensorType(op.getQuery());
+    Type et = q.getElementType();
+    int64_t heads = op.getHeads(), batch = q.getDimSize(0), n = q.getDimSize(1),
+            dh = q.getDimSize(2) / heads;
+    double scale = op.getScale().convertToDouble();
+    MaskKind mask = op.getMask();
+    Value prefix = op.getPrefix();
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    auto pairType = RankedTensorType::get({batch, heads, n, n}, et);
+    auto rowType = RankedTensorType::get({batch, heads, n}, et);
+    AffineMap all4 = b.getMultiDimIdentityMap(4);
+    AffineMap row4 = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+    auto visibleHere = [&](OpBuilder &nb, Location l) {
+      Value s = linalg::IndexOp::create(nb, l, 0);
+      return visible(nb, l, mask, linalg::IndexOp::create(nb, l, 2),
+                     linalg::IndexOp::create(nb, l, 3),
+                     prefixOfSample(nb, l, prefix, s));
+    };
+    // p = exp(scale <q, k> - lse) on visible pairs, 0 elsewhere.
+    Value scores =
+        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale);
+    Value probabilities = elementwise(
+        b, loc, pairType, {scores, op.getRowLogsumexp()}, {all4, row4},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          Value p = math::ExpOp::create(
+              nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+          return arith::SelectOp::create(nb, l, visibleHere(nb, l), p,
+                                         floatConstant(nb, l, et, 0.0))
+              .getResult();
+        });
+    // dp = <dout_q, v_k> (scores of dout against v, unscaled) and
+    // delta_q = <dout_q, out_q>.
+    Value dp = attentionScores(b, loc, op.getGrad(), op.getValue(), heads, 1.0);
+    auto split = [&](Value v) {
+      auto t = RankedTensorType::get({batch, n, heads, dh}, et);
+      return tensor::ExpandShapeOp::create(
+          b, loc, t, v, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+    };
+    Value delta =
+        linalg::GenericOp::create(
+            b, loc, rowType,
+            ValueRange{split(op.getGrad()), split(op.getOutput())},
+            zeros(b, loc, rowType),
+            ArrayRef<AffineMap>{
+                AffineMap::get(4, 0, {d(0), d(2), d(1), d(3)}, ctx),
+                AffineMap::get(4, 0, {d(0), d(2), d(1), d(3)}, ctx),
+                AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx)},
+            {utils::IteratorType::parallel, utils::IteratorType::parallel,
+             utils::IteratorType::parallel, utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[2], p).getResult());
+            })
+            .getResult(0);
+    // ds = p (dp - delta) scale.
+    Value ds = elementwise(
+        b, loc, pairType, {probabilities, dp, delta}, {all4, all4, row4},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          Value t = arith::MulFOp::create(
+              nb, l, a[0], arith::SubFOp::create(nb, l, a[1], a[2]));
+          return arith::MulFOp::create(nb, l, t,
+                                       floatConstant(nb, l, et, scale))
+              .getResult();
+        });
+    // The three products, each summed in the order the interpreter adds.
+    auto outType = tensorType(op.getQueryGrad());
+    AffineExpr head = d(2).floorDiv(dh);
+    auto product = [&](Value pairs, bool transposePairs, Value rows) {
+      // result[b, x, c] = sum_y pairs[b, c/dh, (x, y) or (y, x)] rows[b, y, c]
+      AffineMap pairMap =
+          transposePairs ? AffineMap::get(4, 0, {d(0), head, d(3), d(1)}, ctx)
+                         : AffineMap::get(4, 0, {d(0), head, d(1), d(3)}, ctx);
+      AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(3), d(2)}, ctx);
+      AffineMap outMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+      return linalg::GenericOp::create(
+                 b, loc, outType, ValueRange{pairs, rows},
+                 zeros(b, loc, outType),
+                 ArrayRef<AffineMap>{pairMap, rowMap, outMap},
+                 {utils::IteratorType::parallel, utils::IteratorType::parallel,
+                  utils::IteratorType::parallel,
+                  utils::IteratorType::reduction},
+                 [](OpBuilder &nb, Location l, ValueRange a) {
+                   Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+                   linalg::YieldOp::create(
+                       nb, l,
+                       arith::AddFOp::create(nb, l, a[2], p).getResult());
+                 })
+          .getResult(0);
+    };
+    Value dq = product(ds, false, op.getKey());  // sum_k ds[q, k] k_k
+    Value dk = product(ds, true, op.getQuery()); // sum_q ds[q, k] q_q
+    Value dv =
+        product(probabilities, true, op.getGrad()); // sum_q p[q, k] dout_q
+    b.replaceOp(op, {dq, dk, dv});
+    return success();
+  }
+
+  /// Live queries: the rows at their positions (dead rows zero, which adds
+  /// nothing to any gradient), the dense gradient, the live rows of dq back.
+  LogicalResult rewriteLive(AttentionGradOp op, PatternRewriter &b) const {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    auto keyType = tensorType(op.getKey());
+    int64_t heads = op.getHeads(), batch = keyType.getDimSize(0),
+            n = keyType.getDimSize(1);
+    auto toFull = [&](Value rows) {
+      return ScatterLiveRowsOp::create(b, loc, keyType, rows, op.getPrefix())
+          .getResult();
+    };
+    // [R, heads] -> [B, N, heads] -> [B, heads, N].
+    auto byToken = RankedTensorType::get({batch, n, heads}, b.getF32Type());
+    Value stats = ScatterLiveRowsOp::create(
+        b, loc, byToken, op.getRowLogsumexp(), op.getPrefix());
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    Value lse = elementwise(
+        b, loc, RankedTensorType::get({batch, heads, n}, b.getF32Type()),
+        {stats}, {AffineMap::get(3, 0, {d(0), d(2), d(1)}, ctx)},
+        [](OpBuilder &, Location, ValueRange a, ValueRange) { return a[0]; });
+    auto full = AttentionGradOp::create(
+        b, loc, TypeRange{keyType, keyType, keyType}, toFull(op.getGrad()),
+        toFull(op.getQuery()), op.getKey(), op.getValue(),
+        toFull(op.getOutput()), lse, op.getPrefix(), op.getHeadsAttr(),
+        op.getMaskAttr(), op.getScaleAttr(), nullptr, nullptr, nullptr);
+    Value dq = GatherLiveRowsOp::create(b, loc, op.getQueryGrad().getType(),
+                                        full.getQueryGrad(), op.getPrefix());
+    b.replaceOp(op, {dq, full.getKeyGrad(), full.getValueGrad()});
+    return success();
+  }
+};
+
 } // namespace
 
 LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
@@ -1075,11 +1553,13 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
   RewritePatternSet patterns(ctx);
-  patterns.add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
-               LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice,
-               LowerPad, LowerGeluGrad, LowerPosEmbed, LowerPatchify,
-               LowerClipCoefficient, LowerGlobalNorm, LowerAdamW,
-               LowerLayerNormGrad, LowerLoss, LowerLossGrad, InlineFusion>(ctx);
+  patterns
+      .add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
+           LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice, LowerPad,
+           LowerGeluGrad, LowerPosEmbed, LowerPatchify, LowerClipCoefficient,
+           LowerGlobalNorm, LowerAdamW, LowerLayerNormGrad, LowerLoss,
+           LowerLossGrad, LowerGatherLiveRows, LowerScatterLiveRows,
+           LowerAttention, LowerAttentionGrad, InlineFusion>(ctx);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";
   WalkResult left = module.walk([](Operation *op) {

@@ -199,33 +199,6 @@ TEST(HostCodegen, OptimizerStepInAFusion) {
                           "optimizer");
 }
 
-TEST(HostCodegen, UnsupportedOpIsANamedError) {
-  MLIRContext context;
-  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
-                      arith::ArithDialect>();
-  OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(R"(
-    func.func @kernel(%x: tensor<4x4xf32>) -> tensor<1x4x4xf32> {
-      %k = arith.constant dense<2> : tensor<1xi32>
-      %0 = aim.scatter_live_rows %x, prefix %k : tensor<4x4xf32>, tensor<1xi32> -> tensor<1x4x4xf32>
-      return %0 : tensor<1x4x4xf32>
-    })",
-                                                        &context);
-  ASSERT_TRUE(m);
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
-    diagnostics += d.str();
-    return success();
-  });
-  llvm::Expected<std::string> object =
-      mlir::aim::compileToObject(*m, mlir::aim::HostCompileOptions());
-  ASSERT_FALSE(bool(object));
-  llvm::consumeError(object.takeError());
-  EXPECT_NE(
-      diagnostics.find("'aim.scatter_live_rows' op has no host lowering yet"),
-      std::string::npos)
-      << diagnostics;
-}
-
 TEST(HostCodegen, LayerNormGradient) {
   checkAgainstInterpreter(R"(
     func.func @kernel(%dy: tensor<2x3x10xf32>, %x: tensor<2x3x10xf32>, %w: tensor<10xf32>)
@@ -247,4 +220,52 @@ TEST(HostCodegen, LossAndItsGradient) {
       return %l, %d : tensor<f32>, tensor<3x5x6xf32>
     })",
                           "loss");
+}
+
+TEST(HostCodegen, AttentionEveryMaskAndLiveQueries) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
+                      %K: tensor<2xi32> {test.at_least_one})
+        -> (tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>,
+            tensor<10x8xf32>, tensor<10x2xf32>) {
+      %o, %l = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x2x5xf32>
+      %c, %cl = aim.attention %q, %k, %v, heads = 4, mask = causal, scale = 0.7 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32> -> tensor<2x5x8xf32>, tensor<2x4x5xf32>
+      %f, %fl = aim.attention %q, %k, %v, heads = 1, mask = bidirectional, scale = 0.3 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32> -> tensor<2x5x8xf32>, tensor<2x1x5xf32>
+      %lq = aim.gather_live_rows %q, prefix %K : tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>
+      %lo, %ll = aim.attention %lq, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 {live_queries} : tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>, tensor<10x2xf32>
+      return %o, %l, %c, %f, %lo, %ll : tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<10x2xf32>
+    })",
+                          "attention");
+}
+
+TEST(HostCodegen, LiveRowsRoundTrip) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%x: tensor<3x4x2xf32>, %p: tensor<4x2xf32>, %K: tensor<3xi32> {test.at_least_one})
+        -> (tensor<9x2xf32>, tensor<9x2xf32>, tensor<3x4x2xf32>) {
+      %r = aim.gather_live_rows %x, prefix %K : tensor<3x4x2xf32>, tensor<3xi32> -> tensor<9x2xf32>
+      %s = aim.gather_live_rows %p, prefix %K : tensor<4x2xf32>, tensor<3xi32> -> tensor<9x2xf32>
+      %b = aim.scatter_live_rows %r, prefix %K : tensor<9x2xf32>, tensor<3xi32> -> tensor<3x4x2xf32>
+      return %r, %s, %b : tensor<9x2xf32>, tensor<9x2xf32>, tensor<3x4x2xf32>
+    })",
+                          "rows");
+}
+
+TEST(HostCodegen, AttentionGradients) {
+  checkAgainstInterpreter(R"(
+    func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
+                      %dout: tensor<2x5x8xf32>, %K: tensor<2xi32> {test.at_least_one})
+        -> (tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>,
+            tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>,
+            tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>) {
+      %o, %l = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x2x5xf32>
+      %dq, %dk, %dv = aim.attention_grad %dout, %q, %k, %v, %o, %l, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
+      %co, %cl = aim.attention %q, %k, %v, heads = 4, mask = causal, scale = 0.7 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32> -> tensor<2x5x8xf32>, tensor<2x4x5xf32>
+      %cq, %ck, %cv = aim.attention_grad %dout, %q, %k, %v, %co, %cl, heads = 4, mask = causal, scale = 0.7 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x4x5xf32> -> tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
+      %lq = aim.gather_live_rows %q, prefix %K : tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>
+      %ld = aim.gather_live_rows %dout, prefix %K : tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>
+      %lo, %ll = aim.attention %lq, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 {live_queries} : tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>, tensor<10x2xf32>
+      %xq, %xk, %xv = aim.attention_grad %ld, %lq, %k, %v, %lo, %ll, heads = 2, mask = prefix_causal(%K), scale = 0.5 {live_queries} : tensor<10x8xf32>, tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<10x2xf32>, tensor<2xi32> -> tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
+      return %dq, %dk, %dv, %cq, %ck, %cv, %xq, %xk, %xv : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
+    })",
+                          "attention-grad");
 }
