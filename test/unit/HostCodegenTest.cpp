@@ -11,8 +11,13 @@
 
 #include "codegen/host/HostCompiler.h"
 #include "common/FileIO.h"
+#include "common/ModelConfig.h"
 #include "dialects/aim/AimDialect.h"
+#include "frontends/ForwardBuilder.h"
 #include "interpreter/Interpreter.h"
+#include "passes/Pipelines.h"
+
+#include "mlir/Pass/PassManager.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -61,6 +66,63 @@ std::vector<::aim::HostTensor> randomArguments(func::FuncOp f, unsigned seed) {
   return args;
 }
 
+/// Compiles `compiled` to an object, links it into a shared library, loads
+/// it and runs `function` on `args`; returns one float32 vector per result.
+std::vector<std::vector<float>>
+compileAndRun(ModuleOp compiled, const std::string &function, const char *name,
+              const std::vector<::aim::HostTensor> &args,
+              const std::vector<int64_t> &resultSizes) {
+  llvm::Expected<std::string> object =
+      mlir::aim::compileToObject(compiled, mlir::aim::HostCompileOptions());
+  EXPECT_TRUE(bool(object)) << llvm::toString(object.takeError());
+  if (!object)
+    return {};
+  std::string base = ::testing::TempDir() + "/aimc-host-" + name;
+  EXPECT_TRUE(::aim::writeFileAtomically(base + ".o", *object).isOk());
+  std::string link = "cc -shared -o " + base + ".so " + base + ".o -lm";
+  EXPECT_EQ(std::system(link.c_str()), 0) << link;
+  void *library = dlopen((base + ".so").c_str(), RTLD_NOW | RTLD_LOCAL);
+  EXPECT_NE(library, nullptr) << dlerror();
+  if (!library)
+    return {};
+  auto entry = reinterpret_cast<void (*)(void **)>(
+      dlsym(library, (function + "_packed").c_str()));
+  EXPECT_NE(entry, nullptr) << dlerror();
+  // Operands as they are stored, then one float32 buffer per result.
+  std::vector<std::vector<uint8_t>> operands;
+  for (const ::aim::HostTensor &arg : args)
+    operands.push_back(arg.bytes);
+  std::vector<std::vector<float>> results;
+  for (int64_t size : resultSizes)
+    results.emplace_back(size, std::nanf(""));
+  std::vector<void *> buffers;
+  for (auto &o : operands)
+    buffers.push_back(o.data());
+  for (auto &r : results)
+    buffers.push_back(r.data());
+  if (entry)
+    entry(buffers.data());
+  dlclose(library);
+  return results;
+}
+
+/// Every result within `tolerance` of the interpreter's, relative to the
+/// result's largest magnitude.
+void expectClose(const std::vector<::aim::HostTensor> &expected,
+                 const std::vector<std::vector<float>> &got, double tolerance,
+                 const char *name) {
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    std::vector<double> want = expected[i].toDoubles();
+    double scale = 1e-30;
+    for (double w : want)
+      scale = std::max(scale, std::abs(w));
+    for (size_t j = 0; j < want.size(); ++j)
+      ASSERT_NEAR(got[i][j], want[j], tolerance * scale)
+          << name << ": result " << i << " element " << j;
+  }
+}
+
 void checkAgainstInterpreter(const std::string &source, const char *name) {
   MLIRContext context;
   context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
@@ -75,45 +137,11 @@ void checkAgainstInterpreter(const std::string &source, const char *name) {
   auto expected = ::aim::interp::runFunction(
       f, args, ::aim::interp::Options(::aim::interp::Precision::F32));
   ASSERT_TRUE(bool(expected)) << llvm::toString(expected.takeError());
-
-  llvm::Expected<std::string> object =
-      mlir::aim::compileToObject(*compiled, mlir::aim::HostCompileOptions());
-  ASSERT_TRUE(bool(object)) << llvm::toString(object.takeError());
-  std::string base = ::testing::TempDir() + "/aimc-host-" + name;
-  ASSERT_TRUE(::aim::writeFileAtomically(base + ".o", *object).isOk());
-  std::string link = "cc -shared -o " + base + ".so " + base + ".o -lm";
-  ASSERT_EQ(std::system(link.c_str()), 0) << link;
-  void *library = dlopen((base + ".so").c_str(), RTLD_NOW | RTLD_LOCAL);
-  ASSERT_NE(library, nullptr) << dlerror();
-  auto entry =
-      reinterpret_cast<void (*)(void **)>(dlsym(library, "kernel_packed"));
-  ASSERT_NE(entry, nullptr) << dlerror();
-
-  // Operands as they are stored, then one float32 buffer per result.
-  std::vector<std::vector<uint8_t>> operands;
-  for (const ::aim::HostTensor &arg : args)
-    operands.push_back(arg.bytes);
-  std::vector<std::vector<float>> results;
+  std::vector<int64_t> sizes;
   for (const ::aim::HostTensor &r : *expected)
-    results.emplace_back(r.numElements(), std::nanf(""));
-  std::vector<void *> buffers;
-  for (auto &o : operands)
-    buffers.push_back(o.data());
-  for (auto &r : results)
-    buffers.push_back(r.data());
-  entry(buffers.data());
-
-  for (size_t i = 0; i < expected->size(); ++i) {
-    std::vector<double> want = (*expected)[i].toDoubles();
-    const std::vector<float> &got = results[i];
-    double scale = 1e-30;
-    for (double w : want)
-      scale = std::max(scale, std::abs(w));
-    for (size_t j = 0; j < want.size(); ++j)
-      ASSERT_NEAR(got[j], want[j], 1e-5 * scale)
-          << name << ": result " << i << " element " << j;
-  }
-  dlclose(library);
+    sizes.push_back(r.numElements());
+  expectClose(*expected, compileAndRun(*compiled, "kernel", name, args, sizes),
+              1e-5, name);
 }
 
 } // namespace
@@ -268,4 +296,78 @@ TEST(HostCodegen, AttentionGradients) {
       return %dq, %dk, %dv, %cq, %ck, %cv, %xq, %xk, %xv : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
     })",
                           "attention-grad");
+}
+
+TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
+  // A non-square model through the whole pipeline (prefix mask, autodiff,
+  // train step, fusion, memory plan); @train_step compiled, loaded and run
+  // once against the interpreter on the same IR: loss, gradient norm, every
+  // new parameter and both AdamW moments. Tolerance 1e-4 relative: float32
+  // through a few hundred ops in the same order, libm versus std::exp.
+  MLIRContext context;
+  ::aim::ModelConfig config;
+  config.imageHeight = 8;
+  config.imageWidth = 12;
+  config.channels = 3;
+  config.patchSize = 4;
+  config.width = 16;
+  config.depth = 2;
+  config.heads = 2;
+  config.mlpRatio = 2;
+  config.headWidth = 8;
+  config.headDepth = 1;
+  const int64_t batch = 4;
+  auto build = [&] {
+    OwningOpRef<ModuleOp> m = ::aim::buildForwardModule(context, config, batch);
+    PassManager pm(&context);
+    mlir::aim::addStagePipeline(pm, mlir::aim::Stage::Kernels);
+    EXPECT_TRUE(succeeded(pm.run(*m)));
+    return m;
+  };
+  OwningOpRef<ModuleOp> reference = build(), compiled = build();
+  auto step = reference->lookupSymbol<func::FuncOp>("train_step");
+  ASSERT_TRUE(step);
+
+  // Inputs by name: images, antithetic prefix lengths (1, N-1), (2, N-2),
+  // lr, step 3; parameters random; moments small and non-negative.
+  std::mt19937 rng(9);
+  std::normal_distribution<double> normal(0.0, 0.5);
+  std::vector<::aim::HostTensor> args;
+  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
+    auto type = cast<RankedTensorType>(step.getArgumentTypes()[i]);
+    std::vector<int64_t> shape(type.getShape().begin(), type.getShape().end());
+    std::vector<double> v(type.getNumElements());
+    auto input = step.getArgAttrOfType<StringAttr>(
+        i, mlir::aim::AimDialect::kInputAttrName);
+    auto state = step.getArgAttrOfType<StringAttr>(
+        i, mlir::aim::AimDialect::kStateAttrName);
+    if (input && input.getValue() == "prefix") {
+      int64_t n = config.numPatches();
+      args.push_back(::aim::HostTensor::fromDoubles(
+          ::aim::DType::I32, shape, {1, double(n - 1), 2, double(n - 2)}));
+      continue;
+    }
+    if (input && input.getValue() == "step") {
+      args.push_back(
+          ::aim::HostTensor::fromDoubles(::aim::DType::I64, shape, {3}));
+      continue;
+    }
+    for (double &x : v)
+      x = static_cast<float>(normal(rng));
+    if (input && input.getValue() == "lr")
+      v = {1e-3};
+    if (state)
+      for (double &x : v)
+        x = static_cast<float>(std::abs(x) * 1e-2);
+    args.push_back(::aim::HostTensor::fromDoubles(::aim::DType::F32, shape, v));
+  }
+  auto expected = ::aim::interp::runFunction(
+      step, args, ::aim::interp::Options(::aim::interp::Precision::F32));
+  ASSERT_TRUE(bool(expected)) << llvm::toString(expected.takeError());
+  std::vector<int64_t> sizes;
+  for (const ::aim::HostTensor &r : *expected)
+    sizes.push_back(r.numElements());
+  expectClose(*expected,
+              compileAndRun(*compiled, "train_step", "train-step", args, sizes),
+              1e-4, "train_step");
 }
