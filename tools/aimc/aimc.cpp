@@ -10,6 +10,10 @@
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
+#include "codegen/artifact/ArtifactWriter.h"
+#include "codegen/host/HostCompiler.h"
+#include "codegen/host/HostLinker.h"
+#include "common/FileIO.h"
 #include "passes/CostReport.h"
 #include "passes/Pipelines.h"
 
@@ -78,6 +82,14 @@ cl::opt<Report> reportOption(
                           "per-kernel FLOPs, bytes and roofline time of one "
                           "training step, and what each pass removed")),
     cl::cat(aimcCategory));
+cl::opt<std::string> targetOption(
+    "target",
+    cl::desc("Compile the training step for these targets (comma-separated; "
+             "only 'host' so far) and write a .aimx artifact to -o"),
+    cl::value_desc("host"), cl::cat(aimcCategory));
+cl::opt<std::string> cpuOption(
+    "cpu", cl::desc("Instruction set of host code (recorded in the artifact)"),
+    cl::init("x86-64-v3"), cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
                                   cl::cat(aimcCategory));
@@ -194,6 +206,51 @@ int reportCost(const aim::ModelConfig &config) {
   output->keep();
   return 0;
 }
+/// --target host: the step through every pass, compiled, linked and written
+/// as a .aimx artifact.
+int compileArtifact(const aim::ModelConfig &config) {
+  llvm::SmallVector<StringRef> targets;
+  StringRef(targetOption).split(targets, ',', -1, false);
+  for (StringRef t : targets)
+    if (t != "host")
+      return error("--target " + t +
+                   " is not supported yet; the targets so far: host");
+  if (outputOption == "-")
+    return error("--target writes a binary artifact: give -o <file>.aimx");
+  mlir::MLIRContext context;
+  mlir::aim::PipelineOptions pipeline;
+  pipeline.prefixMask = !noPrefixMaskOption;
+  pipeline.prefixMode = prefixModeOption;
+  pipeline.fuse = !noFuseOption;
+  pipeline.target = targetDescOption;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
+  if (!module)
+    return 1;
+  mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
+  mlir::aim::HostCompileOptions host;
+  host.cpu = cpuOption;
+  Expected<std::string> object = mlir::aim::compileToObject(*lowered, host);
+  if (!object)
+    return error(toString(object.takeError()));
+  Expected<std::string> library = mlir::aim::linkSharedObject(*object);
+  if (!library)
+    return error(toString(library.takeError()));
+  mlir::aim::ArtifactContents contents;
+  contents.config = &config;
+  contents.batch = batchOption;
+  contents.prefixMode =
+      noPrefixMaskOption ? std::string("any") : prefixModeOption.getValue();
+  contents.isa = cpuOption;
+  contents.sharedObject = std::move(*library);
+  std::string bytes = mlir::aim::buildArtifact(*module, contents);
+  if (aim::Status s = aim::writeFileAtomically(outputOption, bytes); !s)
+    return error(s.message());
+  outs() << "wrote " << outputOption << " (" << bytes.size() / 1024
+         << " KiB: " << config.name << ", batch " << batchOption.getValue()
+         << ", host code for " << cpuOption << ")\n";
+  return 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -214,6 +271,7 @@ int main(int argc, char **argv) {
       "  aimc --model my-model.yaml --emit=aim -o forward.mlir\n"
       "  aimc --model aim-fmnist --emit=train -o train.mlir\n"
       "  aimc --model aim-600m --batch 64 --report=cost [--target-desc l4]\n"
+      "  aimc --model my-model.yaml --batch 8 --target host -o m.aimx\n"
       "  aimc --list-presets\n\n"
       "MLIR's flags apply to the passes of the chosen stage "
       "(--mlir-print-ir-after-all,\n--mlir-timing, ...; see --help-hidden).\n");
@@ -237,6 +295,8 @@ int main(int argc, char **argv) {
     return error(toString(config.takeError()));
   if (reportOption == Report::Cost)
     return reportCost(*config);
+  if (!targetOption.empty())
+    return compileArtifact(*config);
 
   // --mlir-timing reports the frontend, the verifier and every pass.
   mlir::DefaultTimingManager timing;

@@ -1,0 +1,109 @@
+//===- ArtifactWriter.cpp - a compiled step as a .aimx file ---------------===//
+#include "codegen/artifact/ArtifactWriter.h"
+
+#include "dialects/aim/AimDialect.h"
+#include "runtime/schema/aimx_generated.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+namespace mlir::aim {
+
+namespace {
+namespace fb = ::aim::aimx;
+
+fb::ElementType elementTypeOf(Type t) {
+  if (t.isF64())
+    return fb::ElementType::F64;
+  if (t.isBF16())
+    return fb::ElementType::BF16;
+  if (t.isF16())
+    return fb::ElementType::F16;
+  if (t.isInteger(32))
+    return fb::ElementType::I32;
+  if (t.isInteger(64))
+    return fb::ElementType::I64;
+  return fb::ElementType::F32;
+}
+
+std::string configJson(const ::aim::ModelConfig &c) {
+  return "{\"name\": \"" + c.name + "\", \"image_size\": [" +
+         std::to_string(c.imageHeight) + ", " + std::to_string(c.imageWidth) +
+         "], \"channels\": " + std::to_string(c.channels) +
+         ", \"patch_size\": " + std::to_string(c.patchSize) +
+         ", \"width\": " + std::to_string(c.width) +
+         ", \"depth\": " + std::to_string(c.depth) +
+         ", \"heads\": " + std::to_string(c.heads) +
+         ", \"mlp_ratio\": " + std::to_string(c.mlpRatio) +
+         ", \"head_width\": " + std::to_string(c.headWidth) +
+         ", \"head_depth\": " + std::to_string(c.headDepth) +
+         ", \"head_mlp_ratio\": " + std::to_string(c.headMlpRatio) +
+         ", \"gelu\": \"" + c.gelu + "\"}";
+}
+} // namespace
+
+std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto tensor = [&](func::FuncOp f, unsigned i, bool result) {
+    DictionaryAttr attrs = result ? f.getResultAttrDict(i) : f.getArgAttrDict(i);
+    Type type = result ? f.getResultTypes()[i] : f.getArgumentTypes()[i];
+    auto ranked = cast<RankedTensorType>(type);
+    fb::Role role = result ? fb::Role::Output : fb::Role::Input;
+    std::string name;
+    if (attrs) {
+      if (auto n = attrs.getAs<StringAttr>(AimDialect::kParamAttrName)) {
+        role = fb::Role::Parameter;
+        name = n.str();
+      } else if (auto n = attrs.getAs<StringAttr>(AimDialect::kStateAttrName)) {
+        role = fb::Role::State;
+        name = n.str();
+      } else if (auto n = attrs.getAs<StringAttr>(AimDialect::kInputAttrName)) {
+        name = n.str();
+      } else if (auto n = attrs.getAs<StringAttr>(AimDialect::kOutputAttrName)) {
+        name = n.str();
+      }
+    }
+    std::vector<int64_t> shape(ranked.getShape().begin(),
+                               ranked.getShape().end());
+    return fb::CreateTensorDirect(fbb, name.c_str(), role,
+                                  elementTypeOf(ranked.getElementType()), &shape);
+  };
+  std::vector<flatbuffers::Offset<fb::EntryPoint>> entries;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    std::vector<flatbuffers::Offset<fb::Tensor>> args, results;
+    for (unsigned i = 0; i < f.getNumArguments(); ++i)
+      args.push_back(tensor(f, i, false));
+    for (unsigned i = 0; i < f.getNumResults(); ++i)
+      results.push_back(tensor(f, i, true));
+    int64_t arena = 0;
+    if (auto a = f->getAttrOfType<IntegerAttr>("aim.arena_bytes"))
+      arena = a.getInt();
+    std::string name = f.getSymName().str(), symbol = name + "_packed";
+    entries.push_back(fb::CreateEntryPointDirect(fbb, name.c_str(),
+                                                 symbol.c_str(), &args,
+                                                 &results, arena));
+  }
+  std::vector<flatbuffers::Offset<fb::Parameter>> params;
+  for (const ::aim::ParamSpec &p : ::aim::parameterSpecs(*contents.config)) {
+    fb::InitKind init = p.init == ::aim::InitKind::Zeros ? fb::InitKind::Zeros
+                        : p.init == ::aim::InitKind::Ones
+                            ? fb::InitKind::Ones
+                            : fb::InitKind::XavierUniform;
+    params.push_back(fb::CreateParameterDirect(fbb, p.name.c_str(), &p.shape,
+                                               init, p.weightDecay));
+  }
+  std::vector<uint8_t> code(contents.sharedObject.begin(),
+                            contents.sharedObject.end());
+  auto host = fb::CreateHostCodeDirect(fbb, contents.isa.c_str(), &code);
+  const ::aim::ModelConfig &c = *contents.config;
+  auto root = fb::CreateArtifactDirect(
+      fbb, static_cast<uint32_t>(fb::SchemaVersion::Current), "aimc 0.1", c.name.c_str(),
+      configJson(c).c_str(), contents.batch, c.channels, c.imageHeight,
+      c.imageWidth, c.numPatches(), contents.prefixMode.c_str(), &params,
+      &entries, host);
+  fb::FinishArtifactBuffer(fbb, root);
+  return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()),
+                     fbb.GetSize());
+}
+
+} // namespace mlir::aim
