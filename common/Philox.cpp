@@ -27,6 +27,16 @@ uint32_t fnv1a32(const std::string &text) {
   return h;
 }
 
+uint64_t fnv1a64(const void *data, size_t size) {
+  uint64_t h = 14695981039346656037ull;
+  const auto *bytes = static_cast<const unsigned char *>(data);
+  for (size_t i = 0; i < size; ++i) {
+    h ^= bytes[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 PhiloxKey streamKey(uint64_t seed, const std::string &streamName) {
   // The high half of the seed is folded in so that seeds >= 2^32 differ too.
   return {fnv1a32(streamName) ^ static_cast<uint32_t>(seed >> 32),

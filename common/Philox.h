@@ -23,6 +23,9 @@ PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key);
 /// 32-bit FNV-1a of a string: turns a parameter or stream name into a key word.
 uint32_t fnv1a32(const std::string &text);
 
+/// 64-bit FNV-1a of bytes: the integrity check of artifact payloads.
+uint64_t fnv1a64(const void *data, size_t size);
+
 /// The key of a named stream (a parameter name, "prefix", ...) under a seed.
 PhiloxKey streamKey(uint64_t seed, const std::string &streamName);
 

@@ -233,8 +233,12 @@ size_t LivenessRewriter::run() {
   SmallVector<Operation *> ordered(region.rbegin(), region.rend());
   for (Operation *op : ordered) {
     b.setInsertionPoint(op);
-    for (Value operand : op->getOperands())
-      compacted(b, operand);
+    // Only the token operands are compacted: the input of every per-token
+    // op, and the right-hand side of an add (a residual, or a position
+    // embedding shared by the batch). Weights stay whole, whatever their shape.
+    for (auto [index, operand] : llvm::enumerate(op->getOperands()))
+      if (index == 0 || isa<AddOp>(op))
+        compacted(b, operand);
     Operation *clone = b.clone(*op, mapping);
     auto type = tensorType(op->getResult(0));
     clone->getResult(0).setType(RankedTensorType::get(

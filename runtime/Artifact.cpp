@@ -35,11 +35,10 @@ bool cpuSupports(const std::string &isa) {
 
 StatusOr<Artifact> verifyArtifact(std::string bytes, const std::string &what) {
   auto bad = [&](const std::string &problem) {
-    return Status::error("'" + what + "' is not a usable .aimx artifact: " +
-                         problem);
+    return Status::error("'" + what +
+                         "' is not a usable .aimx artifact: " + problem);
   };
-  if (bytes.size() < 8 ||
-      !aimx::ArtifactBufferHasIdentifier(bytes.data()))
+  if (bytes.size() < 8 || !aimx::ArtifactBufferHasIdentifier(bytes.data()))
     return bad("the file identifier AIMX is missing (not an artifact, or "
                "truncated)");
   flatbuffers::Verifier verifier(
@@ -57,6 +56,9 @@ StatusOr<Artifact> verifyArtifact(std::string bytes, const std::string &what) {
       !a.root->host()->shared_object() ||
       a.root->host()->shared_object()->size() == 0)
     return bad("it holds no host code");
+  const auto *code = a.root->host()->shared_object();
+  if (fnv1a64(code->data(), code->size()) != a.root->host()->checksum())
+    return bad("its host code fails its checksum (corrupted)");
   std::string isa = a.root->host()->isa()->str();
   if (!cpuSupports(isa))
     return bad("its code is for " + isa +
@@ -66,9 +68,10 @@ StatusOr<Artifact> verifyArtifact(std::string bytes, const std::string &what) {
       a.root->batch() <= 0 || a.root->num_patches() < 2)
     return bad("it lacks entry points, parameters or sizes");
   // A short, stable name of the exact bytes, for checkpoints.
-  uint32_t h1 = fnv1a32(a.bytes), h2 = fnv1a32(a.bytes + "aimx");
   char text[17];
-  std::snprintf(text, sizeof(text), "%08x%08x", h1, h2);
+  std::snprintf(
+      text, sizeof(text), "%016llx",
+      static_cast<unsigned long long>(fnv1a64(a.bytes.data(), a.bytes.size())));
   a.hash = text;
   return a;
 }

@@ -14,8 +14,9 @@ HostProgram::load(const Artifact &artifact) {
   const auto *code = artifact.root->host()->shared_object();
   int fd = memfd_create("aimx-host-code", MFD_CLOEXEC);
   if (fd < 0)
-    return Status::error(std::string("cannot create memory for the host code: ") +
-                         std::strerror(errno));
+    return Status::error(
+        std::string("cannot create memory for the host code: ") +
+        std::strerror(errno));
   size_t written = 0;
   while (written < code->size()) {
     ssize_t n = write(fd, code->data() + written, code->size() - written);

@@ -1,6 +1,7 @@
 //===- ArtifactWriter.cpp - a compiled step as a .aimx file ---------------===//
 #include "codegen/artifact/ArtifactWriter.h"
 
+#include "common/Philox.h"
 #include "dialects/aim/AimDialect.h"
 #include "runtime/schema/aimx_generated.h"
 
@@ -45,7 +46,8 @@ std::string configJson(const ::aim::ModelConfig &c) {
 std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
   flatbuffers::FlatBufferBuilder fbb;
   auto tensor = [&](func::FuncOp f, unsigned i, bool result) {
-    DictionaryAttr attrs = result ? f.getResultAttrDict(i) : f.getArgAttrDict(i);
+    DictionaryAttr attrs =
+        result ? f.getResultAttrDict(i) : f.getArgAttrDict(i);
     Type type = result ? f.getResultTypes()[i] : f.getArgumentTypes()[i];
     auto ranked = cast<RankedTensorType>(type);
     fb::Role role = result ? fb::Role::Output : fb::Role::Input;
@@ -59,14 +61,16 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
         name = n.str();
       } else if (auto n = attrs.getAs<StringAttr>(AimDialect::kInputAttrName)) {
         name = n.str();
-      } else if (auto n = attrs.getAs<StringAttr>(AimDialect::kOutputAttrName)) {
+      } else if (auto n =
+                     attrs.getAs<StringAttr>(AimDialect::kOutputAttrName)) {
         name = n.str();
       }
     }
     std::vector<int64_t> shape(ranked.getShape().begin(),
                                ranked.getShape().end());
     return fb::CreateTensorDirect(fbb, name.c_str(), role,
-                                  elementTypeOf(ranked.getElementType()), &shape);
+                                  elementTypeOf(ranked.getElementType()),
+                                  &shape);
   };
   std::vector<flatbuffers::Offset<fb::EntryPoint>> entries;
   for (auto f : module.getOps<func::FuncOp>()) {
@@ -79,9 +83,8 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
     if (auto a = f->getAttrOfType<IntegerAttr>("aim.arena_bytes"))
       arena = a.getInt();
     std::string name = f.getSymName().str(), symbol = name + "_packed";
-    entries.push_back(fb::CreateEntryPointDirect(fbb, name.c_str(),
-                                                 symbol.c_str(), &args,
-                                                 &results, arena));
+    entries.push_back(fb::CreateEntryPointDirect(
+        fbb, name.c_str(), symbol.c_str(), &args, &results, arena));
   }
   std::vector<flatbuffers::Offset<fb::Parameter>> params;
   for (const ::aim::ParamSpec &p : ::aim::parameterSpecs(*contents.config)) {
@@ -94,13 +97,15 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
   }
   std::vector<uint8_t> code(contents.sharedObject.begin(),
                             contents.sharedObject.end());
-  auto host = fb::CreateHostCodeDirect(fbb, contents.isa.c_str(), &code);
+  auto host =
+      fb::CreateHostCodeDirect(fbb, contents.isa.c_str(), &code,
+                               ::aim::fnv1a64(code.data(), code.size()));
   const ::aim::ModelConfig &c = *contents.config;
   auto root = fb::CreateArtifactDirect(
-      fbb, static_cast<uint32_t>(fb::SchemaVersion::Current), "aimc 0.1", c.name.c_str(),
-      configJson(c).c_str(), contents.batch, c.channels, c.imageHeight,
-      c.imageWidth, c.numPatches(), contents.prefixMode.c_str(), &params,
-      &entries, host);
+      fbb, static_cast<uint32_t>(fb::SchemaVersion::Current), "aimc 0.1",
+      c.name.c_str(), configJson(c).c_str(), contents.batch, c.channels,
+      c.imageHeight, c.imageWidth, c.numPatches(), contents.prefixMode.c_str(),
+      &params, &entries, host);
   fb::FinishArtifactBuffer(fbb, root);
   return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()),
                      fbb.GetSize());

@@ -31,8 +31,8 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object) {
   }
   if (llvm::sys::fs::createTemporaryFile("aimc-host", "so", libraryPath))
     return error("cannot create a temporary file for the host library");
-  llvm::SmallVector<llvm::StringRef> args = {
-      *driver, "-shared", "-o", libraryPath, objectPath, "-lm"};
+  llvm::SmallVector<llvm::StringRef> args = {*driver,     "-shared",  "-o",
+                                             libraryPath, objectPath, "-lm"};
   std::string message;
   int status = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
                                          &message);

@@ -20,6 +20,7 @@
 #include "runtime/HostProgram.h"
 #include "runtime/LearningRate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,23 +35,29 @@ namespace {
 
 const char *kUsage =
     "usage: aim-run train m.aimx [--steps N] [--out RUN_DIR] [--resume]\n"
-    "                            [--seed S] [--lr X] [--schedule cosine|constant]\n"
-    "                            [--fixed-batch X.npy K.npy] [--init-params P]\n"
-    "                            [--checkpoint-every K]\n"
+    "                            [--seed S] [--lr X] [--schedule "
+    "cosine|constant]\n"
+    "                            [--fixed-batch X.npy K.npy] [--init-params "
+    "P]\n"
+    "                            [--checkpoint-every K] [--stop-after K]\n"
     "  --steps N             steps of the run (default 100); the schedule\n"
     "                        (AIM's warm-up and cosine) is computed from it\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --schedule constant   use --lr at every step instead\n"
     "  --out RUN_DIR         checkpoints and metrics.jsonl (default run)\n"
     "  --resume              continue the run in RUN_DIR exactly\n"
-    "  --fixed-batch X K     train on one batch (.npy images and prefix lengths)\n"
+    "  --fixed-batch X K     train on one batch (.npy images and prefix "
+    "lengths)\n"
     "                        instead of Debian's Fashion-MNIST stream\n"
     "  --init-params P       start from these weights (.safetensors)\n"
-    "  --checkpoint-every K  also checkpoint every K steps (default: at the end)\n";
+    "  --checkpoint-every K  also checkpoint every K steps (default: at the "
+    "end)\n"
+    "  --stop-after K        stop after K steps of this invocation, with a\n"
+    "                        checkpoint; --resume continues the run\n";
 
 struct Options {
   std::string artifact, out = "run", fixedImages, fixedPrefix, initParams;
-  int64_t steps = 100, checkpointEvery = 0;
+  int64_t steps = 100, checkpointEvery = 0, stopAfter = 0;
   uint64_t seed = 0;
   double lr = 1e-3;
   bool constant = false, resume = false;
@@ -84,7 +91,7 @@ Status parseOptions(int argc, char **argv, Options &o) {
     if (flag == "--resume") {
       o.resume = true;
     } else if (flag == "--steps" || flag == "--seed" ||
-               flag == "--checkpoint-every") {
+               flag == "--checkpoint-every" || flag == "--stop-after") {
       int64_t n;
       if (!(v = value("n")) || !parseInt(v, n) || n < 0)
         return Status::error(flag + " takes a non-negative integer");
@@ -92,6 +99,8 @@ Status parseOptions(int argc, char **argv, Options &o) {
         o.steps = n;
       else if (flag == "--seed")
         o.seed = static_cast<uint64_t>(n);
+      else if (flag == "--stop-after")
+        o.stopAfter = n;
       else
         o.checkpointEvery = n;
     } else if (flag == "--lr") {
@@ -125,8 +134,9 @@ Status parseOptions(int argc, char **argv, Options &o) {
 }
 
 std::vector<int64_t> shapeOf(const aimx::Tensor *t) {
-  return t->shape() ? std::vector<int64_t>(t->shape()->begin(), t->shape()->end())
-                    : std::vector<int64_t>{};
+  return t->shape()
+             ? std::vector<int64_t>(t->shape()->begin(), t->shape()->end())
+             : std::vector<int64_t>{};
 }
 
 /// Initial parameters: the artifact's table under AIM.md's initialisation,
@@ -144,8 +154,8 @@ StatusOr<NamedTensors> initialParameters(const Artifact &artifact,
       std::vector<double> values(elementCount(spec.shape));
       for (size_t i = 0; i < values.size(); ++i)
         values[i] = initialValue(spec, o.seed, static_cast<int64_t>(i));
-      params.emplace_back(spec.name,
-                          HostTensor::fromDoubles(DType::F32, spec.shape, values));
+      params.emplace_back(
+          spec.name, HostTensor::fromDoubles(DType::F32, spec.shape, values));
     }
     return params;
   }
@@ -199,15 +209,17 @@ int main(int argc, char **argv) {
     if (!c)
       return fail(c.status().message());
     if (c->state.artifactHash != artifact->hash)
-      return fail("the checkpoint in '" + o.out + "' belongs to another artifact (" +
-                  c->state.artifactHash + ", this one is " + artifact->hash + ")");
+      return fail("the checkpoint in '" + o.out +
+                  "' belongs to another artifact (" + c->state.artifactHash +
+                  ", this one is " + artifact->hash + ")");
     params = std::move(c->model);
     state = std::move(c->optimizer);
     firstStep = c->state.step;
     o.seed = c->state.seed;
     if (o.steps != c->state.totalSteps)
       return fail("the run in '" + o.out + "' was started with --steps " +
-                  std::to_string(c->state.totalSteps) + "; resume with the same");
+                  std::to_string(c->state.totalSteps) +
+                  "; resume with the same");
   } else {
     StatusOr<NamedTensors> init = initialParameters(*artifact, o);
     if (!init)
@@ -215,7 +227,8 @@ int main(int argc, char **argv) {
     params = std::move(*init);
     for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
       for (const auto &[name, t] : params)
-        state.emplace_back(name + suffix, HostTensor::zeros(DType::F32, t.shape));
+        state.emplace_back(name + suffix,
+                           HostTensor::zeros(DType::F32, t.shape));
   }
   std::map<std::string, HostTensor *> named;
   for (auto &[name, t] : params)
@@ -254,12 +267,15 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i + 1 < lengths.size(); i += 2)
         if (lengths[i] + lengths[i + 1] != artifact->root->num_patches())
           return fail("the artifact is compiled for antithetic prefix pairs "
-                      "(K, N - K); '" + o.fixedPrefix + "' breaks them");
+                      "(K, N - K); '" +
+                      o.fixedPrefix + "' breaks them");
     fixedImages = *x;
     fixedPrefix = HostTensor::fromDoubles(
-        DType::I32, {batch}, std::vector<double>(lengths.begin(), lengths.end()));
+        DType::I32, {batch},
+        std::vector<double>(lengths.begin(), lengths.end()));
   } else {
-    if (artifact->root->image_channels() != 1 || artifact->root->image_height() != 28 ||
+    if (artifact->root->image_channels() != 1 ||
+        artifact->root->image_height() != 28 ||
         artifact->root->image_width() != 28)
       return fail("Fashion-MNIST images are 1x28x28 but this model takes " +
                   std::to_string(artifact->root->image_channels()) + "x" +
@@ -284,17 +300,20 @@ int main(int argc, char **argv) {
   std::vector<std::vector<uint8_t>> resultStorage(results->size());
   for (size_t i = 0; i < results->size(); ++i)
     resultStorage[i].resize(elementCount(shapeOf(results->Get(i))) * 4 * 2);
-  std::FILE *metrics = std::fopen((o.out + "/metrics.jsonl").c_str(),
-                                  o.resume ? "a" : "w");
+  std::FILE *metrics =
+      std::fopen((o.out + "/metrics.jsonl").c_str(), o.resume ? "a" : "w");
   auto started = std::chrono::steady_clock::now();
   HostTensor lr = HostTensor::zeros(DType::F32, {}),
              stepIndex = HostTensor::zeros(DType::I64, {});
 
   auto save = [&](int64_t done) {
-    Checkpoint c{params, state, {done, o.seed, done * batch, o.steps, artifact->hash}};
+    Checkpoint c{
+        params, state, {done, o.seed, done * batch, o.steps, artifact->hash}};
     return writeCheckpoint(o.out, c);
   };
-  for (int64_t s = firstStep; s < o.steps; ++s) {
+  const int64_t lastStep =
+      o.stopAfter > 0 ? std::min(o.steps, firstStep + o.stopAfter) : o.steps;
+  for (int64_t s = firstStep; s < lastStep; ++s) {
     Batch b;
     if (stream)
       b = stream->next();
@@ -309,7 +328,8 @@ int main(int argc, char **argv) {
     for (const aimx::Tensor *t : *args) {
       std::string name = t->name() ? t->name()->str() : "";
       HostTensor *h = nullptr;
-      if (t->role() == aimx::Role::Parameter || t->role() == aimx::Role::State) {
+      if (t->role() == aimx::Role::Parameter ||
+          t->role() == aimx::Role::State) {
         auto it = named.find(name);
         if (it == named.end())
           return fail("the artifact's train_step takes '" + name +
@@ -362,19 +382,21 @@ int main(int argc, char **argv) {
       std::fprintf(metrics,
                    "{\"step\": %lld, \"loss\": %.9g, \"grad_norm\": %.9g, "
                    "\"lr\": %.9g, \"images_per_second\": %.3f}\n",
-                   static_cast<long long>(s), loss, norm, rate, imagesPerSecond);
+                   static_cast<long long>(s), loss, norm, rate,
+                   imagesPerSecond);
       std::fflush(metrics);
     }
     if (o.checkpointEvery > 0 && (s + 1) % o.checkpointEvery == 0 &&
-        s + 1 < o.steps)
+        s + 1 < lastStep)
       if (Status st = save(s + 1); !st)
         return fail(st.message());
   }
   if (metrics)
     std::fclose(metrics);
-  if (Status st = save(o.steps); !st)
+  if (Status st = save(lastStep); !st)
     return fail(st.message());
-  std::printf("checkpoint: %s/model.safetensors (step %lld)\n", o.out.c_str(),
+  std::printf("checkpoint: %s/model.safetensors (step %lld of %lld)\n",
+              o.out.c_str(), static_cast<long long>(lastStep),
               static_cast<long long>(o.steps));
   return 0;
 }

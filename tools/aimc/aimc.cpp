@@ -5,15 +5,15 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/artifact/ArtifactWriter.h"
+#include "codegen/host/HostCompiler.h"
+#include "codegen/host/HostLinker.h"
+#include "common/FileIO.h"
 #include "common/HostTensor.h"
 #include "dialects/aim/AimDialect.h"
 #include "frontends/ConfigParser.h"
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
-#include "codegen/artifact/ArtifactWriter.h"
-#include "codegen/host/HostCompiler.h"
-#include "codegen/host/HostLinker.h"
-#include "common/FileIO.h"
 #include "passes/CostReport.h"
 #include "passes/Pipelines.h"
 

@@ -2,6 +2,7 @@
 // RUN: aim-opt %s --split-input-file --aim-prefix-mask | FileCheck %s --check-prefix=SPLIT
 // RUN: aim-opt %s --split-input-file --aim-prefix-mask=mode=iid | FileCheck %s --check-prefix=IID
 // RUN: not aim-opt %s --split-input-file --aim-prefix-mask=mode=sometimes 2>&1 | FileCheck %s --check-prefix=MODE
+// RUN: aim-opt %s --split-input-file --aim-prefix-mask | FileCheck %s --check-prefix=WEIGHT
 
 // The tile rule of prefix-causal attention, for any tile sizes.
 // CHECK-DAG: #[[$EMPTY:.+]] = affine_map<(d0, d1)[s0] -> (s0, d1)>
@@ -67,5 +68,21 @@ func.func @forward(%x: tensor<2x4x8xf32>, %K: tensor<2xi32>, %wqkv: tensor<24x8x
   %o, %lse = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2xi32> -> tensor<2x4x8xf32>, tensor<2x2x4xf32>
   %pred = aim.linear %o, %w : tensor<2x4x8xf32>, tensor<6x8xf32> -> tensor<2x4x6xf32>
   %l = aim.normalized_pixel_loss %pred, %t, prefix %K, epsilon = 1.0e-6 : tensor<2x4x6xf32>, tensor<2x4x6xf32>, tensor<2xi32> -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// A weight whose first dimension happens to equal N is still a weight: only
+// token operands are gathered (a regression: [N, D] weights were taken for a
+// shared position embedding).
+// WEIGHT-LABEL: func.func @forward
+// WEIGHT: %[[H:.+]] = aim.gather_live_rows %arg0, prefix %arg1
+// WEIGHT: aim.linear %[[H]], %arg2 : tensor<4x4xf32>, tensor<4x4xf32> -> tensor<4x4xf32>
+// WEIGHT-NOT: aim.gather_live_rows %arg2
+func.func @forward(%x: tensor<2x4x4xf32>, %K: tensor<2xi32>, %w: tensor<4x4xf32> {aim.param = "w"},
+                   %t: tensor<2x4x4xf32>) -> tensor<f32> {
+  %pred = aim.linear %x, %w : tensor<2x4x4xf32>, tensor<4x4xf32> -> tensor<2x4x4xf32>
+  %l = aim.normalized_pixel_loss %pred, %t, prefix %K, epsilon = 1.0e-6 : tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2xi32> -> tensor<f32>
   return %l : tensor<f32>
 }
