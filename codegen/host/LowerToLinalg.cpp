@@ -369,18 +369,31 @@ struct LowerReshape : OpRewritePattern<ReshapeOp> {
   }
 };
 
+/// A box covering `shape` except along `dim`, where it is
+/// [offset, offset + size): the operands of tensor.extract/insert_slice.
+struct Box {
+  SmallVector<OpFoldResult> offsets, sizes, strides;
+};
+
+Box boxAlong(OpBuilder &b, ArrayRef<int64_t> shape, int64_t dim, int64_t offset,
+             int64_t size) {
+  Box box;
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    box.offsets.push_back(b.getIndexAttr(d == dim ? offset : 0));
+    box.sizes.push_back(b.getIndexAttr(d == dim ? size : shape[d]));
+    box.strides.push_back(b.getIndexAttr(1));
+  }
+  return box;
+}
+
 struct LowerSlice : OpRewritePattern<SliceOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(SliceOp op, PatternRewriter &b) const override {
-    auto in = tensorType(op.getInput());
-    SmallVector<OpFoldResult> offsets(in.getRank(), b.getIndexAttr(0));
-    SmallVector<OpFoldResult> sizes, strides(in.getRank(), b.getIndexAttr(1));
-    for (int64_t d = 0; d < in.getRank(); ++d)
-      sizes.push_back(b.getIndexAttr(in.getDimSize(d)));
-    offsets[op.getDim()] = b.getIndexAttr(op.getOffset());
-    sizes[op.getDim()] = b.getIndexAttr(op.getSize());
-    b.replaceOpWithNewOp<tensor::ExtractSliceOp>(
-        op, tensorType(op.getResult()), op.getInput(), offsets, sizes, strides);
+    Box box = boxAlong(b, tensorType(op.getInput()).getShape(), op.getDim(),
+                       op.getOffset(), op.getSize());
+    b.replaceOpWithNewOp<tensor::ExtractSliceOp>(op, tensorType(op.getResult()),
+                                                 op.getInput(), box.offsets,
+                                                 box.sizes, box.strides);
     return success();
   }
 };
@@ -389,14 +402,11 @@ struct LowerPad : OpRewritePattern<PadOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(PadOp op, PatternRewriter &b) const override {
     auto in = tensorType(op.getInput());
-    SmallVector<OpFoldResult> offsets(in.getRank(), b.getIndexAttr(0));
-    SmallVector<OpFoldResult> sizes, strides(in.getRank(), b.getIndexAttr(1));
-    for (int64_t d = 0; d < in.getRank(); ++d)
-      sizes.push_back(b.getIndexAttr(in.getDimSize(d)));
-    offsets[op.getDim()] = b.getIndexAttr(op.getBefore());
+    Box box = boxAlong(b, in.getShape(), op.getDim(), op.getBefore(),
+                       in.getDimSize(op.getDim()));
     b.replaceOpWithNewOp<tensor::InsertSliceOp>(
         op, op.getInput(), zeros(b, op.getLoc(), tensorType(op.getResult())),
-        offsets, sizes, strides);
+        box.offsets, box.sizes, box.strides);
     return success();
   }
 };

@@ -84,7 +84,7 @@ Status parseOptions(int argc, char **argv, Options &o) {
   o.artifact = argv[2];
   for (int i = 3; i < argc; ++i) {
     std::string flag = argv[i];
-    auto value = [&](const char *what) -> const char * {
+    auto value = [&]() -> const char * {
       return i + 1 < argc ? argv[++i] : nullptr;
     };
     const char *v = nullptr;
@@ -93,7 +93,7 @@ Status parseOptions(int argc, char **argv, Options &o) {
     } else if (flag == "--steps" || flag == "--seed" ||
                flag == "--checkpoint-every" || flag == "--stop-after") {
       int64_t n;
-      if (!(v = value("n")) || !parseInt(v, n) || n < 0)
+      if (!(v = value()) || !parseInt(v, n) || n < 0)
         return Status::error(flag + " takes a non-negative integer");
       if (flag == "--steps")
         o.steps = n;
@@ -105,20 +105,20 @@ Status parseOptions(int argc, char **argv, Options &o) {
         o.checkpointEvery = n;
     } else if (flag == "--lr") {
       char *end = nullptr;
-      if (!(v = value("x")) || !(o.lr = std::strtod(v, &end), *end == 0) ||
+      if (!(v = value()) || !(o.lr = std::strtod(v, &end), *end == 0) ||
           !(o.lr > 0))
         return Status::error("--lr takes a positive number");
     } else if (flag == "--schedule") {
-      if (!(v = value("s")) ||
+      if (!(v = value()) ||
           (std::strcmp(v, "cosine") != 0 && std::strcmp(v, "constant") != 0))
         return Status::error("--schedule is cosine or constant");
       o.constant = std::strcmp(v, "constant") == 0;
     } else if (flag == "--out") {
-      if (!(v = value("dir")))
+      if (!(v = value()))
         return Status::error("--out takes a directory");
       o.out = v;
     } else if (flag == "--init-params") {
-      if (!(v = value("file")))
+      if (!(v = value()))
         return Status::error("--init-params takes a .safetensors file");
       o.initParams = v;
     } else if (flag == "--fixed-batch") {
