@@ -172,18 +172,48 @@ struct LowerCast : OpRewritePattern<CastOp> {
   }
 };
 
-/// out[m, n] (+)= sum_k lhs(m, k) rhs(k, n) with the given operand maps, the
-/// sum in order of k starting from `init`.
+/// A linalg.generic over `type`'s index space whose body gets the scalar
+/// operands and the loop indices.
+Value elementwise(
+    OpBuilder &b, Location loc, RankedTensorType type, ValueRange inputs,
+    ArrayRef<AffineMap> inputMaps,
+    function_ref<Value(OpBuilder &, Location, ValueRange, ValueRange)> body) {
+  SmallVector<AffineMap> maps(inputMaps.begin(), inputMaps.end());
+  maps.push_back(b.getMultiDimIdentityMap(type.getRank()));
+  Value init =
+      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
+  unsigned rank = type.getRank();
+  return linalg::GenericOp::create(
+             b, loc, type, inputs, init, maps, parallel(rank),
+             [&](OpBuilder &nb, Location l, ValueRange args) {
+               SmallVector<Value> indices;
+               for (unsigned d = 0; d < rank; ++d)
+                 indices.push_back(linalg::IndexOp::create(nb, l, d));
+               linalg::YieldOp::create(nb, l,
+                                       body(nb, l, args.drop_back(), indices));
+             })
+      .getResult(0);
+}
+
+/// The map of a rank-0 operand (a scalar broadcast over every index).
+AffineMap scalarMap(OpBuilder &b, unsigned rank) {
+  return AffineMap::get(rank, 0, {}, b.getContext());
+}
+
+/// out[m, n] (+)= sum_k lhs * rhs with the given operand maps over the
+/// iteration dimensions (m, k, n), the sum in order of k starting from
+/// `init`. n is the innermost loop, so that with a row-major rhs(k, n) the
+/// loop vectorises without reordering any sum (the interpreter's order).
 Value contraction(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init,
                   AffineMap lhsMap, AffineMap rhsMap) {
   MLIRContext *ctx = b.getContext();
   AffineMap outMap = AffineMap::get(
-      3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
+      3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)}, ctx);
   return linalg::GenericOp::create(
              b, loc, init.getType(), ValueRange{lhs, rhs}, init,
              ArrayRef<AffineMap>{lhsMap, rhsMap, outMap},
-             {utils::IteratorType::parallel, utils::IteratorType::parallel,
-              utils::IteratorType::reduction},
+             {utils::IteratorType::parallel, utils::IteratorType::reduction,
+              utils::IteratorType::parallel},
              [](OpBuilder &nb, Location l, ValueRange args) {
                Value product = arith::MulFOp::create(nb, l, args[0], args[1]);
                linalg::YieldOp::create(
@@ -193,9 +223,24 @@ Value contraction(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init,
       .getResult(0);
 }
 
+/// An operand map over (m, k, n) = dims (0, 1, 2).
 AffineMap map3(MLIRContext *ctx, unsigned a, unsigned b) {
   return AffineMap::get(
       3, 0, {getAffineDimExpr(a, ctx), getAffineDimExpr(b, ctx)}, ctx);
+}
+
+/// `matrix` [r, c] transposed to [c, r] (a copy, so that the contraction's
+/// inner loop reads it contiguously).
+Value transposed(OpBuilder &b, Location loc, Value matrix) {
+  auto type = tensorType(matrix);
+  auto outType = RankedTensorType::get({type.getDimSize(1), type.getDimSize(0)},
+                                       type.getElementType());
+  MLIRContext *ctx = b.getContext();
+  AffineMap swap = AffineMap::get(
+      2, 0, {getAffineDimExpr(1, ctx), getAffineDimExpr(0, ctx)}, ctx);
+  return elementwise(
+      b, loc, outType, {matrix}, {swap},
+      [](OpBuilder &, Location, ValueRange a, ValueRange) { return a[0]; });
 }
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
@@ -224,9 +269,9 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     } else {
       init = zeros(b, loc, out2d);
     }
-    // (m, n, k): x(m, k) * w(n, k).
-    Value y = contraction(b, loc, x, op.getWeight(), init, map3(ctx, 0, 2),
-                          map3(ctx, 1, 2));
+    // (m, k, n): x(m, k) * w^T(k, n).
+    Value y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
+                          map3(ctx, 0, 1), map3(ctx, 1, 2));
     b.replaceOp(op, expandFrom2d(b, loc, y, outType));
     return success();
   }
@@ -237,9 +282,9 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
   LogicalResult matchAndRewrite(MatmulOp op,
                                 PatternRewriter &b) const override {
     MLIRContext *ctx = op.getContext();
-    // (m, n, k): lhs(m, k) or lhs(k, m); rhs(k, n) or rhs(n, k).
-    AffineMap lhsMap = op.getTransposeLhs() ? map3(ctx, 2, 0) : map3(ctx, 0, 2);
-    AffineMap rhsMap = op.getTransposeRhs() ? map3(ctx, 1, 2) : map3(ctx, 2, 1);
+    // (m, k, n): lhs(m, k) or lhs(k, m); rhs(k, n) or rhs(n, k).
+    AffineMap lhsMap = op.getTransposeLhs() ? map3(ctx, 1, 0) : map3(ctx, 0, 1);
+    AffineMap rhsMap = op.getTransposeRhs() ? map3(ctx, 2, 1) : map3(ctx, 1, 2);
     Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
                           zeros(b, op.getLoc(), tensorType(op.getResult())),
                           lhsMap, rhsMap);
@@ -410,34 +455,6 @@ struct LowerPad : OpRewritePattern<PadOp> {
     return success();
   }
 };
-
-/// A linalg.generic over `type`'s index space whose body gets the scalar
-/// operands and the loop indices.
-Value elementwise(
-    OpBuilder &b, Location loc, RankedTensorType type, ValueRange inputs,
-    ArrayRef<AffineMap> inputMaps,
-    function_ref<Value(OpBuilder &, Location, ValueRange, ValueRange)> body) {
-  SmallVector<AffineMap> maps(inputMaps.begin(), inputMaps.end());
-  maps.push_back(b.getMultiDimIdentityMap(type.getRank()));
-  Value init =
-      tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType());
-  unsigned rank = type.getRank();
-  return linalg::GenericOp::create(
-             b, loc, type, inputs, init, maps, parallel(rank),
-             [&](OpBuilder &nb, Location l, ValueRange args) {
-               SmallVector<Value> indices;
-               for (unsigned d = 0; d < rank; ++d)
-                 indices.push_back(linalg::IndexOp::create(nb, l, d));
-               linalg::YieldOp::create(nb, l,
-                                       body(nb, l, args.drop_back(), indices));
-             })
-      .getResult(0);
-}
-
-/// The map of a rank-0 operand (a scalar broadcast over every index).
-AffineMap scalarMap(OpBuilder &b, unsigned rank) {
-  return AffineMap::get(rank, 0, {}, b.getContext());
-}
 
 struct LowerGeluGrad : OpRewritePattern<GeluGradOp> {
   using OpRewritePattern::OpRewritePattern;
