@@ -66,25 +66,29 @@ std::vector<::aim::HostTensor> randomArguments(func::FuncOp f, unsigned seed) {
   return args;
 }
 
-/// Compiles `compiled` to an object, links it into a shared library, loads
-/// it and runs `function` on `args`; returns one float32 vector per result.
-std::vector<std::vector<float>>
-compileAndRun(ModuleOp compiled, const std::string &function, const char *name,
-              const std::vector<::aim::HostTensor> &args,
-              const std::vector<int64_t> &resultSizes) {
+/// Compiles `compiled` to an object, links it into a shared library and
+/// loads it; null on failure (the failure is recorded).
+void *compileAndLoad(ModuleOp compiled, const char *name) {
   llvm::Expected<std::string> object =
       mlir::aim::compileToObject(compiled, mlir::aim::HostCompileOptions());
   EXPECT_TRUE(bool(object)) << llvm::toString(object.takeError());
   if (!object)
-    return {};
+    return nullptr;
   std::string base = ::testing::TempDir() + "/aimc-host-" + name;
   EXPECT_TRUE(::aim::writeFileAtomically(base + ".o", *object).isOk());
   std::string link = "cc -shared -o " + base + ".so " + base + ".o -lm";
   EXPECT_EQ(std::system(link.c_str()), 0) << link;
   void *library = dlopen((base + ".so").c_str(), RTLD_NOW | RTLD_LOCAL);
   EXPECT_NE(library, nullptr) << dlerror();
-  if (!library)
-    return {};
+  return library;
+}
+
+/// Runs `function` of a loaded library on `args`; one float32 vector per
+/// result.
+std::vector<std::vector<float>>
+callEntry(void *library, const std::string &function,
+          const std::vector<::aim::HostTensor> &args,
+          const std::vector<int64_t> &resultSizes) {
   auto entry = reinterpret_cast<void (*)(void **)>(
       dlsym(library, (function + "_packed").c_str()));
   EXPECT_NE(entry, nullptr) << dlerror();
@@ -102,8 +106,33 @@ compileAndRun(ModuleOp compiled, const std::string &function, const char *name,
     buffers.push_back(r.data());
   if (entry)
     entry(buffers.data());
+  return results;
+}
+
+std::vector<std::vector<float>>
+compileAndRun(ModuleOp compiled, const std::string &function, const char *name,
+              const std::vector<::aim::HostTensor> &args,
+              const std::vector<int64_t> &resultSizes) {
+  void *library = compileAndLoad(compiled, name);
+  if (!library)
+    return {};
+  auto results = callEntry(library, function, args, resultSizes);
   dlclose(library);
   return results;
+}
+
+/// The interpreter's results of `f` in float32, and their sizes.
+std::vector<::aim::HostTensor>
+interpretF32(func::FuncOp f, const std::vector<::aim::HostTensor> &args,
+             std::vector<int64_t> &sizes) {
+  auto expected = ::aim::interp::runFunction(
+      f, args, ::aim::interp::Options(::aim::interp::Precision::F32));
+  EXPECT_TRUE(bool(expected)) << llvm::toString(expected.takeError());
+  if (!expected)
+    return {};
+  for (const ::aim::HostTensor &r : *expected)
+    sizes.push_back(r.numElements());
+  return *expected;
 }
 
 /// Every result within `tolerance` of the interpreter's, relative to the
@@ -300,10 +329,11 @@ TEST(HostCodegen, AttentionGradients) {
 
 TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   // A non-square model through the whole pipeline (prefix mask, autodiff,
-  // train step, fusion, memory plan); @train_step compiled, loaded and run
-  // once against the interpreter on the same IR: loss, gradient norm, every
-  // new parameter and both AdamW moments. Tolerance 1e-4 relative: float32
-  // through a few hundred ops in the same order, libm versus std::exp.
+  // train step, fusion, memory plan); @train_step and @loss_and_grads
+  // compiled, loaded and run against the interpreter on the same IR: loss,
+  // every gradient, gradient norm, every new parameter and both moments.
+  // Tolerance 1e-4 relative: float32 through a few hundred ops in the same
+  // order, libm versus std::exp.
   MLIRContext context;
   ::aim::ModelConfig config;
   config.imageHeight = 8;
@@ -361,13 +391,28 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
         x = static_cast<float>(std::abs(x) * 1e-2);
     args.push_back(::aim::HostTensor::fromDoubles(::aim::DType::F32, shape, v));
   }
-  auto expected = ::aim::interp::runFunction(
-      step, args, ::aim::interp::Options(::aim::interp::Precision::F32));
-  ASSERT_TRUE(bool(expected)) << llvm::toString(expected.takeError());
+  // The step, and the loss and every gradient of the same parameters.
+  void *library = compileAndLoad(*compiled, "train-step");
+  ASSERT_NE(library, nullptr);
   std::vector<int64_t> sizes;
-  for (const ::aim::HostTensor &r : *expected)
-    sizes.push_back(r.numElements());
-  expectClose(*expected,
-              compileAndRun(*compiled, "train_step", "train-step", args, sizes),
-              1e-4, "train_step");
+  std::vector<::aim::HostTensor> expected = interpretF32(step, args, sizes);
+  expectClose(expected, callEntry(library, "train_step", args, sizes), 1e-4,
+              "train_step");
+  auto grads = reference->lookupSymbol<func::FuncOp>("loss_and_grads");
+  std::vector<::aim::HostTensor> gradArgs;
+  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
+    auto input = step.getArgAttrOfType<StringAttr>(
+        i, mlir::aim::AimDialect::kInputAttrName);
+    bool data =
+        input && (input.getValue() == "images" || input.getValue() == "prefix");
+    if (data || step.getArgAttr(i, mlir::aim::AimDialect::kParamAttrName))
+      gradArgs.push_back(args[i]);
+  }
+  std::vector<int64_t> gradSizes;
+  std::vector<::aim::HostTensor> expectedGrads =
+      interpretF32(grads, gradArgs, gradSizes);
+  expectClose(expectedGrads,
+              callEntry(library, "loss_and_grads", gradArgs, gradSizes), 1e-4,
+              "loss_and_grads");
+  dlclose(library);
 }

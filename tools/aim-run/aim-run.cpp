@@ -375,8 +375,11 @@ int main(int argc, char **argv) {
                          std::chrono::steady_clock::now() - started)
                          .count();
     double imagesPerSecond = (s - firstStep + 1) * batch / seconds;
-    std::printf("step %lld loss %.9g grad_norm %.9g lr %.3g images/s %.1f\n",
-                static_cast<long long>(s), loss, norm, rate, imagesPerSecond);
+    double eta = (lastStep - s - 1) * seconds / (s - firstStep + 1);
+    std::printf("step %lld loss %.9g grad_norm %.9g lr %.3g images/s %.1f "
+                "eta %.0fs\n",
+                static_cast<long long>(s), loss, norm, rate, imagesPerSecond,
+                eta);
     std::fflush(stdout);
     if (metrics) {
       std::fprintf(metrics,
