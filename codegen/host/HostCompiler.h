@@ -21,6 +21,9 @@ namespace mlir::aim {
 
 struct HostCompileOptions {
   std::string cpu = "x86-64-v3"; // the ISA the object may use
+  /// GEMMs as calls of cblas_sgemm (resolved when aim-run loads the code)
+  /// instead of loops.
+  bool blas = false;
 };
 
 /// Compiles (and consumes) `module`; returns the object file's bytes.

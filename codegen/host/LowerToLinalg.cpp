@@ -243,8 +243,19 @@ Value transposed(OpBuilder &b, Location loc, Value matrix) {
       [](OpBuilder &, Location, ValueRange a, ValueRange) { return a[0]; });
 }
 
+/// Marks a contraction C(M, N) += op(A) op(B) (ins A, B as stored; the flags
+/// say which are transposed) as one the host compiler may hand to a BLAS.
+void markGemm(Value contraction, bool transposeA, bool transposeB) {
+  Operation *op = contraction.getDefiningOp();
+  op->setAttr(kGemmAttrName,
+              DenseI64ArrayAttr::get(op->getContext(),
+                                     {transposeA ? 1 : 0, transposeB ? 1 : 0}));
+}
+
 struct LowerLinear : OpRewritePattern<LinearOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerLinear(MLIRContext *ctx, bool blas)
+      : OpRewritePattern(ctx), blas(blas) {}
+  bool blas;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
@@ -269,9 +280,17 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     } else {
       init = zeros(b, loc, out2d);
     }
-    // (m, k, n): x(m, k) * w^T(k, n).
-    Value y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
-                          map3(ctx, 0, 1), map3(ctx, 1, 2));
+    // (m, k, n): x(m, k) * w(n, k). For loops, over a transposed copy of w
+    // so that the inner loop is contiguous; for a BLAS, w as it is.
+    Value y;
+    if (blas) {
+      y = contraction(b, loc, x, op.getWeight(), init, map3(ctx, 0, 1),
+                      map3(ctx, 2, 1));
+      markGemm(y, false, true);
+    } else {
+      y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
+                      map3(ctx, 0, 1), map3(ctx, 1, 2));
+    }
     b.replaceOp(op, expandFrom2d(b, loc, y, outType));
     return success();
   }
@@ -288,6 +307,7 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
     Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
                           zeros(b, op.getLoc(), tensorType(op.getResult())),
                           lhsMap, rhsMap);
+    markGemm(y, op.getTransposeLhs(), op.getTransposeRhs());
     b.replaceOp(op, y);
     return success();
   }
@@ -1575,18 +1595,19 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
 
 } // namespace
 
-LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module) {
+LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas) {
   MLIRContext *ctx = module.getContext();
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
   RewritePatternSet patterns(ctx);
   patterns
-      .add<LowerAdd, LowerGelu, LowerCast, LowerLinear, LowerMatmul,
-           LowerSumLeading, LowerLayerNorm, LowerReshape, LowerSlice, LowerPad,
-           LowerGeluGrad, LowerPosEmbed, LowerPatchify, LowerClipCoefficient,
-           LowerGlobalNorm, LowerAdamW, LowerLayerNormGrad, LowerLoss,
-           LowerLossGrad, LowerGatherLiveRows, LowerScatterLiveRows,
-           LowerAttention, LowerAttentionGrad, InlineFusion>(ctx);
+      .add<LowerAdd, LowerGelu, LowerCast, LowerMatmul, LowerSumLeading,
+           LowerLayerNorm, LowerReshape, LowerSlice, LowerPad, LowerGeluGrad,
+           LowerPosEmbed, LowerPatchify, LowerClipCoefficient, LowerGlobalNorm,
+           LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
+           LowerGatherLiveRows, LowerScatterLiveRows, LowerAttention,
+           LowerAttentionGrad, InlineFusion>(ctx);
+  patterns.add<LowerLinear>(ctx, blas);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";
   WalkResult left = module.walk([](Operation *op) {

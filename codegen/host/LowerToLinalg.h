@@ -7,10 +7,14 @@
 
 namespace mlir::aim {
 
-/// Rewrites the aim ops of `module` that have a lowering into linalg, tensor,
-/// arith and math ops on tensors. Fails, naming the op, when one is left that
-/// has none yet.
-LogicalResult lowerAimToLinalg(ModuleOp module);
+/// Marks the contractions (GEMMs) the host compiler may call a BLAS for: an
+/// array [transpose A, transpose B] on the linalg.generic.
+inline constexpr llvm::StringLiteral kGemmAttrName = "aim.gemm";
+
+/// Rewrites the aim ops of `module` into linalg, tensor, arith and math ops
+/// on tensors. With `blas`, GEMM operands keep their stored layout (a BLAS
+/// reads them as they are). Fails, naming the op, when one has no lowering.
+LogicalResult lowerAimToLinalg(ModuleOp module, bool blas = false);
 
 } // namespace mlir::aim
 

@@ -68,9 +68,10 @@ std::vector<::aim::HostTensor> randomArguments(func::FuncOp f, unsigned seed) {
 
 /// Compiles `compiled` to an object, links it into a shared library and
 /// loads it; null on failure (the failure is recorded).
-void *compileAndLoad(ModuleOp compiled, const char *name) {
+void *compileAndLoad(ModuleOp compiled, const char *name,
+                     const mlir::aim::HostCompileOptions &options = {}) {
   llvm::Expected<std::string> object =
-      mlir::aim::compileToObject(compiled, mlir::aim::HostCompileOptions());
+      mlir::aim::compileToObject(compiled, options);
   EXPECT_TRUE(bool(object)) << llvm::toString(object.takeError());
   if (!object)
     return nullptr;
@@ -391,8 +392,12 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
         x = static_cast<float>(std::abs(x) * 1e-2);
     args.push_back(::aim::HostTensor::fromDoubles(::aim::DType::F32, shape, v));
   }
-  // The step, and the loss and every gradient of the same parameters.
-  void *library = compileAndLoad(*compiled, "train-step");
+  // The step, and the loss and every gradient of the same parameters; GEMMs
+  // through cblas_sgemm (this test links OpenBLAS and exports it, as aim-run
+  // does), the per-op tests above cover the loop form.
+  mlir::aim::HostCompileOptions withBlas;
+  withBlas.blas = true;
+  void *library = compileAndLoad(*compiled, "train-step", withBlas);
   ASSERT_NE(library, nullptr);
   std::vector<int64_t> sizes;
   std::vector<::aim::HostTensor> expected = interpretF32(step, args, sizes);

@@ -90,6 +90,11 @@ cl::opt<std::string> targetOption(
 cl::opt<std::string> cpuOption(
     "cpu", cl::desc("Instruction set of host code (recorded in the artifact)"),
     cl::init("x86-64-v3"), cl::cat(aimcCategory));
+cl::opt<bool> hostBlasOption(
+    "host-blas",
+    cl::desc("Host GEMMs call cblas_sgemm (aim-run carries OpenBLAS); "
+             "--host-blas=false compiles them as loops"),
+    cl::init(true), cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
                                   cl::cat(aimcCategory));
@@ -230,6 +235,7 @@ int compileArtifact(const aim::ModelConfig &config) {
   mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
   mlir::aim::HostCompileOptions host;
   host.cpu = cpuOption;
+  host.blas = hostBlasOption;
   Expected<std::string> object = mlir::aim::compileToObject(*lowered, host);
   if (!object)
     return error(toString(object.takeError()));
