@@ -11,6 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin libopenblas-dev
   dataset-fashion-mnist
   zlib1g-dev
+  clang-14 libclang-rt-14-dev
   python3-numpy python3-torch
 )
 
