@@ -31,6 +31,7 @@ Status writeCheckpoint(const std::string &runDir, const Checkpoint &c) {
       ", \"seed\": " + std::to_string(c.state.seed) +
       ", \"data_position\": " + std::to_string(c.state.dataPosition) +
       ", \"total_steps\": " + std::to_string(c.state.totalSteps) +
+      ", \"threads\": " + std::to_string(c.state.threads) +
       ", \"artifact_hash\": \"" + escapeJsonString(c.state.artifactHash) +
       "\"}\n";
   return writeFileAtomically(join(runDir, kStateFile), state);
@@ -75,6 +76,9 @@ StatusOr<Checkpoint> readCheckpoint(const std::string &runDir) {
   c.state.seed = static_cast<uint64_t>(seed);
   if (const JsonValue *hash = json->find("artifact_hash"))
     c.state.artifactHash = hash->string;
+  if (json->find("threads")) // optional: absent in older state files
+    if (Status s = integer("threads", c.state.threads); !s)
+      return s;
 
   StatusOr<NamedTensors> model = readSafetensors(join(runDir, kModelFile));
   if (!model)

@@ -26,6 +26,8 @@ struct RunState {
   int64_t dataPosition = 0; // global samples consumed
   int64_t totalSteps = 0;   // the run's length (the schedule depends on it)
   std::string artifactHash; // the program the weights belong to
+  int64_t threads = 0;      // compute threads (0: unrecorded); the last bits
+                            // of GEMM sums depend on it
 };
 
 struct Checkpoint {

@@ -27,6 +27,10 @@
 #include <cstring>
 #include <map>
 #include <sys/stat.h>
+#include <thread>
+
+// OpenBLAS is linked statically: its GEMMs are the compute threads.
+extern "C" void openblas_set_num_threads(int);
 
 using namespace aim;
 using namespace aim::rt;
@@ -40,6 +44,7 @@ const char *kUsage =
     "                            [--fixed-batch X.npy K.npy] [--init-params "
     "P]\n"
     "                            [--checkpoint-every K] [--stop-after K]\n"
+    "                            [--threads N]\n"
     "  --steps N             steps of the run (default 100); the schedule\n"
     "                        (AIM's warm-up and cosine) is computed from it\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
@@ -53,11 +58,16 @@ const char *kUsage =
     "  --checkpoint-every K  also checkpoint every K steps (default: at the "
     "end)\n"
     "  --stop-after K        stop after K steps of this invocation, with a\n"
-    "                        checkpoint; --resume continues the run\n";
+    "                        checkpoint; --resume continues the run\n"
+    "  --threads N           compute threads of the GEMMs (default: every "
+    "core;\n"
+    "                        a resumed run keeps the run's count, since the "
+    "last\n"
+    "                        bits of the sums depend on it)\n";
 
 struct Options {
   std::string artifact, out = "run", fixedImages, fixedPrefix, initParams;
-  int64_t steps = 100, checkpointEvery = 0, stopAfter = 0;
+  int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
   uint64_t seed = 0;
   double lr = 1e-3;
   bool constant = false, resume = false;
@@ -91,7 +101,8 @@ Status parseOptions(int argc, char **argv, Options &o) {
     if (flag == "--resume") {
       o.resume = true;
     } else if (flag == "--steps" || flag == "--seed" ||
-               flag == "--checkpoint-every" || flag == "--stop-after") {
+               flag == "--checkpoint-every" || flag == "--stop-after" ||
+               flag == "--threads") {
       int64_t n;
       if (!(v = value()) || !parseInt(v, n) || n < 0)
         return Status::error(flag + " takes a non-negative integer");
@@ -101,6 +112,8 @@ Status parseOptions(int argc, char **argv, Options &o) {
         o.seed = static_cast<uint64_t>(n);
       else if (flag == "--stop-after")
         o.stopAfter = n;
+      else if (flag == "--threads")
+        o.threads = n;
       else
         o.checkpointEvery = n;
     } else if (flag == "--lr") {
@@ -215,6 +228,14 @@ int main(int argc, char **argv) {
     params = std::move(c->model);
     state = std::move(c->optimizer);
     firstStep = c->state.step;
+    if (c->state.threads > 0 && o.threads == 0)
+      o.threads = c->state.threads;
+    else if (c->state.threads > 0 && o.threads != c->state.threads)
+      std::fprintf(stderr,
+                   "aim-run: warning: the run used %lld threads, this part "
+                   "%lld: it will not match an uninterrupted run bit for bit\n",
+                   static_cast<long long>(c->state.threads),
+                   static_cast<long long>(o.threads));
     o.seed = c->state.seed;
     if (o.steps != c->state.totalSteps)
       return fail("the run in '" + o.out + "' was started with --steps " +
@@ -230,6 +251,11 @@ int main(int argc, char **argv) {
         state.emplace_back(name + suffix,
                            HostTensor::zeros(DType::F32, t.shape));
   }
+  // The one threading policy: the GEMMs use --threads compute threads (all
+  // cores by default); the data stream has its one prefetch thread.
+  if (o.threads == 0)
+    o.threads = std::max(1u, std::thread::hardware_concurrency());
+  openblas_set_num_threads(static_cast<int>(o.threads));
   std::map<std::string, HostTensor *> named;
   for (auto &[name, t] : params)
     named[name] = &t;
@@ -308,7 +334,9 @@ int main(int argc, char **argv) {
 
   auto save = [&](int64_t done) {
     Checkpoint c{
-        params, state, {done, o.seed, done * batch, o.steps, artifact->hash}};
+        params,
+        state,
+        {done, o.seed, done * batch, o.steps, artifact->hash, o.threads}};
     return writeCheckpoint(o.out, c);
   };
   const int64_t lastStep =
