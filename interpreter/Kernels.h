@@ -383,14 +383,20 @@ struct TileCounts {
 
 enum class TileClass { Empty, Full, Partial };
 
+/// Classifies one tile and, when `counts` is given, counts it.
 inline TileClass classifyTile(const TilePlan &plan, int64_t qBegin,
                               int64_t qEnd, int64_t kBegin, int64_t kEnd,
-                              int64_t prefix) {
+                              int64_t prefix, TileCounts *counts) {
+  TileClass cls = TileClass::Partial;
   if (plan.emptyFrom && kBegin >= plan.emptyFrom(qBegin, qEnd, prefix))
-    return TileClass::Empty;
-  if (plan.fullUntil && kEnd <= plan.fullUntil(qBegin, qEnd, prefix))
-    return TileClass::Full;
-  return TileClass::Partial;
+    cls = TileClass::Empty;
+  else if (plan.fullUntil && kEnd <= plan.fullUntil(qBegin, qEnd, prefix))
+    cls = TileClass::Full;
+  if (counts)
+    ++(cls == TileClass::Empty  ? counts->empty
+       : cls == TileClass::Full ? counts->full
+                                : counts->partial);
+  return cls;
 }
 
 /// Attention computed tile by tile with an online softmax (flash-attention's
@@ -418,11 +424,7 @@ AttentionResult<T> attentionTiled(const Tensor<T> &query, const Tensor<T> &key,
         std::fill(acc.begin(), acc.end(), T(0));
         for (int64_t k0 = 0; k0 < n; k0 += tk) {
           const int64_t k1 = std::min(n, k0 + tk);
-          TileClass cls = classifyTile(plan, q0, q1, k0, k1, kPrefix);
-          if (counts)
-            ++(cls == TileClass::Empty  ? counts->empty
-               : cls == TileClass::Full ? counts->full
-                                        : counts->partial);
+          TileClass cls = classifyTile(plan, q0, q1, k0, k1, kPrefix, counts);
           if (cls == TileClass::Empty)
             continue;
           for (int64_t q = q0; q < q1; ++q) {
@@ -517,11 +519,7 @@ AttentionGrads<T> attentionGrad(const Tensor<T> &dOut, const Tensor<T> &query,
       for (int64_t q0 = 0; q0 < n; q0 += tq)
         for (int64_t k0 = 0; k0 < n; k0 += tk) {
           const int64_t q1 = std::min(n, q0 + tq), k1 = std::min(n, k0 + tk);
-          TileClass cls = classifyTile(plan, q0, q1, k0, k1, kPrefix);
-          if (counts)
-            ++(cls == TileClass::Empty  ? counts->empty
-               : cls == TileClass::Full ? counts->full
-                                        : counts->partial);
+          TileClass cls = classifyTile(plan, q0, q1, k0, k1, kPrefix, counts);
           if (cls == TileClass::Empty)
             continue;
           for (int64_t q = q0; q < q1; ++q) {

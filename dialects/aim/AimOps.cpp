@@ -49,6 +49,14 @@ LogicalResult expectShape(Operation *op, Value v, StringRef name,
            << " but has " << shapeString(actual);
   return success();
 }
+
+LogicalResult expectDimInRange(Operation *op, int64_t dim, RankedTensorType in) {
+  if (dim >= in.getRank())
+    return op->emitOpError() << "dim " << dim
+                             << " is out of range for input of rank "
+                             << in.getRank();
+  return success();
+}
 } // namespace
 
 LogicalResult PatchifyOp::verify() {
@@ -83,10 +91,8 @@ LogicalResult ReshapeOp::verify() {
 LogicalResult SliceOp::verify() {
   auto in = tensorType(getInput());
   int64_t dim = getDim();
-  if (dim >= in.getRank())
-    return emitOpError() << "dim " << dim
-                         << " is out of range for input of rank "
-                         << in.getRank();
+  if (failed(expectDimInRange(*this, dim, in)))
+    return failure();
   int64_t extent = in.getDimSize(dim);
   if (static_cast<int64_t>(getOffset() + getSize()) > extent)
     return emitOpError() << "range [" << getOffset() << ", "
@@ -330,10 +336,8 @@ LogicalResult SumLeadingOp::verify() {
 LogicalResult PadOp::verify() {
   auto in = tensorType(getInput());
   int64_t dim = getDim();
-  if (dim >= in.getRank())
-    return emitOpError() << "dim " << dim
-                         << " is out of range for input of rank "
-                         << in.getRank();
+  if (failed(expectDimInRange(*this, dim, in)))
+    return failure();
   SmallVector<int64_t> expected(in.getShape());
   expected[dim] += getBefore() + getAfter();
   if (failed(expectSameElementType(*this, getInput(), "input", getResult(),

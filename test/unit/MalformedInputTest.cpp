@@ -20,8 +20,13 @@
 using namespace aim;
 
 namespace {
+// The plain and the sanitized builds get their own files, so that ctest -j can
+// run them side by side.
+#ifndef AIM_TEMP_TAG
+#define AIM_TEMP_TAG "plain"
+#endif
 std::string tempPath(const std::string &name) {
-  return ::testing::TempDir() + "/aimc-malformed-" + name;
+  return ::testing::TempDir() + "/aimc-malformed-" AIM_TEMP_TAG "-" + name;
 }
 
 /// Writes every damaged variant of `valid` to `path` and reads it back.
