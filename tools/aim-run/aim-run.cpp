@@ -197,6 +197,11 @@ StatusOr<NamedTensors> initialParameters(const Artifact &artifact,
 } // namespace
 
 int main(int argc, char **argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
   Options o;
   if (Status s = parseOptions(argc, argv, o); !s)
     return fail(s.message());
