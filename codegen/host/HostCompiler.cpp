@@ -2,6 +2,7 @@
 #include "codegen/host/HostCompiler.h"
 
 #include "codegen/host/LowerToLinalg.h"
+#include "codegen/host/OutlineKernels.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -160,8 +161,8 @@ void callBlasForGemms(ModuleOp module) {
 
 } // namespace
 
-llvm::Expected<std::string> compileToObject(ModuleOp module,
-                                            const HostCompileOptions &options) {
+llvm::Expected<HostObject> compileToObject(ModuleOp module,
+                                           const HostCompileOptions &options) {
   MLIRContext *ctx = module.getContext();
   DialectRegistry registry;
   arith::registerBufferizableOpInterfaceExternalModels(registry);
@@ -176,7 +177,8 @@ llvm::Expected<std::string> compileToObject(ModuleOp module,
                    cf::ControlFlowDialect, LLVM::LLVMDialect,
                    memref::MemRefDialect, scf::SCFDialect>();
 
-  // 1. aim -> linalg on tensors.
+  // 1. One function per distinct kernel; aim -> linalg on tensors.
+  KernelCount kernels = outlineHostKernels(module);
   if (failed(lowerAimToLinalg(module, options.blas)))
     return failure("the module has ops the host backend cannot lower yet");
 
@@ -273,7 +275,11 @@ llvm::Expected<std::string> compileToObject(ModuleOp module,
                                    llvm::CodeGenFileType::ObjectFile))
     return failure("LLVM cannot emit an object file for " + options.cpu);
   codegen.run(*llvmModule);
-  return std::string(object.begin(), object.end());
+  HostObject result;
+  result.bytes.assign(object.begin(), object.end());
+  result.kernelLaunches = kernels.launches;
+  result.distinctKernels = kernels.distinct;
+  return result;
 }
 
 } // namespace mlir::aim

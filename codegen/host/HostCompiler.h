@@ -1,7 +1,8 @@
 //===- HostCompiler.h - aim IR to x86-64 object code -------------*- C++
 //-*-===//
 //
-// The host backend's compiler half: aim ops -> linalg on tensors -> one-shot
+// The host backend's compiler half: kernels outlined (one function per
+// distinct kernel) -> aim ops -> linalg on tensors -> one-shot
 // bufferization (results become out-parameters) -> loops -> LLVM dialect ->
 // LLVM IR -> an ELF object for the chosen CPU. Every public function `f` gets
 // a packed entry `f_packed(void **buffers)` taking its operands' and then its
@@ -26,9 +27,16 @@ struct HostCompileOptions {
   bool blas = false;
 };
 
-/// Compiles (and consumes) `module`; returns the object file's bytes.
-llvm::Expected<std::string> compileToObject(ModuleOp module,
-                                            const HostCompileOptions &options);
+struct HostObject {
+  std::string bytes; // an ELF relocatable object
+  unsigned kernelLaunches = 0; // kernel calls the entry points make
+  unsigned distinctKernels = 0; // functions compiled for them
+};
+
+/// Compiles (and consumes) `module`: each distinct kernel once (see
+/// OutlineKernels.h), the entry points as sequences of kernel calls.
+llvm::Expected<HostObject> compileToObject(ModuleOp module,
+                                           const HostCompileOptions &options);
 
 } // namespace mlir::aim
 

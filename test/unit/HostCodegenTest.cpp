@@ -70,13 +70,13 @@ std::vector<::aim::HostTensor> randomArguments(func::FuncOp f, unsigned seed) {
 /// loads it; null on failure (the failure is recorded).
 void *compileAndLoad(ModuleOp compiled, const char *name,
                      const mlir::aim::HostCompileOptions &options = {}) {
-  llvm::Expected<std::string> object =
+  llvm::Expected<mlir::aim::HostObject> object =
       mlir::aim::compileToObject(compiled, options);
   EXPECT_TRUE(bool(object)) << llvm::toString(object.takeError());
   if (!object)
     return nullptr;
   std::string base = ::testing::TempDir() + "/aimc-host-" + name;
-  EXPECT_TRUE(::aim::writeFileAtomically(base + ".o", *object).isOk());
+  EXPECT_TRUE(::aim::writeFileAtomically(base + ".o", object->bytes).isOk());
   std::string link = "cc -shared -o " + base + ".so " + base + ".o -lm";
   EXPECT_EQ(std::system(link.c_str()), 0) << link;
   void *library = dlopen((base + ".so").c_str(), RTLD_NOW | RTLD_LOCAL);

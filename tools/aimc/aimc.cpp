@@ -236,10 +236,11 @@ int compileArtifact(const aim::ModelConfig &config) {
   mlir::aim::HostCompileOptions host;
   host.cpu = cpuOption;
   host.blas = hostBlasOption;
-  Expected<std::string> object = mlir::aim::compileToObject(*lowered, host);
+  Expected<mlir::aim::HostObject> object =
+      mlir::aim::compileToObject(*lowered, host);
   if (!object)
     return error(toString(object.takeError()));
-  Expected<std::string> library = mlir::aim::linkSharedObject(*object);
+  Expected<std::string> library = mlir::aim::linkSharedObject(object->bytes);
   if (!library)
     return error(toString(library.takeError()));
   mlir::aim::ArtifactContents contents;
@@ -254,7 +255,9 @@ int compileArtifact(const aim::ModelConfig &config) {
     return error(s.message());
   outs() << "wrote " << outputOption << " (" << bytes.size() / 1024
          << " KiB: " << config.name << ", batch " << batchOption.getValue()
-         << ", host code for " << cpuOption << ")\n";
+         << ", host code for " << cpuOption << ": " << object->kernelLaunches
+         << " kernel calls, " << object->distinctKernels
+         << " distinct kernels compiled)\n";
   return 0;
 }
 } // namespace

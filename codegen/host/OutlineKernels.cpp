@@ -1,0 +1,142 @@
+//===- OutlineKernels.cpp - one host function per distinct kernel ---------===//
+//
+// The host code is a sequence of kernel calls: each entry point keeps its
+// data flow (views, calls, constants) and calls one private function per
+// kernel. Two kernels are the same when their functions print the same once
+// named alike and stripped of discardable attributes -- the op names, types
+// and inherent attributes are all there is to a kernel's meaning.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/host/OutlineKernels.h"
+
+#include "dialects/aim/AimDialect.h"
+#include "dialects/aim/AimOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/StringMap.h"
+
+using namespace mlir;
+
+namespace mlir::aim {
+
+namespace {
+
+/// Whether `op` (a direct child of an entry point) becomes a kernel.
+bool isKernel(Operation *op) {
+  if (isa<FusionOp>(op))
+    return true;
+  if (!op->getDialect() || !isa<AimDialect>(op->getDialect()))
+    return false;
+  return !isa<ReshapeOp, SliceOp>(op);
+}
+
+/// The readable part of a kernel's name: the fusion kind or the op name.
+std::string kernelStem(Operation *op) {
+  if (auto fusion = dyn_cast<FusionOp>(op))
+    return "fused_" + fusion.getKind().str();
+  return op->getName().stripDialect().str();
+}
+
+/// A private function computing `op` from its operands.
+func::FuncOp buildKernel(OpBuilder &b, Operation *op) {
+  Location loc = op->getLoc();
+  auto type = b.getFunctionType(op->getOperandTypes(), op->getResultTypes());
+  auto kernel = func::FuncOp::create(b, loc, "kernel", type);
+  kernel.setPrivate();
+  Block *body = kernel.addEntryBlock();
+  OpBuilder inner = OpBuilder::atBlockEnd(body);
+  SmallVector<Value> results;
+  if (auto fusion = dyn_cast<FusionOp>(op)) {
+    IRMapping map;
+    Block &region = fusion.getBody().front();
+    map.map(region.getArguments(), body->getArguments());
+    for (Operation &nested : region.without_terminator())
+      inner.clone(nested, map);
+    for (Value v : cast<YieldOp>(region.getTerminator()).getValues())
+      results.push_back(map.lookup(v));
+  } else {
+    IRMapping map;
+    map.map(op->getOperands(), body->getArguments());
+    llvm::append_range(results, inner.clone(*op, map)->getResults());
+  }
+  func::ReturnOp::create(inner, loc, results);
+  kernel.walk([](Operation *nested) {
+    if (!isa<func::FuncOp>(nested))
+      for (NamedAttribute attr :
+           llvm::to_vector(nested->getDiscardableAttrDictionary()))
+        nested->removeDiscardableAttr(attr.getName());
+  });
+  return kernel;
+}
+
+std::string printed(func::FuncOp kernel) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  kernel.print(os, OpPrintingFlags().printGenericOpForm());
+  return text;
+}
+
+} // namespace
+
+KernelCount outlineHostKernels(ModuleOp module) {
+  SmallVector<func::FuncOp> entries;
+  for (auto f : module.getOps<func::FuncOp>())
+    if (!f.isExternal() && f.isPublic())
+      entries.push_back(f);
+
+  SymbolTable symbols(module);
+  OpBuilder b(module.getContext());
+  llvm::StringMap<func::FuncOp> byText;
+  KernelCount count;
+  for (func::FuncOp entry : entries) {
+    for (Operation &op : llvm::make_early_inc_range(entry.getOps())) {
+      if (!isKernel(&op))
+        continue;
+      b.setInsertionPointToEnd(module.getBody());
+      func::FuncOp kernel = buildKernel(b, &op);
+      func::FuncOp &existing = byText[printed(kernel)];
+      if (existing) {
+        kernel.erase();
+      } else {
+        kernel.setName(kernelStem(&op));
+        symbols.insert(kernel); // renames to stay unique: layer_norm_1, ...
+        existing = kernel;
+        ++count.distinct;
+      }
+      b.setInsertionPoint(&op);
+      auto call = func::CallOp::create(b, op.getLoc(), existing,
+                                       op.getOperands());
+      op.replaceAllUsesWith(call.getResults());
+      op.erase();
+      ++count.launches;
+    }
+  }
+  return count;
+}
+
+namespace {
+struct OutlineHostKernelsPass
+    : PassWrapper<OutlineHostKernelsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(OutlineHostKernelsPass)
+  StringRef getArgument() const override { return "aim-outline-host-kernels"; }
+  StringRef getDescription() const override {
+    return "Move each kernel of the entry points into a private function, "
+           "one per distinct kernel (host codegen)";
+  }
+  void runOnOperation() override { outlineHostKernels(getOperation()); }
+};
+} // namespace
+
+std::unique_ptr<Pass> createOutlineHostKernelsPass() {
+  return std::make_unique<OutlineHostKernelsPass>();
+}
+
+void registerOutlineHostKernelsPass() {
+  PassRegistration<OutlineHostKernelsPass>();
+}
+
+} // namespace mlir::aim
