@@ -18,6 +18,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/YAMLParser.h"
 
+#include <cmath>
 #include <functional>
 
 using namespace llvm;
@@ -171,7 +172,9 @@ Error readYaml(StringRef text, StringRef fileName,
 }
 
 std::string jsonNumberText(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v)))
+  // Integers print as integers; anything an int64 cannot hold (1e30, inf)
+  // stays a float, so the key's own check rejects it by value.
+  if (std::fabs(v) < 9.0e18 && v == std::trunc(v))
     return std::to_string(static_cast<int64_t>(v));
   return llvm::formatv("{0}", v).str();
 }

@@ -115,6 +115,16 @@ TEST(ConfigParser, SyntaxErrorsAndOddDocumentsAreErrors) {
       std::string::npos);
 }
 
+// Found by the config fuzzer: a JSON number beyond int64 was cast to one.
+TEST(ConfigParser, JsonNumbersBeyondInt64AreErrorsNotOverflows) {
+  for (const char *value : {"3e28", "-3e28", "1e400"}) {
+    std::string text = std::string("{\"channels\": ") + value + "}";
+    EXPECT_NE(errorOf(text, true).find("key 'channels' must be an integer"),
+              std::string::npos)
+        << value << ": " << errorOf(text, true);
+  }
+}
+
 TEST(ConfigParser, PresetsAreValidAndResolveByName) {
   ASSERT_EQ(modelPresets().front().name, "aim-fmnist");
   for (const ModelConfig &c : modelPresets())
