@@ -22,9 +22,12 @@ enum class PrefixMode {
 
 /// Prefix lengths of `count` samples starting at global index `firstSample`
 /// (even in antithetic mode, and `count` even) for `numPatches` = N >= 2.
+/// `stream` names the Philox stream: "prefix" for training, "eval-prefix" for
+/// the fixed targets of evaluation.
 std::vector<int64_t> samplePrefixLengths(PrefixMode mode, uint64_t seed,
                                          uint64_t step, uint64_t firstSample,
-                                         int64_t count, int64_t numPatches);
+                                         int64_t count, int64_t numPatches,
+                                         const char *stream = "prefix");
 
 } // namespace aim
 

@@ -28,6 +28,9 @@ public:
       : b(&context), config(config), batch(batch) {}
 
   OwningOpRef<ModuleOp> build();
+  /// Adds `name` to `module`: the forward pass returning the loss, or (with
+  /// `predictions`) the head's output [B, N, P] instead.
+  void buildFunction(ModuleOp module, StringRef name, bool predictions);
 
 private:
   RankedTensorType f32Tensor(ArrayRef<int64_t> shape) {
@@ -133,9 +136,16 @@ Value ForwardBuilder::headBlock(Value x, int64_t index) {
 }
 
 OwningOpRef<ModuleOp> ForwardBuilder::build() {
-  const int64_t p = config.patchSize, c = config.channels;
   OwningOpRef<ModuleOp> module = ModuleOp::create(b.getUnknownLoc());
   (*module)->setAttr("aim.model", b.getStringAttr(config.name));
+  buildFunction(*module, "forward", /*predictions=*/false);
+  return module;
+}
+
+void ForwardBuilder::buildFunction(ModuleOp module, StringRef name,
+                                   bool predictions) {
+  const int64_t p = config.patchSize, c = config.channels;
+  params.clear();
 
   // The signature: data first, then one argument per parameter.
   std::vector<ParamSpec> specs = parameterSpecs(config);
@@ -145,9 +155,11 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   for (const ParamSpec &spec : specs)
     argTypes.push_back(f32Tensor(spec.shape));
   auto lossType = f32Tensor({});
-  b.setInsertionPointToEnd(module->getBody());
-  auto func = func::FuncOp::create(b, b.getUnknownLoc(), "forward",
-                                   b.getFunctionType(argTypes, {lossType}));
+  auto predictionType = tokens(config.patchValues());
+  b.setInsertionPointToEnd(module.getBody());
+  auto func = func::FuncOp::create(
+      b, b.getUnknownLoc(), name,
+      b.getFunctionType(argTypes, {predictions ? predictionType : lossType}));
   func.setArgAttr(0, AimDialect::kInputAttrName,
                   b.getStringAttr(kImagesInputName));
   func.setArgAttr(1, AimDialect::kInputAttrName,
@@ -192,6 +204,12 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   x = layerNorm(x, "head.decoder_norm");
   Value prediction =
       linear(x, "head.decoder_pred", config.patchValues(), /*hasBias=*/true);
+  if (predictions) {
+    func.setResultAttr(0, AimDialect::kOutputAttrName,
+                       b.getStringAttr(kPredictionOutputName));
+    func::ReturnOp::create(b, b.getUnknownLoc(), prediction);
+    return;
+  }
   // 7. Output n predicts patch n + 1: the normalised-pixel loss over the
   //    non-prefix patches, targets in (row, col, channel) order.
   scope = "loss";
@@ -200,7 +218,6 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   Value loss = create<NormalizedPixelLossOp>(lossType, prediction, targets,
                                              prefix, b.getF64FloatAttr(1e-6));
   func::ReturnOp::create(b, b.getUnknownLoc(), loss);
-  return module;
 }
 
 } // namespace
@@ -210,6 +227,12 @@ OwningOpRef<ModuleOp> buildForwardModule(MLIRContext &context,
                                          int64_t batch) {
   context.loadDialect<AimDialect, func::FuncDialect>();
   return ForwardBuilder(context, config, batch).build();
+}
+
+void addPredictFunction(ModuleOp module, const ModelConfig &config,
+                        int64_t batch) {
+  ForwardBuilder(*module.getContext(), config, batch)
+      .buildFunction(module, "predict", /*predictions=*/true);
 }
 
 } // namespace aim

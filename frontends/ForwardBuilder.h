@@ -13,6 +13,7 @@ namespace aim {
 /// Names of the data arguments of @forward, tagged {aim.input = "..."}.
 inline constexpr const char *kImagesInputName = "images";
 inline constexpr const char *kPrefixInputName = "prefix";
+inline constexpr const char *kPredictionOutputName = "prediction";
 
 /// Builds `func.func @forward(images, prefix, params...) -> loss` for a valid
 /// `config` and batch size, following the IR contract (docs/architecture.md):
@@ -22,6 +23,13 @@ inline constexpr const char *kPrefixInputName = "prefix";
 mlir::OwningOpRef<mlir::ModuleOp> buildForwardModule(mlir::MLIRContext &context,
                                                      const ModelConfig &config,
                                                      int64_t batch);
+
+/// Adds `@predict` to `module`: the forward pass up to the head's output
+/// [B, N, P] (output n predicts patch n + 1, normalised pixels in (row, col,
+/// channel) order), every row computed -- for pictures of what the model
+/// predicts, not for training.
+void addPredictFunction(mlir::ModuleOp module, const ModelConfig &config,
+                        int64_t batch);
 
 } // namespace aim
 

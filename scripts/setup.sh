@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libopenmpi-dev openmpi-bin libopenblas-dev
   dataset-fashion-mnist
-  zlib1g-dev
+  zlib1g-dev libpng-dev libjpeg-dev
   clang-14 libclang-rt-14-dev
   python3-numpy python3-torch
 )

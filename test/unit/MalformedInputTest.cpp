@@ -1,7 +1,7 @@
 //===- MalformedInputTest.cpp - readers never crash on damaged files ------===//
 //
-// Every truncation and thousands of random byte flips of valid safetensors
-// and .npy files: each read must either succeed or return an error with a
+// Every truncation and thousands of random byte flips of valid safetensors,
+// .npy, PNG and JPEG files: each read must either succeed or return an error with a
 // message, never crash or read out of bounds. Built a second time with
 // AddressSanitizer and UndefinedBehaviorSanitizer (unit-malformed-inputs-asan)
 // so that an out-of-bounds read fails the test instead of passing silently.
@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "common/FileIO.h"
+#include "common/ImageCodec.h"
 #include "common/Npy.h"
 #include "common/Safetensors.h"
 
@@ -84,6 +85,42 @@ TEST(MalformedInput, NpyReaderSurvivesDamage) {
     StatusOr<HostTensor> r = readNpy(p);
     return r.isOk() ? Status::ok() : r.status();
   });
+}
+
+TEST(MalformedInput, ImageDecodersSurviveDamage) {
+  Image image = Image::blank(12, 10, 3);
+  for (size_t i = 0; i < image.pixels.size(); ++i)
+    image.pixels[i] = static_cast<uint8_t>(i * 37);
+  for (const char *name : {"valid.png", "valid.jpg"}) {
+    std::string path = tempPath(name);
+    ASSERT_TRUE((name[6] == 'p' ? writePng(path, image)
+                                : writeJpeg(path, image))
+                    .isOk());
+    std::string valid = *readWholeFile(path);
+    int failures = 0;
+    auto attempt = [&](const std::string &bytes) {
+      StatusOr<Image> decoded = decodeImage(bytes, name);
+      if (decoded.isOk()) {
+        EXPECT_EQ(decoded->pixels.size(),
+                  static_cast<size_t>(decoded->height * decoded->width *
+                                      decoded->channels));
+      } else {
+        ++failures;
+        EXPECT_FALSE(decoded.status().message().empty());
+      }
+    };
+    for (size_t length = 0; length < valid.size(); ++length)
+      attempt(valid.substr(0, length));
+    std::mt19937 rng(11);
+    for (int trial = 0; trial < 3000; ++trial) {
+      std::string bytes = valid;
+      for (int f = 0; f <= trial % 4; ++f)
+        bytes[rng() % bytes.size()] = static_cast<char>(rng());
+      attempt(bytes);
+    }
+    // Cuts into the pixel data (all but the last dozen bytes) must fail.
+    EXPECT_GE(failures, static_cast<int>(valid.size()) - 12) << name;
+  }
 }
 
 TEST(MalformedInput, HugeShapesAreErrorsNotOverflows) {

@@ -232,6 +232,8 @@ int compileArtifact(const aim::ModelConfig &config) {
       compile(context, config, mlir::aim::Stage::Kernels, pipeline);
   if (!module)
     return 1;
+  // For aim-run's pictures: the head's output at every position.
+  aim::addPredictFunction(*module, config, batchOption);
   mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
   mlir::aim::HostCompileOptions host;
   host.cpu = cpuOption;

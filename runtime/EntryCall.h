@@ -1,0 +1,44 @@
+//===- EntryCall.h - call a compiled entry point with named buffers -------===//
+//
+// An entry point's arguments and results are named in the artifact (images,
+// prefix, lr, step, each parameter, each optimiser state, loss, ...). A call
+// binds host tensors to those names, checks every shape and element type
+// against the artifact, and receives the results in tensors it allocates
+// once and reuses.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_RUNTIME_ENTRYCALL_H
+#define AIMC_RUNTIME_ENTRYCALL_H
+
+#include "common/HostTensor.h"
+#include "runtime/HostProgram.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace aim::rt {
+
+class EntryCall {
+public:
+  static StatusOr<EntryCall> prepare(const Artifact &artifact,
+                                     const HostProgram &program,
+                                     const std::string &entryName);
+
+  /// Runs the entry point with `arguments` bound by name.
+  Status operator()(const std::map<std::string, HostTensor *> &arguments);
+
+  const std::vector<std::string> &resultNames() const { return names; }
+  std::vector<HostTensor> &results() { return outputs; }
+  HostTensor &result(size_t i) { return outputs[i]; }
+
+private:
+  const aimx::EntryPoint *entryPoint = nullptr;
+  PackedEntry function = nullptr;
+  std::vector<std::string> names;
+  std::vector<HostTensor> outputs;
+};
+
+} // namespace aim::rt
+
+#endif // AIMC_RUNTIME_ENTRYCALL_H

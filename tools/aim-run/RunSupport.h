@@ -1,0 +1,46 @@
+//===- RunSupport.h - what aim-run's commands share -----------------------===//
+#ifndef AIMC_TOOLS_AIMRUN_RUNSUPPORT_H
+#define AIMC_TOOLS_AIMRUN_RUNSUPPORT_H
+
+#include "common/Safetensors.h"
+#include "runtime/Artifact.h"
+#include "runtime/EntryCall.h"
+#include "runtime/HostProgram.h"
+#include "runtime/ImageFolderBatches.h"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace aim::rt {
+
+/// Prints "aim-run: error: <message>" and returns 1.
+int fail(const std::string &message);
+void warn(const std::string &message);
+
+bool parseInt(const char *text, int64_t &out);
+
+/// An artifact with its host code loaded.
+struct LoadedModel {
+  Artifact artifact;
+  std::unique_ptr<HostProgram> program;
+
+  ModelImageShape imageShape() const;
+  int64_t batch() const { return artifact.root->batch(); }
+  int64_t numPatches() const { return artifact.root->num_patches(); }
+  PrefixMode prefixMode() const;
+};
+StatusOr<LoadedModel> loadModel(const std::string &path);
+
+/// The artifact's parameters under AIM.md's initialisation (seeded), or read
+/// from a .safetensors file and checked against the artifact's table.
+StatusOr<NamedTensors> initialParameters(const Artifact &artifact,
+                                         const std::string &file,
+                                         uint64_t seed);
+
+/// Name -> tensor, for EntryCall.
+std::map<std::string, HostTensor *> byName(NamedTensors &tensors);
+
+} // namespace aim::rt
+
+#endif // AIMC_TOOLS_AIMRUN_RUNSUPPORT_H

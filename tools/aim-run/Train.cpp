@@ -1,0 +1,408 @@
+//===- Train.cpp - aim-run train ------------------------------------------===//
+//
+// Loads the artifact's host code and calls its @train_step once per step
+// with the batch, the learning rate and the step index, threading parameters
+// and AdamW state from one step to the next; evaluates @forward on the
+// validation set at every checkpoint, and draws the run's pictures at the end.
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/aim-run/Commands.h"
+
+#include "common/Npy.h"
+#include "runtime/Checkpoint.h"
+#include "runtime/FashionMnistBatches.h"
+#include "runtime/LearningRate.h"
+#include "tools/aim-run/Pictures.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sys/stat.h>
+#include <thread>
+
+// OpenBLAS is linked statically: its GEMMs are the compute threads.
+extern "C" void openblas_set_num_threads(int);
+
+namespace aim::rt {
+
+namespace {
+
+struct TrainOptions {
+  std::string artifact, out = "run", fixedImages, fixedPrefix, initParams;
+  std::string data, evalData;
+  int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
+  int64_t dataThreads = 1, evalImages = 1024;
+  uint64_t seed = 0;
+  double lr = 1e-3;
+  bool constant = false, resume = false, augment = true;
+};
+
+Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
+  o.artifact = argv[2];
+  for (int i = 3; i < argc; ++i) {
+    std::string flag = argv[i];
+    auto value = [&]() -> const char * {
+      return i + 1 < argc ? argv[++i] : nullptr;
+    };
+    const char *v = nullptr;
+    if (flag == "--resume") {
+      o.resume = true;
+    } else if (flag == "--no-augment") {
+      o.augment = false;
+    } else if (flag == "--steps" || flag == "--seed" ||
+               flag == "--checkpoint-every" || flag == "--stop-after" ||
+               flag == "--threads" || flag == "--data-threads" ||
+               flag == "--eval-images") {
+      int64_t n;
+      if (!(v = value()) || !parseInt(v, n) || n < 0)
+        return Status::error(flag + " takes a non-negative integer");
+      if (flag == "--steps")
+        o.steps = n;
+      else if (flag == "--seed")
+        o.seed = static_cast<uint64_t>(n);
+      else if (flag == "--stop-after")
+        o.stopAfter = n;
+      else if (flag == "--threads")
+        o.threads = n;
+      else if (flag == "--data-threads")
+        o.dataThreads = n;
+      else if (flag == "--eval-images")
+        o.evalImages = n;
+      else
+        o.checkpointEvery = n;
+    } else if (flag == "--lr") {
+      char *end = nullptr;
+      if (!(v = value()) || !(o.lr = std::strtod(v, &end), *end == 0) ||
+          !(o.lr > 0))
+        return Status::error("--lr takes a positive number");
+    } else if (flag == "--schedule") {
+      if (!(v = value()) ||
+          (std::strcmp(v, "cosine") != 0 && std::strcmp(v, "constant") != 0))
+        return Status::error("--schedule is cosine or constant");
+      o.constant = std::strcmp(v, "constant") == 0;
+    } else if (flag == "--out" || flag == "--init-params" || flag == "--data" ||
+               flag == "--eval-data") {
+      if (!(v = value()))
+        return Status::error(flag + " takes a path");
+      (flag == "--out"           ? o.out
+       : flag == "--init-params" ? o.initParams
+       : flag == "--data"        ? o.data
+                                 : o.evalData) = v;
+    } else if (flag == "--fixed-batch") {
+      if (i + 2 >= argc)
+        return Status::error("--fixed-batch takes X.npy and K.npy");
+      o.fixedImages = argv[++i];
+      o.fixedPrefix = argv[++i];
+    } else {
+      return Status::error("unknown flag '" + flag + "'\n" + kUsage);
+    }
+  }
+  if (o.dataThreads < 1)
+    return Status::error("--data-threads must be at least 1");
+  if (!o.fixedImages.empty() && !o.data.empty())
+    return Status::error("give --fixed-batch or --data, not both");
+  return Status::ok();
+}
+
+/// The one fixed batch of --fixed-batch, checked against the artifact.
+StatusOr<Batch> readFixedBatch(const LoadedModel &model,
+                               const TrainOptions &o) {
+  const int64_t batch = model.batch(), n = model.numPatches();
+  StatusOr<HostTensor> x = readNpy(o.fixedImages);
+  StatusOr<HostTensor> k = readNpy(o.fixedPrefix);
+  if (!x)
+    return x.status();
+  if (!k)
+    return k.status();
+  ModelImageShape shape = model.imageShape();
+  std::vector<int64_t> want = {batch, shape.channels, shape.height,
+                               shape.width};
+  if (x->shape != want || x->dtype != DType::F32)
+    return Status::error("'" + o.fixedImages + "' must be float32 " +
+                         shapeToString(want) + ", the artifact's batch");
+  if (k->shape != std::vector<int64_t>{batch} ||
+      (k->dtype != DType::I32 && k->dtype != DType::I64))
+    return Status::error("'" + o.fixedPrefix + "' must be int32 [" +
+                         std::to_string(batch) + "]");
+  std::vector<int64_t> lengths = k->toInt64s();
+  for (int64_t v : lengths)
+    if (v < 1 || v > n)
+      return Status::error("prefix lengths must be in [1, N]");
+  if (model.prefixMode() == PrefixMode::Antithetic)
+    for (size_t i = 0; i + 1 < lengths.size(); i += 2)
+      if (lengths[i] + lengths[i + 1] != n)
+        return Status::error("the artifact is compiled for antithetic prefix "
+                             "pairs (K, N - K); '" +
+                             o.fixedPrefix + "' breaks them");
+  Batch b;
+  b.images = std::move(*x);
+  b.prefix = HostTensor::fromDoubles(
+      DType::I32, {batch}, std::vector<double>(lengths.begin(), lengths.end()));
+  return b;
+}
+
+/// Where the steps' batches come from.
+class DataSource {
+public:
+  static StatusOr<DataSource> open(const LoadedModel &model,
+                                   const TrainOptions &o, int64_t firstStep) {
+    DataSource d;
+    if (!o.fixedImages.empty()) {
+      StatusOr<Batch> fixed = readFixedBatch(model, o);
+      if (!fixed)
+        return fixed.status();
+      d.fixed = std::move(*fixed);
+      return d;
+    }
+    BatchOptions b;
+    b.globalBatch = model.batch();
+    b.seed = o.seed;
+    b.prefixMode = model.prefixMode();
+    b.numPatches = model.numPatches();
+    b.firstStep = firstStep;
+    b.threads = static_cast<int>(o.dataThreads);
+    b.prefetch = std::max(2, b.threads);
+    if (!o.data.empty()) {
+      Augmentation augmentation;
+      augmentation.crop = augmentation.flip = augmentation.jitter = o.augment;
+      auto folder =
+          ImageFolderBatches::open(o.data, model.imageShape(), augmentation, b);
+      if (!folder)
+        return folder.status();
+      std::printf("data: %lld images under %s\n",
+                  static_cast<long long>((*folder)->fileCount()),
+                  o.data.c_str());
+      d.folder = std::move(*folder);
+      return d;
+    }
+    ModelImageShape shape = model.imageShape();
+    if (shape.channels != 1 || shape.height != 28 || shape.width != 28)
+      return Status::error(
+          "Fashion-MNIST images are 1x28x28 but this model takes " +
+          std::to_string(shape.channels) + "x" + std::to_string(shape.height) +
+          "x" + std::to_string(shape.width) +
+          "; give --data DIR or --fixed-batch");
+    auto stream = FashionMnistBatches::open(b);
+    if (!stream)
+      return stream.status();
+    d.fashionMnist = std::move(*stream);
+    return d;
+  }
+
+  StatusOr<Batch> next() {
+    if (folder)
+      return folder->next();
+    if (fashionMnist)
+      return fashionMnist->next();
+    return fixed;
+  }
+
+private:
+  Batch fixed;
+  std::unique_ptr<ImageFolderBatches> folder;
+  std::unique_ptr<FashionMnistBatches> fashionMnist;
+};
+
+} // namespace
+
+int runTrain(int argc, char **argv) {
+  TrainOptions o;
+  if (Status s = parseTrainOptions(argc, argv, o); !s)
+    return fail(s.message());
+  StatusOr<LoadedModel> model = loadModel(o.artifact);
+  if (!model)
+    return fail(model.status().message());
+  const Artifact &artifact = model->artifact;
+  StatusOr<EntryCall> step =
+      EntryCall::prepare(artifact, *model->program, "train_step");
+  if (!step)
+    return fail(step.status().message());
+  if (step->results().size() < 2)
+    return fail("the artifact's train_step returns no loss and grad norm");
+
+  // Parameters and AdamW state, from a checkpoint or fresh.
+  NamedTensors params, state;
+  int64_t firstStep = 0;
+  mkdir(o.out.c_str(), 0755);
+  if (o.resume) {
+    StatusOr<Checkpoint> c = readCheckpoint(o.out);
+    if (!c)
+      return fail(c.status().message());
+    if (c->state.artifactHash != artifact.hash)
+      return fail("the checkpoint in '" + o.out +
+                  "' belongs to another artifact (" + c->state.artifactHash +
+                  ", this one is " + artifact.hash + ")");
+    params = std::move(c->model);
+    state = std::move(c->optimizer);
+    firstStep = c->state.step;
+    if (c->state.threads > 0 && o.threads == 0)
+      o.threads = c->state.threads;
+    else if (c->state.threads > 0 && o.threads != c->state.threads)
+      warn("the run used " + std::to_string(c->state.threads) +
+           " threads, this part " + std::to_string(o.threads) +
+           ": it will not match an uninterrupted run bit for bit");
+    o.seed = c->state.seed;
+    if (o.steps != c->state.totalSteps)
+      return fail("the run in '" + o.out + "' was started with --steps " +
+                  std::to_string(c->state.totalSteps) +
+                  "; resume with the same");
+  } else {
+    StatusOr<NamedTensors> init =
+        initialParameters(artifact, o.initParams, o.seed);
+    if (!init)
+      return fail(init.status().message());
+    params = std::move(*init);
+    for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
+      for (const auto &[name, t] : params)
+        state.emplace_back(name + suffix,
+                           HostTensor::zeros(DType::F32, t.shape));
+  }
+  // The one threading policy: the GEMMs use --threads compute threads (all
+  // cores by default); the data stream its --data-threads data threads.
+  if (o.threads == 0)
+    o.threads = std::max(1u, std::thread::hardware_concurrency());
+  openblas_set_num_threads(static_cast<int>(o.threads));
+
+  StatusOr<DataSource> data = DataSource::open(*model, o, firstStep);
+  if (!data)
+    return fail(data.status().message());
+
+  // Validation: Fashion-MNIST's t10k for 28x28 gray models, or --eval-data.
+  std::optional<EvalSet> evalSet;
+  std::optional<EntryCall> forward;
+  ModelImageShape shape = model->imageShape();
+  bool fashionMnistShape =
+      shape.channels == 1 && shape.height == 28 && shape.width == 28;
+  if (o.evalImages > 0 && (fashionMnistShape || !o.evalData.empty())) {
+    StatusOr<EvalSet> set =
+        loadEvalSet(*model, o.evalData, o.evalImages, o.seed);
+    StatusOr<EntryCall> f =
+        EntryCall::prepare(artifact, *model->program, "forward");
+    if (!set)
+      return fail(set.status().message());
+    if (!f)
+      return fail(f.status().message());
+    evalSet = std::move(*set);
+    forward = std::move(*f);
+  }
+
+  std::map<std::string, HostTensor *> arguments = byName(params);
+  for (auto &[name, t] : state)
+    arguments[name] = &t;
+  std::map<std::string, HostTensor *> named = arguments;
+  std::FILE *metrics =
+      std::fopen((o.out + "/metrics.jsonl").c_str(), o.resume ? "a" : "w");
+  if (!metrics)
+    return fail("cannot write " + o.out + "/metrics.jsonl");
+  double evalSeconds = 0.0; // kept out of the throughput
+  auto validate = [&](int64_t done) -> Status {
+    if (!evalSet)
+      return Status::ok();
+    auto begin = std::chrono::steady_clock::now();
+    StatusOr<double> loss = evaluateLoss(*model, *forward, params, *evalSet);
+    if (!loss)
+      return loss.status();
+    std::printf("validation after %lld steps: loss %.6f (%lld images of %s)\n",
+                static_cast<long long>(done), *loss,
+                static_cast<long long>(evalSet->count),
+                evalSet->source.c_str());
+    std::fprintf(metrics, "{\"step\": %lld, \"val_loss\": %.9g}\n",
+                 static_cast<long long>(done), *loss);
+    std::fflush(metrics);
+    evalSeconds += std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - begin)
+                       .count();
+    return Status::ok();
+  };
+  auto save = [&](int64_t done) {
+    Checkpoint c{
+        params,
+        state,
+        {done, o.seed, done * model->batch(), o.steps, artifact.hash, o.threads}};
+    return writeCheckpoint(o.out, c);
+  };
+  if (!o.resume)
+    if (Status s = validate(0); !s)
+      return fail(s.message());
+
+  HostTensor lr = HostTensor::zeros(DType::F32, {}),
+             stepIndex = HostTensor::zeros(DType::I64, {});
+  arguments["lr"] = &lr;
+  arguments["step"] = &stepIndex;
+  auto started = std::chrono::steady_clock::now();
+  evalSeconds = 0.0;
+  const int64_t lastStep =
+      o.stopAfter > 0 ? std::min(o.steps, firstStep + o.stopAfter) : o.steps;
+  for (int64_t s = firstStep; s < lastStep; ++s) {
+    StatusOr<Batch> b = data->next();
+    if (!b)
+      return fail(b.status().message());
+    arguments["images"] = &b->images;
+    arguments["prefix"] = &b->prefix;
+    double rate = o.constant ? o.lr : learningRate(s, o.steps, o.lr);
+    float rate32 = static_cast<float>(rate);
+    std::memcpy(lr.bytes.data(), &rate32, 4);
+    int64_t s64 = s;
+    std::memcpy(stepIndex.bytes.data(), &s64, 8);
+    if (Status st = (*step)(arguments); !st)
+      return fail(st.message());
+
+    float loss, norm;
+    std::memcpy(&loss, step->result(0).bytes.data(), 4);
+    std::memcpy(&norm, step->result(1).bytes.data(), 4);
+    if (!std::isfinite(loss)) {
+      std::fclose(metrics);
+      return fail("the loss is " + std::to_string(loss) + " at step " +
+                  std::to_string(s) + "; stopping (the last checkpoint in '" +
+                  o.out + "' is kept)");
+    }
+    for (size_t i = 2; i < step->results().size(); ++i) {
+      auto it = named.find(step->resultNames()[i]);
+      if (it == named.end())
+        return fail("the artifact's train_step returns an unknown tensor '" +
+                    step->resultNames()[i] + "'");
+      std::memcpy(it->second->bytes.data(), step->result(i).bytes.data(),
+                  it->second->bytes.size());
+    }
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - started)
+                         .count() -
+                     evalSeconds;
+    double imagesPerSecond = (s - firstStep + 1) * model->batch() / seconds;
+    double eta = (lastStep - s - 1) * seconds / (s - firstStep + 1);
+    std::printf("step %lld loss %.9g grad_norm %.9g lr %.3g images/s %.1f "
+                "eta %.0fs\n",
+                static_cast<long long>(s), loss, norm, rate, imagesPerSecond,
+                eta);
+    std::fflush(stdout);
+    std::fprintf(metrics,
+                 "{\"step\": %lld, \"loss\": %.9g, \"grad_norm\": %.9g, "
+                 "\"lr\": %.9g, \"images_per_second\": %.3f}\n",
+                 static_cast<long long>(s), loss, norm, rate, imagesPerSecond);
+    std::fflush(metrics);
+    if (o.checkpointEvery > 0 && (s + 1) % o.checkpointEvery == 0 &&
+        s + 1 < lastStep) {
+      if (Status st = save(s + 1); !st)
+        return fail(st.message());
+      if (Status st = validate(s + 1); !st)
+        return fail(st.message());
+    }
+  }
+  if (Status st = save(lastStep); !st)
+    return fail(st.message());
+  if (Status st = validate(lastStep); !st)
+    return fail(st.message());
+  std::fclose(metrics);
+  std::printf("checkpoint: %s/model.safetensors (step %lld of %lld)\n",
+              o.out.c_str(), static_cast<long long>(lastStep),
+              static_cast<long long>(o.steps));
+  if (Status st = writeRunPictures(*model, params, o.out, o.evalData, o.seed);
+      !st)
+    warn("no pictures: " + st.message());
+  return 0;
+}
+
+} // namespace aim::rt
