@@ -15,10 +15,16 @@ A small Fashion-MNIST-shaped model (28x28x1, patch 7) compiled with
 3. Damaged artifacts (truncations, flipped bytes) are rejected with a message,
    never a crash.
 4. aim-run needs nothing but libc and libm (ldd).
+5. A folder of images (gray and RGB PNGs, nested, one corrupt file) trains
+   with the same losses on one or two data threads, the corrupt file is
+   skipped with a warning, eval-loss is reproducible and keyed by its seed,
+   and the run's pictures are PNGs of the expected sizes.
 """
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 
@@ -42,6 +48,26 @@ N = 16
 
 def losses(output):
     return [float(l.split()[3]) for l in output.splitlines() if l.startswith("step ")]
+
+
+def write_png(path, pixels):
+    """An 8-bit gray (H, W) or RGB (H, W, 3) PNG, without PIL."""
+    h, w = pixels.shape[:2]
+    colour = 2 if pixels.ndim == 3 else 0
+    raw = b"".join(b"\0" + pixels[y].astype(np.uint8).tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def png_size(path):
+    data = open(path, "rb").read(24)
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return struct.unpack(">II", data[16:24])  # width, height
 
 
 def main():
@@ -111,6 +137,40 @@ def main():
         elif result.returncode != 0 and "aim-run: error:" not in result.stderr:
             failures.append(f"no clear message for a damaged artifact: {result.stderr!r}")
     print(f"{len(variants)} damaged artifacts: no crash")
+
+    # 5. A folder of images, evaluation, pictures.
+    folder = os.path.join(work, "images")
+    os.makedirs(os.path.join(folder, "nested"), exist_ok=True)
+    for i in range(6):
+        shape = (20 + i, 31, 3) if i % 2 else (28 + 2 * i, 28)
+        write_png(os.path.join(folder, "nested" if i > 3 else "", f"img{i}.png"),
+                  rng.integers(0, 256, size=shape))
+    with open(os.path.join(folder, "broken.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\nbroken")
+    runs = {}
+    for threads in ("1", "2"):
+        result = subprocess.run([aim_run, "train", artifact, "--data", folder, "--data-threads", threads,
+                                 "--steps", "3", "--eval-data", folder, "--eval-images", "4",
+                                 "--out", os.path.join(work, "folder-" + threads)],
+                                capture_output=True, text=True)
+        runs[threads] = losses(result.stdout)
+        if result.returncode != 0:
+            failures.append(f"training on a folder failed: {result.stderr}")
+        elif "skipping an unreadable image" not in result.stderr or "broken.png" not in result.stderr:
+            failures.append(f"the corrupt file was not reported: {result.stderr!r}")
+    if len(runs["1"]) != 3 or runs["1"] != runs["2"]:
+        failures.append(f"one and two data threads disagree: {runs}")
+    pictures = {name: png_size(os.path.join(work, "folder-1", name))
+                for name in ("loss.png", "predictions.png")}
+    if pictures["loss.png"] != (900, 560) or pictures["predictions.png"] is None:
+        failures.append(f"the run's pictures are missing or odd: {pictures}")
+    checkpoint = os.path.join(work, "folder-1", "model.safetensors")
+    evals = [run(aim_run, "eval-loss", artifact, "--params", checkpoint, "--images", "64", "--seed", s)
+             for s in ("0", "0", "5")]
+    if evals[0] != evals[1] or evals[0] == evals[2] or "over 64 images of Fashion-MNIST t10k" not in evals[0]:
+        failures.append(f"eval-loss is not reproducible or ignores its seed: {evals}")
+    print(f"image folder: losses {runs['1']} on 1 and 2 data threads, pictures {pictures}; "
+          f"{evals[0].strip()}")
 
     # 4. Dependencies.
     libs = subprocess.run(["ldd", aim_run], capture_output=True, text=True).stdout
