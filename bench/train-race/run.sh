@@ -48,7 +48,9 @@ for peer in torch-eager torch-compile jax-jit; do
     else
       unset XLA_FLAGS
     fi
-    line=$(OMP_NUM_THREADS=$threads "$VENV/bin/python" bench/train-race/peers.py "$peer" \
+    # A fresh inductor cache: torch.compile's time is a cold compile's.
+    line=$(OMP_NUM_THREADS=$threads TORCHINDUCTOR_CACHE_DIR="$WORK/inductor-$peer-$threads" \
+           "$VENV/bin/python" bench/train-race/peers.py "$peer" \
            --threads "$threads" --batch $BATCH --steps "$STEPS" 2> "$WORK/$peer-$threads.err" | tail -1) || {
       echo "$peer ($threads threads) failed:"; tail -5 "$WORK/$peer-$threads.err"; continue; }
     ips=$(echo "$line" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_second"])')
@@ -56,7 +58,9 @@ for peer in torch-eager torch-compile jax-jit; do
   done
   unset XLA_FLAGS
   [ -n "$peer_line" ] || continue
-  echo "$peer_line" | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"peer\"]:<14} {r[\"threads\"]:>8} {r[\"images_per_second\"]:>12.2f} {r[\"compile_seconds\"]:>10.1f}")'
+  echo "$peer_line" | /usr/bin/python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print("%-14s %8d %12.2f %10.1f" % (r["peer"], r["threads"], r["images_per_second"], r["compile_seconds"]))'
   if (( $(echo "$peer_best > $best" | bc) )); then best=$peer_best; best_name=$peer; fi
 done
 echo "aimc / best peer ($best_name): $(echo "scale=3; $aimc_ips / $best" | bc)"

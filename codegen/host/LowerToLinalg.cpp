@@ -1279,22 +1279,40 @@ Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
           dh = q.getDimSize(2) / heads;
   Type et = q.getElementType();
   auto type = RankedTensorType::get({batch, heads, n, n}, et);
-  // Views [B, N, heads, dh], then (b, h, q, k, i): query[b, q, h, i] key[b, k,
-  // h, i].
+  // Views [B, N, heads, dh]: query[b, q, h, i], key[b, k, h, i].
   auto split = [&](Value v) {
     auto t = RankedTensorType::get({batch, n, heads, dh}, et);
     return tensor::ExpandShapeOp::create(
         b, loc, t, v, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
   };
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  AffineMap qMap = AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx);
-  AffineMap kMap = AffineMap::get(5, 0, {d(0), d(3), d(1), d(4)}, ctx);
-  AffineMap out = AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx);
-  SmallVector<utils::IteratorType> iterators = parallel(4);
+  // The keys as [B, heads, dh, N], so that the loop nest (b, h, q, i, k) has
+  // the contiguous k innermost and vectorises; each dot product still sums
+  // over i in ascending order.
+  auto keysByColumnType = RankedTensorType::get({batch, heads, dh, n}, et);
+  Value keysByColumn = linalg::GenericOp::create(
+                           b, loc, keysByColumnType, ValueRange{split(key)},
+                           tensor::EmptyOp::create(b, loc,
+                                                   keysByColumnType.getShape(),
+                                                   et)
+                               .getResult(),
+                           ArrayRef<AffineMap>{
+                               AffineMap::get(4, 0, {d(0), d(3), d(1), d(2)}, ctx),
+                               b.getMultiDimIdentityMap(4)},
+                           parallel(4),
+                           [](OpBuilder &nb, Location l, ValueRange a) {
+                             linalg::YieldOp::create(nb, l, a[0]);
+                           })
+                           .getResult(0);
+  AffineMap qMap = AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx);
+  AffineMap kMap = AffineMap::get(5, 0, {d(0), d(1), d(3), d(4)}, ctx);
+  AffineMap out = AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx);
+  SmallVector<utils::IteratorType> iterators = parallel(3);
   iterators.push_back(utils::IteratorType::reduction);
+  iterators.push_back(utils::IteratorType::parallel);
   Value dots =
       linalg::GenericOp::create(
-          b, loc, type, ValueRange{split(query), split(key)},
+          b, loc, type, ValueRange{split(query), keysByColumn},
           zeros(b, loc, type), ArrayRef<AffineMap>{qMap, kMap, out}, iterators,
           [](OpBuilder &nb, Location l, ValueRange a) {
             Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
@@ -1308,6 +1326,35 @@ Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
                                   nb, l, a[0], floatConstant(nb, l, et, scale))
                            .getResult();
                      });
+}
+
+/// result[b, x, c] = sum_y pairs[b, c / dh, (x, y) or, transposed, (y, x)]
+/// rows[b, y, c] for pairs [B, heads, N, N] and rows [B, N, heads * dh]: the
+/// products of attention and its gradient. The loop nest is (b, x, y, c):
+/// the contiguous c innermost (vectorised), each sum over y in ascending
+/// order, as the interpreter adds.
+Value headProduct(OpBuilder &b, Location loc, Value pairs, bool transposePairs,
+                  Value rows, int64_t dh) {
+  MLIRContext *ctx = b.getContext();
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  AffineExpr head = d(3).floorDiv(dh);
+  AffineMap pairMap =
+      transposePairs ? AffineMap::get(4, 0, {d(0), head, d(2), d(1)}, ctx)
+                     : AffineMap::get(4, 0, {d(0), head, d(1), d(2)}, ctx);
+  AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(2), d(3)}, ctx);
+  AffineMap outMap = AffineMap::get(4, 0, {d(0), d(1), d(3)}, ctx);
+  auto outType = tensorType(rows);
+  return linalg::GenericOp::create(
+             b, loc, outType, ValueRange{pairs, rows}, zeros(b, loc, outType),
+             ArrayRef<AffineMap>{pairMap, rowMap, outMap},
+             {utils::IteratorType::parallel, utils::IteratorType::parallel,
+              utils::IteratorType::reduction, utils::IteratorType::parallel},
+             [](OpBuilder &nb, Location l, ValueRange a) {
+               Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+               linalg::YieldOp::create(
+                   nb, l, arith::AddFOp::create(nb, l, a[2], p).getResult());
+             })
+      .getResult(0);
 }
 
 /// The prefix length of sample b (dimension 0 of the iteration) as an index,
@@ -1380,36 +1427,22 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                       .getResult());
             })
             .getResult(0);
-    // out[b, q, c] = sum_k (exp(s - max) / denominator) v[b, k, c].
-    auto outType = tensorType(op.getResult());
-    AffineExpr head = d(2).floorDiv(dh);
-    AffineMap scoreMap = AffineMap::get(4, 0, {d(0), head, d(1), d(3)}, ctx);
-    AffineMap statMap = AffineMap::get(4, 0, {d(0), head, d(1)}, ctx);
-    AffineMap valueMap = AffineMap::get(4, 0, {d(0), d(3), d(2)}, ctx);
-    AffineMap outMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+    // p = exp(s - max) / denominator on visible pairs (0 elsewhere), once
+    // per pair; out[b, q, c] = sum_k p[b, c / dh, q, k] v[b, k, c].
+    Value probabilities = elementwise(
+        b, loc, tensorType(scores), {scores, rowMax, denominator},
+        {all4, row4, row4},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          Value e = math::ExpOp::create(
+              nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+          Value p = arith::DivFOp::create(nb, l, e, a[2]);
+          return arith::SelectOp::create(nb, l, masked(nb, l), p,
+                                         floatConstant(nb, l, et, 0.0))
+              .getResult();
+        });
     Value output =
-        linalg::GenericOp::create(
-            b, loc, outType,
-            ValueRange{scores, rowMax, denominator, op.getValue()},
-            zeros(b, loc, outType),
-            ArrayRef<AffineMap>{scoreMap, statMap, statMap, valueMap, outMap},
-            overKeys,
-            [&](OpBuilder &nb, Location l, ValueRange a) {
-              Value s = linalg::IndexOp::create(nb, l, 0);
-              Value qi = linalg::IndexOp::create(nb, l, 1);
-              Value ki = linalg::IndexOp::create(nb, l, 3);
-              Value vis = visible(nb, l, mask, qi, ki,
-                                  prefixOfSample(nb, l, prefix, s));
-              Value e = math::ExpOp::create(
-                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
-              Value weight = arith::DivFOp::create(nb, l, e, a[2]);
-              Value sum = arith::AddFOp::create(
-                  nb, l, a[4], arith::MulFOp::create(nb, l, weight, a[3]));
-              linalg::YieldOp::create(
-                  nb, l,
-                  arith::SelectOp::create(nb, l, vis, sum, a[4]).getResult());
-            })
-            .getResult(0);
+        headProduct(b, loc, probabilities, /*transposePairs=*/false,
+                    op.getValue(), dh);
     Value lse = elementwise(
         b, loc, tensorType(op.getRowLogsumexp()), {rowMax, denominator},
         {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
@@ -1528,29 +1561,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
               .getResult();
         });
     // The three products, each summed in the order the interpreter adds.
-    auto outType = tensorType(op.getQueryGrad());
-    AffineExpr head = d(2).floorDiv(dh);
     auto product = [&](Value pairs, bool transposePairs, Value rows) {
-      // result[b, x, c] = sum_y pairs[b, c/dh, (x, y) or (y, x)] rows[b, y, c]
-      AffineMap pairMap =
-          transposePairs ? AffineMap::get(4, 0, {d(0), head, d(3), d(1)}, ctx)
-                         : AffineMap::get(4, 0, {d(0), head, d(1), d(3)}, ctx);
-      AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(3), d(2)}, ctx);
-      AffineMap outMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
-      return linalg::GenericOp::create(
-                 b, loc, outType, ValueRange{pairs, rows},
-                 zeros(b, loc, outType),
-                 ArrayRef<AffineMap>{pairMap, rowMap, outMap},
-                 {utils::IteratorType::parallel, utils::IteratorType::parallel,
-                  utils::IteratorType::parallel,
-                  utils::IteratorType::reduction},
-                 [](OpBuilder &nb, Location l, ValueRange a) {
-                   Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
-                   linalg::YieldOp::create(
-                       nb, l,
-                       arith::AddFOp::create(nb, l, a[2], p).getResult());
-                 })
-          .getResult(0);
+      return headProduct(b, loc, pairs, transposePairs, rows, dh);
     };
     Value dq = product(ds, false, op.getKey());  // sum_k ds[q, k] k_k
     Value dk = product(ds, true, op.getQuery()); // sum_q ds[q, k] q_q

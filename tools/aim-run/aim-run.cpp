@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <malloc.h>
 
 namespace aim::rt {
 
@@ -67,6 +68,12 @@ const char *const kUsage =
 
 int main(int argc, char **argv) {
   using namespace aim::rt;
+  // The host code allocates its temporaries each step (the arena plan is not
+  // used by it yet). Keep freed blocks up to 32 MiB (glibc's most) in the
+  // heap instead of returning them to the kernel, so that each step does not
+  // fault its temporaries in again.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::fputs(kUsage, stdout);
