@@ -399,7 +399,11 @@ int runTrain(int argc, char **argv) {
   std::printf("checkpoint: %s/model.safetensors (step %lld of %lld)\n",
               o.out.c_str(), static_cast<long long>(lastStep),
               static_cast<long long>(o.steps));
-  if (Status st = writeRunPictures(*model, params, o.out, o.evalData, o.seed);
+  // Predictions are drawn for the validation images, or else for the first
+  // training images of a folder the model can read.
+  std::string pictureData =
+      o.evalData.empty() && !fashionMnistShape ? o.data : o.evalData;
+  if (Status st = writeRunPictures(*model, params, o.out, pictureData, o.seed);
       !st)
     warn("no pictures: " + st.message());
   return 0;
