@@ -1,30 +1,24 @@
 //===- HostCompiler.cpp - aim IR to x86-64 object code --------------------===//
 #include "codegen/host/HostCompiler.h"
 
+#include "codegen/host/BufferizedKernels.h"
 #include "codegen/host/LowerToLinalg.h"
-#include "codegen/host/OutlineKernels.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
-#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
-#include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
-#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
-#include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -165,53 +159,21 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
                                            const HostCompileOptions &options) {
   MLIRContext *ctx = module.getContext();
   DialectRegistry registry;
-  arith::registerBufferizableOpInterfaceExternalModels(registry);
-  linalg::registerBufferizableOpInterfaceExternalModels(registry);
-  tensor::registerBufferizableOpInterfaceExternalModels(registry);
-  bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
-      registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   ctx->appendDialectRegistry(registry);
-  ctx->loadDialect<affine::AffineDialect, bufferization::BufferizationDialect,
-                   cf::ControlFlowDialect, LLVM::LLVMDialect,
-                   memref::MemRefDialect, scf::SCFDialect>();
+  ctx->loadDialect<LLVM::LLVMDialect>();
 
-  // 1. One function per distinct kernel; aim -> linalg on tensors.
-  KernelCount kernels = outlineHostKernels(module);
-  if (failed(lowerAimToLinalg(module, options.blas)))
-    return failure("the module has ops the host backend cannot lower yet");
+  // 1. One function per distinct kernel, on buffers.
+  llvm::Expected<KernelCount> kernels =
+      lowerToBufferizedKernels(module, options.blas);
+  if (!kernels)
+    return kernels.takeError();
 
-  // 2. Buffers, loops, LLVM.
-  PassManager pm(ctx);
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferResultsToOutParamsPassOptions outParams;
-  outParams.hoistStaticAllocs = true;
-  outParams.modifyPublicFunctions =
-      true; // every entry point writes its results
-  pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
-  bufferization::buildBufferDeallocationPipeline(pm);
-  pm.addPass(createConvertBufferizationToMemRefPass());
-  if (failed(pm.run(module)))
-    return failure("bufferization failed (see the diagnostics)");
-  // Strided copies (into and out of slices) would lower to a call of MLIR's
-  // C runtime helper memrefCopy, which no library here provides: as linalg
-  // copies they become plain loops instead.
-  SmallVector<memref::CopyOp> copies;
-  module.walk([&](memref::CopyOp copy) { copies.push_back(copy); });
-  for (memref::CopyOp copy : copies) {
-    OpBuilder b(copy);
-    linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
-                           copy.getTarget());
-    copy.erase();
-  }
+  // 2. GEMMs to BLAS, loops, LLVM.
   if (options.blas)
     callBlasForGemms(module);
-  pm.clear();
+  PassManager pm(ctx);
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
@@ -277,8 +239,8 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   codegen.run(*llvmModule);
   HostObject result;
   result.bytes.assign(object.begin(), object.end());
-  result.kernelLaunches = kernels.launches;
-  result.distinctKernels = kernels.distinct;
+  result.kernelLaunches = kernels->launches;
+  result.distinctKernels = kernels->distinct;
   return result;
 }
 

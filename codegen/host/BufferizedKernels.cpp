@@ -1,0 +1,73 @@
+//===- BufferizedKernels.cpp - aim IR to kernels on buffers ---------------===//
+#include "codegen/host/BufferizedKernels.h"
+
+#include "codegen/host/LowerToLinalg.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::aim {
+
+llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
+                                                     bool blas) {
+  auto failure = [](const char *message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+  };
+  MLIRContext *ctx = module.getContext();
+  DialectRegistry registry;
+  arith::registerBufferizableOpInterfaceExternalModels(registry);
+  linalg::registerBufferizableOpInterfaceExternalModels(registry);
+  tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
+      registry);
+  ctx->appendDialectRegistry(registry);
+  ctx->loadDialect<affine::AffineDialect, bufferization::BufferizationDialect,
+                   cf::ControlFlowDialect, memref::MemRefDialect,
+                   scf::SCFDialect>();
+
+  KernelCount kernels = outlineHostKernels(module);
+  if (failed(lowerAimToLinalg(module, blas)))
+    return failure("the module has ops code generation cannot lower yet");
+
+  PassManager pm(ctx);
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferResultsToOutParamsPassOptions outParams;
+  outParams.hoistStaticAllocs = true;
+  outParams.modifyPublicFunctions =
+      true; // every entry point writes its results
+  pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  if (failed(pm.run(module)))
+    return failure("bufferization failed (see the diagnostics)");
+  // Strided copies (into and out of slices) would lower to a call of MLIR's
+  // C runtime helper memrefCopy, which no library here provides: as linalg
+  // copies they become plain loops instead.
+  SmallVector<memref::CopyOp> copies;
+  module.walk([&](memref::CopyOp copy) { copies.push_back(copy); });
+  for (memref::CopyOp copy : copies) {
+    OpBuilder b(copy);
+    linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
+                           copy.getTarget());
+    copy.erase();
+  }
+  return kernels;
+}
+
+} // namespace mlir::aim

@@ -1,0 +1,28 @@
+//===- BufferizedKernels.h - aim IR to kernels on buffers -------*- C++ -*-===//
+//
+// The half of code generation every target shares: one function per distinct
+// kernel (OutlineKernels.h), aim ops as linalg on tensors (LowerToLinalg.h),
+// one-shot bufferization with function boundaries (results become
+// out-parameters, static allocations hoisted, buffers deallocated), and
+// strided memref copies as linalg copies (no runtime helper needed). The host
+// compiler turns the result into loops and x86 code, the NVPTX compiler into
+// GPU kernels.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H
+#define AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H
+
+#include "codegen/host/OutlineKernels.h"
+
+#include "llvm/Support/Error.h"
+
+namespace mlir::aim {
+
+/// Rewrites `module` in place; `blas` keeps GEMM operands in their stored
+/// layout and marks the GEMMs (see LowerToLinalg.h).
+llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
+                                                     bool blas);
+
+} // namespace mlir::aim
+
+#endif // AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H
