@@ -8,6 +8,7 @@
 #include "codegen/artifact/ArtifactWriter.h"
 #include "codegen/host/HostCompiler.h"
 #include "codegen/host/HostLinker.h"
+#include "codegen/nvptx/NvptxCompiler.h"
 #include "common/FileIO.h"
 #include "common/HostTensor.h"
 #include "dialects/aim/AimDialect.h"
@@ -23,6 +24,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -75,13 +77,21 @@ cl::opt<std::string> targetDescOption(
     cl::desc("Target description for fusion and the cost model: a built-in "
              "name (h100-sxm, l4) or a JSON file (codegen/targets/README.md)"),
     cl::init("h100-sxm"), cl::cat(aimcCategory));
-enum class Report { None, Cost };
+enum class Report { None, Cost, GpuKernels };
 cl::opt<Report> reportOption(
     "report", cl::desc("Print a report instead of IR"), cl::init(Report::None),
     cl::values(clEnumValN(Report::Cost, "cost",
                           "per-kernel FLOPs, bytes and roofline time of one "
-                          "training step, and what each pass removed")),
+                          "training step, and what each pass removed"),
+               clEnumValN(Report::GpuKernels, "gpu-kernels",
+                          "compile every kernel of the training step to PTX "
+                          "for --gpu-chip, assemble it with ptxas and list "
+                          "registers, spills and shared memory (-o FILE "
+                          "also writes the PTX)")),
     cl::cat(aimcCategory));
+cl::opt<std::string> gpuChipOption(
+    "gpu-chip", cl::desc("The GPU of --report=gpu-kernels (supported: sm_90a)"),
+    cl::init("sm_90a"), cl::cat(aimcCategory));
 cl::opt<std::string> targetOption(
     "target",
     cl::desc("Compile the training step for these targets (comma-separated; "
@@ -216,10 +226,19 @@ int reportCost(const aim::ModelConfig &config) {
 int compileArtifact(const aim::ModelConfig &config) {
   llvm::SmallVector<StringRef> targets;
   StringRef(targetOption).split(targets, ',', -1, false);
-  for (StringRef t : targets)
-    if (t != "host")
+  for (StringRef t : targets) {
+    if (t == "host")
+      continue;
+    if (llvm::is_contained(mlir::aim::supportedGpuChips(), t.str()))
       return error("--target " + t +
-                   " is not supported yet; the targets so far: host");
+                   ": the GPU backend compiles this chip's kernels "
+                   "(aimc --report=gpu-kernels --gpu-chip " +
+                   t + ") but artifacts do not carry GPU code yet");
+    return error("--target " + t +
+                 " is not supported; the targets: host, and for "
+                 "--report=gpu-kernels: " +
+                 llvm::join(mlir::aim::supportedGpuChips(), ", "));
+  }
   if (outputOption == "-")
     return error("--target writes a binary artifact: give -o <file>.aimx");
   mlir::MLIRContext context;
@@ -260,6 +279,48 @@ int compileArtifact(const aim::ModelConfig &config) {
          << ", host code for " << cpuOption << ": " << object->kernelLaunches
          << " kernel calls, " << object->distinctKernels
          << " distinct kernels compiled)\n";
+  return 0;
+}
+/// --report=gpu-kernels: every kernel of the training step as PTX, assembled.
+int reportGpuKernels(const aim::ModelConfig &config) {
+  mlir::MLIRContext context;
+  mlir::aim::PipelineOptions pipeline;
+  pipeline.prefixMask = !noPrefixMaskOption;
+  pipeline.prefixMode = prefixModeOption;
+  pipeline.fuse = !noFuseOption;
+  pipeline.target = targetDescOption;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
+  if (!module)
+    return 1;
+  mlir::aim::GpuCompileOptions gpu;
+  gpu.chip = gpuChipOption;
+  Expected<mlir::aim::GpuObject> object =
+      mlir::aim::compileToPtx(*module, gpu);
+  if (!object)
+    return error(toString(object.takeError()));
+  if (Error e = mlir::aim::assembleWithPtxas(*object, gpu))
+    return error(toString(std::move(e)));
+  if (outputOption != "-") {
+    if (aim::Status s = aim::writeFileAtomically(outputOption, object->ptx);
+        !s)
+      return error(s.message());
+  }
+  int spilling = 0, maxRegisters = 0;
+  outs() << formatv("{0,-40} {1,9} {2,12} {3,11} {4,10}\n", "kernel",
+                    "registers", "spill bytes", "stack bytes", "smem bytes");
+  for (const mlir::aim::GpuKernelInfo &k : object->kernels) {
+    outs() << formatv("{0,-40} {1,9} {2,12} {3,11} {4,10}\n", k.name,
+                      k.registers, k.spillStoreBytes + k.spillLoadBytes,
+                      k.stackBytes, k.sharedBytes);
+    spilling += k.spillStoreBytes + k.spillLoadBytes > 0;
+    maxRegisters = std::max(maxRegisters, k.registers);
+  }
+  outs() << formatv("{0} kernels for {1} ({2}, batch {3}): assembled by "
+                    "ptxas, {4} spilling, at most {5} registers\n",
+                    object->kernels.size(), gpuChipOption.getValue(),
+                    config.name, batchOption.getValue(), spilling,
+                    maxRegisters);
   return 0;
 }
 } // namespace
@@ -306,6 +367,8 @@ int main(int argc, char **argv) {
     return error(toString(config.takeError()));
   if (reportOption == Report::Cost)
     return reportCost(*config);
+  if (reportOption == Report::GpuKernels)
+    return reportGpuKernels(*config);
   if (!targetOption.empty())
     return compileArtifact(*config);
 

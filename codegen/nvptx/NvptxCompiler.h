@@ -1,0 +1,58 @@
+//===- NvptxCompiler.h - aim IR to PTX for NVIDIA GPUs ----------*- C++ -*-===//
+//
+// The first slice of the GPU backend (issue 7): every distinct kernel of the
+// module (the host compiler's outlined, bufferized kernels) becomes GPU code
+// through upstream MLIR -- linalg to parallel loops, tiled, mapped to blocks
+// and threads, outlined into a gpu.module, NVVM, LLVM's NVPTX backend (with
+// libdevice for erf, exp, ...) -- and ptxas assembles it for the chip to
+// report registers, spills and shared memory per kernel. The kernels are the
+// straightforward "correct first" ones: one thread per output element of a
+// parallel loop nest, reductions sequential per thread; GEMMs are loop
+// kernels too, not cuBLASLt yet.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
+#define AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::aim {
+
+/// The chips this backend emits code for.
+const std::vector<std::string> &supportedGpuChips();
+
+struct GpuCompileOptions {
+  std::string chip = "sm_90a";
+  std::string libdevice = "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc";
+  std::string ptxas = "/usr/local/cuda/bin/ptxas";
+};
+
+/// What ptxas says of one kernel.
+struct GpuKernelInfo {
+  std::string name;
+  int registers = 0;
+  int sharedBytes = 0;
+  int spillStoreBytes = 0, spillLoadBytes = 0, stackBytes = 0;
+};
+
+struct GpuObject {
+  std::string ptx;
+  std::vector<GpuKernelInfo> kernels; // in PTX order
+};
+
+/// Compiles (and consumes) `module` to PTX; fails naming an unsupported chip.
+llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
+                                       const GpuCompileOptions &options);
+
+/// Assembles `ptx` with ptxas -v for `options.chip` and fills in the
+/// kernels' resources; fails with ptxas' message when it rejects the PTX.
+llvm::Error assembleWithPtxas(GpuObject &object,
+                              const GpuCompileOptions &options);
+
+} // namespace mlir::aim
+
+#endif // AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
