@@ -4,6 +4,8 @@
 #include "codegen/host/BufferizedKernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -31,8 +33,24 @@ llvm::Error failure(const llvm::Twine &message) {
                                  message.str().c_str());
 }
 
-/// Threads per block along x (the innermost parallel loop) and y.
-constexpr int64_t kBlockX = 128, kBlockY = 1;
+/// Threads per block, all along the innermost parallel loop.
+constexpr int64_t kBlockThreads = 128;
+
+/// Tiles every outermost parallel loop nest by 1 x ... x 1 x kBlockThreads,
+/// so that the inner tile (the threads of a block) runs along the innermost,
+/// contiguous dimension whatever the nest's rank.
+void tileInnermostForBlocks(ModuleOp module) {
+  SmallVector<scf::ParallelOp> nests;
+  module.walk([&](scf::ParallelOp loop) {
+    if (!loop->getParentOfType<scf::ParallelOp>())
+      nests.push_back(loop);
+  });
+  for (scf::ParallelOp loop : nests) {
+    SmallVector<int64_t> sizes(loop.getNumLoops(), 1);
+    sizes.back() = kBlockThreads;
+    scf::tileParallelLoop(loop, sizes, /*noMinMaxBounds=*/true);
+  }
+}
 
 /// gpu-kernel-outlining makes one gpu.module per kernel, named uniquely,
 /// while the kernels inside may share names. One module for all of them,
@@ -100,31 +118,32 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
   if (!kernels)
     return kernels.takeError();
 
-  // Parallel loop nests, tiled so that a block holds kBlockY x kBlockX
-  // threads, mapped to blocks and threads, outlined into gpu.modules...
-  std::string toKernels = llvm::formatv(
-      "func.func(convert-linalg-to-parallel-loops,"
-      "scf-parallel-loop-tiling{{parallel-loop-tile-sizes={0},{1}},"
-      "gpu-map-parallel-loops,convert-parallel-loops-to-gpu),"
-      "gpu-kernel-outlining,lower-affine,convert-scf-to-cf",
-      kBlockY, kBlockX);
+  // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
+  // to blocks and threads, outlined into gpu.modules...
+  std::string toLoops = "func.func(convert-linalg-to-parallel-loops)";
+  std::string toKernels =
+      "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu),"
+      "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
   // ... merged into one (a single PTX module), then NVVM and PTX.
   std::string toPtx = llvm::formatv(
       "nvvm-attach-target{{chip={0} O=3 l={1}},"
       "gpu.module(convert-gpu-to-nvvm),reconcile-unrealized-casts,"
       "gpu-module-to-binary{{format=isa}",
       options.chip, options.libdevice);
-  for (const std::string &pipeline : {toKernels, toPtx}) {
+  for (const std::string &pipeline : {toLoops, toKernels, toPtx}) {
+    // The kernels and their launches, before NVVM (docs/gpu-codegen.md).
+    if (pipeline == toPtx && getenv("AIMC_DUMP_GPU_KERNELS"))
+      module.print(llvm::errs());
     auto pm = PassManager::on<ModuleOp>(ctx);
     if (failed(parsePassPipeline(pipeline, pm)))
       return failure("internal error: bad GPU pass pipeline: " + pipeline);
     if (failed(pm.run(module)))
       return failure("lowering to GPU kernels failed (see the diagnostics)");
+    if (pipeline == toLoops)
+      tileInnermostForBlocks(module);
     if (pipeline == toKernels)
       mergeGpuModules(module);
   }
-  if (getenv("AIMC_DUMP_GPU_MODULE"))
-    module.print(llvm::errs());
   GpuObject object;
   module.walk([&](gpu::BinaryOp binary) {
     for (Attribute a : binary.getObjects())
