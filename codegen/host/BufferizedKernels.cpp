@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Pass/PassManager.h"
 
@@ -68,6 +69,21 @@ llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
     copy.erase();
   }
   return kernels;
+}
+
+void tileInnermostParallelLoops(ModuleOp module, int64_t threads) {
+  SmallVector<scf::ParallelOp> nests;
+  module.walk([&](scf::ParallelOp loop) {
+    if (!loop->getParentOfType<scf::ParallelOp>())
+      nests.push_back(loop);
+  });
+  for (scf::ParallelOp loop : nests) {
+    SmallVector<int64_t> sizes(loop.getNumLoops(), 1);
+    sizes.back() = threads;
+    // Constant inner bounds and a guard: upstream's loop-to-GPU conversion
+    // cannot map min-bounded tiles.
+    scf::tileParallelLoop(loop, sizes, /*noMinMaxBounds=*/true);
+  }
 }
 
 } // namespace mlir::aim

@@ -23,6 +23,12 @@ namespace mlir::aim {
 llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
                                                      bool blas);
 
+/// Tiles every outermost scf.parallel nest by 1 x ... x 1 x `threads`, with
+/// constant tile bounds and a guard inside (the GPU backend's blocks: a
+/// block's threads run along the innermost, contiguous dimension). The host
+/// compiler can apply it too, so that the tiling is checked on the CPU.
+void tileInnermostParallelLoops(ModuleOp module, int64_t threads);
+
 } // namespace mlir::aim
 
 #endif // AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H

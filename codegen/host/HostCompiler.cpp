@@ -174,6 +174,13 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   if (options.blas)
     callBlasForGemms(module);
   PassManager pm(ctx);
+  if (options.gpuTileThreads > 0) {
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+    if (failed(pm.run(module)))
+      return failure("lowering to parallel loops failed");
+    tileInnermostParallelLoops(module, options.gpuTileThreads);
+    pm.clear();
+  }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());

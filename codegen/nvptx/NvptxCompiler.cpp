@@ -4,8 +4,6 @@
 #include "codegen/host/BufferizedKernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -35,22 +33,6 @@ llvm::Error failure(const llvm::Twine &message) {
 
 /// Threads per block, all along the innermost parallel loop.
 constexpr int64_t kBlockThreads = 128;
-
-/// Tiles every outermost parallel loop nest by 1 x ... x 1 x kBlockThreads,
-/// so that the inner tile (the threads of a block) runs along the innermost,
-/// contiguous dimension whatever the nest's rank.
-void tileInnermostForBlocks(ModuleOp module) {
-  SmallVector<scf::ParallelOp> nests;
-  module.walk([&](scf::ParallelOp loop) {
-    if (!loop->getParentOfType<scf::ParallelOp>())
-      nests.push_back(loop);
-  });
-  for (scf::ParallelOp loop : nests) {
-    SmallVector<int64_t> sizes(loop.getNumLoops(), 1);
-    sizes.back() = kBlockThreads;
-    scf::tileParallelLoop(loop, sizes, /*noMinMaxBounds=*/true);
-  }
-}
 
 /// gpu-kernel-outlining makes one gpu.module per kernel, named uniquely,
 /// while the kernels inside may share names. One module for all of them,
@@ -140,7 +122,7 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
     if (failed(pm.run(module)))
       return failure("lowering to GPU kernels failed (see the diagnostics)");
     if (pipeline == toLoops)
-      tileInnermostForBlocks(module);
+      tileInnermostParallelLoops(module, kBlockThreads);
     if (pipeline == toKernels)
       mergeGpuModules(module);
   }
