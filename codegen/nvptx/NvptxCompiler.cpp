@@ -52,8 +52,8 @@ void mergeGpuModules(ModuleOp module) {
                              : (m.getSymName() + "_" + k.getName()).str();
       renamed[(m.getSymName() + "::" + k.getName()).str()] = name;
       k.setName(name);
-      if (m != merged)
-        k->moveBefore(merged.getBody()->getTerminator());
+      if (m != merged) // gpu.module has no terminator: append
+        k->moveBefore(merged.getBody(), merged.getBody()->end());
     }
   }
   for (gpu::GPUModuleOp m : llvm::drop_begin(modules))
