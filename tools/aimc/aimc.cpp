@@ -112,6 +112,17 @@ cl::opt<bool> listPresetsOption("list-presets",
                                 cl::desc("List the model presets and exit"),
                                 cl::cat(aimcCategory));
 
+/// The AIM passes as the flags ask (--no-prefix-mask, --prefix-mode,
+/// --no-fuse, --target-desc).
+mlir::aim::PipelineOptions pipelineFromFlags() {
+  mlir::aim::PipelineOptions pipeline;
+  pipeline.prefixMask = !noPrefixMaskOption;
+  pipeline.prefixMode = prefixModeOption;
+  pipeline.fuse = !noFuseOption;
+  pipeline.target = targetDescOption;
+  return pipeline;
+}
+
 int error(const Twine &message) {
   WithColor::error(errs(), "aimc") << message << "\n";
   return 1;
@@ -242,13 +253,8 @@ int compileArtifact(const aim::ModelConfig &config) {
   if (outputOption == "-")
     return error("--target writes a binary artifact: give -o <file>.aimx");
   mlir::MLIRContext context;
-  mlir::aim::PipelineOptions pipeline;
-  pipeline.prefixMask = !noPrefixMaskOption;
-  pipeline.prefixMode = prefixModeOption;
-  pipeline.fuse = !noFuseOption;
-  pipeline.target = targetDescOption;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
+  mlir::OwningOpRef<mlir::ModuleOp> module = compile(
+      context, config, mlir::aim::Stage::Kernels, pipelineFromFlags());
   if (!module)
     return 1;
   // For aim-run's pictures: the head's output at every position.
@@ -281,16 +287,12 @@ int compileArtifact(const aim::ModelConfig &config) {
          << " distinct kernels compiled)\n";
   return 0;
 }
+
 /// --report=gpu-kernels: every kernel of the training step as PTX, assembled.
 int reportGpuKernels(const aim::ModelConfig &config) {
   mlir::MLIRContext context;
-  mlir::aim::PipelineOptions pipeline;
-  pipeline.prefixMask = !noPrefixMaskOption;
-  pipeline.prefixMode = prefixModeOption;
-  pipeline.fuse = !noFuseOption;
-  pipeline.target = targetDescOption;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
+  mlir::OwningOpRef<mlir::ModuleOp> module = compile(
+      context, config, mlir::aim::Stage::Kernels, pipelineFromFlags());
   if (!module)
     return 1;
   mlir::aim::GpuCompileOptions gpu;
@@ -392,11 +394,7 @@ int main(int argc, char **argv) {
   if (failed(mlir::applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
   pm.enableTiming(rootTiming);
-  mlir::aim::PipelineOptions pipeline;
-  pipeline.prefixMask = !noPrefixMaskOption;
-  pipeline.prefixMode = prefixModeOption;
-  pipeline.fuse = !noFuseOption;
-  pipeline.target = targetDescOption;
+  mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
   mlir::aim::addStagePipeline(pm, emitOption, pipeline);
   if (failed(pm.run(*module)))
     return 1;
