@@ -1,8 +1,8 @@
 //===- HostCompiler.cpp - aim IR to x86-64 object code --------------------===//
 #include "codegen/host/HostCompiler.h"
 
-#include "codegen/host/BufferizedKernels.h"
-#include "codegen/host/LowerToLinalg.h"
+#include "codegen/kernels/BufferizedKernels.h"
+#include "codegen/kernels/LowerToLinalg.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"

@@ -1,7 +1,7 @@
 //===- NvptxCompiler.cpp - aim IR to PTX for NVIDIA GPUs ------------------===//
 #include "codegen/nvptx/NvptxCompiler.h"
 
-#include "codegen/host/BufferizedKernels.h"
+#include "codegen/kernels/BufferizedKernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/DialectRegistry.h"

@@ -5,7 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "codegen/host/OutlineKernels.h"
+#include "codegen/kernels/OutlineKernels.h"
 #include "dialects/aim/AimDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -18,7 +18,7 @@
 int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   mlir::aim::registerAimPasses();
-  mlir::aim::registerOutlineHostKernelsPass();
+  mlir::aim::registerOutlineKernelsPass();
   mlir::DialectRegistry registry;
   registry.insert<mlir::aim::AimDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();

@@ -1,7 +1,7 @@
 //===- BufferizedKernels.cpp - aim IR to kernels on buffers ---------------===//
-#include "codegen/host/BufferizedKernels.h"
+#include "codegen/kernels/BufferizedKernels.h"
 
-#include "codegen/host/LowerToLinalg.h"
+#include "codegen/kernels/LowerToLinalg.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -38,7 +38,7 @@ llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
                    cf::ControlFlowDialect, memref::MemRefDialect,
                    scf::SCFDialect>();
 
-  KernelCount kernels = outlineHostKernels(module);
+  KernelCount kernels = outlineKernels(module);
   if (failed(lowerAimToLinalg(module, blas)))
     return failure("the module has ops code generation cannot lower yet");
 

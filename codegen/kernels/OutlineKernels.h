@@ -1,6 +1,6 @@
-//===- OutlineKernels.h - one host function per distinct kernel -*- C++ -*-===//
-#ifndef AIMC_CODEGEN_HOST_OUTLINEKERNELS_H
-#define AIMC_CODEGEN_HOST_OUTLINEKERNELS_H
+//===- OutlineKernels.h - one function per distinct kernel ------*- C++ -*-===//
+#ifndef AIMC_CODEGEN_KERNELS_OUTLINEKERNELS_H
+#define AIMC_CODEGEN_KERNELS_OUTLINEKERNELS_H
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
@@ -22,12 +22,12 @@ struct KernelCount {
 /// identical up to annotations (aim.scope, aim.arena_offsets: anything
 /// discardable) share one function, so the twelve blocks of a trunk compile
 /// their kernels once.
-KernelCount outlineHostKernels(ModuleOp module);
+KernelCount outlineKernels(ModuleOp module);
 
-/// `aim-outline-host-kernels`: outlineHostKernels as a pass, for aim-opt.
-std::unique_ptr<Pass> createOutlineHostKernelsPass();
-void registerOutlineHostKernelsPass();
+/// `aim-outline-kernels`: outlineKernels as a pass, for aim-opt.
+std::unique_ptr<Pass> createOutlineKernelsPass();
+void registerOutlineKernelsPass();
 
 } // namespace mlir::aim
 
-#endif // AIMC_CODEGEN_HOST_OUTLINEKERNELS_H
+#endif // AIMC_CODEGEN_KERNELS_OUTLINEKERNELS_H

@@ -1,7 +1,7 @@
 //===- LowerToLinalg.h - aim ops as linalg on tensors ------------*- C++
 //-*-===//
-#ifndef AIMC_CODEGEN_HOST_LOWERTOLINALG_H
-#define AIMC_CODEGEN_HOST_LOWERTOLINALG_H
+#ifndef AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H
+#define AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -18,4 +18,4 @@ LogicalResult lowerAimToLinalg(ModuleOp module, bool blas = false);
 
 } // namespace mlir::aim
 
-#endif // AIMC_CODEGEN_HOST_LOWERTOLINALG_H
+#endif // AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H

@@ -1,6 +1,6 @@
-//===- OutlineKernels.cpp - one host function per distinct kernel ---------===//
+//===- OutlineKernels.cpp - one function per distinct kernel --------------===//
 //
-// The host code is a sequence of kernel calls: each entry point keeps its
+// Generated code is a sequence of kernel calls: each entry point keeps its
 // data flow (views, calls, constants) and calls one private function per
 // kernel. Two kernels are the same when their functions print the same once
 // named alike and stripped of discardable attributes -- the op names, types
@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "codegen/host/OutlineKernels.h"
+#include "codegen/kernels/OutlineKernels.h"
 
 #include "dialects/aim/AimDialect.h"
 #include "dialects/aim/AimOps.h"
@@ -82,7 +82,7 @@ std::string printed(func::FuncOp kernel) {
 
 } // namespace
 
-KernelCount outlineHostKernels(ModuleOp module) {
+KernelCount outlineKernels(ModuleOp module) {
   SmallVector<func::FuncOp> entries;
   for (auto f : module.getOps<func::FuncOp>())
     if (!f.isExternal() && f.isPublic())
@@ -119,24 +119,24 @@ KernelCount outlineHostKernels(ModuleOp module) {
 }
 
 namespace {
-struct OutlineHostKernelsPass
-    : PassWrapper<OutlineHostKernelsPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(OutlineHostKernelsPass)
-  StringRef getArgument() const override { return "aim-outline-host-kernels"; }
+struct OutlineKernelsPass
+    : PassWrapper<OutlineKernelsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(OutlineKernelsPass)
+  StringRef getArgument() const override { return "aim-outline-kernels"; }
   StringRef getDescription() const override {
     return "Move each kernel of the entry points into a private function, "
-           "one per distinct kernel (host codegen)";
+           "one per distinct kernel (host and GPU code generation)";
   }
-  void runOnOperation() override { outlineHostKernels(getOperation()); }
+  void runOnOperation() override { outlineKernels(getOperation()); }
 };
 } // namespace
 
-std::unique_ptr<Pass> createOutlineHostKernelsPass() {
-  return std::make_unique<OutlineHostKernelsPass>();
+std::unique_ptr<Pass> createOutlineKernelsPass() {
+  return std::make_unique<OutlineKernelsPass>();
 }
 
-void registerOutlineHostKernelsPass() {
-  PassRegistration<OutlineHostKernelsPass>();
+void registerOutlineKernelsPass() {
+  PassRegistration<OutlineKernelsPass>();
 }
 
 } // namespace mlir::aim

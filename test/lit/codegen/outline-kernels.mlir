@@ -1,4 +1,4 @@
-// RUN: aim-opt %s --aim-outline-host-kernels | FileCheck %s
+// RUN: aim-opt %s --aim-outline-kernels | FileCheck %s
 
 // Two blocks that differ only in their weights and annotations call the same
 // kernels; a GEMM of another shape, a different epsilon and a fusion of

@@ -9,10 +9,10 @@
 // GPU kernels.
 //
 //===----------------------------------------------------------------------===//
-#ifndef AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H
-#define AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H
+#ifndef AIMC_CODEGEN_KERNELS_BUFFERIZEDKERNELS_H
+#define AIMC_CODEGEN_KERNELS_BUFFERIZEDKERNELS_H
 
-#include "codegen/host/OutlineKernels.h"
+#include "codegen/kernels/OutlineKernels.h"
 
 #include "llvm/Support/Error.h"
 
@@ -31,4 +31,4 @@ void tileInnermostParallelLoops(ModuleOp module, int64_t threads);
 
 } // namespace mlir::aim
 
-#endif // AIMC_CODEGEN_HOST_BUFFERIZEDKERNELS_H
+#endif // AIMC_CODEGEN_KERNELS_BUFFERIZEDKERNELS_H
