@@ -346,6 +346,7 @@ int main(int argc, char **argv) {
       "  aimc --model aim-fmnist --emit=train -o train.mlir\n"
       "  aimc --model aim-600m --batch 64 --report=cost [--target-desc l4]\n"
       "  aimc --model my-model.yaml --batch 8 --target host -o m.aimx\n"
+      "  aimc --model aim-fmnist --batch 16 --report=gpu-kernels -o k.ptx\n"
       "  aimc --list-presets\n\n"
       "MLIR's flags apply to the passes of the chosen stage "
       "(--mlir-print-ir-after-all,\n--mlir-timing, ...; see --help-hidden).\n");
