@@ -52,18 +52,28 @@ StatusOr<Artifact> verifyArtifact(std::string bytes, const std::string &what) {
     return bad("schema version " + std::to_string(a.root->schema_version()) +
                ", this aim-run reads version " +
                std::to_string(kAimxSchemaVersion) + ": recompile with aimc");
-  if (!a.root->host() || !a.root->host()->isa() ||
-      !a.root->host()->shared_object() ||
-      a.root->host()->shared_object()->size() == 0)
-    return bad("it holds no host code");
-  const auto *code = a.root->host()->shared_object();
-  if (fnv1a64(code->data(), code->size()) != a.root->host()->checksum())
-    return bad("its host code fails its checksum (corrupted)");
-  std::string isa = a.root->host()->isa()->str();
-  if (!cpuSupports(isa))
-    return bad("its code is for " + isa +
-               ", which this CPU cannot run; compile with aimc --cpu for an "
-               "older ISA");
+  const aimx::HostCode *host = a.root->host();
+  const aimx::GpuCode *gpu = a.root->gpu();
+  if (!host && !gpu)
+    return bad("it holds no code (neither host nor GPU)");
+  if (gpu && (!gpu->chip() || !gpu->launcher()))
+    return bad("its GPU code lacks its chip or its launcher code");
+  for (const aimx::HostCode *code : {host, gpu ? gpu->launcher() : nullptr}) {
+    if (!code)
+      continue;
+    const char *what = code == host ? "host code" : "GPU launcher code";
+    if (!code->isa() || !code->shared_object() ||
+        code->shared_object()->size() == 0)
+      return bad(std::string("its ") + what + " is empty");
+    const auto *bytes = code->shared_object();
+    if (fnv1a64(bytes->data(), bytes->size()) != code->checksum())
+      return bad(std::string("its ") + what + " fails its checksum (corrupted)");
+    std::string isa = code->isa()->str();
+    if (!cpuSupports(isa))
+      return bad("its code is for " + isa +
+                 ", which this CPU cannot run; compile with aimc --cpu for an "
+                 "older ISA");
+  }
   if (!a.root->entry_points() || !a.root->parameters() ||
       a.root->batch() <= 0 || a.root->num_patches() < 2)
     return bad("it lacks entry points, parameters or sizes");

@@ -28,7 +28,7 @@ std::string nameOf(const aimx::Tensor *t) {
 } // namespace
 
 StatusOr<EntryCall> EntryCall::prepare(const Artifact &artifact,
-                                       const HostProgram &program,
+                                       Program &program,
                                        const std::string &entryName) {
   const aimx::EntryPoint *entryPoint = artifact.entryPoint(entryName);
   if (!entryPoint || !entryPoint->arguments() || !entryPoint->results())
@@ -40,6 +40,7 @@ StatusOr<EntryCall> EntryCall::prepare(const Artifact &artifact,
   EntryCall call;
   call.entryPoint = entryPoint;
   call.function = *function;
+  call.program = &program;
   for (const aimx::Tensor *t : *entryPoint->results()) {
     StatusOr<DType> type = hostType(t->element());
     if (!type)
@@ -52,7 +53,7 @@ StatusOr<EntryCall> EntryCall::prepare(const Artifact &artifact,
 
 Status
 EntryCall::operator()(const std::map<std::string, HostTensor *> &arguments) {
-  std::vector<void *> buffers;
+  std::vector<BufferRef> buffers;
   const std::string entryName = entryPoint->name()->str();
   for (const aimx::Tensor *t : *entryPoint->arguments()) {
     std::string name = nameOf(t);
@@ -68,12 +69,12 @@ EntryCall::operator()(const std::map<std::string, HostTensor *> &arguments) {
       return Status::error("'" + name + "' is " + shapeToString(tensor->shape) +
                            " but the artifact's " + entryName + " takes " +
                            shapeToString(shapeOf(t)));
-    buffers.push_back(tensor->bytes.data());
+    buffers.push_back({tensor->bytes.data(), tensor->bytes.size()});
   }
+  size_t numArguments = buffers.size();
   for (HostTensor &out : outputs)
-    buffers.push_back(out.bytes.data());
-  function(buffers.data());
-  return Status::ok();
+    buffers.push_back({out.bytes.data(), out.bytes.size()});
+  return program->run(function, buffers, numArguments);
 }
 
 } // namespace aim::rt

@@ -11,7 +11,7 @@
 #define AIMC_RUNTIME_ENTRYCALL_H
 
 #include "common/HostTensor.h"
-#include "runtime/HostProgram.h"
+#include "runtime/Program.h"
 
 #include <map>
 #include <string>
@@ -22,7 +22,7 @@ namespace aim::rt {
 class EntryCall {
 public:
   static StatusOr<EntryCall> prepare(const Artifact &artifact,
-                                     const HostProgram &program,
+                                     Program &program,
                                      const std::string &entryName);
 
   /// Runs the entry point with `arguments` bound by name.
@@ -34,6 +34,7 @@ public:
 
 private:
   const aimx::EntryPoint *entryPoint = nullptr;
+  Program *program = nullptr;
   PackedEntry function = nullptr;
   std::vector<std::string> names;
   std::vector<HostTensor> outputs;

@@ -1,31 +1,28 @@
-//===- HostProgram.h - loading an artifact's host code ----------*- C++ -*-===//
-//
-// The shared object an artifact carries is loaded from memory (memfd_create
-// + dlopen): no file is written, and it needs only libc and libm.
-//
-//===----------------------------------------------------------------------===//
+//===- HostProgram.h - an artifact's host code on the CPU -------*- C++ -*-===//
 #ifndef AIMC_RUNTIME_HOSTPROGRAM_H
 #define AIMC_RUNTIME_HOSTPROGRAM_H
 
-#include "runtime/Artifact.h"
+#include "runtime/Program.h"
+#include "runtime/SharedObject.h"
 
 #include <memory>
 
 namespace aim::rt {
 
-/// A compiled function: one pointer per argument, then one per result.
-using PackedEntry = void (*)(void **buffers);
-
-class HostProgram {
+class HostProgram : public Program {
 public:
   static StatusOr<std::unique_ptr<HostProgram>> load(const Artifact &artifact);
-  ~HostProgram();
 
-  StatusOr<PackedEntry> entry(const aimx::EntryPoint &entryPoint) const;
+  StatusOr<PackedEntry> entry(const aimx::EntryPoint &e) const override {
+    return code->entry(e);
+  }
+  Status run(PackedEntry function, const std::vector<BufferRef> &buffers,
+             size_t numArguments) override;
+  std::string description() const override { return "host (" + isa + ")"; }
 
 private:
-  explicit HostProgram(void *handle) : handle(handle) {}
-  void *handle;
+  std::unique_ptr<SharedObject> code;
+  std::string isa;
 };
 
 } // namespace aim::rt

@@ -95,17 +95,31 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
     params.push_back(fb::CreateParameterDirect(fbb, p.name.c_str(), &p.shape,
                                                init, p.weightDecay));
   }
-  std::vector<uint8_t> code(contents.sharedObject.begin(),
-                            contents.sharedObject.end());
-  auto host =
-      fb::CreateHostCodeDirect(fbb, contents.isa.c_str(), &code,
-                               ::aim::fnv1a64(code.data(), code.size()));
+  auto sharedObject = [&](const std::string &bytes) {
+    std::vector<uint8_t> code(bytes.begin(), bytes.end());
+    return fb::CreateHostCodeDirect(fbb, contents.isa.c_str(), &code,
+                                    ::aim::fnv1a64(code.data(), code.size()));
+  };
+  flatbuffers::Offset<fb::HostCode> host;
+  if (!contents.sharedObject.empty())
+    host = sharedObject(contents.sharedObject);
+  flatbuffers::Offset<fb::GpuCode> gpu;
+  if (!contents.gpuChip.empty()) {
+    std::vector<flatbuffers::Offset<fb::GpuKernel>> kernels;
+    for (const ArtifactContents::GpuKernel &k : contents.gpuKernels)
+      kernels.push_back(fb::CreateGpuKernelDirect(
+          fbb, k.name.c_str(), k.registers, k.sharedBytes, k.spillBytes,
+          k.bytes, k.flops, k.rooflineSeconds));
+    gpu = fb::CreateGpuCodeDirect(fbb, contents.gpuChip.c_str(),
+                                  sharedObject(contents.gpuSharedObject),
+                                  &kernels);
+  }
   const ::aim::ModelConfig &c = *contents.config;
   auto root = fb::CreateArtifactDirect(
       fbb, static_cast<uint32_t>(fb::SchemaVersion::Current), "aimc 0.1",
       c.name.c_str(), configJson(c).c_str(), contents.batch, c.channels,
       c.imageHeight, c.imageWidth, c.numPatches(), contents.prefixMode.c_str(),
-      &params, &entries, host);
+      &params, &entries, host, gpu);
   fb::FinishArtifactBuffer(fbb, root);
   return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()),
                      fbb.GetSize());

@@ -8,6 +8,7 @@
 #include "llvm/Support/Error.h"
 
 #include <string>
+#include <vector>
 
 namespace mlir::aim {
 
@@ -16,7 +17,16 @@ struct ArtifactContents {
   int64_t batch = 0;
   std::string prefixMode;
   std::string isa;
-  std::string sharedObject; // the host code, linked
+  std::string sharedObject; // the host code, linked; empty: none
+  struct GpuKernel {
+    std::string name;
+    int registers = 0, sharedBytes = 0, spillBytes = 0;
+    int64_t bytes = 0, flops = 0; // one launch
+    double rooflineSeconds = 0;
+  };
+  std::string gpuChip;          // empty: no GPU code
+  std::string gpuSharedObject;  // the launcher code, linked
+  std::vector<GpuKernel> gpuKernels;
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

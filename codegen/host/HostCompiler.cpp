@@ -1,6 +1,7 @@
 //===- HostCompiler.cpp - aim IR to x86-64 object code --------------------===//
 #include "codegen/host/HostCompiler.h"
 
+#include "codegen/host/ObjectEmitter.h"
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/LowerToLinalg.h"
 
@@ -43,35 +44,6 @@ namespace {
 llvm::Error failure(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                  message.str().c_str());
-}
-
-/// `f_packed(void **buffers)` for every defined public function `f`: loads
-/// the i-th pointer and passes it as the i-th argument.
-void addPackedEntries(ModuleOp module) {
-  OpBuilder b(module.getContext());
-  auto ptr = LLVM::LLVMPointerType::get(module.getContext());
-  SmallVector<LLVM::LLVMFuncOp> functions;
-  for (auto f : module.getOps<LLVM::LLVMFuncOp>())
-    if (!f.isExternal() && f.getVisibility() == SymbolTable::Visibility::Public)
-      functions.push_back(f);
-  for (LLVM::LLVMFuncOp f : functions) {
-    b.setInsertionPointToEnd(module.getBody());
-    auto packed = LLVM::LLVMFuncOp::create(
-        b, f.getLoc(), (f.getName() + "_packed").str(),
-        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(b.getContext()),
-                                    {ptr}));
-    Block *body = packed.addEntryBlock(b);
-    b.setInsertionPointToStart(body);
-    SmallVector<Value> args;
-    for (auto [i, type] : llvm::enumerate(f.getFunctionType().getParams())) {
-      Value slot =
-          LLVM::GEPOp::create(b, f.getLoc(), ptr, ptr, body->getArgument(0),
-                              ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
-      args.push_back(LLVM::LoadOp::create(b, f.getLoc(), type, slot));
-    }
-    LLVM::CallOp::create(b, f.getLoc(), f, args);
-    LLVM::ReturnOp::create(b, f.getLoc(), ValueRange());
-  }
 }
 
 /// A pointer to the first element of `memref` (aligned base + offset).
@@ -202,50 +174,11 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
     module.print(llvm::errs());
 
   // 3. LLVM IR and an object file.
-  llvm::InitializeNativeTarget();
-  llvm::InitializeNativeTargetAsmPrinter();
-  llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule =
-      translateModuleToLLVMIR(module, llvmContext);
-  if (!llvmModule)
-    return failure("translation to LLVM IR failed");
-  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
-  std::string error;
-  const llvm::Target *target =
-      llvm::TargetRegistry::lookupTarget(triple, error);
-  if (!target)
-    return failure("no LLVM target for " + triple.str() + ": " + error);
-  llvm::TargetOptions targetOptions;
-  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      triple, options.cpu, "", targetOptions, llvm::Reloc::PIC_));
-  if (!machine)
-    return failure("LLVM does not know the CPU '" + options.cpu + "'");
-  llvmModule->setTargetTriple(triple);
-  llvmModule->setDataLayout(machine->createDataLayout());
-
-  // LLVM's standard -O2 pipeline (inlining, SROA, LICM, GVN, vectorisers):
-  // the loops MLIR emits are plain scalar code until this runs.
-  llvm::LoopAnalysisManager loops;
-  llvm::FunctionAnalysisManager functions;
-  llvm::CGSCCAnalysisManager cgscc;
-  llvm::ModuleAnalysisManager modules;
-  llvm::PassBuilder builder(machine.get());
-  builder.registerModuleAnalyses(modules);
-  builder.registerCGSCCAnalyses(cgscc);
-  builder.registerFunctionAnalyses(functions);
-  builder.registerLoopAnalyses(loops);
-  builder.crossRegisterProxies(loops, functions, cgscc, modules);
-  builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2)
-      .run(*llvmModule, modules);
-  llvm::SmallVector<char, 0> object;
-  llvm::raw_svector_ostream os(object);
-  llvm::legacy::PassManager codegen;
-  if (machine->addPassesToEmitFile(codegen, os, nullptr,
-                                   llvm::CodeGenFileType::ObjectFile))
-    return failure("LLVM cannot emit an object file for " + options.cpu);
-  codegen.run(*llvmModule);
+  llvm::Expected<std::string> objectFile = emitObjectFile(module, options.cpu);
+  if (!objectFile)
+    return objectFile.takeError();
   HostObject result;
-  result.bytes.assign(object.begin(), object.end());
+  result.bytes = std::move(*objectFile);
   result.kernelLaunches = kernels->launches;
   result.distinctKernels = kernels->distinct;
   return result;

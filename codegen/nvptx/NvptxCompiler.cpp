@@ -3,7 +3,15 @@
 
 #include "codegen/kernels/BufferizedKernels.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Transforms/RegionUtils.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -68,6 +76,86 @@ void mergeGpuModules(ModuleOp module) {
         {FlatSymbolRefAttr::get(module.getContext(), renamed.lookup(key))}));
   });
 }
+/// A kernel cannot read the host's globals: every use of a constant global
+/// (splat, e.g. the loss' seed gradient 1.0) becomes a fresh buffer filled
+/// by a kernel, freed when its function returns.
+llvm::Error copyConstantsToAllocations(ModuleOp module) {
+  SmallVector<memref::GetGlobalOp> uses;
+  module.walk([&](memref::GetGlobalOp use) { uses.push_back(use); });
+  for (memref::GetGlobalOp use : uses) {
+    auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
+        use, use.getNameAttr());
+    auto value = global ? dyn_cast_or_null<SplatElementsAttr>(
+                              global.getConstantInitValue())
+                        : SplatElementsAttr();
+    if (!value)
+      return failure("the GPU backend handles splat constant globals only; "
+                     "not @" + use.getName());
+    // At the function's start, so that it dominates every return.
+    auto function = use->getParentOfType<func::FuncOp>();
+    auto b = OpBuilder::atBlockBegin(&function.front());
+    auto type = cast<MemRefType>(use.getType());
+    Value buffer = memref::AllocOp::create(
+        b, use.getLoc(), MemRefType::get(type.getShape(),
+                                         type.getElementType()));
+    Value scalar = arith::ConstantOp::create(
+        b, use.getLoc(), cast<TypedAttr>(value.getSplatValue<Attribute>()));
+    linalg::FillOp::create(b, use.getLoc(), scalar, buffer);
+    function.walk([&](func::ReturnOp ret) {
+      OpBuilder at(ret);
+      memref::DeallocOp::create(at, ret.getLoc(), buffer);
+    });
+    use.replaceAllUsesWith(buffer);
+    use.erase();
+  }
+  for (auto global :
+       llvm::make_early_inc_range(module.getOps<memref::GlobalOp>()))
+    if (SymbolTable::symbolKnownUseEmpty(global, module))
+      global.erase();
+  return llvm::Error::success();
+}
+/// Bytes and floating-point operations of one gpu.launch (see
+/// GpuKernelInfo), recorded on it as aim.bytes and aim.flops.
+void recordLaunchCosts(ModuleOp module) {
+  module.walk([](gpu::LaunchOp launch) {
+    auto count = [](Value v) -> int64_t {
+      std::optional<int64_t> c = getConstantIntValue(v);
+      return c ? *c : 0;
+    };
+    int64_t threads = count(launch.getGridSizeX()) *
+                      count(launch.getGridSizeY()) *
+                      count(launch.getGridSizeZ()) *
+                      count(launch.getBlockSizeX()) *
+                      count(launch.getBlockSizeY()) *
+                      count(launch.getBlockSizeZ());
+    llvm::SetVector<Value> captured;
+    getUsedValuesDefinedAbove(launch.getBody(), captured);
+    int64_t bytes = 0;
+    for (Value v : captured)
+      if (auto type = dyn_cast<MemRefType>(v.getType()))
+        if (type.hasStaticShape())
+          bytes += type.getNumElements() * type.getElementTypeBitWidth() / 8;
+    int64_t perThread = 0;
+    launch.getBody().walk([&](Operation *op) {
+      if (op->getNumResults() != 1 ||
+          !isa<FloatType>(op->getResult(0).getType()) ||
+          !isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) ||
+          isa<arith::ConstantOp>(op))
+        return;
+      int64_t times = 1;
+      for (auto loop = op->getParentOfType<scf::ForOp>();
+           loop && launch->isProperAncestor(loop);
+           loop = loop->getParentOfType<scf::ForOp>()) {
+        std::optional<llvm::APInt> trips = loop.getStaticTripCount();
+        times *= trips ? trips->getSExtValue() : 1;
+      }
+      perThread += times;
+    });
+    Builder b(launch.getContext());
+    launch->setAttr("aim.bytes", b.getI64IntegerAttr(bytes));
+    launch->setAttr("aim.flops", b.getI64IntegerAttr(perThread * threads));
+  });
+}
 } // namespace
 
 const std::vector<std::string> &supportedGpuChips() {
@@ -75,8 +163,8 @@ const std::vector<std::string> &supportedGpuChips() {
   return chips;
 }
 
-llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
-                                       const GpuCompileOptions &options) {
+llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
+                                           const GpuCompileOptions &options) {
   if (!llvm::is_contained(supportedGpuChips(), options.chip))
     return failure("the GPU backend does not support '" + options.chip +
                    "' yet; supported: " +
@@ -99,12 +187,15 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
       lowerToBufferizedKernels(module, /*blas=*/false);
   if (!kernels)
     return kernels.takeError();
+  if (llvm::Error e = copyConstantsToAllocations(module))
+    return e;
 
   // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
   // to blocks and threads, outlined into gpu.modules...
   std::string toLoops = "func.func(convert-linalg-to-parallel-loops)";
+  std::string toLaunches =
+      "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu)";
   std::string toKernels =
-      "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu),"
       "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
   // ... merged into one (a single PTX module), then NVVM and PTX.
   std::string toPtx = llvm::formatv(
@@ -112,7 +203,9 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
       "gpu.module(convert-gpu-to-nvvm),reconcile-unrealized-casts,"
       "gpu-module-to-binary{{format=isa}",
       options.chip, options.libdevice);
-  for (const std::string &pipeline : {toLoops, toKernels, toPtx}) {
+  llvm::StringMap<std::pair<int64_t, int64_t>> costs; // kernel -> bytes, flops
+  std::vector<std::pair<int64_t, int64_t>> launchCosts; // in walk order
+  for (const std::string &pipeline : {toLoops, toLaunches, toKernels, toPtx}) {
     // The kernels and their launches, before NVVM (docs/gpu-codegen.md).
     if (pipeline == toPtx && getenv("AIMC_DUMP_GPU_KERNELS"))
       module.print(llvm::errs());
@@ -123,10 +216,29 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
       return failure("lowering to GPU kernels failed (see the diagnostics)");
     if (pipeline == toLoops)
       tileInnermostParallelLoops(module, kBlockThreads);
-    if (pipeline == toKernels)
+    if (pipeline == toLaunches)
+      recordLaunchCosts(module);
+    if (pipeline == toKernels) {
+      // Outlining keeps the launches in place, not their attributes:
+      // pair them up again in order.
+      SmallVector<gpu::LaunchFuncOp> launches;
+      module.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
       mergeGpuModules(module);
+      for (auto [launch, cost] : llvm::zip(launches, launchCosts))
+        costs[launch.getKernelName().getValue()] = cost;
+    }
+    if (pipeline == toLaunches) {
+      launchCosts.clear();
+      module.walk([&](gpu::LaunchOp l) {
+        launchCosts.emplace_back(
+            l->getAttrOfType<IntegerAttr>("aim.bytes").getInt(),
+            l->getAttrOfType<IntegerAttr>("aim.flops").getInt());
+      });
+    }
   }
   GpuObject object;
+  object.kernelCalls = kernels->launches;
+  object.distinctKernels = kernels->distinct;
   module.walk([&](gpu::BinaryOp binary) {
     for (Attribute a : binary.getObjects())
       if (auto o = dyn_cast<gpu::ObjectAttr>(a)) {
@@ -140,6 +252,8 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
   SmallVector<StringRef> match;
   while (entry.match(rest, &match)) {
     object.kernels.push_back(GpuKernelInfo{match[1].str()});
+    std::tie(object.kernels.back().bytes, object.kernels.back().flops) =
+        costs.lookup(match[1]);
     rest = rest.substr(rest.find(match[0]) + match[0].size());
   }
   if (object.kernels.empty())
@@ -147,10 +261,17 @@ llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
   return object;
 }
 
+llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
+                                       const GpuCompileOptions &options) {
+  return lowerToGpuBinary(module, options);
+}
+
 llvm::Error assembleWithPtxas(GpuObject &object,
                               const GpuCompileOptions &options) {
-  SmallString<128> ptxPath, logPath;
+  SmallString<128> ptxPath, logPath, cubinPath;
   if (auto ec = llvm::sys::fs::createTemporaryFile("aimc", "ptx", ptxPath))
+    return failure("cannot create a temporary file: " + ec.message());
+  if (auto ec = llvm::sys::fs::createTemporaryFile("aimc", "cubin", cubinPath))
     return failure("cannot create a temporary file: " + ec.message());
   if (auto ec = llvm::sys::fs::createTemporaryFile("aimc-ptxas", "log", logPath))
     return failure("cannot create a temporary file: " + ec.message());
@@ -164,15 +285,21 @@ llvm::Error assembleWithPtxas(GpuObject &object,
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
                                           StringRef(logPath)};
   std::string arch = "-arch=" + options.chip;
-  SmallVector<StringRef> args = {options.ptxas, arch, "-v", "-o", "/dev/null",
+  SmallVector<StringRef> args = {options.ptxas, arch, "-v", "-o", cubinPath,
                                  ptxPath};
   std::string error;
   int rc = llvm::sys::ExecuteAndWait(options.ptxas, args, std::nullopt,
                                      redirects, 0, 0, &error);
   auto log = llvm::MemoryBuffer::getFile(logPath);
   std::string text = log ? (*log)->getBuffer().str() : std::string();
+  auto cubin = llvm::MemoryBuffer::getFile(cubinPath);
+  if (cubin)
+    object.cubin = (*cubin)->getBuffer().str();
   llvm::sys::fs::remove(ptxPath);
   llvm::sys::fs::remove(logPath);
+  llvm::sys::fs::remove(cubinPath);
+  if (rc == 0 && object.cubin.empty())
+    return failure("ptxas (" + options.ptxas + ") wrote no cubin");
   if (rc != 0)
     return failure("ptxas (" + options.ptxas + ") rejected the PTX" +
                    (error.empty() ? "" : ": " + error) + "\n" + text);

@@ -37,19 +37,33 @@ struct GpuKernelInfo {
   int registers = 0;
   int sharedBytes = 0;
   int spillStoreBytes = 0, spillLoadBytes = 0, stackBytes = 0;
+  /// One launch, as the IR tells before NVVM: the bytes of the buffers it
+  /// reads and writes (each once: a lower bound) and its floating-point
+  /// operations (per thread, loops counted, times the threads).
+  int64_t bytes = 0, flops = 0;
 };
 
 struct GpuObject {
   std::string ptx;
+  std::string cubin; // filled in by assembleWithPtxas
   std::vector<GpuKernelInfo> kernels; // in PTX order
+  unsigned kernelCalls = 0;     // outlined kernel calls of the entry points
+  unsigned distinctKernels = 0; // functions they call
 };
 
-/// Compiles (and consumes) `module` to PTX; fails naming an unsupported chip.
+/// Lowers (and consumes) `module` to GPU kernels in one gpu.binary holding
+/// their PTX, launched by the entry points (gpu.launch_func, still on
+/// memrefs). Fails naming an unsupported chip.
+llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
+                                           const GpuCompileOptions &options);
+
+/// lowerToGpuBinary, for the PTX alone.
 llvm::Expected<GpuObject> compileToPtx(ModuleOp module,
                                        const GpuCompileOptions &options);
 
-/// Assembles `ptx` with ptxas -v for `options.chip` and fills in the
-/// kernels' resources; fails with ptxas' message when it rejects the PTX.
+/// Assembles `ptx` with ptxas -v for `options.chip` into `cubin` and fills
+/// in the kernels' resources; fails with ptxas' message when it rejects the
+/// PTX.
 llvm::Error assembleWithPtxas(GpuObject &object,
                               const GpuCompileOptions &options);
 

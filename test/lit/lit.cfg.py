@@ -14,3 +14,6 @@ config.environment["PATH"] = os.pathsep.join(
     [config.aim_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
 # Debian's python3 has numpy (and torch): tests make their inputs with it.
 config.substitutions.append(("%python", "/usr/bin/python3"))
+# A CUDA driver that runs no kernel (test/fake-cuda): aim-run's CUDA path in CI.
+config.substitutions.append(
+    ("%fakecuda", os.path.join(config.aim_lib_dir, "libfakecuda.so")))

@@ -8,11 +8,13 @@
 #include "runtime/Checkpoint.h"
 #include "runtime/FashionMnistBatches.h"
 #include "runtime/LearningRate.h"
+#include "runtime/cuda/MemoryPool.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 #include <sys/stat.h>
 
@@ -158,4 +160,68 @@ TEST(FashionMnistBatches, StreamIsDeterministicAndMeshIndependent) {
   ASSERT_FALSE(bad.isOk());
   EXPECT_NE(bad.status().message().find("even batch per rank"),
             std::string::npos);
+}
+
+// The pool of the GPU step's temporaries, with a counting allocator in place
+// of the driver.
+TEST(MemoryPool, ReusesFreedBlocksBySizeAndTrims) {
+  int live = 0;
+  aim::rt::MemoryPool pool(
+      [&](size_t bytes) -> void * {
+        ++live;
+        return std::malloc(bytes);
+      },
+      [&](void *p) {
+        --live;
+        std::free(p);
+      });
+  void *a = pool.get(1000), *b = pool.get(1000), *c = pool.get(5000);
+  EXPECT_EQ(pool.driverAllocations(), 3u);
+  EXPECT_EQ(pool.bytesInUse(), 1024u + 1024u + 5120u); // rounded to 256
+  EXPECT_TRUE(pool.put(a));
+  EXPECT_FALSE(pool.put(a)) << "a block freed twice";
+  EXPECT_FALSE(pool.put(&live)) << "a block the pool never gave";
+  // The same size (after rounding) comes back from the pool.
+  EXPECT_EQ(pool.get(1010), a);
+  EXPECT_EQ(pool.driverAllocations(), 3u);
+  // A second "step" with the same pattern allocates nothing new.
+  for (void *p : {a, b, c})
+    EXPECT_TRUE(pool.put(p));
+  for (int step = 0; step < 3; ++step) {
+    void *x = pool.get(1000), *y = pool.get(1000), *z = pool.get(5000);
+    for (void *p : {x, y, z})
+      EXPECT_TRUE(pool.put(p));
+  }
+  EXPECT_EQ(pool.driverAllocations(), 3u);
+  EXPECT_EQ(pool.bytesInUse(), 0u);
+  pool.trim();
+  EXPECT_EQ(live, 0);
+  EXPECT_EQ(pool.bytesHeld(), 0u);
+}
+
+TEST(MemoryPool, OutOfMemoryReturnsCachedBlocksAndRetries) {
+  size_t budget = 4096, used = 0;
+  std::map<void *, size_t> sizes;
+  aim::rt::MemoryPool pool(
+      [&](size_t bytes) -> void * {
+        if (used + bytes > budget)
+          return nullptr;
+        used += bytes;
+        void *p = std::malloc(bytes);
+        sizes[p] = bytes;
+        return p;
+      },
+      [&](void *p) {
+        used -= sizes[p];
+        std::free(p);
+      });
+  void *a = pool.get(2048);
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(pool.put(a));
+  // 3072 does not fit next to the cached 2048: the pool gives it back.
+  void *b = pool.get(3072);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(pool.bytesHeld(), 3072u);
+  EXPECT_EQ(pool.get(2048), nullptr) << "really out of memory";
+  EXPECT_TRUE(pool.put(b));
 }

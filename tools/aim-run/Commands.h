@@ -14,6 +14,8 @@ int runTrain(int argc, char **argv);
 int runEvalLoss(int argc, char **argv);
 /// aim-run plot RUN_DIR [--artifact m.aimx] [...].
 int runPlot(int argc, char **argv);
+int runCheck(int argc, char **argv);
+int runBench(int argc, char **argv);
 
 /// RUN_DIR/loss.png, and RUN_DIR/predictions.png from the first batch of the
 /// evaluation set of `dataDir` (empty: t10k) when the model can read it.

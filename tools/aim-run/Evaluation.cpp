@@ -2,6 +2,7 @@
 #include "tools/aim-run/Evaluation.h"
 
 #include "common/FashionMnist.h"
+#include "runtime/SyntheticBatches.h"
 
 #include <cstring>
 
@@ -14,7 +15,23 @@ StatusOr<EvalSet> loadEvalSet(const LoadedModel &model,
   const int64_t batch = model.batch();
   const int64_t size = shape.channels * shape.height * shape.width;
   EvalSet set;
-  if (dataDir.empty()) {
+  if (dataDir == kSyntheticData) {
+    // Held out from training: positions past any run's (2^62 onwards).
+    set.count = limit > 0 ? limit : 1024;
+    set.count -= set.count % batch;
+    if (set.count == 0)
+      return Status::error("evaluation needs at least one batch of " +
+                           std::to_string(batch) + " images");
+    set.images = HostTensor::zeros(
+        DType::F32, {set.count, shape.channels, shape.height, shape.width});
+    auto *out = reinterpret_cast<float *>(set.images.bytes.data());
+    for (int64_t i = 0; i < set.count; ++i) {
+      std::vector<float> image =
+          syntheticImage(shape, seed, (int64_t(1) << 62) + i);
+      std::copy(image.begin(), image.end(), out + i * size);
+    }
+    set.source = "synthetic images";
+  } else if (dataDir.empty()) {
     if (shape.channels != 1 || shape.height != 28 || shape.width != 28)
       return Status::error(
           "Fashion-MNIST images are 1x28x28 but this model takes " +

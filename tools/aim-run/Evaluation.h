@@ -23,7 +23,8 @@ struct EvalSet {
   std::string source; // for messages: "Fashion-MNIST t10k", the folder
 };
 
-/// Up to `limit` images (0: all) of `dataDir` (empty: t10k).
+/// Up to `limit` images (0: all) of `dataDir` (empty: t10k; kSyntheticData:
+/// generated images held out from training's).
 StatusOr<EvalSet> loadEvalSet(const LoadedModel &model,
                               const std::string &dataDir, int64_t limit,
                               uint64_t seed);

@@ -38,14 +38,14 @@ PrefixMode LoadedModel::prefixMode() const {
              : PrefixMode::Iid;
 }
 
-StatusOr<LoadedModel> loadModel(const std::string &path) {
+StatusOr<LoadedModel> loadModel(const std::string &path, DeviceKind device) {
   StatusOr<Artifact> artifact = readArtifact(path);
   if (!artifact)
     return artifact.status();
   LoadedModel model;
   model.artifact = std::move(*artifact);
-  StatusOr<std::unique_ptr<HostProgram>> program =
-      HostProgram::load(model.artifact);
+  StatusOr<std::unique_ptr<Program>> program =
+      loadProgram(model.artifact, device);
   if (!program)
     return program.status();
   model.program = std::move(*program);

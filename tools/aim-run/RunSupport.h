@@ -5,7 +5,7 @@
 #include "common/Safetensors.h"
 #include "runtime/Artifact.h"
 #include "runtime/EntryCall.h"
-#include "runtime/HostProgram.h"
+#include "runtime/Program.h"
 #include "runtime/ImageFolderBatches.h"
 
 #include <map>
@@ -20,17 +20,21 @@ void warn(const std::string &message);
 
 bool parseInt(const char *text, int64_t &out);
 
-/// An artifact with its host code loaded.
+/// `--data synthetic`: generated images (runtime/SyntheticBatches.h).
+inline constexpr const char *kSyntheticData = "synthetic";
+
+/// An artifact with its code for one device loaded.
 struct LoadedModel {
   Artifact artifact;
-  std::unique_ptr<HostProgram> program;
+  std::unique_ptr<Program> program;
 
   ModelImageShape imageShape() const;
   int64_t batch() const { return artifact.root->batch(); }
   int64_t numPatches() const { return artifact.root->num_patches(); }
   PrefixMode prefixMode() const;
 };
-StatusOr<LoadedModel> loadModel(const std::string &path);
+StatusOr<LoadedModel> loadModel(const std::string &path,
+                                DeviceKind device = DeviceKind::Host);
 
 /// The artifact's parameters under AIM.md's initialisation (seeded), or read
 /// from a .safetensors file and checked against the artifact's table.

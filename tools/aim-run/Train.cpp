@@ -12,6 +12,7 @@
 #include "common/Npy.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/FashionMnistBatches.h"
+#include "runtime/SyntheticBatches.h"
 #include "runtime/LearningRate.h"
 #include "tools/aim-run/Pictures.h"
 
@@ -32,7 +33,7 @@ namespace {
 
 struct TrainOptions {
   std::string artifact, out = "run", fixedImages, fixedPrefix, initParams;
-  std::string data, evalData;
+  std::string data, evalData, device = "host";
   int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
   int64_t dataThreads = 1, evalImages = 1024;
   uint64_t seed = 0;
@@ -84,12 +85,14 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
         return Status::error("--schedule is cosine or constant");
       o.constant = std::strcmp(v, "constant") == 0;
     } else if (flag == "--out" || flag == "--init-params" || flag == "--data" ||
-               flag == "--eval-data") {
+               flag == "--eval-data" || flag == "--device") {
       if (!(v = value()))
-        return Status::error(flag + " takes a path");
+        return Status::error(flag + (flag == "--device" ? " takes host or cuda"
+                                                        : " takes a path"));
       (flag == "--out"           ? o.out
        : flag == "--init-params" ? o.initParams
        : flag == "--data"        ? o.data
+       : flag == "--device"      ? o.device
                                  : o.evalData) = v;
     } else if (flag == "--fixed-batch") {
       if (i + 2 >= argc)
@@ -104,6 +107,9 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
     return Status::error("--data-threads must be at least 1");
   if (!o.fixedImages.empty() && !o.data.empty())
     return Status::error("give --fixed-batch or --data, not both");
+  // Synthetic training validates on synthetic images held out from it.
+  if (o.data == kSyntheticData && o.evalData.empty())
+    o.evalData = kSyntheticData;
   return Status::ok();
 }
 
@@ -165,6 +171,14 @@ public:
     b.firstStep = firstStep;
     b.threads = static_cast<int>(o.dataThreads);
     b.prefetch = std::max(2, b.threads);
+    if (o.data == kSyntheticData) {
+      auto synthetic = SyntheticBatches::open(model.imageShape(), b);
+      if (!synthetic)
+        return synthetic.status();
+      std::printf("data: synthetic images (plane waves and noise)\n");
+      d.synthetic = std::move(*synthetic);
+      return d;
+    }
     if (!o.data.empty()) {
       Augmentation augmentation;
       augmentation.crop = augmentation.flip = augmentation.jitter = o.augment;
@@ -193,6 +207,8 @@ public:
   }
 
   StatusOr<Batch> next() {
+    if (synthetic)
+      return synthetic->next();
     if (folder)
       return folder->next();
     if (fashionMnist)
@@ -204,6 +220,7 @@ private:
   Batch fixed;
   std::unique_ptr<ImageFolderBatches> folder;
   std::unique_ptr<FashionMnistBatches> fashionMnist;
+  std::unique_ptr<SyntheticBatches> synthetic;
 };
 
 } // namespace
@@ -212,10 +229,14 @@ int runTrain(int argc, char **argv) {
   TrainOptions o;
   if (Status s = parseTrainOptions(argc, argv, o); !s)
     return fail(s.message());
-  StatusOr<LoadedModel> model = loadModel(o.artifact);
+  StatusOr<DeviceKind> device = parseDeviceKind(o.device);
+  if (!device)
+    return fail(device.status().message());
+  StatusOr<LoadedModel> model = loadModel(o.artifact, *device);
   if (!model)
     return fail(model.status().message());
   const Artifact &artifact = model->artifact;
+  std::printf("device: %s\n", model->program->description().c_str());
   StatusOr<EntryCall> step =
       EntryCall::prepare(artifact, *model->program, "train_step");
   if (!step)

@@ -3,6 +3,8 @@
 // aim-run train m.aimx ...      train (Train.cpp)
 // aim-run eval-loss m.aimx ...  validation loss of a checkpoint
 // aim-run plot RUN_DIR ...      a run's pictures (EvalAndPlot.cpp)
+// aim-run check m.aimx ...      host against GPU (CheckAndBench.cpp)
+// aim-run bench m.aimx ...      step and per-kernel times
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,11 +27,16 @@ const char *const kUsage =
     "                            [--checkpoint-every K] [--stop-after K]\n"
     "                            [--eval-images M] [--eval-data DIR] "
     "[--threads N]\n"
+    "                            [--device host|cuda]\n"
     "       aim-run eval-loss m.aimx --params P [--data DIR] [--images M] "
     "[--seed S]\n"
     "                            [--threads N]\n"
     "       aim-run plot RUN_DIR [--artifact m.aimx] [--eval-data DIR] "
     "[--seed S]\n"
+    "       aim-run check m.aimx [--seed S]\n"
+    "       aim-run bench m.aimx [--device host|cuda] [--steps N] [--warmup "
+    "W]\n"
+    "                            [--per-kernel [--csv FILE]] [--seed S]\n"
     "\n"
     "train:\n"
     "  --steps N             steps of the run (default 100); the schedule\n"
@@ -44,7 +51,9 @@ const char *const kUsage =
     "                        with random resized crops, flips and colour "
     "jitter\n"
     "                        (--no-augment: whole images, resized); default:\n"
-    "                        Debian's Fashion-MNIST train set\n"
+    "                        Debian's Fashion-MNIST train set; 'synthetic':\n"
+    "                        generated images (no files; validation on\n"
+    "                        held-out generated images)\n"
     "  --data-threads N      threads decoding and augmenting batches (default "
     "1)\n"
     "  --fixed-batch X K     train on one batch (.npy images and prefix "
@@ -60,11 +69,21 @@ const char *const kUsage =
     "                        a resumed run keeps the run's count, since the "
     "last\n"
     "                        bits of the sums depend on it)\n"
+    "  --device cuda         run the step on the GPU (an artifact compiled\n"
+    "                        with --target host,sm_90a; the driver is loaded\n"
+    "                        with dlopen)\n"
     "eval-loss: the loss of checkpoint P on held-out images (default: all of\n"
     "  Fashion-MNIST t10k), each with a prefix length fixed by --seed and its\n"
     "  index, so checkpoints are compared on the same targets\n"
     "plot: RUN_DIR/loss.png from metrics.jsonl; with --artifact also\n"
-    "  RUN_DIR/predictions.png from RUN_DIR/model.safetensors\n";
+    "  RUN_DIR/predictions.png from RUN_DIR/model.safetensors\n"
+    "check: loss_and_grads of one synthetic batch on the host and on the GPU\n"
+    "  (device 0), compared tensor by tensor; exit status 1 when any differs\n"
+    "  beyond its stated tolerance\n"
+    "bench: train_step repeated on one synthetic batch (default 3 warm-up,\n"
+    "  20 timed steps): step time and images/s; --per-kernel: each GPU\n"
+    "  kernel's device time per step next to its roofline estimate (--csv:\n"
+    "  all of them to FILE)\n";
 
 } // namespace aim::rt
 
@@ -92,6 +111,10 @@ int main(int argc, char **argv) {
     return runEvalLoss(argc, argv);
   if (command == "plot")
     return runPlot(argc, argv);
+  if (command == "check")
+    return runCheck(argc, argv);
+  if (command == "bench")
+    return runBench(argc, argv);
   return fail("unknown command '" + command +
-              "' (train, eval-loss or plot)\n" + kUsage);
+              "' (train, eval-loss, plot, check or bench)\n" + kUsage);
 }

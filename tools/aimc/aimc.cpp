@@ -8,6 +8,7 @@
 #include "codegen/artifact/ArtifactWriter.h"
 #include "codegen/host/HostCompiler.h"
 #include "codegen/host/HostLinker.h"
+#include "codegen/nvptx/GpuProgramCompiler.h"
 #include "codegen/nvptx/NvptxCompiler.h"
 #include "common/FileIO.h"
 #include "common/HostTensor.h"
@@ -94,9 +95,9 @@ cl::opt<std::string> gpuChipOption(
     cl::init("sm_90a"), cl::cat(aimcCategory));
 cl::opt<std::string> targetOption(
     "target",
-    cl::desc("Compile the training step for these targets (comma-separated; "
-             "only 'host' so far) and write a .aimx artifact to -o"),
-    cl::value_desc("host"), cl::cat(aimcCategory));
+    cl::desc("Compile the training step for these targets (comma-separated: "
+             "host, sm_90a, or both) and write one .aimx artifact to -o"),
+    cl::value_desc("host,sm_90a"), cl::cat(aimcCategory));
 cl::opt<std::string> cpuOption(
     "cpu", cl::desc("Instruction set of host code (recorded in the artifact)"),
     cl::init("x86-64-v3"), cl::cat(aimcCategory));
@@ -232,24 +233,28 @@ int reportCost(const aim::ModelConfig &config) {
   output->keep();
   return 0;
 }
-/// --target host: the step through every pass, compiled, linked and written
-/// as a .aimx artifact.
+/// --target host[,sm_90a]: the step through every pass, compiled for each
+/// target, linked and written as one .aimx artifact.
 int compileArtifact(const aim::ModelConfig &config) {
   llvm::SmallVector<StringRef> targets;
   StringRef(targetOption).split(targets, ',', -1, false);
+  bool forHost = false;
+  std::string gpuChip;
   for (StringRef t : targets) {
-    if (t == "host")
-      continue;
-    if (llvm::is_contained(mlir::aim::supportedGpuChips(), t.str()))
-      return error("--target " + t +
-                   ": the GPU backend compiles this chip's kernels "
-                   "(aimc --report=gpu-kernels --gpu-chip " +
-                   t + ") but artifacts do not carry GPU code yet");
-    return error("--target " + t +
-                 " is not supported; the targets: host, and for "
-                 "--report=gpu-kernels: " +
-                 llvm::join(mlir::aim::supportedGpuChips(), ", "));
+    if (t == "host") {
+      forHost = true;
+    } else if (llvm::is_contained(mlir::aim::supportedGpuChips(), t.str())) {
+      if (!gpuChip.empty() && gpuChip != t)
+        return error("--target names two GPU chips (" + gpuChip + ", " + t +
+                     "); an artifact carries code for one");
+      gpuChip = t.str();
+    } else {
+      return error("--target " + t + " is not supported; the targets: host, " +
+                   llvm::join(mlir::aim::supportedGpuChips(), ", "));
+    }
   }
+  if (!forHost && gpuChip.empty())
+    return error("--target names no target (host, sm_90a)");
   if (outputOption == "-")
     return error("--target writes a binary artifact: give -o <file>.aimx");
   mlir::MLIRContext context;
@@ -259,32 +264,71 @@ int compileArtifact(const aim::ModelConfig &config) {
     return 1;
   // For aim-run's pictures: the head's output at every position.
   aim::addPredictFunction(*module, config, batchOption);
-  mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
-  mlir::aim::HostCompileOptions host;
-  host.cpu = cpuOption;
-  host.blas = hostBlasOption;
-  Expected<mlir::aim::HostObject> object =
-      mlir::aim::compileToObject(*lowered, host);
-  if (!object)
-    return error(toString(object.takeError()));
-  Expected<std::string> library = mlir::aim::linkSharedObject(object->bytes);
-  if (!library)
-    return error(toString(library.takeError()));
   mlir::aim::ArtifactContents contents;
   contents.config = &config;
   contents.batch = batchOption;
   contents.prefixMode =
       noPrefixMaskOption ? std::string("any") : prefixModeOption.getValue();
   contents.isa = cpuOption;
-  contents.sharedObject = std::move(*library);
+  std::string summary;
+  if (forHost) {
+    mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
+    mlir::aim::HostCompileOptions host;
+    host.cpu = cpuOption;
+    host.blas = hostBlasOption;
+    Expected<mlir::aim::HostObject> object =
+        mlir::aim::compileToObject(*lowered, host);
+    if (!object)
+      return error(toString(object.takeError()));
+    Expected<std::string> library = mlir::aim::linkSharedObject(object->bytes);
+    if (!library)
+      return error(toString(library.takeError()));
+    contents.sharedObject = std::move(*library);
+    summary += formatv("; host code for {0}: {1} kernel calls, {2} distinct "
+                       "kernels compiled",
+                       cpuOption.getValue(), object->kernelLaunches,
+                       object->distinctKernels);
+  }
+  if (!gpuChip.empty()) {
+    mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
+    mlir::aim::GpuCompileOptions gpu;
+    gpu.chip = gpuChip;
+    Expected<mlir::aim::GpuProgram> program =
+        mlir::aim::compileGpuProgram(*lowered, gpu, cpuOption);
+    if (!program)
+      return error(toString(program.takeError()));
+    Expected<std::string> library =
+        mlir::aim::linkSharedObject(program->hostObject);
+    if (!library)
+      return error(toString(library.takeError()));
+    contents.gpuChip = gpuChip;
+    contents.gpuSharedObject = std::move(*library);
+    Expected<mlir::aim::TargetDescription> target =
+        mlir::aim::loadTargetDescription(targetDescOption);
+    if (!target)
+      return error(toString(target.takeError()));
+    int spilling = 0;
+    for (const mlir::aim::GpuKernelInfo &k : program->kernels.kernels) {
+      int spill = k.spillStoreBytes + k.spillLoadBytes;
+      // The kernels are scalar float32 code: CUDA-core peak, not tensor.
+      double roofline = std::max(k.bytes / target->memoryBandwidth,
+                                 k.flops / target->vectorFlops);
+      contents.gpuKernels.push_back({k.name, k.registers, k.sharedBytes, spill,
+                                     k.bytes, k.flops, roofline});
+      spilling += spill > 0;
+    }
+    summary += formatv("; {0} code: {1} GPU kernels ({2} spilling), "
+                       "launched by {3} calls of {4} distinct kernels",
+                       gpuChip, program->kernels.kernels.size(), spilling,
+                       program->kernels.kernelCalls,
+                       program->kernels.distinctKernels);
+  }
   std::string bytes = mlir::aim::buildArtifact(*module, contents);
   if (aim::Status s = aim::writeFileAtomically(outputOption, bytes); !s)
     return error(s.message());
   outs() << "wrote " << outputOption << " (" << bytes.size() / 1024
          << " KiB: " << config.name << ", batch " << batchOption.getValue()
-         << ", host code for " << cpuOption << ": " << object->kernelLaunches
-         << " kernel calls, " << object->distinctKernels
-         << " distinct kernels compiled)\n";
+         << summary << ")\n";
   return 0;
 }
 

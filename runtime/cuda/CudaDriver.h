@@ -1,0 +1,88 @@
+//===- CudaDriver.h - the CUDA driver, loaded with dlopen -------*- C++ -*-===//
+//
+// aim-run runs where no GPU is (CI, laptops), so it never links libcuda: the
+// driver is opened with dlopen when --device cuda asks for it, and every
+// entry point is resolved through cuGetProcAddress for the ABI of the
+// headers aim-run was built with (or the driver's, if older). cuda.h is used
+// for its types and constants only. $AIMC_CUDA_DRIVER names another library
+// (tests use it to check the errors).
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_RUNTIME_CUDA_CUDADRIVER_H
+#define AIMC_RUNTIME_CUDA_CUDADRIVER_H
+
+#include "common/Status.h"
+
+#include <cuda.h>
+
+#include <memory>
+#include <string>
+
+namespace aim::rt {
+
+/// The driver calls aim-run makes; X(name) with cuda.h's name for it.
+#define AIM_CUDA_DRIVER_FUNCTIONS(X)                                           \
+  X(cuInit)                                                                    \
+  X(cuDriverGetVersion)                                                        \
+  X(cuGetErrorName)                                                            \
+  X(cuGetErrorString)                                                          \
+  X(cuDeviceGetCount)                                                          \
+  X(cuDeviceGet)                                                               \
+  X(cuDeviceGetName)                                                           \
+  X(cuDeviceGetAttribute)                                                      \
+  X(cuDevicePrimaryCtxRetain)                                                  \
+  X(cuDevicePrimaryCtxRelease)                                                 \
+  X(cuCtxSetCurrent)                                                           \
+  X(cuCtxSynchronize)                                                          \
+  X(cuMemGetInfo)                                                              \
+  X(cuMemAllocManaged)                                                         \
+  X(cuMemFree)                                                                 \
+  X(cuMemcpy)                                                                  \
+  X(cuModuleLoadData)                                                          \
+  X(cuModuleUnload)                                                            \
+  X(cuModuleGetFunction)                                                       \
+  X(cuLaunchKernel)                                                            \
+  X(cuStreamCreate)                                                            \
+  X(cuStreamDestroy)                                                           \
+  X(cuStreamSynchronize)                                                       \
+  X(cuEventCreate)                                                             \
+  X(cuEventDestroy)                                                            \
+  X(cuEventRecord)                                                             \
+  X(cuEventSynchronize)                                                        \
+  X(cuEventElapsedTime)
+
+class CudaDriver {
+public:
+  /// Opens the driver and makes device `ordinal`'s primary context current
+  /// on this thread. Errors say what is missing (no library, no device, ...).
+  static StatusOr<std::unique_ptr<CudaDriver>> open(int ordinal = 0);
+  ~CudaDriver();
+  CudaDriver(const CudaDriver &) = delete;
+  CudaDriver &operator=(const CudaDriver &) = delete;
+
+  /// Ok, or an error "<what>: CUDA_ERROR_X (<the driver's words>)".
+  Status check(CUresult result, const std::string &what) const;
+
+  /// "sm_90a"-style name of the device's architecture: the "a" variant
+  /// for compute capability 9.0 (what aimc compiles for), plain otherwise.
+  std::string chip() const;
+  const std::string &name() const { return deviceName; }
+  int ordinal() const { return deviceOrdinal; }
+  CUcontext context() const { return primaryContext; }
+
+#define AIM_CUDA_DECLARE(name) decltype(&::name) name = nullptr;
+  AIM_CUDA_DRIVER_FUNCTIONS(AIM_CUDA_DECLARE)
+#undef AIM_CUDA_DECLARE
+
+private:
+  CudaDriver() = default;
+  void *library = nullptr;
+  CUdevice device = 0;
+  CUcontext primaryContext = nullptr;
+  int deviceOrdinal = 0, major = 0, minor = 0;
+  std::string deviceName;
+};
+
+} // namespace aim::rt
+
+#endif // AIMC_RUNTIME_CUDA_CUDADRIVER_H

@@ -1,0 +1,151 @@
+//===- CudaProgram.cpp - an artifact's GPU code on a CUDA device ----------===//
+#include "runtime/cuda/CudaProgram.h"
+
+namespace aim::rt {
+
+StatusOr<std::unique_ptr<CudaProgram>>
+CudaProgram::load(const Artifact &artifact, int ordinal) {
+  const aimx::GpuCode *gpu = artifact.root->gpu();
+  if (!gpu)
+    return Status::error("--device cuda: the artifact has no GPU code "
+                         "(compile it with aimc --target host,sm_90a)");
+  GpuCallState &state = gpuCallState();
+  if (state.driver)
+    return Status::error("internal error: a CUDA program is already loaded "
+                         "(aim-run drives one at a time)");
+  StatusOr<std::unique_ptr<CudaDriver>> driver = CudaDriver::open(ordinal);
+  if (!driver)
+    return driver.status();
+  std::unique_ptr<CudaProgram> program(new CudaProgram);
+  program->driver = std::move(*driver);
+  program->chip = gpu->chip()->str();
+  CudaDriver &d = *program->driver;
+  if (d.chip() != program->chip)
+    return Status::error("--device cuda: the artifact's GPU code is for " +
+                         program->chip + " but device " +
+                         std::to_string(d.ordinal()) + " is " + d.name() +
+                         " (" + d.chip() + "); recompile with aimc --target " +
+                         d.chip() + " if the backend supports it");
+  CUstream stream = nullptr;
+  if (Status s = d.check(d.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING),
+                         "cuStreamCreate");
+      !s)
+    return s;
+  state = GpuCallState();
+  state.driver = &d;
+  state.stream = stream;
+  state.temporaries = std::make_unique<MemoryPool>(
+      [&d](size_t bytes) -> void * {
+        CUdeviceptr p = 0;
+        return d.cuMemAllocManaged(&p, bytes, CU_MEM_ATTACH_GLOBAL) ==
+                       CUDA_SUCCESS
+                   ? reinterpret_cast<void *>(p)
+                   : nullptr;
+      },
+      [&d](void *p) { d.cuMemFree(reinterpret_cast<CUdeviceptr>(p)); });
+  // Loading runs the launcher code's constructor, which loads the cubin.
+  StatusOr<std::unique_ptr<SharedObject>> code =
+      SharedObject::load(*gpu->launcher(), "GPU launcher code");
+  if (!code)
+    return code.status();
+  program->code = std::move(*code);
+  if (!state.firstError.empty())
+    return Status::error("--device cuda: " + state.firstError);
+  return program;
+}
+
+CudaProgram::~CudaProgram() {
+  GpuCallState &state = gpuCallState();
+  if (!state.driver)
+    return;
+  code.reset(); // unloads the module while the context lives
+  for (auto &[entry, slots] : staging)
+    for (auto &[pointer, bytes] : slots)
+      driver->cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
+  if (state.start)
+    driver->cuEventDestroy(state.start);
+  if (state.stop)
+    driver->cuEventDestroy(state.stop);
+  state.temporaries.reset();
+  driver->cuStreamDestroy(state.stream);
+  state = GpuCallState();
+}
+
+std::string CudaProgram::description() const {
+  return "cuda:" + std::to_string(driver->ordinal()) + " " + driver->name() +
+         " (" + chip + ")";
+}
+
+Status CudaProgram::run(PackedEntry function,
+                        const std::vector<BufferRef> &buffers,
+                        size_t numArguments) {
+  GpuCallState &state = gpuCallState();
+  CudaDriver &d = *driver;
+  std::vector<std::pair<void *, size_t>> &slots = staging[function];
+  slots.resize(buffers.size(), {nullptr, 0});
+  std::vector<void *> pointers;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    auto &[pointer, bytes] = slots[i];
+    if (bytes != buffers[i].bytes) {
+      if (pointer)
+        d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
+      CUdeviceptr p = 0;
+      if (Status s = d.check(d.cuMemAllocManaged(&p, buffers[i].bytes ? buffers[i].bytes : 1,
+                                                 CU_MEM_ATTACH_GLOBAL),
+                             "allocating " +
+                                 std::to_string(buffers[i].bytes) +
+                                 " bytes for a step buffer");
+          !s) {
+        pointer = nullptr;
+        bytes = 0;
+        return s;
+      }
+      pointer = reinterpret_cast<void *>(p);
+      bytes = buffers[i].bytes;
+    }
+    if (i < numArguments && bytes > 0)
+      if (Status s = d.check(
+              d.cuMemcpy(reinterpret_cast<CUdeviceptr>(pointer),
+                         reinterpret_cast<CUdeviceptr>(buffers[i].data), bytes),
+              "copying a step argument to the device");
+          !s)
+        return s;
+    pointers.push_back(pointer);
+  }
+  function(pointers.data());
+  if (state.firstError.empty())
+    if (Status s = d.check(d.cuStreamSynchronize(state.stream),
+                           "finishing the step (cuStreamSynchronize)");
+        !s)
+      state.fail(s.message());
+  if (!state.firstError.empty()) {
+    // A failed launch leaves the context unusable: say so, once.
+    return Status::error("the step failed on " + description() + ": " +
+                         state.firstError);
+  }
+  for (size_t i = numArguments; i < buffers.size(); ++i)
+    if (buffers[i].bytes > 0)
+      if (Status s = d.check(
+              d.cuMemcpy(reinterpret_cast<CUdeviceptr>(buffers[i].data),
+                         reinterpret_cast<CUdeviceptr>(pointers[i]),
+                         buffers[i].bytes),
+              "copying a step result from the device");
+          !s)
+        return s;
+  return Status::ok();
+}
+
+void CudaProgram::setProfiling(bool on) {
+  GpuCallState &state = gpuCallState();
+  if (on && !state.start) {
+    driver->cuEventCreate(&state.start, CU_EVENT_DEFAULT);
+    driver->cuEventCreate(&state.stop, CU_EVENT_DEFAULT);
+  }
+  state.profiling = on && state.start && state.stop;
+}
+
+std::map<std::string, KernelTime> CudaProgram::takeKernelTimes() {
+  return std::exchange(gpuCallState().kernelTimes, {});
+}
+
+} // namespace aim::rt

@@ -1,0 +1,164 @@
+//===- GpuRuntimeCalls.cpp - what GPU launcher code calls in aim-run ------===//
+#include "runtime/cuda/GpuRuntimeCalls.h"
+
+#include <cstdint>
+#include <cstdlib>
+
+namespace aim::rt {
+
+GpuCallState &gpuCallState() {
+  static GpuCallState state;
+  return state;
+}
+
+namespace {
+bool check(CUresult result, const std::string &what) {
+  GpuCallState &s = gpuCallState();
+  Status status = s.driver->check(result, what);
+  if (!status)
+    s.fail(status.message());
+  return status.isOk();
+}
+
+/// Adds the time of the launch between the events, once the stream is done.
+void collectKernelTime() {
+  GpuCallState &s = gpuCallState();
+  if (!s.timed)
+    return;
+  float ms = 0;
+  if (check(s.driver->cuEventElapsedTime(&ms, s.start, s.stop),
+            "cuEventElapsedTime")) {
+    KernelTime &t = s.kernelTimes[s.kernelNames[s.timed]];
+    ++t.launches;
+    t.milliseconds += ms;
+  }
+  s.timed = nullptr;
+}
+} // namespace
+
+} // namespace aim::rt
+
+using aim::rt::gpuCallState;
+using aim::rt::GpuCallState;
+
+// Upstream MLIR's names and signatures (gpu-to-llvm and the GPU dialect's
+// LLVM IR translation emit these calls).
+extern "C" {
+
+void *mgpuModuleLoad(void *data, size_t) {
+  GpuCallState &s = gpuCallState();
+  if (!s.ok())
+    return nullptr;
+  CUmodule module = nullptr;
+  aim::rt::check(s.driver->cuModuleLoadData(&module, data),
+                 "loading the artifact's cubin (cuModuleLoadData)");
+  return module;
+}
+
+void mgpuModuleUnload(void *module) {
+  GpuCallState &s = gpuCallState();
+  if (s.driver && module)
+    s.driver->cuModuleUnload(static_cast<CUmodule>(module));
+}
+
+void *mgpuModuleGetFunction(void *module, const char *name) {
+  GpuCallState &s = gpuCallState();
+  if (!s.ok() || !module)
+    return nullptr;
+  auto key = std::make_pair(static_cast<CUmodule>(module), std::string(name));
+  auto it = s.functions.find(key);
+  if (it != s.functions.end())
+    return it->second;
+  CUfunction function = nullptr;
+  if (!aim::rt::check(s.driver->cuModuleGetFunction(
+                          &function, static_cast<CUmodule>(module), name),
+                      std::string("cuModuleGetFunction(") + name + ")"))
+    return nullptr;
+  s.functions[key] = function;
+  s.kernelNames[function] = name;
+  return function;
+}
+
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedBytes, void *stream,
+                      void **params, void **extra, size_t) {
+  GpuCallState &s = gpuCallState();
+  if (!s.ok() || !function)
+    return;
+  auto f = static_cast<CUfunction>(function);
+  if (s.profiling &&
+      !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
+                      "cuEventRecord"))
+    return;
+  if (!aim::rt::check(
+          s.driver->cuLaunchKernel(
+              f, static_cast<unsigned>(gridX), static_cast<unsigned>(gridY),
+              static_cast<unsigned>(gridZ), static_cast<unsigned>(blockX),
+              static_cast<unsigned>(blockY), static_cast<unsigned>(blockZ),
+              static_cast<unsigned>(sharedBytes),
+              stream ? static_cast<CUstream>(stream) : s.stream, params,
+              extra),
+          "launching " + s.kernelNames[f] + " (grid " +
+              std::to_string(gridX) + "x" + std::to_string(gridY) + "x" +
+              std::to_string(gridZ) + ", block " + std::to_string(blockX) +
+              "x" + std::to_string(blockY) + "x" + std::to_string(blockZ) +
+              ")"))
+    return;
+  if (s.profiling &&
+      aim::rt::check(s.driver->cuEventRecord(s.stop, s.stream),
+                     "cuEventRecord"))
+    s.timed = f;
+}
+
+/// Every launch goes to aim-run's stream; the launcher code's streams are
+/// names for it.
+void *mgpuStreamCreate() { return gpuCallState().stream; }
+
+void mgpuStreamDestroy(void *) {}
+
+/// The launcher code synchronises after each launch: host-side leftovers
+/// of the step (scalar ops) may read what the kernel wrote.
+void mgpuStreamSynchronize(void *) {
+  GpuCallState &s = gpuCallState();
+  if (!s.ok())
+    return;
+  if (aim::rt::check(s.driver->cuStreamSynchronize(s.stream),
+                     "cuStreamSynchronize (after " +
+                         (s.timed ? s.kernelNames[s.timed] : "a launch") +
+                         ")"))
+    aim::rt::collectKernelTime();
+}
+
+/// Temporaries: managed memory, reachable from kernels and from the
+/// launcher code's own loads and stores.
+/// After an error (no kernel runs any more) the rest of the call gets host
+/// memory, so that its scalar leftovers do not write through a null pointer.
+void *_mlir_memref_to_llvm_alloc(size_t bytes) {
+  GpuCallState &s = gpuCallState();
+  void *block = s.ok() ? s.temporaries->get(bytes) : nullptr;
+  if (!block && s.ok())
+    s.fail("out of GPU memory allocating a temporary of " +
+           std::to_string(bytes) + " bytes (" +
+           std::to_string(s.temporaries->bytesInUse() >> 20) +
+           " MiB in use)");
+  if (!block) {
+    block = std::calloc(1, bytes ? bytes : 1);
+    s.hostFallbacks.insert(block);
+  }
+  return block;
+}
+
+void _mlir_memref_to_llvm_free(void *block) {
+  GpuCallState &s = gpuCallState();
+  if (!block)
+    return;
+  if (s.hostFallbacks.erase(block)) {
+    std::free(block);
+    return;
+  }
+  if (!s.temporaries || !s.temporaries->put(block))
+    s.fail("the launcher code freed a block aim-run did not allocate");
+}
+
+} // extern "C"

@@ -1,0 +1,57 @@
+//===- GpuRuntimeCalls.h - what GPU launcher code calls in aim-run -*- C++ -*-===//
+//
+// The launcher code of an artifact (codegen/nvptx/GpuProgramCompiler.h)
+// calls upstream MLIR's GPU runtime ABI -- mgpuModuleLoad, mgpuLaunchKernel,
+// ... -- and the generic allocation functions of memref-to-llvm. aim-run
+// exports them (tools/aim-run/CMakeLists.txt) and implements them here over
+// the dlopen'd driver, on one device and one stream. The launcher code has
+// no way to return an error: the first one is kept and reported by
+// CudaProgram after the call, and later calls do nothing.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_RUNTIME_CUDA_GPURUNTIMECALLS_H
+#define AIMC_RUNTIME_CUDA_GPURUNTIMECALLS_H
+
+#include "runtime/cuda/CudaDriver.h"
+#include "runtime/cuda/MemoryPool.h"
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+namespace aim::rt {
+
+/// Time a kernel took on the device (events around each launch).
+struct KernelTime {
+  int64_t launches = 0;
+  double milliseconds = 0;
+};
+
+/// What the calls act on. One per process: aim-run drives one device.
+struct GpuCallState {
+  CudaDriver *driver = nullptr;
+  CUstream stream = nullptr;
+  std::unique_ptr<MemoryPool> temporaries; // managed memory
+  std::string firstError;
+  std::set<void *> hostFallbacks; // temporaries handed out after an error
+  std::map<std::pair<CUmodule, std::string>, CUfunction> functions;
+  std::map<CUfunction, std::string> kernelNames;
+  bool profiling = false;
+  CUevent start = nullptr, stop = nullptr;
+  CUfunction timed = nullptr; // launched between start and stop
+  std::map<std::string, KernelTime> kernelTimes;
+
+  /// Keeps the first error.
+  void fail(const std::string &message) {
+    if (firstError.empty())
+      firstError = message;
+  }
+  bool ok() const { return driver && firstError.empty(); }
+};
+
+GpuCallState &gpuCallState();
+
+} // namespace aim::rt
+
+#endif // AIMC_RUNTIME_CUDA_GPURUNTIMECALLS_H

@@ -1,0 +1,237 @@
+//===- FakeCudaDriver.cpp - a CUDA driver without a GPU, for tests --------===//
+//
+// libfakecuda.so stands in for libcuda.so.1 (AIMC_CUDA_DRIVER=...) so that
+// aim-run's CUDA path -- dlopen, cuGetProcAddress, device checks, loading
+// the launcher code and its cubin, launches, streams, events, staging,
+// temporaries -- runs in CI. It runs no kernel: it checks what it is given
+// (the cubin is an ELF for NVIDIA GPUs holding every function asked for;
+// launch shapes are legal; parameters are passed) and logs each launch.
+//
+//   FAKE_CUDA_CC=8.9          the compute capability it reports (default 9.0)
+//   FAKE_CUDA_INIT_ERROR=100  cuInit fails with this code
+//   FAKE_CUDA_LOG=FILE        one line per launch, a summary at exit
+//
+//===----------------------------------------------------------------------===//
+#include <cuda.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace {
+
+struct Fake {
+  std::mutex mutex;
+  std::FILE *log = nullptr;
+  std::string cubin; // the one module loaded
+  std::set<std::string> functions;
+  long launches = 0, allocations = 0, frees = 0, modules = 0;
+  std::set<std::string> launched;
+  Fake() {
+    if (const char *path = std::getenv("FAKE_CUDA_LOG"))
+      log = std::fopen(path, "w");
+  }
+  ~Fake() {
+    if (!log)
+      return;
+    std::fprintf(log,
+                 "summary: %ld launches of %zu kernels, %ld modules, %ld "
+                 "allocations, %ld frees\n",
+                 launches, launched.size(), modules, allocations, frees);
+    std::fclose(log);
+  }
+};
+Fake &fake() {
+  static Fake f;
+  return f;
+}
+
+constexpr uint16_t kElfMachineCuda = 190; // EM_CUDA
+
+CUresult cuInitFake(unsigned) {
+  if (const char *e = std::getenv("FAKE_CUDA_INIT_ERROR"))
+    return static_cast<CUresult>(std::atoi(e));
+  return CUDA_SUCCESS;
+}
+CUresult cuDriverGetVersionFake(int *v) {
+  *v = 13000;
+  return CUDA_SUCCESS;
+}
+CUresult cuGetErrorNameFake(CUresult r, const char **s) {
+  static const std::map<int, const char *> names = {
+      {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE"},
+      {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE"},
+      {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND"},
+      {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE"}};
+  auto it = names.find(r);
+  *s = it == names.end() ? nullptr : it->second;
+  return it == names.end() ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+CUresult cuGetErrorStringFake(CUresult r, const char **s) {
+  *s = r == CUDA_ERROR_NO_DEVICE ? "no CUDA-capable device is detected"
+                                 : "fake driver error";
+  return CUDA_SUCCESS;
+}
+CUresult cuDeviceGetCountFake(int *n) {
+  *n = 1;
+  return CUDA_SUCCESS;
+}
+CUresult cuDeviceGetFake(CUdevice *d, int ordinal) {
+  *d = ordinal;
+  return ordinal == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+CUresult cuDeviceGetNameFake(char *name, int length, CUdevice) {
+  std::snprintf(name, length, "Fake GPU (aimc test driver)");
+  return CUDA_SUCCESS;
+}
+CUresult cuDeviceGetAttributeFake(int *v, CUdevice_attribute a, CUdevice) {
+  const char *cc = std::getenv("FAKE_CUDA_CC");
+  int major = 9, minor = 0;
+  if (cc)
+    std::sscanf(cc, "%d.%d", &major, &minor);
+  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? major
+       : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? minor
+                                                           : 0;
+  return CUDA_SUCCESS;
+}
+CUresult cuDevicePrimaryCtxRetainFake(CUcontext *c, CUdevice) {
+  *c = reinterpret_cast<CUcontext>(0x1);
+  return CUDA_SUCCESS;
+}
+CUresult cuDevicePrimaryCtxReleaseFake(CUdevice) { return CUDA_SUCCESS; }
+CUresult cuCtxSetCurrentFake(CUcontext) { return CUDA_SUCCESS; }
+CUresult cuCtxSynchronizeFake() { return CUDA_SUCCESS; }
+CUresult cuMemGetInfoFake(size_t *free, size_t *total) {
+  *free = *total = size_t(80) << 30;
+  return CUDA_SUCCESS;
+}
+CUresult cuMemAllocManagedFake(CUdeviceptr *p, size_t bytes, unsigned) {
+  void *block = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!block)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  std::memset(block, 0, bytes);
+  *p = reinterpret_cast<CUdeviceptr>(block);
+  std::lock_guard<std::mutex> lock(fake().mutex);
+  ++fake().allocations;
+  return CUDA_SUCCESS;
+}
+CUresult cuMemFreeFake(CUdeviceptr p) {
+  std::free(reinterpret_cast<void *>(p));
+  std::lock_guard<std::mutex> lock(fake().mutex);
+  ++fake().frees;
+  return CUDA_SUCCESS;
+}
+CUresult cuMemcpyFake(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+  std::memcpy(reinterpret_cast<void *>(dst), reinterpret_cast<void *>(src),
+              bytes);
+  return CUDA_SUCCESS;
+}
+CUresult cuModuleLoadDataFake(CUmodule *m, const void *image) {
+  const auto *bytes = static_cast<const unsigned char *>(image);
+  if (std::memcmp(bytes, "\x7f" "ELF", 4) != 0)
+    return CUDA_ERROR_INVALID_IMAGE;
+  uint16_t machine;
+  std::memcpy(&machine, bytes + 18, 2);
+  uint64_t sectionOffset;
+  uint16_t sectionSize, sectionCount;
+  std::memcpy(&sectionOffset, bytes + 40, 8);
+  std::memcpy(&sectionSize, bytes + 58, 2);
+  std::memcpy(&sectionCount, bytes + 60, 2);
+  if (machine != kElfMachineCuda)
+    return CUDA_ERROR_INVALID_IMAGE;
+  Fake &f = fake();
+  f.cubin.assign(reinterpret_cast<const char *>(bytes),
+                 sectionOffset + size_t(sectionSize) * sectionCount);
+  ++f.modules;
+  *m = reinterpret_cast<CUmodule>(0x2);
+  return CUDA_SUCCESS;
+}
+CUresult cuModuleUnloadFake(CUmodule) { return CUDA_SUCCESS; }
+CUresult cuModuleGetFunctionFake(CUfunction *fn, CUmodule, const char *name) {
+  Fake &f = fake();
+  // Kernel names are in the cubin's string table, NUL-terminated.
+  std::string key = std::string(name) + '\0';
+  if (f.cubin.find(key) == std::string::npos)
+    return CUDA_ERROR_NOT_FOUND;
+  *fn = reinterpret_cast<CUfunction>(
+      const_cast<char *>(f.functions.insert(name).first->c_str()));
+  return CUDA_SUCCESS;
+}
+CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
+                            unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                            unsigned smem, CUstream, void **params,
+                            void **extra) {
+  if (!fn || gx == 0 || gy == 0 || gz == 0 || bx * by * bz == 0 ||
+      bx * by * bz > 1024 || gy > 65535 || gz > 65535 || smem > 48 * 1024 ||
+      (!params && !extra))
+    return CUDA_ERROR_INVALID_VALUE;
+  Fake &f = fake();
+  const char *name = reinterpret_cast<const char *>(fn);
+  std::lock_guard<std::mutex> lock(f.mutex);
+  ++f.launches;
+  f.launched.insert(name);
+  if (f.log)
+    std::fprintf(f.log, "launch %s grid %ux%ux%u block %ux%ux%u\n", name, gx,
+                 gy, gz, bx, by, bz);
+  return CUDA_SUCCESS;
+}
+CUresult cuStreamCreateFake(CUstream *s, unsigned) {
+  *s = reinterpret_cast<CUstream>(0x3);
+  return CUDA_SUCCESS;
+}
+CUresult cuStreamDestroyFake(CUstream) { return CUDA_SUCCESS; }
+CUresult cuStreamSynchronizeFake(CUstream) { return CUDA_SUCCESS; }
+CUresult cuEventCreateFake(CUevent *e, unsigned) {
+  *e = reinterpret_cast<CUevent>(0x4);
+  return CUDA_SUCCESS;
+}
+CUresult cuEventDestroyFake(CUevent) { return CUDA_SUCCESS; }
+CUresult cuEventRecordFake(CUevent, CUstream) { return CUDA_SUCCESS; }
+CUresult cuEventSynchronizeFake(CUevent) { return CUDA_SUCCESS; }
+CUresult cuEventElapsedTimeFake(float *ms, CUevent, CUevent) {
+  *ms = 0.001f;
+  return CUDA_SUCCESS;
+}
+
+const std::map<std::string, void *> &table() {
+  static const std::map<std::string, void *> t = {
+#define FAKE(name) {#name, reinterpret_cast<void *>(&name##Fake)},
+      FAKE(cuInit) FAKE(cuDriverGetVersion) FAKE(cuGetErrorName)
+      FAKE(cuGetErrorString) FAKE(cuDeviceGetCount) FAKE(cuDeviceGet)
+      FAKE(cuDeviceGetName) FAKE(cuDeviceGetAttribute)
+      FAKE(cuDevicePrimaryCtxRetain) FAKE(cuDevicePrimaryCtxRelease)
+      FAKE(cuCtxSetCurrent) FAKE(cuCtxSynchronize) FAKE(cuMemGetInfo)
+      FAKE(cuMemAllocManaged) FAKE(cuMemFree) FAKE(cuMemcpy)
+      FAKE(cuModuleLoadData) FAKE(cuModuleUnload) FAKE(cuModuleGetFunction)
+      FAKE(cuLaunchKernel) FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
+      FAKE(cuStreamSynchronize) FAKE(cuEventCreate) FAKE(cuEventDestroy)
+      FAKE(cuEventRecord) FAKE(cuEventSynchronize) FAKE(cuEventElapsedTime)
+#undef FAKE
+  };
+  return t;
+}
+
+} // namespace
+
+extern "C" {
+// What aim-run resolves with dlsym; the rest through cuGetProcAddress, by
+// base name (a versioned name such as cuMemFree_v2 is not found: that is
+// the point of asking for base names).
+__attribute__((visibility("default"))) CUresult
+cuGetProcAddress_v2(const char *symbol, void **fn, int, cuuint64_t,
+                    CUdriverProcAddressQueryResult *status) {
+  auto it = table().find(symbol);
+  *fn = it == table().end() ? nullptr : it->second;
+  if (status)
+    *status = it == table().end() ? CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND
+                                  : CU_GET_PROC_ADDRESS_SUCCESS;
+  return it == table().end() ? CUDA_ERROR_NOT_FOUND : CUDA_SUCCESS;
+}
+__attribute__((visibility("default"))) CUresult cuDriverGetVersion(int *v) {
+  return cuDriverGetVersionFake(v);
+}
+}

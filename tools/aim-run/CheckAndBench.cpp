@@ -1,0 +1,275 @@
+//===- CheckAndBench.cpp - aim-run check and aim-run bench ----------------===//
+//
+// check: one artifact's loss_and_grads on the host backend and on the GPU,
+//   on the same synthetic batch and initial parameters, compared tensor by
+//   tensor (tolerances below).
+// bench: train_step repeated on one batch; images/s, and with --per-kernel
+//   (cuda) each kernel's device time next to its roofline estimate.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/SyntheticBatches.h"
+#include "runtime/cuda/CudaProgram.h"
+#include "tools/aim-run/Commands.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace aim::rt {
+
+namespace {
+
+struct CommonOptions {
+  std::string artifact, device = "host", csv;
+  int64_t steps = 20, warmup = 3;
+  uint64_t seed = 0;
+  bool perKernel = false;
+};
+
+Status parseOptions(int argc, char **argv, CommonOptions &o, bool bench) {
+  o.artifact = argv[2];
+  for (int i = 3; i < argc; ++i) {
+    std::string flag = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : nullptr;
+    int64_t n = 0;
+    if (flag == "--seed" || (bench && (flag == "--steps" || flag == "--warmup"))) {
+      if (!v || !parseInt(v, n) || n < 0 || (flag == "--steps" && n == 0))
+        return Status::error(flag + " takes a " +
+                             (flag == "--steps" ? "positive" : "non-negative") +
+                             " integer");
+      ++i;
+      if (flag == "--seed")
+        o.seed = static_cast<uint64_t>(n);
+      else
+        (flag == "--steps" ? o.steps : o.warmup) = n;
+    } else if (bench && (flag == "--device" || flag == "--csv")) {
+      if (!v)
+        return Status::error(flag + " takes a value");
+      (flag == "--device" ? o.device : o.csv) = v;
+      ++i;
+    } else if (bench && flag == "--per-kernel") {
+      o.perKernel = true;
+    } else {
+      return Status::error("unknown flag '" + flag + "'\n" + kUsage);
+    }
+  }
+  return Status::ok();
+}
+
+/// One synthetic batch for the artifact, the same for every device.
+Batch syntheticBatch(const LoadedModel &model, uint64_t seed) {
+  BatchOptions b;
+  b.globalBatch = model.batch();
+  b.seed = seed;
+  b.prefixMode = model.prefixMode();
+  b.numPatches = model.numPatches();
+  b.prefetch = 1;
+  auto stream = SyntheticBatches::open(model.imageShape(), b);
+  return (*stream)->make(0);
+}
+
+/// max |a - b| and max |b| over two float32 tensors of the same shape.
+std::pair<double, double> maxDifference(const HostTensor &a,
+                                        const HostTensor &b) {
+  const auto *x = reinterpret_cast<const float *>(a.bytes.data());
+  const auto *y = reinterpret_cast<const float *>(b.bytes.data());
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < a.numElements(); ++i) {
+    double d = std::fabs(double(x[i]) - double(y[i]));
+    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
+    scale = std::max(scale, std::fabs(double(y[i])));
+  }
+  return {diff, scale};
+}
+} // namespace
+
+int runCheck(int argc, char **argv) {
+  CommonOptions o;
+  if (Status s = parseOptions(argc, argv, o, /*bench=*/false); !s)
+    return fail(s.message());
+  StatusOr<LoadedModel> host = loadModel(o.artifact, DeviceKind::Host);
+  if (!host)
+    return fail(host.status().message());
+  StatusOr<std::unique_ptr<Program>> gpu =
+      loadProgram(host->artifact, DeviceKind::Cuda);
+  if (!gpu)
+    return fail(gpu.status().message());
+  std::printf("checking %s: %s against %s\n", o.artifact.c_str(),
+              (*gpu)->description().c_str(),
+              host->program->description().c_str());
+  StatusOr<EntryCall> onHost =
+      EntryCall::prepare(host->artifact, *host->program, "loss_and_grads");
+  StatusOr<EntryCall> onGpu =
+      EntryCall::prepare(host->artifact, **gpu, "loss_and_grads");
+  if (!onHost || !onGpu)
+    return fail((onHost ? onGpu : onHost).status().message());
+  StatusOr<NamedTensors> params = initialParameters(host->artifact, "", o.seed);
+  if (!params)
+    return fail(params.status().message());
+  Batch batch = syntheticBatch(*host, o.seed);
+  std::map<std::string, HostTensor *> arguments = byName(*params);
+  arguments["images"] = &batch.images;
+  arguments["prefix"] = &batch.prefix;
+  if (Status s = (*onHost)(arguments); !s)
+    return fail(s.message());
+  if (Status s = (*onGpu)(arguments); !s)
+    return fail(s.message());
+
+  // Both sides compute in float32; they differ in summation order (OpenBLAS
+  // blocks its GEMM sums, the GPU kernels sum sequentially per thread) and in
+  // libm against libdevice (erf, exp: within 2 ulp). Sums of n terms then
+  // differ by about sqrt(n) * 2^-24 relative to the terms' magnitudes --
+  // ~1e-6 for n in the thousands. A gradient is judged relative to its
+  // tensor's largest entry (entries near zero carry cancellation), with a
+  // 100x margin over that estimate: 1e-4; the loss, a mean of positive terms
+  // at the end of the chain, by 1e-5.
+  constexpr double kLossTolerance = 1e-5, kGradTolerance = 1e-4;
+  std::printf("%-44s %12s %12s %10s %s\n", "tensor", "max |diff|",
+              "max |host|", "relative", "");
+  int failures = 0;
+  for (size_t i = 0; i < onHost->results().size(); ++i) {
+    const std::string &name = onHost->resultNames()[i];
+    auto [diff, scale] =
+        maxDifference(onGpu->result(i), onHost->result(i));
+    double relative = scale > 0 ? diff / scale : diff;
+    double tolerance = i == 0 ? kLossTolerance : kGradTolerance;
+    bool ok = relative <= tolerance;
+    failures += !ok;
+    std::printf("%-44s %12.3e %12.3e %10.2e %s\n", name.c_str(), diff, scale,
+                relative, ok ? "ok" : "FAIL");
+  }
+  std::printf("%s: %d of %zu tensors outside tolerance (loss %.0e, "
+              "gradients %.0e relative to each tensor's largest entry)\n",
+              failures ? "FAILED" : "passed", failures,
+              onHost->results().size(), kLossTolerance, kGradTolerance);
+  return failures ? 1 : 0;
+}
+
+int runBench(int argc, char **argv) {
+  CommonOptions o;
+  if (Status s = parseOptions(argc, argv, o, /*bench=*/true); !s)
+    return fail(s.message());
+  StatusOr<DeviceKind> device = parseDeviceKind(o.device);
+  if (!device)
+    return fail(device.status().message());
+  if (o.perKernel && *device != DeviceKind::Cuda)
+    return fail("--per-kernel times GPU kernels: give --device cuda");
+  StatusOr<LoadedModel> model = loadModel(o.artifact, *device);
+  if (!model)
+    return fail(model.status().message());
+  StatusOr<EntryCall> step =
+      EntryCall::prepare(model->artifact, *model->program, "train_step");
+  if (!step)
+    return fail(step.status().message());
+  StatusOr<NamedTensors> params =
+      initialParameters(model->artifact, "", o.seed);
+  if (!params)
+    return fail(params.status().message());
+  NamedTensors state;
+  for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
+    for (const auto &[name, t] : *params)
+      state.emplace_back(name + suffix, HostTensor::zeros(DType::F32, t.shape));
+  Batch batch = syntheticBatch(*model, o.seed);
+  HostTensor lr = HostTensor::fromDoubles(DType::F32, {}, {1e-4});
+  HostTensor stepIndex = HostTensor::zeros(DType::I64, {});
+  std::map<std::string, HostTensor *> arguments = byName(*params);
+  for (auto &[name, t] : state)
+    arguments[name] = &t;
+  arguments["images"] = &batch.images;
+  arguments["prefix"] = &batch.prefix;
+  arguments["lr"] = &lr;
+  arguments["step"] = &stepIndex;
+  std::printf("bench %s on %s: batch %lld, %lld warm-up + %lld timed steps "
+              "of train_step\n",
+              o.artifact.c_str(), model->program->description().c_str(),
+              static_cast<long long>(model->batch()),
+              static_cast<long long>(o.warmup),
+              static_cast<long long>(o.steps));
+  auto *cuda = dynamic_cast<CudaProgram *>(model->program.get());
+  double seconds = 0;
+  size_t allocationsAfterWarmup = 0;
+  for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
+    if (s == o.warmup && cuda) {
+      allocationsAfterWarmup = cuda->temporaries().driverAllocations();
+      if (o.perKernel) {
+        cuda->setProfiling(true);
+        cuda->takeKernelTimes();
+      }
+    }
+    auto begin = std::chrono::steady_clock::now();
+    if (Status st = (*step)(arguments); !st)
+      return fail(st.message());
+    if (s >= o.warmup)
+      seconds += std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - begin)
+                     .count();
+  }
+  double stepMs = seconds / o.steps * 1e3;
+  std::printf("step %.3f ms, %.1f images/s%s\n", stepMs,
+              model->batch() * o.steps / seconds,
+              cuda ? " (launches synchronous; parameters staged each step)"
+                   : "");
+  if (cuda)
+    std::printf("temporaries: %zu MiB held in %zu driver allocations, %zu of "
+                "them during the timed steps; %zu bytes in use between steps\n",
+                cuda->temporaries().bytesHeld() >> 20,
+                cuda->temporaries().driverAllocations(),
+                cuda->temporaries().driverAllocations() -
+                    allocationsAfterWarmup,
+                cuda->temporaries().bytesInUse());
+  if (!cuda || !o.perKernel)
+    return 0;
+
+  // Per kernel: device time per step against ptxas' and the cost model's
+  // view of it (the artifact's kernel table).
+  std::map<std::string, KernelTime> times = cuda->takeKernelTimes();
+  std::map<std::string, const aimx::GpuKernel *> table;
+  if (const auto *kernels = model->artifact.root->gpu()->kernels())
+    for (const aimx::GpuKernel *k : *kernels)
+      if (k->name())
+        table[k->name()->str()] = k;
+  std::vector<std::pair<std::string, KernelTime>> sorted(times.begin(),
+                                                         times.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) {
+    return a.second.milliseconds > b.second.milliseconds;
+  });
+  double kernelMs = 0;
+  for (const auto &[name, t] : sorted)
+    kernelMs += t.milliseconds;
+  std::FILE *csv = o.csv.empty() ? nullptr : std::fopen(o.csv.c_str(), "w");
+  if (!o.csv.empty() && !csv)
+    return fail("cannot write " + o.csv);
+  if (csv)
+    std::fprintf(csv, "kernel,launches_per_step,us_per_step,share,"
+                      "roofline_us_per_step,registers\n");
+  std::printf("%-40s %9s %12s %7s %12s %9s %5s\n", "kernel", "launches",
+              "us/step", "share", "roofline us", "x roofline", "regs");
+  int shown = 0;
+  for (const auto &[name, t] : sorted) {
+    const aimx::GpuKernel *k = table.count(name) ? table[name] : nullptr;
+    double perStep = t.milliseconds * 1e3 / o.steps;
+    double launches = double(t.launches) / o.steps;
+    double roofline = k ? k->roofline_seconds() * 1e6 * launches : 0;
+    if (csv)
+      std::fprintf(csv, "%s,%.2f,%.3f,%.4f,%.3f,%d\n", name.c_str(), launches,
+                   perStep, t.milliseconds / kernelMs, roofline,
+                   k ? k->registers() : 0);
+    if (shown++ < 25)
+      std::printf("%-40s %9.1f %12.1f %6.1f%% %12.2f %9.1f %5d\n",
+                  name.c_str(), launches, perStep,
+                  100 * t.milliseconds / kernelMs, roofline,
+                  roofline > 0 ? perStep / roofline : 0.0,
+                  k ? k->registers() : 0);
+  }
+  if (csv)
+    std::fclose(csv);
+  std::printf("%zu kernels, %.3f ms of device time per step (%.0f%% of the "
+              "step's %.3f ms)\n",
+              sorted.size(), kernelMs / o.steps,
+              100 * kernelMs / o.steps / stepMs, stepMs);
+  return 0;
+}
+
+} // namespace aim::rt
