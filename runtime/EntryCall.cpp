@@ -39,7 +39,7 @@ StatusOr<EntryCall> EntryCall::prepare(const Artifact &artifact,
     return function.status();
   EntryCall call;
   call.entryPoint = entryPoint;
-  call.function = *function;
+  call.entry = *function;
   call.program = &program;
   for (const aimx::Tensor *t : *entryPoint->results()) {
     StatusOr<DType> type = hostType(t->element());
@@ -74,7 +74,7 @@ EntryCall::operator()(const std::map<std::string, HostTensor *> &arguments) {
   size_t numArguments = buffers.size();
   for (HostTensor &out : outputs)
     buffers.push_back({out.bytes.data(), out.bytes.size()});
-  return program->run(function, buffers, numArguments);
+  return program->run(entry, buffers, numArguments);
 }
 
 } // namespace aim::rt

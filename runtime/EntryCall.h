@@ -31,11 +31,12 @@ public:
   const std::vector<std::string> &resultNames() const { return names; }
   std::vector<HostTensor> &results() { return outputs; }
   HostTensor &result(size_t i) { return outputs[i]; }
+  PackedEntry function() const { return entry; }
 
 private:
   const aimx::EntryPoint *entryPoint = nullptr;
   Program *program = nullptr;
-  PackedEntry function = nullptr;
+  PackedEntry entry = nullptr;
   std::vector<std::string> names;
   std::vector<HostTensor> outputs;
 };

@@ -112,7 +112,7 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
           k.bytes, k.flops, k.rooflineSeconds));
     gpu = fb::CreateGpuCodeDirect(fbb, contents.gpuChip.c_str(),
                                   sharedObject(contents.gpuSharedObject),
-                                  &kernels);
+                                  &kernels, contents.gpuHostTouchesMemory);
   }
   const ::aim::ModelConfig &c = *contents.config;
   auto root = fb::CreateArtifactDirect(

@@ -27,6 +27,7 @@ struct ArtifactContents {
   std::string gpuChip;          // empty: no GPU code
   std::string gpuSharedObject;  // the launcher code, linked
   std::vector<GpuKernel> gpuKernels;
+  bool gpuHostTouchesMemory = true;
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

@@ -957,22 +957,36 @@ std::pair<Value, Value> targetStatistics(OpBuilder &b, Location loc,
   return {mean, inv};
 }
 
-/// The number of counted (b, n) pairs, sum_b (N - max(K_b, 1)), as an index.
+/// The number of counted (b, n) pairs, sum_b (N - max(K_b, 1)), as a 0-d
+/// i64 tensor.
 Value countPairs(OpBuilder &b, Location loc, Value prefix, int64_t tokens) {
-  auto type = tensorType(prefix);
-  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-  Value batch = arith::ConstantIndexOp::create(b, loc, type.getDimSize(0));
-  Value n = arith::ConstantIndexOp::create(b, loc, tokens);
-  auto loop = scf::ForOp::create(
-      b, loc, c0, batch, c1, ValueRange{c0},
-      [&](OpBuilder &nb, Location l, Value s, ValueRange acc) {
-        Value k = tensor::ExtractOp::create(nb, l, prefix, ValueRange{s});
-        Value count = arith::SubIOp::create(nb, l, n, firstTarget(nb, l, k));
-        scf::YieldOp::create(
-            nb, l, ValueRange{arith::AddIOp::create(nb, l, acc[0], count)});
-      });
-  return loop.getResult(0);
+  // A reduction on tensors, not a scalar loop: the GPU backend runs it as a
+  // kernel instead of reading the prefix lengths on the host.
+  MLIRContext *ctx = b.getContext();
+  auto scalar = RankedTensorType::get({}, b.getI64Type());
+  Value init = linalg::FillOp::create(
+                   b, loc,
+                   ValueRange{arith::ConstantIntOp::create(b, loc,
+                                                           b.getI64Type(), 0)},
+                   ValueRange{tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{},
+                                                      b.getI64Type())})
+                   .getResult(0);
+  return linalg::GenericOp::create(
+             b, loc, scalar, ValueRange{prefix}, ValueRange{init},
+             ArrayRef<AffineMap>{b.getMultiDimIdentityMap(1),
+                                 AffineMap::get(1, 0, {}, ctx)},
+             {utils::IteratorType::reduction},
+             [&](OpBuilder &nb, Location l, ValueRange a) {
+               Value count = arith::SubIOp::create(
+                   nb, l, arith::ConstantIndexOp::create(nb, l, tokens),
+                   firstTarget(nb, l, a[0]));
+               Value count64 = arith::IndexCastOp::create(
+                   nb, l, nb.getI64Type(), count);
+               linalg::YieldOp::create(
+                   nb, l, arith::AddIOp::create(nb, l, a[1], count64)
+                              .getResult());
+             })
+      .getResult(0);
 }
 
 struct LowerLoss : OpRewritePattern<NormalizedPixelLossOp> {
@@ -1044,8 +1058,7 @@ struct LowerLoss : OpRewritePattern<NormalizedPixelLossOp> {
         b, loc, scalar, {total}, {AffineMap::get(0, 0, {}, ctx)},
         [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
           Value count = arith::SIToFPOp::create(
-              nb, l, et,
-              arith::IndexCastOp::create(nb, l, nb.getI64Type(), pairs));
+              nb, l, et, tensor::ExtractOp::create(nb, l, pairs, ValueRange{}));
           return arith::DivFOp::create(nb, l, a[0], count).getResult();
         });
     b.replaceOp(op, loss);
@@ -1096,10 +1109,9 @@ struct LowerLossGrad : OpRewritePattern<NormalizedPixelLossGradOp> {
           // factor = grad * 2 / (P * pairs), P * pairs as an integer.
           Value denominator = arith::SIToFPOp::create(
               nb, l, et,
-              arith::IndexCastOp::create(
-                  nb, l, nb.getI64Type(),
-                  arith::MulIOp::create(
-                      nb, l, pairs, arith::ConstantIndexOp::create(nb, l, p))));
+              arith::MulIOp::create(
+                  nb, l, tensor::ExtractOp::create(nb, l, pairs, ValueRange{}),
+                  arith::ConstantIntOp::create(nb, l, nb.getI64Type(), p)));
           Value factor = arith::DivFOp::create(
               nb, l,
               arith::MulFOp::create(nb, l, a[2], floatConstant(nb, l, et, 2.0)),

@@ -114,6 +114,40 @@ llvm::Error copyConstantsToAllocations(ModuleOp module) {
       global.erase();
   return llvm::Error::success();
 }
+/// A linalg op without a parallel loop (rank 0, or reducing every
+/// dimension: the loss, the clipping norm) would run as host code between
+/// the launches and read what kernels wrote. Wrapped in a one-iteration
+/// scf.parallel it becomes a one-thread kernel, so the host only launches.
+void wrapSequentialOpsInKernels(ModuleOp module) {
+  SmallVector<linalg::LinalgOp> sequential;
+  module.walk([&](linalg::LinalgOp op) {
+    if (op.getNumParallelLoops() == 0)
+      sequential.push_back(op);
+  });
+  for (linalg::LinalgOp op : sequential) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    auto loop = scf::ParallelOp::create(b, loc, ValueRange{zero},
+                                        ValueRange{one}, ValueRange{one});
+    op->moveBefore(loop.getBody()->getTerminator());
+  }
+}
+
+/// Whether the host side of the step still loads or stores memory itself
+/// (then each launch must finish before the host goes on).
+bool hostTouchesMemory(ModuleOp module) {
+  bool touches = false;
+  for (auto f : module.getOps<func::FuncOp>())
+    f.walk([&](Operation *op) {
+      if (isa<memref::LoadOp, memref::StoreOp>(op) &&
+          !op->getParentOfType<gpu::LaunchOp>())
+        touches = true;
+    });
+  return touches;
+}
+
 /// Bytes and floating-point operations of one gpu.launch (see
 /// GpuKernelInfo), recorded on it as aim.bytes and aim.flops.
 void recordLaunchCosts(ModuleOp module) {
@@ -189,6 +223,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     return kernels.takeError();
   if (llvm::Error e = copyConstantsToAllocations(module))
     return e;
+  wrapSequentialOpsInKernels(module);
 
   // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
   // to blocks and threads, outlined into gpu.modules...
@@ -205,6 +240,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
       options.chip, options.libdevice);
   llvm::StringMap<std::pair<int64_t, int64_t>> costs; // kernel -> bytes, flops
   std::vector<std::pair<int64_t, int64_t>> launchCosts; // in walk order
+  bool hostSynchronous = true;
   for (const std::string &pipeline : {toLoops, toLaunches, toKernels, toPtx}) {
     // The kernels and their launches, before NVVM (docs/gpu-codegen.md).
     if (pipeline == toPtx && getenv("AIMC_DUMP_GPU_KERNELS"))
@@ -224,6 +260,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
       SmallVector<gpu::LaunchFuncOp> launches;
       module.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
       mergeGpuModules(module);
+      hostSynchronous = hostTouchesMemory(module);
       for (auto [launch, cost] : llvm::zip(launches, launchCosts))
         costs[launch.getKernelName().getValue()] = cost;
     }
@@ -239,6 +276,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   GpuObject object;
   object.kernelCalls = kernels->launches;
   object.distinctKernels = kernels->distinct;
+  object.hostTouchesMemory = hostSynchronous;
   module.walk([&](gpu::BinaryOp binary) {
     for (Attribute a : binary.getObjects())
       if (auto o = dyn_cast<gpu::ObjectAttr>(a)) {

@@ -49,6 +49,9 @@ struct GpuObject {
   std::vector<GpuKernelInfo> kernels; // in PTX order
   unsigned kernelCalls = 0;     // outlined kernel calls of the entry points
   unsigned distinctKernels = 0; // functions they call
+  /// Whether host code between the launches reads or writes buffers (then
+  /// every launch must finish first); false: the host only launches.
+  bool hostTouchesMemory = true;
 };
 
 /// Lowers (and consumes) `module` to GPU kernels in one gpu.binary holding

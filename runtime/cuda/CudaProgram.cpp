@@ -1,6 +1,8 @@
 //===- CudaProgram.cpp - an artifact's GPU code on a CUDA device ----------===//
 #include "runtime/cuda/CudaProgram.h"
 
+#include <cstdlib>
+
 namespace aim::rt {
 
 StatusOr<std::unique_ptr<CudaProgram>>
@@ -34,6 +36,9 @@ CudaProgram::load(const Artifact &artifact, int ordinal) {
   state = GpuCallState();
   state.driver = &d;
   state.stream = stream;
+  state.hostTouchesMemory = gpu->host_touches_memory();
+  const char *graphs = std::getenv("AIMC_CUDA_GRAPHS");
+  program->graphs = !(graphs && std::string(graphs) == "0");
   state.temporaries = std::make_unique<MemoryPool>(
       [&d](size_t bytes) -> void * {
         CUdeviceptr p = 0;
@@ -59,9 +64,14 @@ CudaProgram::~CudaProgram() {
   if (!state.driver)
     return;
   code.reset(); // unloads the module while the context lives
-  for (auto &[entry, slots] : staging)
-    for (auto &[pointer, bytes] : slots)
+  for (auto &[function, entry] : entries) {
+    for (auto &[pointer, bytes] : entry.slots)
       driver->cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
+    if (entry.exec)
+      driver->cuGraphExecDestroy(entry.exec);
+    if (entry.graph)
+      driver->cuGraphDestroy(entry.graph);
+  }
   if (state.start)
     driver->cuEventDestroy(state.start);
   if (state.stop)
@@ -81,12 +91,20 @@ Status CudaProgram::run(PackedEntry function,
                         size_t numArguments) {
   GpuCallState &state = gpuCallState();
   CudaDriver &d = *driver;
-  std::vector<std::pair<void *, size_t>> &slots = staging[function];
+  EntryState &entry = entries[function];
+  std::vector<std::pair<void *, size_t>> &slots = entry.slots;
   slots.resize(buffers.size(), {nullptr, 0});
   std::vector<void *> pointers;
   for (size_t i = 0; i < buffers.size(); ++i) {
     auto &[pointer, bytes] = slots[i];
     if (bytes != buffers[i].bytes) {
+      if (entry.exec) { // the graph holds the old buffers
+        d.cuGraphExecDestroy(entry.exec);
+        d.cuGraphDestroy(entry.graph);
+        entry.exec = nullptr;
+        entry.graph = nullptr;
+        entry.calls = 0;
+      }
       if (pointer)
         d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
       CUdeviceptr p = 0;
@@ -112,7 +130,8 @@ Status CudaProgram::run(PackedEntry function,
         return s;
     pointers.push_back(pointer);
   }
-  function(pointers.data());
+  if (Status s = launch(function, entry, pointers.data()); !s)
+    state.fail(s.message());
   if (state.firstError.empty())
     if (Status s = d.check(d.cuStreamSynchronize(state.stream),
                            "finishing the step (cuStreamSynchronize)");
@@ -133,6 +152,51 @@ Status CudaProgram::run(PackedEntry function,
           !s)
         return s;
   return Status::ok();
+}
+
+Status CudaProgram::launch(PackedEntry function, EntryState &entry,
+                           void **pointers) {
+  GpuCallState &state = gpuCallState();
+  CudaDriver &d = *driver;
+  ++entry.calls;
+  if (entry.exec)
+    return d.check(d.cuGraphLaunch(entry.exec, state.stream),
+                   "replaying the step's CUDA graph");
+  // The first call runs directly: it fills the temporaries pool, so that
+  // the captured call allocates nothing.
+  bool capture = graphs && !state.hostTouchesMemory && !state.profiling &&
+                 entry.calls >= 2;
+  if (!capture) {
+    function(pointers);
+    return Status::ok();
+  }
+  if (Status s = d.check(d.cuStreamBeginCapture(state.stream,
+                                                CU_STREAM_CAPTURE_MODE_RELAXED),
+                         "starting a CUDA graph capture");
+      !s)
+    return s;
+  function(pointers);
+  CUgraph graph = nullptr;
+  Status ended =
+      d.check(d.cuStreamEndCapture(state.stream, &graph), "capturing the step");
+  if (!ended || !state.firstError.empty()) {
+    if (graph)
+      d.cuGraphDestroy(graph);
+    return ended;
+  }
+  CUgraphExec exec = nullptr;
+  if (Status s = d.check(d.cuGraphInstantiateWithFlags(&exec, graph, 0),
+                         "instantiating the step's CUDA graph");
+      !s) {
+    d.cuGraphDestroy(graph);
+    return s;
+  }
+  entry.graph = graph;
+  entry.exec = exec;
+  state.temporaries->setTrimOnFailure(false);
+  // The capture recorded the launches without running them.
+  return d.check(d.cuGraphLaunch(exec, state.stream),
+                 "launching the step's CUDA graph");
 }
 
 void CudaProgram::setProfiling(bool on) {

@@ -6,7 +6,13 @@
 // per entry point and slot, runs the entry point -- every kernel on one
 // stream -- and copies the results back. Part 1 of the GPU backend: the
 // parameters and optimiser state travel each step; device-resident state
-// and CUDA graphs come next (docs/gpu-codegen.md).
+// is next (docs/gpu-codegen.md).
+//
+// When the launcher code only launches (GpuCode.host_touches_memory false),
+// an entry point's second call is captured into a CUDA graph and every later
+// call replays it: one launch instead of hundreds. The host code is the same
+// every call (same buffers: staging slots are fixed, the temporaries pool
+// hands the same blocks back), so the graph stands for it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_RUNTIME_CUDA_CUDAPROGRAM_H
@@ -38,6 +44,14 @@ public:
   void setProfiling(bool on);
   /// Per kernel name: launches and device time since the last reset.
   std::map<std::string, KernelTime> takeKernelTimes();
+  /// Capture and replay CUDA graphs where the artifact allows (default on;
+  /// $AIMC_CUDA_GRAPHS=0 turns them off).
+  void setGraphs(bool on) { graphs = on; }
+  /// Whether calls of `function` now replay a graph.
+  bool replaysGraph(PackedEntry function) const {
+    auto it = entries.find(function);
+    return it != entries.end() && it->second.exec;
+  }
   /// The pool of the step's temporaries (managed memory).
   const MemoryPool &temporaries() const { return *gpuCallState().temporaries; }
 
@@ -46,8 +60,20 @@ private:
   std::unique_ptr<CudaDriver> driver;
   std::unique_ptr<SharedObject> code;
   std::string chip;
-  /// Device copies of each entry point's buffers, by slot.
-  std::map<PackedEntry, std::vector<std::pair<void *, size_t>>> staging;
+  /// Per entry point: device copies of its buffers by slot, its calls, and
+  /// its graph once captured.
+  struct EntryState {
+    std::vector<std::pair<void *, size_t>> slots;
+    int64_t calls = 0;
+    CUgraph graph = nullptr;
+    CUgraphExec exec = nullptr;
+  };
+  std::map<PackedEntry, EntryState> entries;
+  bool graphs = true;
+
+  /// Runs the entry point's launches on the stream: directly, by capturing
+  /// them into a graph, or by replaying it.
+  Status launch(PackedEntry function, EntryState &entry, void **pointers);
 };
 
 } // namespace aim::rt

@@ -37,6 +37,9 @@ struct GpuCallState {
   std::set<void *> hostFallbacks; // temporaries handed out after an error
   std::map<std::pair<CUmodule, std::string>, CUfunction> functions;
   std::map<CUfunction, std::string> kernelNames;
+  /// Wait for each launch (the launcher code reads buffers between them,
+  /// or kernels are being timed); otherwise only at the end of a call.
+  bool hostTouchesMemory = true;
   bool profiling = false;
   CUevent start = nullptr, stop = nullptr;
   CUfunction timed = nullptr; // launched between start and stop

@@ -16,7 +16,7 @@ void *MemoryPool::get(size_t bytes) {
     return block;
   }
   void *block = allocate(size);
-  if (!block) { // out of memory: give back what is cached and retry once
+  if (!block && trimOnFailure) { // give back what is cached, retry once
     trim();
     block = allocate(size);
     if (!block)

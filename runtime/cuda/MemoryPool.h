@@ -37,6 +37,9 @@ public:
   bool put(void *block);
   /// Returns every free block to the driver.
   void trim();
+  /// Whether an allocation that fails may trim first. Off once a CUDA graph
+  /// holds the addresses of free blocks (it reuses them when replayed).
+  void setTrimOnFailure(bool on) { trimOnFailure = on; }
 
   size_t bytesInUse() const { return inUse; }
   size_t bytesHeld() const { return held; }
@@ -48,6 +51,7 @@ private:
   std::map<size_t, std::vector<void *>> freeBlocks; // by size
   std::unordered_map<void *, size_t> sizes;          // blocks handed out
   size_t inUse = 0, held = 0, allocations = 0;
+  bool trimOnFailure = true;
 };
 
 } // namespace aim::rt

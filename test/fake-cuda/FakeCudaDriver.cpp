@@ -5,7 +5,9 @@
 // the launcher code and its cubin, launches, streams, events, staging,
 // temporaries -- runs in CI. It runs no kernel: it checks what it is given
 // (the cubin is an ELF for NVIDIA GPUs holding every function asked for;
-// launch shapes are legal; parameters are passed) and logs each launch.
+// launch shapes are legal; parameters are passed; nothing synchronises a
+// stream being captured) and logs each launch; a captured graph's replay
+// counts its kernels as launches.
 //
 //   FAKE_CUDA_CC=8.9          the compute capability it reports (default 9.0)
 //   FAKE_CUDA_INIT_ERROR=100  cuInit fails with this code
@@ -21,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -30,6 +33,9 @@ struct Fake {
   std::string cubin; // the one module loaded
   std::set<std::string> functions;
   long launches = 0, allocations = 0, frees = 0, modules = 0;
+  bool capturing = false;
+  std::vector<std::string> captured; // the kernels of the capture in flight
+  long graphs = 0, graphNodes = 0, replays = 0;
   std::set<std::string> launched;
   Fake() {
     if (const char *path = std::getenv("FAKE_CUDA_LOG"))
@@ -40,8 +46,10 @@ struct Fake {
       return;
     std::fprintf(log,
                  "summary: %ld launches of %zu kernels, %ld modules, %ld "
-                 "allocations, %ld frees\n",
-                 launches, launched.size(), modules, allocations, frees);
+                 "allocations, %ld frees; %ld graphs of %ld kernels, %ld "
+                 "replays\n",
+                 launches, launched.size(), modules, allocations, frees,
+                 graphs, graphNodes, replays);
     std::fclose(log);
   }
 };
@@ -172,6 +180,10 @@ CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
   Fake &f = fake();
   const char *name = reinterpret_cast<const char *>(fn);
   std::lock_guard<std::mutex> lock(f.mutex);
+  if (f.capturing) { // recorded into the graph, not run
+    f.captured.push_back(name);
+    return CUDA_SUCCESS;
+  }
   ++f.launches;
   f.launched.insert(name);
   if (f.log)
@@ -184,7 +196,54 @@ CUresult cuStreamCreateFake(CUstream *s, unsigned) {
   return CUDA_SUCCESS;
 }
 CUresult cuStreamDestroyFake(CUstream) { return CUDA_SUCCESS; }
-CUresult cuStreamSynchronizeFake(CUstream) { return CUDA_SUCCESS; }
+CUresult cuStreamSynchronizeFake(CUstream) {
+  // Not allowed while capturing (the real driver invalidates the capture).
+  return fake().capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+                          : CUDA_SUCCESS;
+}
+CUresult cuStreamBeginCaptureFake(CUstream, CUstreamCaptureMode) {
+  Fake &f = fake();
+  if (f.capturing)
+    return CUDA_ERROR_ILLEGAL_STATE;
+  f.capturing = true;
+  f.captured.clear();
+  return CUDA_SUCCESS;
+}
+CUresult cuStreamEndCaptureFake(CUstream, CUgraph *g) {
+  Fake &f = fake();
+  if (!f.capturing)
+    return CUDA_ERROR_ILLEGAL_STATE;
+  f.capturing = false;
+  *g = reinterpret_cast<CUgraph>(new std::vector<std::string>(f.captured));
+  return CUDA_SUCCESS;
+}
+CUresult cuGraphInstantiateWithFlagsFake(CUgraphExec *e, CUgraph g,
+                                         unsigned long long) {
+  Fake &f = fake();
+  ++f.graphs;
+  f.graphNodes += reinterpret_cast<std::vector<std::string> *>(g)->size();
+  *e = reinterpret_cast<CUgraphExec>(
+      new std::vector<std::string>(*reinterpret_cast<std::vector<std::string> *>(g)));
+  return CUDA_SUCCESS;
+}
+CUresult cuGraphLaunchFake(CUgraphExec e, CUstream) {
+  Fake &f = fake();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  ++f.replays;
+  for (const std::string &name : *reinterpret_cast<std::vector<std::string> *>(e)) {
+    ++f.launches;
+    f.launched.insert(name);
+  }
+  return CUDA_SUCCESS;
+}
+CUresult cuGraphDestroyFake(CUgraph g) {
+  delete reinterpret_cast<std::vector<std::string> *>(g);
+  return CUDA_SUCCESS;
+}
+CUresult cuGraphExecDestroyFake(CUgraphExec e) {
+  delete reinterpret_cast<std::vector<std::string> *>(e);
+  return CUDA_SUCCESS;
+}
 CUresult cuEventCreateFake(CUevent *e, unsigned) {
   *e = reinterpret_cast<CUevent>(0x4);
   return CUDA_SUCCESS;
@@ -210,6 +269,9 @@ const std::map<std::string, void *> &table() {
       FAKE(cuLaunchKernel) FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
       FAKE(cuStreamSynchronize) FAKE(cuEventCreate) FAKE(cuEventDestroy)
       FAKE(cuEventRecord) FAKE(cuEventSynchronize) FAKE(cuEventElapsedTime)
+      FAKE(cuStreamBeginCapture) FAKE(cuStreamEndCapture)
+      FAKE(cuGraphInstantiateWithFlags) FAKE(cuGraphLaunch)
+      FAKE(cuGraphDestroy) FAKE(cuGraphExecDestroy)
 #undef FAKE
   };
   return t;

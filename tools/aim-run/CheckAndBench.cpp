@@ -188,6 +188,8 @@ int runBench(int argc, char **argv) {
               static_cast<long long>(o.warmup),
               static_cast<long long>(o.steps));
   auto *cuda = dynamic_cast<CudaProgram *>(model->program.get());
+  if (cuda && o.perKernel)
+    cuda->setGraphs(false); // a replayed graph's kernels are not timed
   double seconds = 0;
   size_t allocationsAfterWarmup = 0;
   for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
@@ -209,8 +211,13 @@ int runBench(int argc, char **argv) {
   double stepMs = seconds / o.steps * 1e3;
   std::printf("step %.3f ms, %.1f images/s%s\n", stepMs,
               model->batch() * o.steps / seconds,
-              cuda ? " (launches synchronous; parameters staged each step)"
-                   : "");
+              !cuda ? ""
+              : model->artifact.root->gpu()->host_touches_memory()
+                  ? " (each launch synchronised; parameters staged each step)"
+              : cuda->replaysGraph(step->function())
+                  ? " (a CUDA graph replayed; parameters staged each step)"
+                  : " (launches asynchronous, no graph; parameters staged "
+                    "each step)");
   if (cuda)
     std::printf("temporaries: %zu MiB held in %zu driver allocations, %zu of "
                 "them during the timed steps; %zu bytes in use between steps\n",

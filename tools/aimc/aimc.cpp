@@ -302,6 +302,7 @@ int compileArtifact(const aim::ModelConfig &config) {
     if (!library)
       return error(toString(library.takeError()));
     contents.gpuChip = gpuChip;
+    contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
     contents.gpuSharedObject = std::move(*library);
     Expected<mlir::aim::TargetDescription> target =
         mlir::aim::loadTargetDescription(targetDescOption);
@@ -318,10 +319,14 @@ int compileArtifact(const aim::ModelConfig &config) {
       spilling += spill > 0;
     }
     summary += formatv("; {0} code: {1} GPU kernels ({2} spilling), "
-                       "launched by {3} calls of {4} distinct kernels",
+                       "launched by {3} calls of {4} distinct kernels{5}",
                        gpuChip, program->kernels.kernels.size(), spilling,
                        program->kernels.kernelCalls,
-                       program->kernels.distinctKernels);
+                       program->kernels.distinctKernels,
+                       program->kernels.hostTouchesMemory
+                           ? ", each launch synchronised (host code reads "
+                             "buffers between them)"
+                           : ", asynchronous");
   }
   std::string bytes = mlir::aim::buildArtifact(*module, contents);
   if (aim::Status s = aim::writeFileAtomically(outputOption, bytes); !s)
