@@ -112,7 +112,9 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
           k.bytes, k.flops, k.rooflineSeconds));
     gpu = fb::CreateGpuCodeDirect(fbb, contents.gpuChip.c_str(),
                                   sharedObject(contents.gpuSharedObject),
-                                  &kernels, contents.gpuHostTouchesMemory);
+                                  &kernels, contents.gpuHostTouchesMemory,
+                                  contents.gpuVectorFlops,
+                                  contents.gpuMemoryBandwidth);
   }
   const ::aim::ModelConfig &c = *contents.config;
   auto root = fb::CreateArtifactDirect(

@@ -28,6 +28,7 @@ struct ArtifactContents {
   std::string gpuSharedObject;  // the launcher code, linked
   std::vector<GpuKernel> gpuKernels;
   bool gpuHostTouchesMemory = true;
+  double gpuVectorFlops = 0, gpuMemoryBandwidth = 0; // of the roofline
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

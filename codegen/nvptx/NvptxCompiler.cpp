@@ -2,6 +2,7 @@
 #include "codegen/nvptx/NvptxCompiler.h"
 
 #include "codegen/kernels/BufferizedKernels.h"
+#include "codegen/kernels/GemmCalls.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -218,9 +219,11 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   std::call_once(passesRegistered, [] { registerAllPasses(); });
 
   llvm::Expected<KernelCount> kernels =
-      lowerToBufferizedKernels(module, /*blas=*/false);
+      lowerToBufferizedKernels(module, options.cublas);
   if (!kernels)
     return kernels.takeError();
+  if (options.cublas)
+    callGemmFunction(module, "aimcCudaSgemm");
   if (llvm::Error e = copyConstantsToAllocations(module))
     return e;
   wrapSequentialOpsInKernels(module);

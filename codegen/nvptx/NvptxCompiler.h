@@ -29,6 +29,9 @@ struct GpuCompileOptions {
   std::string chip = "sm_90a";
   std::string libdevice = "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc";
   std::string ptxas = "/usr/local/cuda/bin/ptxas";
+  /// GEMMs as calls of aimcCudaSgemm (cuBLASLt in aim-run) instead of loop
+  /// kernels (codegen/kernels/GemmCalls.h).
+  bool cublas = true;
 };
 
 /// What ptxas says of one kernel.

@@ -35,6 +35,7 @@ namespace aim::rt {
   X(cuCtxSetCurrent)                                                           \
   X(cuCtxSynchronize)                                                          \
   X(cuMemGetInfo)                                                              \
+  X(cuMemAlloc)                                                                \
   X(cuMemAllocManaged)                                                         \
   X(cuMemFree)                                                                 \
   X(cuMemcpy)                                                                  \

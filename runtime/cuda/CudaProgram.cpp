@@ -48,6 +48,10 @@ CudaProgram::load(const Artifact &artifact, int ordinal) {
                    : nullptr;
       },
       [&d](void *p) { d.cuMemFree(reinterpret_cast<CUdeviceptr>(p)); });
+  StatusOr<std::unique_ptr<CublasLt>> gemms = CublasLt::open(d);
+  if (!gemms)
+    return gemms.status();
+  state.gemms = std::move(*gemms);
   // Loading runs the launcher code's constructor, which loads the cubin.
   StatusOr<std::unique_ptr<SharedObject>> code =
       SharedObject::load(*gpu->launcher(), "GPU launcher code");
@@ -77,6 +81,7 @@ CudaProgram::~CudaProgram() {
   if (state.stop)
     driver->cuEventDestroy(state.stop);
   state.temporaries.reset();
+  state.gemms.reset();
   driver->cuStreamDestroy(state.stream);
   state = GpuCallState();
 }

@@ -163,3 +163,48 @@ void _mlir_memref_to_llvm_free(void *block) {
 }
 
 } // extern "C"
+
+/// A GEMM of the step (cblas_sgemm's signature and meaning, row-major),
+/// through cuBLASLt on aim-run's stream; timed like a kernel when profiling.
+extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
+                              int k, float alpha, const float *a, int lda,
+                              const float *b, int ldb, float beta, float *c,
+                              int ldc) {
+  GpuCallState &s = gpuCallState();
+  if (!s.ok())
+    return;
+  constexpr int kRowMajor = 101, kTrans = 112;
+  if (order != kRowMajor || !s.gemms) {
+    s.fail("aimcCudaSgemm: " + std::string(order != kRowMajor
+                                                ? "not a row-major GEMM"
+                                                : "cuBLASLt is not loaded"));
+    return;
+  }
+  std::string name = "cublasLt sgemm " + std::to_string(m) + "x" +
+                     std::to_string(n) + "x" + std::to_string(k);
+  if (s.profiling &&
+      !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
+                      "cuEventRecord"))
+    return;
+  aim::Status done = s.gemms->sgemm(s.stream, transA == kTrans,
+                                    transB == kTrans, m, n, k, alpha, a, lda,
+                                    b, ldb, beta, c, ldc);
+  if (!done) {
+    s.fail(done.message());
+    return;
+  }
+  if (!s.profiling)
+    return;
+  if (aim::rt::check(s.driver->cuEventRecord(s.stop, s.stream),
+                     "cuEventRecord") &&
+      aim::rt::check(s.driver->cuStreamSynchronize(s.stream),
+                     "cuStreamSynchronize (after " + name + ")")) {
+    float ms = 0;
+    if (aim::rt::check(s.driver->cuEventElapsedTime(&ms, s.start, s.stop),
+                       "cuEventElapsedTime")) {
+      aim::rt::KernelTime &t = s.kernelTimes[name];
+      ++t.launches;
+      t.milliseconds += ms;
+    }
+  }
+}

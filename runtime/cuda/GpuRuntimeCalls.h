@@ -2,7 +2,8 @@
 //
 // The launcher code of an artifact (codegen/nvptx/GpuProgramCompiler.h)
 // calls upstream MLIR's GPU runtime ABI -- mgpuModuleLoad, mgpuLaunchKernel,
-// ... -- and the generic allocation functions of memref-to-llvm. aim-run
+// ... --, the generic allocation functions of memref-to-llvm, and
+// aimcCudaSgemm for GEMMs (codegen/kernels/GemmCalls.h). aim-run
 // exports them (tools/aim-run/CMakeLists.txt) and implements them here over
 // the dlopen'd driver, on one device and one stream. The launcher code has
 // no way to return an error: the first one is kept and reported by
@@ -12,6 +13,7 @@
 #ifndef AIMC_RUNTIME_CUDA_GPURUNTIMECALLS_H
 #define AIMC_RUNTIME_CUDA_GPURUNTIMECALLS_H
 
+#include "runtime/cuda/CublasLt.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/MemoryPool.h"
 
@@ -33,6 +35,7 @@ struct GpuCallState {
   CudaDriver *driver = nullptr;
   CUstream stream = nullptr;
   std::unique_ptr<MemoryPool> temporaries; // managed memory
+  std::unique_ptr<CublasLt> gemms;
   std::string firstError;
   std::set<void *> hostFallbacks; // temporaries handed out after an error
   std::map<std::pair<CUmodule, std::string>, CUfunction> functions;

@@ -127,6 +127,9 @@ CUresult cuMemAllocManagedFake(CUdeviceptr *p, size_t bytes, unsigned) {
   ++fake().allocations;
   return CUDA_SUCCESS;
 }
+CUresult cuMemAllocFake(CUdeviceptr *p, size_t bytes) {
+  return cuMemAllocManagedFake(p, bytes, 0);
+}
 CUresult cuMemFreeFake(CUdeviceptr p) {
   std::free(reinterpret_cast<void *>(p));
   std::lock_guard<std::mutex> lock(fake().mutex);
@@ -264,7 +267,7 @@ const std::map<std::string, void *> &table() {
       FAKE(cuDeviceGetName) FAKE(cuDeviceGetAttribute)
       FAKE(cuDevicePrimaryCtxRetain) FAKE(cuDevicePrimaryCtxRelease)
       FAKE(cuCtxSetCurrent) FAKE(cuCtxSynchronize) FAKE(cuMemGetInfo)
-      FAKE(cuMemAllocManaged) FAKE(cuMemFree) FAKE(cuMemcpy)
+      FAKE(cuMemAlloc) FAKE(cuMemAllocManaged) FAKE(cuMemFree) FAKE(cuMemcpy)
       FAKE(cuModuleLoadData) FAKE(cuModuleUnload) FAKE(cuModuleGetFunction)
       FAKE(cuLaunchKernel) FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
       FAKE(cuStreamSynchronize) FAKE(cuEventCreate) FAKE(cuEventDestroy)

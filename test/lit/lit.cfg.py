@@ -15,5 +15,11 @@ config.environment["PATH"] = os.pathsep.join(
 # Debian's python3 has numpy (and torch): tests make their inputs with it.
 config.substitutions.append(("%python", "/usr/bin/python3"))
 # A CUDA driver that runs no kernel (test/fake-cuda): aim-run's CUDA path in CI.
+# %fakegpu: the environment that points aim-run at it and at a cuBLASLt that
+# computes on the CPU; %fakecuda: the driver alone.
+config.substitutions.append(
+    ("%fakegpu", "AIMC_CUDA_DRIVER=%s AIMC_CUBLASLT=%s" % (
+        os.path.join(config.aim_lib_dir, "libfakecuda.so"),
+        os.path.join(config.aim_lib_dir, "libfakecublaslt.so"))))
 config.substitutions.append(
     ("%fakecuda", os.path.join(config.aim_lib_dir, "libfakecuda.so")))

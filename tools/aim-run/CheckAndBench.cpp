@@ -83,6 +83,17 @@ std::pair<double, double> maxDifference(const HostTensor &a,
   }
   return {diff, scale};
 }
+/// The roofline time of a "cublasLt sgemm MxNxK" entry: 2MNK operations,
+/// each operand and the result read or written once (float32).
+double gemmRooflineSeconds(const aimx::GpuCode &gpu, const std::string &name) {
+  long long m = 0, n = 0, k = 0;
+  if (std::sscanf(name.c_str(), "cublasLt sgemm %lldx%lldx%lld", &m, &n,
+                  &k) != 3 ||
+      gpu.vector_flops() <= 0 || gpu.memory_bandwidth() <= 0)
+    return 0;
+  double flops = 2.0 * m * n * k, bytes = 4.0 * (m * k + k * n + 2.0 * m * n);
+  return std::max(flops / gpu.vector_flops(), bytes / gpu.memory_bandwidth());
+}
 } // namespace
 
 int runCheck(int argc, char **argv) {
@@ -258,7 +269,10 @@ int runBench(int argc, char **argv) {
     const aimx::GpuKernel *k = table.count(name) ? table[name] : nullptr;
     double perStep = t.milliseconds * 1e3 / o.steps;
     double launches = double(t.launches) / o.steps;
-    double roofline = k ? k->roofline_seconds() * 1e6 * launches : 0;
+    double roofline = k ? k->roofline_seconds() * 1e6 * launches
+                        : gemmRooflineSeconds(*model->artifact.root->gpu(),
+                                              name) *
+                              1e6 * launches;
     if (csv)
       std::fprintf(csv, "%s,%.2f,%.3f,%.4f,%.3f,%d\n", name.c_str(), launches,
                    perStep, t.milliseconds / kernelMs, roofline,

@@ -308,6 +308,8 @@ int compileArtifact(const aim::ModelConfig &config) {
         mlir::aim::loadTargetDescription(targetDescOption);
     if (!target)
       return error(toString(target.takeError()));
+    contents.gpuVectorFlops = target->vectorFlops;
+    contents.gpuMemoryBandwidth = target->memoryBandwidth;
     int spilling = 0;
     for (const mlir::aim::GpuKernelInfo &k : program->kernels.kernels) {
       int spill = k.spillStoreBytes + k.spillLoadBytes;

@@ -1,0 +1,24 @@
+//===- GemmCalls.h - GEMMs as calls of a cblas_sgemm-shaped function -*- C++ -*-===//
+//
+// The lowering marks each contraction that is a plain GEMM (LowerToLinalg.h,
+// kGemmAttrName). Each one whose operands are contiguous row-major float32
+// buffers becomes a call of `symbol`, declared with cblas_sgemm's signature
+// (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) and
+// called as C = op(A) op(B) + C, C holding its initial value (zeros or the
+// bias): cblas_sgemm itself for the host backend (aim-run carries OpenBLAS),
+// aimcCudaSgemm (cuBLASLt, runtime/cuda/CublasLt.h) for the GPU backend. The
+// others stay loop nests.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_CODEGEN_KERNELS_GEMMCALLS_H
+#define AIMC_CODEGEN_KERNELS_GEMMCALLS_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::aim {
+
+void callGemmFunction(ModuleOp module, StringRef symbol);
+
+} // namespace mlir::aim
+
+#endif // AIMC_CODEGEN_KERNELS_GEMMCALLS_H

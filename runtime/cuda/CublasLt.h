@@ -1,0 +1,89 @@
+//===- CublasLt.h - the step's GEMMs through cuBLASLt, loaded with dlopen -*- C++ -*-===//
+//
+// The GPU backend calls `aimcCudaSgemm` (cblas_sgemm's signature, row-major:
+// C = op(A) op(B) + C) for every GEMM (codegen/kernels/GemmCalls.h). aim-run
+// runs it with cuBLASLt, opened with dlopen like the driver
+// (libcublasLt.so.13, or $AIMC_CUBLASLT). Row-major C is column-major C^T,
+// so the call computes C^T = op(B)^T op(A)^T: the operands swap places and
+// keep their transposition flags. Float32 in, out and accumulated
+// (CUBLAS_COMPUTE_32F, no TF32: the results are checked against the host's
+// float32 GEMMs). Each shape's descriptors and algorithm are chosen on its
+// first call -- before any CUDA graph capture, which happens on the second
+// call of an entry point -- and cached.
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_RUNTIME_CUDA_CUBLASLT_H
+#define AIMC_RUNTIME_CUDA_CUBLASLT_H
+
+#include "runtime/cuda/CudaDriver.h"
+
+#include <cublasLt.h>
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+namespace aim::rt {
+
+#define AIM_CUBLASLT_FUNCTIONS(X)                                              \
+  X(cublasLtCreate)                                                            \
+  X(cublasLtDestroy)                                                           \
+  X(cublasLtGetStatusName)                                                     \
+  X(cublasLtMatmulDescCreate)                                                  \
+  X(cublasLtMatmulDescDestroy)                                                 \
+  X(cublasLtMatmulDescSetAttribute)                                            \
+  X(cublasLtMatrixLayoutCreate)                                                \
+  X(cublasLtMatrixLayoutDestroy)                                               \
+  X(cublasLtMatmulPreferenceCreate)                                            \
+  X(cublasLtMatmulPreferenceDestroy)                                           \
+  X(cublasLtMatmulPreferenceSetAttribute)                                      \
+  X(cublasLtMatmulAlgoGetHeuristic)                                            \
+  X(cublasLtMatmul)
+
+class CublasLt {
+public:
+  /// Opens the library and creates a handle; `driver` must outlive it.
+  static StatusOr<std::unique_ptr<CublasLt>> open(CudaDriver &driver);
+  ~CublasLt();
+  CublasLt(const CublasLt &) = delete;
+  CublasLt &operator=(const CublasLt &) = delete;
+
+  /// Row-major C[m, n] = alpha op(A) op(B) + beta C, enqueued on `stream`.
+  Status sgemm(CUstream stream, bool transposeA, bool transposeB, int64_t m,
+               int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+  /// Shapes seen so far (each with its descriptors and algorithm).
+  size_t cachedShapes() const { return plans.size(); }
+
+#define AIM_CUBLASLT_DECLARE(name) decltype(&::name) name = nullptr;
+  AIM_CUBLASLT_FUNCTIONS(AIM_CUBLASLT_DECLARE)
+#undef AIM_CUBLASLT_DECLARE
+
+private:
+  CublasLt() = default;
+  Status check(cublasStatus_t status, const std::string &what) const;
+
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using Shape =
+      std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
+                 int64_t>;
+  StatusOr<Plan *> plan(const Shape &shape);
+
+  void *library = nullptr;
+  CudaDriver *driver = nullptr;
+  cublasLtHandle_t handle = nullptr;
+  CUdeviceptr workspace = 0;
+  std::map<Shape, Plan> plans;
+};
+
+/// The workspace cuBLASLt may use per GEMM.
+inline constexpr size_t kCublasLtWorkspaceBytes = 32 << 20;
+
+} // namespace aim::rt
+
+#endif // AIMC_RUNTIME_CUDA_CUBLASLT_H

@@ -1,0 +1,153 @@
+//===- FakeCublasLt.cpp - cuBLASLt on the CPU, for tests ------------------===//
+//
+// libfakecublaslt.so stands in for libcublasLt.so.13 (AIMC_CUBLASLT=...).
+// With the fake driver device memory is host memory, so this one computes
+// for real: D = alpha op(A) op(B) + beta C with cuBLASLt's column-major
+// meaning of layouts (rows, columns, leading dimension) and of TRANSA/TRANSB.
+// It rejects operands whose layouts do not fit together, the mistake a
+// row-major caller makes. FAKE_CUBLASLT_LOG=FILE logs each GEMM.
+//
+//===----------------------------------------------------------------------===//
+#include <cublasLt.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+struct Layout {
+  uint64_t rows, cols;
+  int64_t ld;
+};
+struct Desc {
+  cublasOperation_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
+};
+std::FILE *gemmLog() {
+  static std::FILE *log = [] {
+    const char *path = std::getenv("FAKE_CUBLASLT_LOG");
+    return path ? std::fopen(path, "w") : nullptr;
+  }();
+  return log;
+}
+} // namespace
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+EXPORT cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
+  *h = reinterpret_cast<cublasLtHandle_t>(0x10);
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtDestroy(cublasLtHandle_t) {
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT const char *cublasLtGetStatusName(cublasStatus_t s) {
+  return s == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE"
+                                          : "CUBLAS_STATUS_(fake)";
+}
+EXPORT cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d,
+                                               cublasComputeType_t compute,
+                                               cudaDataType_t scale) {
+  if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F)
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  *d = reinterpret_cast<cublasLtMatmulDesc_t>(new Desc);
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+  delete reinterpret_cast<Desc *>(d);
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t
+cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d,
+                               cublasLtMatmulDescAttributes_t a,
+                               const void *value, size_t size) {
+  auto *desc = reinterpret_cast<Desc *>(d);
+  if (size != sizeof(cublasOperation_t))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (a == CUBLASLT_MATMUL_DESC_TRANSA)
+    std::memcpy(&desc->transa, value, size);
+  else if (a == CUBLASLT_MATMUL_DESC_TRANSB)
+    std::memcpy(&desc->transb, value, size);
+  else
+    return CUBLAS_STATUS_INVALID_VALUE;
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l,
+                                                 cudaDataType type,
+                                                 uint64_t rows, uint64_t cols,
+                                                 int64_t ld) {
+  if (type != CUDA_R_32F || ld < static_cast<int64_t>(rows))
+    return CUBLAS_STATUS_INVALID_VALUE; // column-major: ld >= rows
+  *l = reinterpret_cast<cublasLtMatrixLayout_t>(new Layout{rows, cols, ld});
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+  delete reinterpret_cast<Layout *>(l);
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t
+cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+  *p = reinterpret_cast<cublasLtMatmulPreference_t>(0x11);
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t
+cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t) {
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulPreferenceSetAttribute(
+    cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t,
+    const void *, size_t) {
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmulAlgoGetHeuristic(
+    cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
+    cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+    cublasLtMatmulPreference_t, int requested,
+    cublasLtMatmulHeuristicResult_t results[], int *found) {
+  if (requested < 1)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  std::memset(&results[0], 0, sizeof(results[0]));
+  *found = 1;
+  return CUBLAS_STATUS_SUCCESS;
+}
+EXPORT cublasStatus_t cublasLtMatmul(
+    cublasLtHandle_t, cublasLtMatmulDesc_t computeDesc, const void *alpha,
+    const void *a, cublasLtMatrixLayout_t aDesc, const void *b,
+    cublasLtMatrixLayout_t bDesc, const void *beta, const void *c,
+    cublasLtMatrixLayout_t cDesc, void *d, cublasLtMatrixLayout_t dDesc,
+    const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t) {
+  const Desc &desc = *reinterpret_cast<Desc *>(computeDesc);
+  const Layout &la = *reinterpret_cast<Layout *>(aDesc);
+  const Layout &lb = *reinterpret_cast<Layout *>(bDesc);
+  const Layout &lc = *reinterpret_cast<Layout *>(cDesc);
+  const Layout &ld = *reinterpret_cast<Layout *>(dDesc);
+  bool ta = desc.transa == CUBLAS_OP_T, tb = desc.transb == CUBLAS_OP_T;
+  uint64_t m = ta ? la.cols : la.rows, k = ta ? la.rows : la.cols;
+  uint64_t kb = tb ? lb.cols : lb.rows, n = tb ? lb.rows : lb.cols;
+  if (k != kb || lc.rows != m || lc.cols != n || ld.rows != m || ld.cols != n)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  const float *A = static_cast<const float *>(a);
+  const float *B = static_cast<const float *>(b);
+  const float *C = static_cast<const float *>(c);
+  float *D = static_cast<float *>(d);
+  float al = *static_cast<const float *>(alpha),
+        be = *static_cast<const float *>(beta);
+  for (uint64_t j = 0; j < n; ++j)
+    for (uint64_t i = 0; i < m; ++i) {
+      double sum = 0;
+      for (uint64_t l = 0; l < k; ++l) {
+        float x = ta ? A[l + i * la.ld] : A[i + l * la.ld];
+        float y = tb ? B[j + l * lb.ld] : B[l + j * lb.ld];
+        sum += double(x) * y;
+      }
+      D[i + j * ld.ld] = float(al * sum + be * C[i + j * lc.ld]);
+    }
+  if (std::FILE *log = gemmLog()) {
+    std::fprintf(log, "gemm %llux%llux%llu %c%c\n",
+                 static_cast<unsigned long long>(m),
+                 static_cast<unsigned long long>(n),
+                 static_cast<unsigned long long>(k), ta ? 'T' : 'N',
+                 tb ? 'T' : 'N');
+    std::fflush(log);
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
