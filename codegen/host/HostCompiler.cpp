@@ -4,6 +4,7 @@
 #include "codegen/host/ObjectEmitter.h"
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/GemmCalls.h"
+#include "codegen/kernels/GpuPreparation.h"
 #include "codegen/kernels/LowerToLinalg.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -60,9 +61,13 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
 
   // 1. One function per distinct kernel, on buffers.
   llvm::Expected<KernelCount> kernels =
-      lowerToBufferizedKernels(module, options.blas);
+      lowerToBufferizedKernels(module, options.blas,
+                               /*fuseElementwise=*/options.gpuTileThreads > 0);
   if (!kernels)
     return kernels.takeError();
+  if (options.gpuTileThreads > 0)
+    if (llvm::Error e = prepareKernelsForGpu(module))
+      return std::move(e);
 
   // 2. GEMMs to BLAS, loops, LLVM.
   if (options.blas)

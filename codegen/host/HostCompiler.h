@@ -25,9 +25,10 @@ struct HostCompileOptions {
   /// GEMMs as calls of cblas_sgemm (resolved when aim-run loads the code)
   /// instead of loops.
   bool blas = false;
-  /// Loop nests tiled as the GPU backend tiles them (parallel loops, 1 x ...
-  /// x 1 x `gpuTileThreads`, guarded), run sequentially: checks that tiling
-  /// on the CPU. 0: plain loops.
+  /// Kernels fused, prepared and tiled as the GPU backend does it
+  /// (elementwise fusion, GpuPreparation.h, parallel loops 1 x ... x 1 x
+  /// `gpuTileThreads`, guarded), run sequentially: checks that on the CPU.
+  /// 0: plain loops.
   int64_t gpuTileThreads = 0;
 };
 

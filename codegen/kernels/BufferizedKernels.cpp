@@ -13,6 +13,8 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
@@ -22,7 +24,8 @@
 namespace mlir::aim {
 
 llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
-                                                     bool blas) {
+                                                     bool blas,
+                                                     bool fuseElementwise) {
   auto failure = [](const char *message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -41,6 +44,19 @@ llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
   KernelCount kernels = outlineKernels(module);
   if (failed(lowerAimToLinalg(module, blas)))
     return failure("the module has ops code generation cannot lower yet");
+  if (fuseElementwise) {
+    // Only single-use producers: fusing one with several consumers would
+    // compute it once per consumer. Marked GEMMs are not elementwise and
+    // stay as they are.
+    RewritePatternSet patterns(ctx);
+    linalg::populateElementwiseOpsFusionPatterns(
+        patterns, [](OpOperand *operand) {
+          Operation *producer = operand->get().getDefiningOp();
+          return producer && producer->hasOneUse();
+        });
+    if (failed(applyPatternsGreedily(module, std::move(patterns))))
+      return failure("elementwise fusion did not converge");
+  }
 
   PassManager pm(ctx);
   bufferization::OneShotBufferizePassOptions bufferize;

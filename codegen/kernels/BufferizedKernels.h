@@ -19,9 +19,12 @@
 namespace mlir::aim {
 
 /// Rewrites `module` in place; `blas` keeps GEMM operands in their stored
-/// layout and marks the GEMMs (see LowerToLinalg.h).
+/// layout and marks the GEMMs (see LowerToLinalg.h); `fuseElementwise` merges
+/// each elementwise producer with a single use into its consumer first (one
+/// loop nest, no buffer between them: one GPU kernel instead of two).
 llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
-                                                     bool blas);
+                                                     bool blas,
+                                                     bool fuseElementwise = false);
 
 /// Tiles every outermost scf.parallel nest by 1 x ... x 1 x `threads`, with
 /// constant tile bounds and a guard inside (the GPU backend's blocks: a

@@ -3,6 +3,7 @@
 
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/GemmCalls.h"
+#include "codegen/kernels/GpuPreparation.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -77,65 +78,6 @@ void mergeGpuModules(ModuleOp module) {
         {FlatSymbolRefAttr::get(module.getContext(), renamed.lookup(key))}));
   });
 }
-/// A kernel cannot read the host's globals: every use of a constant global
-/// (splat, e.g. the loss' seed gradient 1.0) becomes a fresh buffer filled
-/// by a kernel, freed when its function returns.
-llvm::Error copyConstantsToAllocations(ModuleOp module) {
-  SmallVector<memref::GetGlobalOp> uses;
-  module.walk([&](memref::GetGlobalOp use) { uses.push_back(use); });
-  for (memref::GetGlobalOp use : uses) {
-    auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
-        use, use.getNameAttr());
-    auto value = global ? dyn_cast_or_null<SplatElementsAttr>(
-                              global.getConstantInitValue())
-                        : SplatElementsAttr();
-    if (!value)
-      return failure("the GPU backend handles splat constant globals only; "
-                     "not @" + use.getName());
-    // At the function's start, so that it dominates every return.
-    auto function = use->getParentOfType<func::FuncOp>();
-    auto b = OpBuilder::atBlockBegin(&function.front());
-    auto type = cast<MemRefType>(use.getType());
-    Value buffer = memref::AllocOp::create(
-        b, use.getLoc(), MemRefType::get(type.getShape(),
-                                         type.getElementType()));
-    Value scalar = arith::ConstantOp::create(
-        b, use.getLoc(), cast<TypedAttr>(value.getSplatValue<Attribute>()));
-    linalg::FillOp::create(b, use.getLoc(), scalar, buffer);
-    function.walk([&](func::ReturnOp ret) {
-      OpBuilder at(ret);
-      memref::DeallocOp::create(at, ret.getLoc(), buffer);
-    });
-    use.replaceAllUsesWith(buffer);
-    use.erase();
-  }
-  for (auto global :
-       llvm::make_early_inc_range(module.getOps<memref::GlobalOp>()))
-    if (SymbolTable::symbolKnownUseEmpty(global, module))
-      global.erase();
-  return llvm::Error::success();
-}
-/// A linalg op without a parallel loop (rank 0, or reducing every
-/// dimension: the loss, the clipping norm) would run as host code between
-/// the launches and read what kernels wrote. Wrapped in a one-iteration
-/// scf.parallel it becomes a one-thread kernel, so the host only launches.
-void wrapSequentialOpsInKernels(ModuleOp module) {
-  SmallVector<linalg::LinalgOp> sequential;
-  module.walk([&](linalg::LinalgOp op) {
-    if (op.getNumParallelLoops() == 0)
-      sequential.push_back(op);
-  });
-  for (linalg::LinalgOp op : sequential) {
-    OpBuilder b(op);
-    Location loc = op.getLoc();
-    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-    Value one = arith::ConstantIndexOp::create(b, loc, 1);
-    auto loop = scf::ParallelOp::create(b, loc, ValueRange{zero},
-                                        ValueRange{one}, ValueRange{one});
-    op->moveBefore(loop.getBody()->getTerminator());
-  }
-}
-
 /// Whether the host side of the step still loads or stores memory itself
 /// (then each launch must finish before the host goes on).
 bool hostTouchesMemory(ModuleOp module) {
@@ -219,14 +161,14 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   std::call_once(passesRegistered, [] { registerAllPasses(); });
 
   llvm::Expected<KernelCount> kernels =
-      lowerToBufferizedKernels(module, options.cublas);
+      lowerToBufferizedKernels(module, options.cublas,
+                               /*fuseElementwise=*/true);
   if (!kernels)
     return kernels.takeError();
   if (options.cublas)
     callGemmFunction(module, "aimcCudaSgemm");
-  if (llvm::Error e = copyConstantsToAllocations(module))
+  if (llvm::Error e = prepareKernelsForGpu(module))
     return e;
-  wrapSequentialOpsInKernels(module);
 
   // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
   // to blocks and threads, outlined into gpu.modules...

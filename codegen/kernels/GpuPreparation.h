@@ -1,0 +1,25 @@
+//===- GpuPreparation.h - bufferized kernels made fit for a GPU -*- C++ -*-===//
+//
+// What the GPU backend changes in the bufferized kernels before mapping them
+// to threads, so that the host side of the step only launches: constant
+// globals (which kernels cannot read) become buffers filled by a kernel, and
+// linalg ops without a parallel loop (rank 0, or reducing every dimension)
+// are wrapped in a one-iteration scf.parallel, a one-thread kernel. The host
+// backend applies it too when it checks the GPU's loop structure on the CPU
+// (HostCompileOptions::gpuTileThreads).
+//
+//===----------------------------------------------------------------------===//
+#ifndef AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
+#define AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+namespace mlir::aim {
+
+/// Fails on a constant global that is not a splat.
+llvm::Error prepareKernelsForGpu(ModuleOp module);
+
+} // namespace mlir::aim
+
+#endif // AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
