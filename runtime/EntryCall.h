@@ -28,6 +28,13 @@ public:
   /// Runs the entry point with `arguments` bound by name.
   Status operator()(const std::map<std::string, HostTensor *> &arguments);
 
+  /// From now on each result named like an argument (train_step's new
+  /// parameters and optimiser state) updates that argument in place. On a
+  /// device they stay there: the bound host tensors are read on the first
+  /// call only and are current again after syncArgumentsToHost.
+  void updateArgumentsInPlace() { inPlace = true; }
+  Status syncArgumentsToHost();
+
   const std::vector<std::string> &resultNames() const { return names; }
   std::vector<HostTensor> &results() { return outputs; }
   HostTensor &result(size_t i) { return outputs[i]; }
@@ -39,6 +46,10 @@ private:
   PackedEntry entry = nullptr;
   std::vector<std::string> names;
   std::vector<HostTensor> outputs;
+  bool inPlace = false;
+  /// Of the last call: the argument buffers and the in-place pairs.
+  std::vector<BufferRef> lastArguments;
+  std::vector<Program::InPlace> pairs;
 };
 
 } // namespace aim::rt

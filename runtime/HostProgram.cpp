@@ -1,6 +1,8 @@
 //===- HostProgram.cpp - an artifact's host code on the CPU ---------------===//
 #include "runtime/HostProgram.h"
 
+#include <cstring>
+
 namespace aim::rt {
 
 StatusOr<std::unique_ptr<HostProgram>>
@@ -26,11 +28,15 @@ HostProgram::load(const Artifact &artifact) {
 }
 
 Status HostProgram::run(PackedEntry function,
-                        const std::vector<BufferRef> &buffers, size_t) {
+                        const std::vector<BufferRef> &buffers, size_t,
+                        const std::vector<InPlace> &inPlace) {
   std::vector<void *> pointers;
   for (const BufferRef &b : buffers)
     pointers.push_back(b.data);
   function(pointers.data());
+  for (const InPlace &p : inPlace)
+    std::memcpy(buffers[p.argument].data, buffers[p.result].data,
+                buffers[p.argument].bytes);
   return Status::ok();
 }
 

@@ -17,7 +17,8 @@ public:
     return code->entry(e);
   }
   Status run(PackedEntry function, const std::vector<BufferRef> &buffers,
-             size_t numArguments) override;
+             size_t numArguments,
+             const std::vector<InPlace> &inPlace = {}) override;
   std::string description() const override { return "host (" + isa + ")"; }
 
 private:

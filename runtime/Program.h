@@ -31,10 +31,28 @@ public:
 
   virtual StatusOr<PackedEntry> entry(const aimx::EntryPoint &e) const = 0;
 
+  /// A result that is the next value of an argument (train_step's new
+  /// parameters and optimiser state): slot indices into `buffers`.
+  struct InPlace {
+    size_t result, argument;
+  };
+
   /// Runs `function` on `buffers` (the first `numArguments` are read, the
   /// rest are its results, written) and returns when they are written.
+  /// Each `inPlace` result becomes its argument's value: on the host it is
+  /// copied into the argument's buffer; a device keeps it on the device
+  /// (the argument is resident: read from the host buffer on the first call
+  /// only, its result not copied back) until fetchArgument.
   virtual Status run(PackedEntry function, const std::vector<BufferRef> &buffers,
-                     size_t numArguments) = 0;
+                     size_t numArguments,
+                     const std::vector<InPlace> &inPlace = {}) = 0;
+
+  /// Writes the current value of argument `slot` of `function` into `to`
+  /// (a no-op where arguments live in the caller's buffers).
+  virtual Status fetchArgument(PackedEntry function, size_t slot,
+                               BufferRef to) {
+    return Status::ok();
+  }
 
   /// "host (x86-64-v3)", "cuda:0 NVIDIA H100 80GB HBM3 (sm_90a)", ...
   virtual std::string description() const = 0;

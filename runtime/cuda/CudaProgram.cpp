@@ -93,12 +93,14 @@ std::string CudaProgram::description() const {
 
 Status CudaProgram::run(PackedEntry function,
                         const std::vector<BufferRef> &buffers,
-                        size_t numArguments) {
+                        size_t numArguments,
+                        const std::vector<InPlace> &inPlace) {
   GpuCallState &state = gpuCallState();
   CudaDriver &d = *driver;
   EntryState &entry = entries[function];
   std::vector<std::pair<void *, size_t>> &slots = entry.slots;
   slots.resize(buffers.size(), {nullptr, 0});
+  entry.resident.resize(buffers.size(), false);
   std::vector<void *> pointers;
   for (size_t i = 0; i < buffers.size(); ++i) {
     auto &[pointer, bytes] = slots[i];
@@ -125,8 +127,9 @@ Status CudaProgram::run(PackedEntry function,
       }
       pointer = reinterpret_cast<void *>(p);
       bytes = buffers[i].bytes;
+      entry.resident[i] = false;
     }
-    if (i < numArguments && bytes > 0)
+    if (i < numArguments && bytes > 0 && !entry.resident[i])
       if (Status s = d.check(
               d.cuMemcpy(reinterpret_cast<CUdeviceptr>(pointer),
                          reinterpret_cast<CUdeviceptr>(buffers[i].data), bytes),
@@ -147,8 +150,22 @@ Status CudaProgram::run(PackedEntry function,
     return Status::error("the step failed on " + description() + ": " +
                          state.firstError);
   }
+  // In-place results become their arguments' device values; the others go
+  // back to the caller.
+  std::vector<bool> kept(buffers.size(), false);
+  for (const InPlace &p : inPlace) {
+    if (Status s = d.check(
+            d.cuMemcpy(reinterpret_cast<CUdeviceptr>(pointers[p.argument]),
+                       reinterpret_cast<CUdeviceptr>(pointers[p.result]),
+                       buffers[p.argument].bytes),
+            "keeping a step result on the device");
+        !s)
+      return s;
+    entry.resident[p.argument] = true;
+    kept[p.result] = true;
+  }
   for (size_t i = numArguments; i < buffers.size(); ++i)
-    if (buffers[i].bytes > 0)
+    if (buffers[i].bytes > 0 && !kept[i])
       if (Status s = d.check(
               d.cuMemcpy(reinterpret_cast<CUdeviceptr>(buffers[i].data),
                          reinterpret_cast<CUdeviceptr>(pointers[i]),
@@ -202,6 +219,22 @@ Status CudaProgram::launch(PackedEntry function, EntryState &entry,
   // The capture recorded the launches without running them.
   return d.check(d.cuGraphLaunch(exec, state.stream),
                  "launching the step's CUDA graph");
+}
+
+Status CudaProgram::fetchArgument(PackedEntry function, size_t slot,
+                                  BufferRef to) {
+  auto it = entries.find(function);
+  if (it == entries.end() || slot >= it->second.slots.size() ||
+      !it->second.resident[slot])
+    return Status::ok(); // the caller's buffer is current
+  auto [pointer, bytes] = it->second.slots[slot];
+  if (bytes != to.bytes)
+    return Status::error("internal error: fetching " + std::to_string(bytes) +
+                         " bytes into a buffer of " + std::to_string(to.bytes));
+  return driver->check(driver->cuMemcpy(reinterpret_cast<CUdeviceptr>(to.data),
+                                        reinterpret_cast<CUdeviceptr>(pointer),
+                                        bytes),
+                       "copying a parameter back from the device");
 }
 
 void CudaProgram::setProfiling(bool on) {

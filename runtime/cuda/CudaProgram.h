@@ -4,9 +4,10 @@
 // compiled for, and loads the launcher code (which loads its cubin). A call
 // stages the caller's host buffers in device-visible (managed) memory kept
 // per entry point and slot, runs the entry point -- every kernel on one
-// stream -- and copies the results back. Part 1 of the GPU backend: the
-// parameters and optimiser state travel each step; device-resident state
-// is next (docs/gpu-codegen.md).
+// stream -- and copies the results back. Arguments updated in place by
+// their results (train_step's parameters and optimiser state) stay on the
+// device between calls: copied in on the first call, replaced by their
+// results with a device-to-device copy, copied out on fetchArgument.
 //
 // When the launcher code only launches (GpuCode.host_touches_memory false),
 // an entry point's second call is captured into a CUDA graph and every later
@@ -37,7 +38,10 @@ public:
     return code->entry(e);
   }
   Status run(PackedEntry function, const std::vector<BufferRef> &buffers,
-             size_t numArguments) override;
+             size_t numArguments,
+             const std::vector<InPlace> &inPlace = {}) override;
+  Status fetchArgument(PackedEntry function, size_t slot,
+                       BufferRef to) override;
   std::string description() const override;
 
   /// Times every kernel launch with device events from now on (or stops).
@@ -64,6 +68,7 @@ private:
   /// its graph once captured.
   struct EntryState {
     std::vector<std::pair<void *, size_t>> slots;
+    std::vector<bool> resident; // argument slots the device holds current
     int64_t calls = 0;
     CUgraph graph = nullptr;
     CUgraphExec exec = nullptr;

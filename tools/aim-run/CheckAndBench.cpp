@@ -192,6 +192,7 @@ int runBench(int argc, char **argv) {
   arguments["prefix"] = &batch.prefix;
   arguments["lr"] = &lr;
   arguments["step"] = &stepIndex;
+  step->updateArgumentsInPlace(); // parameters and AdamW state stay put
   std::printf("bench %s on %s: batch %lld, %lld warm-up + %lld timed steps "
               "of train_step\n",
               o.artifact.c_str(), model->program->description().c_str(),
@@ -224,11 +225,10 @@ int runBench(int argc, char **argv) {
               model->batch() * o.steps / seconds,
               !cuda ? ""
               : model->artifact.root->gpu()->host_touches_memory()
-                  ? " (each launch synchronised; parameters staged each step)"
+                  ? " (each launch synchronised)"
               : cuda->replaysGraph(step->function())
-                  ? " (a CUDA graph replayed; parameters staged each step)"
-                  : " (launches asynchronous, no graph; parameters staged "
-                    "each step)");
+                  ? " (a CUDA graph replayed)"
+                  : " (launches asynchronous, no graph)");
   if (cuda)
     std::printf("temporaries: %zu MiB held in %zu driver allocations, %zu of "
                 "them during the timed steps; %zu bytes in use between steps\n",

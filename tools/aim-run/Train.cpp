@@ -313,13 +313,23 @@ int runTrain(int argc, char **argv) {
   std::map<std::string, HostTensor *> arguments = byName(params);
   for (auto &[name, t] : state)
     arguments[name] = &t;
-  std::map<std::string, HostTensor *> named = arguments;
+  // train_step's results after the loss and the gradient norm are the new
+  // parameters and optimiser state: they update their arguments in place
+  // (on a GPU they stay there; the host copies are refreshed before they are
+  // read: checkpoints, validation, pictures).
+  for (size_t i = 2; i < step->results().size(); ++i)
+    if (!arguments.count(step->resultNames()[i]))
+      return fail("the artifact's train_step returns an unknown tensor '" +
+                  step->resultNames()[i] + "'");
+  step->updateArgumentsInPlace();
   std::FILE *metrics =
       std::fopen((o.out + "/metrics.jsonl").c_str(), o.resume ? "a" : "w");
   if (!metrics)
     return fail("cannot write " + o.out + "/metrics.jsonl");
   double evalSeconds = 0.0; // kept out of the throughput
   auto validate = [&](int64_t done) -> Status {
+    if (Status s = step->syncArgumentsToHost(); !s)
+      return s;
     if (!evalSet)
       return Status::ok();
     auto begin = std::chrono::steady_clock::now();
@@ -339,6 +349,8 @@ int runTrain(int argc, char **argv) {
     return Status::ok();
   };
   auto save = [&](int64_t done) {
+    if (Status s = step->syncArgumentsToHost(); !s)
+      return s;
     Checkpoint c{
         params,
         state,
@@ -379,14 +391,6 @@ int runTrain(int argc, char **argv) {
       return fail("the loss is " + std::to_string(loss) + " at step " +
                   std::to_string(s) + "; stopping (the last checkpoint in '" +
                   o.out + "' is kept)");
-    }
-    for (size_t i = 2; i < step->results().size(); ++i) {
-      auto it = named.find(step->resultNames()[i]);
-      if (it == named.end())
-        return fail("the artifact's train_step returns an unknown tensor '" +
-                    step->resultNames()[i] + "'");
-      std::memcpy(it->second->bytes.data(), step->result(i).bytes.data(),
-                  it->second->bytes.size());
     }
     double seconds = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - started)
