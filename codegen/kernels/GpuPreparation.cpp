@@ -4,9 +4,11 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
 
 namespace mlir::aim {
@@ -76,11 +78,35 @@ void wrapSequentialOpsInKernels(ModuleOp module) {
   }
 }
 
+/// Loops reordered so that every parallel loop comes before every
+/// reduction (their own orders kept). A reduction loop outside a parallel
+/// one would stay on the host and launch a kernel per iteration (the
+/// LayerNorm weight gradients: one per row); inside, each thread sums its
+/// own output, over the same terms in the same order as before.
+void parallelLoopsFirst(ModuleOp module) {
+  SmallVector<linalg::GenericOp> generics;
+  module.walk([&](linalg::GenericOp op) { generics.push_back(op); });
+  IRRewriter rewriter(module.getContext());
+  for (linalg::GenericOp op : generics) {
+    SmallVector<unsigned> order;
+    for (auto [i, type] : llvm::enumerate(op.getIteratorTypesArray()))
+      if (type == utils::IteratorType::parallel)
+        order.push_back(i);
+    for (auto [i, type] : llvm::enumerate(op.getIteratorTypesArray()))
+      if (type != utils::IteratorType::parallel)
+        order.push_back(i);
+    if (llvm::is_sorted(order))
+      continue;
+    rewriter.setInsertionPoint(op);
+    (void)linalg::interchangeGenericOp(rewriter, op, order);
+  }
+}
 } // namespace
 
 llvm::Error prepareKernelsForGpu(ModuleOp module) {
   if (llvm::Error e = copyConstantsToAllocations(module))
     return e;
+  parallelLoopsFirst(module);
   wrapSequentialOpsInKernels(module);
   return llvm::Error::success();
 }

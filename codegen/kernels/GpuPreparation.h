@@ -2,9 +2,11 @@
 //
 // What the GPU backend changes in the bufferized kernels before mapping them
 // to threads, so that the host side of the step only launches: constant
-// globals (which kernels cannot read) become buffers filled by a kernel, and
-// linalg ops without a parallel loop (rank 0, or reducing every dimension)
-// are wrapped in a one-iteration scf.parallel, a one-thread kernel. The host
+// globals (which kernels cannot read) become buffers filled by a kernel,
+// parallel loops move before reductions (one kernel, a thread per output,
+// instead of a kernel per reduction step), and linalg ops without a parallel
+// loop (rank 0, or reducing every dimension) are wrapped in a one-iteration
+// scf.parallel, a one-thread kernel. The host
 // backend applies it too when it checks the GPU's loop structure on the CPU
 // (HostCompileOptions::gpuTileThreads).
 //
