@@ -17,6 +17,7 @@
 #include "frontends/ForwardBuilder.h"
 #include "frontends/Presets.h"
 #include "passes/CostReport.h"
+#include "passes/DistributedCost.h"
 #include "passes/Pipelines.h"
 
 #include "mlir/IR/AsmState.h"
@@ -93,6 +94,26 @@ cl::opt<Report> reportOption(
 cl::opt<std::string> gpuChipOption(
     "gpu-chip", cl::desc("The GPU of --report=gpu-kernels (supported: sm_90a)"),
     cl::init("sm_90a"), cl::cat(aimcCategory));
+cl::opt<std::string> meshOption(
+    "mesh",
+    cl::desc("With --report=cost: also the per-rank memory, communication and "
+             "time of the step on this mesh (dp=D,tp=T; docs/cost-model.md)"),
+    cl::value_desc("dp=D,tp=T"), cl::cat(aimcCategory));
+cl::opt<int> zeroOption(
+    "zero",
+    cl::desc("With --mesh: 1 shards the AdamW moments over the dp ranks "
+             "(ZeRO-1); 0 (default) replicates them"),
+    cl::init(0), cl::cat(aimcCategory));
+cl::opt<int64_t> accumulateOption(
+    "accumulate",
+    cl::desc("With --mesh: micro-batches per optimiser step (gradient "
+             "accumulation; default 1)"),
+    cl::init(1), cl::cat(aimcCategory));
+cl::opt<double> linkBandwidthOption(
+    "link-bandwidth",
+    cl::desc("With --mesh: bytes/s per direction between ranks (default "
+             "450e9, NVLink 4 on an H100 SXM)"),
+    cl::init(450e9), cl::cat(aimcCategory));
 cl::opt<std::string> targetOption(
     "target",
     cl::desc("Compile the training step for these targets (comma-separated: "
@@ -181,6 +202,28 @@ int reportCost(const aim::ModelConfig &config) {
       mlir::aim::loadTargetDescription(targetDescOption);
   if (!target)
     return error(toString(target.takeError()));
+  std::optional<mlir::aim::Mesh> mesh;
+  if (!meshOption.empty()) {
+    Expected<mlir::aim::Mesh> parsed = mlir::aim::parseMesh(meshOption);
+    if (!parsed)
+      return error(toString(parsed.takeError()));
+    if (zeroOption != 0 && zeroOption != 1)
+      return error("--zero is 0 or 1 (ZeRO stage 1)");
+    parsed->zero1 = zeroOption == 1;
+    if (accumulateOption < 1)
+      return error("--accumulate takes a positive number of micro-batches");
+    parsed->accumulate = accumulateOption;
+    std::vector<std::string> problems = mlir::aim::checkMesh(
+        config, batchOption, prefixModeOption == "antithetic", *parsed);
+    if (!problems.empty())
+      return error("--mesh " + meshOption + ": " + llvm::join(problems, "; "));
+    if (!(linkBandwidthOption > 0))
+      return error("--link-bandwidth must be positive (bytes/s)");
+    mesh = *parsed;
+  } else if (zeroOption != 0 || accumulateOption != 1) {
+    return error(std::string(zeroOption != 0 ? "--zero" : "--accumulate") +
+                 " belongs to the distributed section: give --mesh too");
+  }
   mlir::MLIRContext context;
   std::vector<mlir::aim::CostVariant> variants;
   auto add = [&](std::string name, bool prefixMask, bool fuse) {
@@ -230,6 +273,13 @@ int reportCost(const aim::ModelConfig &config) {
   if (!output)
     return error(errorMessage);
   mlir::aim::printCostReport(output->os(), header, *target, variants);
+  if (mesh)
+    mlir::aim::printDistributedCost(
+        output->os(), config, batchOption, *target, *mesh,
+        linkBandwidthOption,
+        mlir::aim::estimateDistributedCost(config, batchOption,
+                                           variants.back().cost, *target,
+                                           *mesh, linkBandwidthOption));
   output->keep();
   return 0;
 }
@@ -396,6 +446,8 @@ int main(int argc, char **argv) {
       "  aimc --model my-model.yaml --emit=aim -o forward.mlir\n"
       "  aimc --model aim-fmnist --emit=train -o train.mlir\n"
       "  aimc --model aim-600m --batch 64 --report=cost [--target-desc l4]\n"
+      "  aimc --model aim-7b --batch 4096 --report=cost --mesh dp=4,tp=2 "
+      "--accumulate 64 [--zero=1]\n"
       "  aimc --model my-model.yaml --batch 8 --target host -o m.aimx\n"
       "  aimc --model aim-fmnist --batch 16 --report=gpu-kernels -o k.ptx\n"
       "  aimc --list-presets\n\n"
