@@ -4,6 +4,9 @@
 // global gradient norm, computes the clipping factor and updates every
 // parameter and its optimiser state with one aim.adamw each (AIM.md, "Training
 // recipe"). A later fusion pass turns the updates into one multi-tensor kernel.
+// @apply_gradients is the same update for gradients computed elsewhere: the
+// weighted sum of several micro-batches' (gradient accumulation), or of
+// several ranks'.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,7 +40,116 @@ struct BuildTrainStepPass
 private:
   /// The usual decay groups: weights decay, biases and LayerNorm do not.
   bool decays(const Parameter &p) const { return p.type.getRank() >= 2; }
+
+  struct Update {
+    Value norm;
+    SmallVector<Value> results; // new params, exp_avgs, exp_avg_sqs
+  };
+  /// Clipping and one AdamW per parameter, at `b`'s insertion point.
+  Update emitUpdate(OpBuilder &b, Location loc, ArrayRef<Parameter> params,
+                    ValueRange values, ValueRange gradients, ValueRange expAvg,
+                    ValueRange expAvgSq, Value lr, Value stepIndex);
+  /// Names params and state on the arguments from `firstArgument` on and on
+  /// the results from `firstResult` on.
+  void nameState(func::FuncOp f, ArrayRef<Parameter> params,
+                 unsigned firstArgument, unsigned firstResult);
+  void buildApplyGradients(ModuleOp module, ArrayRef<Parameter> params);
 };
+
+const char *const kStateSuffix[] = {".exp_avg", ".exp_avg_sq"};
+
+BuildTrainStepPass::Update BuildTrainStepPass::emitUpdate(
+    OpBuilder &b, Location loc, ArrayRef<Parameter> params, ValueRange values,
+    ValueRange gradients, ValueRange expAvg, ValueRange expAvgSq, Value lr,
+    Value stepIndex) {
+  auto tag = [&](Operation *op, const Twine &scope) {
+    op->setAttr(AimDialect::kScopeAttrName, b.getStringAttr(scope));
+  };
+  auto scalarF32 = RankedTensorType::get({}, b.getF32Type());
+  auto norm = GlobalNormOp::create(b, loc, scalarF32, gradients);
+  tag(norm, "optimizer.clip");
+  auto coefficient = ClipCoefficientOp::create(
+      b, loc, scalarF32, norm, llvm::APFloat(maxGradNorm.getValue()),
+      /*epsilon=*/llvm::APFloat(1e-6));
+  tag(coefficient, "optimizer.clip");
+  SmallVector<Value> newParams, newExpAvg, newExpAvgSq;
+  for (auto [k, p] : llvm::enumerate(params)) {
+    auto update = AdamWOp::create(
+        b, loc, p.type, p.type, p.type, values[k], gradients[k], expAvg[k],
+        expAvgSq[k], lr, stepIndex, coefficient,
+        llvm::APFloat(beta1.getValue()), llvm::APFloat(beta2.getValue()),
+        llvm::APFloat(epsilon.getValue()),
+        llvm::APFloat(decays(p) ? weightDecay.getValue() : 0.0));
+    tag(update, "optimizer." + p.name.getValue());
+    newParams.push_back(update.getNewParam());
+    newExpAvg.push_back(update.getNewExpAvg());
+    newExpAvgSq.push_back(update.getNewExpAvgSq());
+  }
+  Update u{norm, {}};
+  llvm::append_range(u.results, newParams);
+  llvm::append_range(u.results, newExpAvg);
+  llvm::append_range(u.results, newExpAvgSq);
+  return u;
+}
+
+void BuildTrainStepPass::nameState(func::FuncOp f, ArrayRef<Parameter> params,
+                                   unsigned firstArgument,
+                                   unsigned firstResult) {
+  OpBuilder b(f.getContext());
+  const size_t count = params.size();
+  for (auto [k, p] : llvm::enumerate(params)) {
+    f.setArgAttr(firstArgument + k, AimDialect::kParamAttrName, p.name);
+    f.setResultAttr(firstResult + k, AimDialect::kParamAttrName, p.name);
+    for (int s = 0; s < 2; ++s) {
+      StringAttr state = b.getStringAttr(p.name.getValue() + kStateSuffix[s]);
+      f.setArgAttr(firstArgument + (s + 1) * count + k,
+                   AimDialect::kStateAttrName, state);
+      f.setResultAttr(firstResult + (s + 1) * count + k,
+                      AimDialect::kStateAttrName, state);
+    }
+  }
+}
+
+/// @apply_gradients(lr, step, params..., exp_avgs..., exp_avg_sqs...,
+/// grads...) -> (grad_norm, new params..., new exp_avgs..., new
+/// exp_avg_sqs...), each gradient named "<param>.grad", as @loss_and_grads
+/// names its results.
+void BuildTrainStepPass::buildApplyGradients(ModuleOp module,
+                                             ArrayRef<Parameter> params) {
+  OpBuilder b(module.getContext());
+  Location loc = NameLoc::get(b.getStringAttr("optimizer"));
+  auto scalarF32 = RankedTensorType::get({}, b.getF32Type());
+  auto scalarI64 = RankedTensorType::get({}, b.getI64Type());
+  const unsigned count = params.size();
+  SmallVector<Type> argTypes = {scalarF32, scalarI64}, resultTypes = {scalarF32};
+  for (int copy = 0; copy < 4; ++copy)
+    for (const Parameter &p : params) {
+      argTypes.push_back(p.type);
+      if (copy < 3)
+        resultTypes.push_back(p.type);
+    }
+  b.setInsertionPointToEnd(module.getBody());
+  auto apply = func::FuncOp::create(b, loc, kApplyGradientsName,
+                                    b.getFunctionType(argTypes, resultTypes));
+  Block *body = apply.addEntryBlock();
+  apply.setArgAttr(0, AimDialect::kInputAttrName, b.getStringAttr("lr"));
+  apply.setArgAttr(1, AimDialect::kInputAttrName, b.getStringAttr("step"));
+  nameState(apply, params, 2, 1);
+  for (auto [k, p] : llvm::enumerate(params))
+    apply.setArgAttr(2 + 3 * count + k, AimDialect::kInputAttrName,
+                     b.getStringAttr(p.name.getValue() + ".grad"));
+  apply.setResultAttr(0, AimDialect::kOutputAttrName,
+                      b.getStringAttr("grad_norm"));
+  b.setInsertionPointToEnd(body);
+  ValueRange args = body->getArguments();
+  Update u = emitUpdate(b, loc, params, args.slice(2, count),
+                        args.slice(2 + 3 * count, count),
+                        args.slice(2 + count, count),
+                        args.slice(2 + 2 * count, count), args[0], args[1]);
+  SmallVector<Value> results = {u.norm};
+  llvm::append_range(results, u.results);
+  func::ReturnOp::create(b, loc, results);
+}
 
 void BuildTrainStepPass::runOnOperation() {
   ModuleOp module = getOperation();
@@ -47,10 +159,11 @@ void BuildTrainStepPass::runOnOperation() {
                        << ": run aim-autodiff first";
     return signalPassFailure();
   }
-  if (module.lookupSymbol(kTrainStepName)) {
-    lossAndGrads.emitError() << "the module already has @" << kTrainStepName;
-    return signalPassFailure();
-  }
+  for (StringRef name : {kTrainStepName, kApplyGradientsName})
+    if (module.lookupSymbol(name)) {
+      lossAndGrads.emitError() << "the module already has @" << name;
+      return signalPassFailure();
+    }
 
   // 1. The signature: data inputs, lr, step, parameters, exp_avg, exp_avg_sq.
   OpBuilder b(module.getContext());
@@ -89,15 +202,7 @@ void BuildTrainStepPass::runOnOperation() {
   step.setArgAttr(next++, AimDialect::kInputAttrName, b.getStringAttr("lr"));
   step.setArgAttr(next++, AimDialect::kInputAttrName, b.getStringAttr("step"));
   const unsigned firstParam = next;
-  const size_t count = params.size();
-  const char *stateSuffix[] = {".exp_avg", ".exp_avg_sq"};
-  for (auto [k, p] : llvm::enumerate(params)) {
-    step.setArgAttr(firstParam + k, AimDialect::kParamAttrName, p.name);
-    for (int s = 0; s < 2; ++s)
-      step.setArgAttr(firstParam + (s + 1) * count + k,
-                      AimDialect::kStateAttrName,
-                      b.getStringAttr(p.name.getValue() + stateSuffix[s]));
-  }
+  const unsigned count = params.size();
 
   // 2. Loss and gradients.
   b.setInsertionPointToEnd(body);
@@ -110,45 +215,23 @@ void BuildTrainStepPass::runOnOperation() {
   ValueRange gradients = call.getResults().drop_front();
 
   // 3. Global-norm clipping, then one AdamW update per parameter.
-  auto tag = [&](Operation *op, const Twine &scope) {
-    op->setAttr(AimDialect::kScopeAttrName, b.getStringAttr(scope));
-  };
-  auto norm = GlobalNormOp::create(b, loc, scalarF32, gradients);
-  tag(norm, "optimizer.clip");
-  auto coefficient = ClipCoefficientOp::create(
-      b, loc, scalarF32, norm, llvm::APFloat(maxGradNorm.getValue()),
-      /*epsilon=*/llvm::APFloat(1e-6));
-  tag(coefficient, "optimizer.clip");
-  SmallVector<Value> newParams, newExpAvg, newExpAvgSq;
-  for (auto [k, p] : llvm::enumerate(params)) {
-    auto update = AdamWOp::create(
-        b, loc, p.type, p.type, p.type, body->getArgument(firstParam + k),
-        gradients[k], body->getArgument(firstParam + count + k),
-        body->getArgument(firstParam + 2 * count + k), lr, stepIndex,
-        coefficient, llvm::APFloat(beta1.getValue()),
-        llvm::APFloat(beta2.getValue()), llvm::APFloat(epsilon.getValue()),
-        llvm::APFloat(decays(p) ? weightDecay.getValue() : 0.0));
-    tag(update, "optimizer." + p.name.getValue());
-    newParams.push_back(update.getNewParam());
-    newExpAvg.push_back(update.getNewExpAvg());
-    newExpAvgSq.push_back(update.getNewExpAvgSq());
-  }
-  SmallVector<Value> results = {call.getResult(0), norm};
-  llvm::append_range(results, newParams);
-  llvm::append_range(results, newExpAvg);
-  llvm::append_range(results, newExpAvgSq);
+  ValueRange args = body->getArguments();
+  Update u = emitUpdate(b, loc, params, args.slice(firstParam, count),
+                        gradients, args.slice(firstParam + count, count),
+                        args.slice(firstParam + 2 * count, count), lr,
+                        stepIndex);
+  SmallVector<Value> results = {call.getResult(0), u.norm};
+  llvm::append_range(results, u.results);
   func::ReturnOp::create(b, loc, results);
 
   // 4. Names on the results, as on the arguments.
   step.setResultAttr(0, AimDialect::kOutputAttrName, b.getStringAttr("loss"));
   step.setResultAttr(1, AimDialect::kOutputAttrName,
                      b.getStringAttr("grad_norm"));
-  for (auto [k, p] : llvm::enumerate(params)) {
-    step.setResultAttr(2 + k, AimDialect::kParamAttrName, p.name);
-    for (int s = 0; s < 2; ++s)
-      step.setResultAttr(2 + (s + 1) * count + k, AimDialect::kStateAttrName,
-                         b.getStringAttr(p.name.getValue() + stateSuffix[s]));
-  }
+  nameState(step, params, firstParam, 2);
+
+  // 5. The update alone, for gradients summed elsewhere.
+  buildApplyGradients(module, params);
 }
 
 } // namespace

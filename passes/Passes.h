@@ -19,6 +19,7 @@ namespace mlir::aim {
 /// Names of the entry points the passes add.
 inline constexpr llvm::StringLiteral kLossAndGradsName = "loss_and_grads";
 inline constexpr llvm::StringLiteral kTrainStepName = "train_step";
+inline constexpr llvm::StringLiteral kApplyGradientsName = "apply_gradients";
 
 } // namespace mlir::aim
 

@@ -108,7 +108,7 @@ def AutodiffPass : Pass<"aim-autodiff", "::mlir::ModuleOp"> {
 }
 
 def BuildTrainStepPass : Pass<"aim-build-train-step", "::mlir::ModuleOp"> {
-  let summary = "Adds @train_step: loss and gradients, clipping and AdamW";
+  let summary = "Adds @train_step (loss and gradients, clipping and AdamW) and @apply_gradients";
   let description = [{
     Needs `@loss_and_grads` (run `aim-autodiff` first). Adds
     `@train_step(inputs..., lr, step, params..., exp_avgs..., exp_avg_sqs...)`
@@ -119,6 +119,11 @@ def BuildTrainStepPass : Pass<"aim-build-train-step", "::mlir::ModuleOp"> {
     and the 0-based step are inputs, so one program serves any schedule.
     Weight decay applies to parameters of rank >= 2 and not to biases or
     LayerNorm parameters (rank 1), the usual decay groups.
+
+    Also adds `@apply_gradients(lr, step, params..., exp_avgs...,
+    exp_avg_sqs..., grads...)` returning `(grad_norm, new params..., new
+    exp_avgs..., new exp_avg_sqs...)`: the same update for gradients summed
+    elsewhere (micro-batches of gradient accumulation, data-parallel ranks).
   }];
   let options = [
     Option<"maxGradNorm", "max-grad-norm", "double", /*default=*/"1.0",

@@ -32,6 +32,7 @@ Status writeCheckpoint(const std::string &runDir, const Checkpoint &c) {
       ", \"data_position\": " + std::to_string(c.state.dataPosition) +
       ", \"total_steps\": " + std::to_string(c.state.totalSteps) +
       ", \"threads\": " + std::to_string(c.state.threads) +
+      ", \"accumulate\": " + std::to_string(c.state.accumulate) +
       ", \"artifact_hash\": \"" + escapeJsonString(c.state.artifactHash) +
       "\"}\n";
   return writeFileAtomically(join(runDir, kStateFile), state);
@@ -79,6 +80,13 @@ StatusOr<Checkpoint> readCheckpoint(const std::string &runDir) {
   if (json->find("threads")) // optional: absent in older state files
     if (Status s = integer("threads", c.state.threads); !s)
       return s;
+  if (json->find("accumulate")) // likewise
+    if (Status s = integer("accumulate", c.state.accumulate); !s)
+      return s;
+  if (c.state.accumulate < 1)
+    return Status::error("'" + statePath + "' has accumulate " +
+                         std::to_string(c.state.accumulate) +
+                         "; it must be at least 1");
 
   StatusOr<NamedTensors> model = readSafetensors(join(runDir, kModelFile));
   if (!model)

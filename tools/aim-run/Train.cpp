@@ -13,6 +13,7 @@
 #include "runtime/Checkpoint.h"
 #include "runtime/FashionMnistBatches.h"
 #include "runtime/SyntheticBatches.h"
+#include "tools/aim-run/AccumulatedStep.h"
 #include "runtime/LearningRate.h"
 #include "tools/aim-run/Pictures.h"
 
@@ -21,6 +22,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <sys/stat.h>
 #include <thread>
 
@@ -35,7 +37,7 @@ struct TrainOptions {
   std::string artifact, out = "run", fixedImages, fixedPrefix, initParams;
   std::string data, evalData, device = "host";
   int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
-  int64_t dataThreads = 1, evalImages = 1024;
+  int64_t dataThreads = 1, evalImages = 1024, accumulate = 1;
   uint64_t seed = 0;
   double lr = 1e-3;
   bool constant = false, resume = false, augment = true;
@@ -56,7 +58,7 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
     } else if (flag == "--steps" || flag == "--seed" ||
                flag == "--checkpoint-every" || flag == "--stop-after" ||
                flag == "--threads" || flag == "--data-threads" ||
-               flag == "--eval-images") {
+               flag == "--eval-images" || flag == "--accumulate") {
       int64_t n;
       if (!(v = value()) || !parseInt(v, n) || n < 0)
         return Status::error(flag + " takes a non-negative integer");
@@ -72,6 +74,8 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
         o.dataThreads = n;
       else if (flag == "--eval-images")
         o.evalImages = n;
+      else if (flag == "--accumulate")
+        o.accumulate = n;
       else
         o.checkpointEvery = n;
     } else if (flag == "--lr") {
@@ -105,6 +109,9 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
   }
   if (o.dataThreads < 1)
     return Status::error("--data-threads must be at least 1");
+  if (o.accumulate < 1)
+    return Status::error("--accumulate must be at least 1 (micro-batches per "
+                         "step)");
   if (!o.fixedImages.empty() && !o.data.empty())
     return Status::error("give --fixed-batch or --data, not both");
   // Synthetic training validates on synthetic images held out from it.
@@ -116,7 +123,7 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
 /// The one fixed batch of --fixed-batch, checked against the artifact.
 StatusOr<Batch> readFixedBatch(const LoadedModel &model,
                                const TrainOptions &o) {
-  const int64_t batch = model.batch(), n = model.numPatches();
+  const int64_t batch = model.batch() * o.accumulate, n = model.numPatches();
   StatusOr<HostTensor> x = readNpy(o.fixedImages);
   StatusOr<HostTensor> k = readNpy(o.fixedPrefix);
   if (!x)
@@ -128,7 +135,8 @@ StatusOr<Batch> readFixedBatch(const LoadedModel &model,
                                shape.width};
   if (x->shape != want || x->dtype != DType::F32)
     return Status::error("'" + o.fixedImages + "' must be float32 " +
-                         shapeToString(want) + ", the artifact's batch");
+                         shapeToString(want) +
+                         ", the artifact's batch times --accumulate");
   if (k->shape != std::vector<int64_t>{batch} ||
       (k->dtype != DType::I32 && k->dtype != DType::I64))
     return Status::error("'" + o.fixedPrefix + "' must be int32 [" +
@@ -164,7 +172,7 @@ public:
       return d;
     }
     BatchOptions b;
-    b.globalBatch = model.batch();
+    b.globalBatch = model.batch() * o.accumulate;
     b.seed = o.seed;
     b.prefixMode = model.prefixMode();
     b.numPatches = model.numPatches();
@@ -243,6 +251,19 @@ int runTrain(int argc, char **argv) {
     return fail(step.status().message());
   if (step->results().size() < 2)
     return fail("the artifact's train_step returns no loss and grad norm");
+  // With --accumulate, a step is A micro-batches of the artifact's batch.
+  const int64_t globalBatch = model->batch() * o.accumulate;
+  std::optional<AccumulatedStep> accumulated;
+  if (o.accumulate > 1) {
+    StatusOr<AccumulatedStep> a = AccumulatedStep::prepare(*model, o.accumulate);
+    if (!a)
+      return fail(a.status().message());
+    accumulated = std::move(*a);
+    std::printf("batch: %lld images a step in %lld micro-batches of %lld\n",
+                static_cast<long long>(globalBatch),
+                static_cast<long long>(o.accumulate),
+                static_cast<long long>(model->batch()));
+  }
 
   // Parameters and AdamW state, from a checkpoint or fresh.
   NamedTensors params, state;
@@ -266,6 +287,11 @@ int runTrain(int argc, char **argv) {
            " threads, this part " + std::to_string(o.threads) +
            ": it will not match an uninterrupted run bit for bit");
     o.seed = c->state.seed;
+    if (c->state.accumulate != o.accumulate)
+      return fail("the run in '" + o.out + "' takes " +
+                  std::to_string(c->state.accumulate) +
+                  " micro-batches a step; resume with --accumulate " +
+                  std::to_string(c->state.accumulate));
     if (o.steps != c->state.totalSteps)
       return fail("the run in '" + o.out + "' was started with --steps " +
                   std::to_string(c->state.totalSteps) +
@@ -354,7 +380,8 @@ int runTrain(int argc, char **argv) {
     Checkpoint c{
         params,
         state,
-        {done, o.seed, done * model->batch(), o.steps, artifact.hash, o.threads}};
+        {done, o.seed, done * globalBatch, o.steps, artifact.hash, o.threads,
+         o.accumulate}};
     return writeCheckpoint(o.out, c);
   };
   if (!o.resume)
@@ -380,12 +407,18 @@ int runTrain(int argc, char **argv) {
     std::memcpy(lr.bytes.data(), &rate32, 4);
     int64_t s64 = s;
     std::memcpy(stepIndex.bytes.data(), &s64, 8);
-    if (Status st = (*step)(arguments); !st)
-      return fail(st.message());
-
     float loss, norm;
-    std::memcpy(&loss, step->result(0).bytes.data(), 4);
-    std::memcpy(&norm, step->result(1).bytes.data(), 4);
+    if (accumulated) {
+      if (Status st = (*accumulated)(b->images, b->prefix, arguments, loss,
+                                     norm);
+          !st)
+        return fail(st.message());
+    } else {
+      if (Status st = (*step)(arguments); !st)
+        return fail(st.message());
+      std::memcpy(&loss, step->result(0).bytes.data(), 4);
+      std::memcpy(&norm, step->result(1).bytes.data(), 4);
+    }
     if (!std::isfinite(loss)) {
       std::fclose(metrics);
       return fail("the loss is " + std::to_string(loss) + " at step " +
@@ -396,7 +429,7 @@ int runTrain(int argc, char **argv) {
                          std::chrono::steady_clock::now() - started)
                          .count() -
                      evalSeconds;
-    double imagesPerSecond = (s - firstStep + 1) * model->batch() / seconds;
+    double imagesPerSecond = (s - firstStep + 1) * globalBatch / seconds;
     double eta = (lastStep - s - 1) * seconds / (s - firstStep + 1);
     std::printf("step %lld loss %.9g grad_norm %.9g lr %.3g images/s %.1f "
                 "eta %.0fs\n",

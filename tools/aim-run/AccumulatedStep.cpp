@@ -1,0 +1,88 @@
+//===- AccumulatedStep.cpp - one optimiser step over micro-batches --------===//
+#include "tools/aim-run/AccumulatedStep.h"
+
+#include <cstring>
+
+namespace aim::rt {
+
+StatusOr<AccumulatedStep> AccumulatedStep::prepare(LoadedModel &model,
+                                                   int64_t microBatches) {
+  StatusOr<EntryCall> grads =
+      EntryCall::prepare(model.artifact, *model.program, "loss_and_grads");
+  if (!grads)
+    return grads.status();
+  StatusOr<EntryCall> apply =
+      EntryCall::prepare(model.artifact, *model.program, "apply_gradients");
+  if (!apply)
+    return Status::error(apply.status().message() +
+                         " (--accumulate needs it: recompile with this aimc)");
+  AccumulatedStep step(std::move(*grads), std::move(*apply));
+  step.microBatches = microBatches;
+  step.microBatch = model.batch();
+  step.numPatches = model.numPatches();
+  for (size_t i = 1; i < step.grads.results().size(); ++i)
+    step.sums.push_back(HostTensor::zeros(DType::F32,
+                                          step.grads.result(i).shape));
+  return step;
+}
+
+Status AccumulatedStep::operator()(const HostTensor &images,
+                                   const HostTensor &prefix,
+                                   std::map<std::string, HostTensor *> &arguments,
+                                   float &loss, float &gradNorm) {
+  const size_t perImage = images.bytes.size() / (microBatches * microBatch);
+  std::vector<int64_t> imageShape = images.shape, prefixShape = {microBatch};
+  imageShape[0] = microBatch;
+  HostTensor part = HostTensor::zeros(DType::F32, imageShape),
+             partPrefix = HostTensor::zeros(DType::I32, prefixShape);
+  std::vector<std::vector<double>> sum(sums.size());
+  for (size_t g = 0; g < sums.size(); ++g)
+    sum[g].assign(sums[g].numElements(), 0.0);
+  double lossSum = 0, targets = 0;
+  std::vector<int64_t> lengths = prefix.toInt64s();
+  for (int64_t j = 0; j < microBatches; ++j) {
+    std::memcpy(part.bytes.data(), images.bytes.data() + j * microBatch * perImage,
+                part.bytes.size());
+    std::memcpy(partPrefix.bytes.data(),
+                prefix.bytes.data() + j * microBatch * sizeof(int32_t),
+                partPrefix.bytes.size());
+    arguments["images"] = &part;
+    arguments["prefix"] = &partPrefix;
+    if (Status s = grads(arguments); !s)
+      return s;
+    double count = 0; // this micro-batch's share of the loss normaliser
+    for (int64_t i = j * microBatch; i < (j + 1) * microBatch; ++i)
+      count += double(numPatches - std::max<int64_t>(lengths[i], 1));
+    float partLoss;
+    std::memcpy(&partLoss, grads.result(0).bytes.data(), 4);
+    lossSum += count * partLoss;
+    targets += count;
+    for (size_t g = 0; g < sums.size(); ++g) {
+      const auto *x =
+          reinterpret_cast<const float *>(grads.result(g + 1).bytes.data());
+      for (size_t e = 0; e < sum[g].size(); ++e)
+        sum[g][e] += count * double(x[e]);
+    }
+  }
+  loss = static_cast<float>(lossSum / targets);
+  for (size_t g = 0; g < sums.size(); ++g) {
+    auto *out = reinterpret_cast<float *>(sums[g].bytes.data());
+    for (size_t e = 0; e < sum[g].size(); ++e)
+      out[e] = static_cast<float>(sum[g][e] / targets);
+    arguments[grads.resultNames()[g + 1]] = &sums[g];
+  }
+  if (Status s = apply(arguments); !s)
+    return s;
+  std::memcpy(&gradNorm, apply.result(0).bytes.data(), 4);
+  for (size_t i = 1; i < apply.results().size(); ++i) {
+    auto it = arguments.find(apply.resultNames()[i]);
+    if (it == arguments.end())
+      return Status::error("the artifact's apply_gradients returns an unknown "
+                           "tensor '" + apply.resultNames()[i] + "'");
+    std::memcpy(it->second->bytes.data(), apply.result(i).bytes.data(),
+                it->second->bytes.size());
+  }
+  return Status::ok();
+}
+
+} // namespace aim::rt
