@@ -28,7 +28,7 @@ struct RunState {
   std::string artifactHash; // the program the weights belong to
   int64_t threads = 0;      // compute threads (0: unrecorded); the last bits
                             // of GEMM sums depend on it
-  int64_t accumulate = 1;   // micro-batches per step (gradient accumulation)
+  int64_t accumulate = 1;   // micro-batches per step, over all ranks
 };
 
 struct Checkpoint {

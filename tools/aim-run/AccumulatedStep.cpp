@@ -6,7 +6,8 @@
 namespace aim::rt {
 
 StatusOr<AccumulatedStep> AccumulatedStep::prepare(LoadedModel &model,
-                                                   int64_t microBatches) {
+                                                   int64_t microBatches,
+                                                   MpiComm *ranks) {
   StatusOr<EntryCall> grads =
       EntryCall::prepare(model.artifact, *model.program, "loss_and_grads");
   if (!grads)
@@ -18,6 +19,7 @@ StatusOr<AccumulatedStep> AccumulatedStep::prepare(LoadedModel &model,
                          " (--accumulate needs it: recompile with this aimc)");
   AccumulatedStep step(std::move(*grads), std::move(*apply));
   step.microBatches = microBatches;
+  step.ranks = ranks;
   step.microBatch = model.batch();
   step.numPatches = model.numPatches();
   for (size_t i = 1; i < step.grads.results().size(); ++i)
@@ -62,6 +64,20 @@ Status AccumulatedStep::operator()(const HostTensor &images,
           reinterpret_cast<const float *>(grads.result(g + 1).bytes.data());
       for (size_t e = 0; e < sum[g].size(); ++e)
         sum[g][e] += count * double(x[e]);
+    }
+  }
+  if (ranks && ranks->size() > 1) {
+    std::vector<double> packed = {lossSum, targets};
+    for (const std::vector<double> &g : sum)
+      packed.insert(packed.end(), g.begin(), g.end());
+    if (Status s = ranks->sum(packed); !s)
+      return s;
+    lossSum = packed[0];
+    targets = packed[1];
+    size_t at = 2;
+    for (std::vector<double> &g : sum) {
+      std::copy(packed.begin() + at, packed.begin() + at + g.size(), g.begin());
+      at += g.size();
     }
   }
   loss = static_cast<float>(lossSum / targets);

@@ -6,20 +6,27 @@
 // of targets, sum over its images of N - max(K, 1) -- the loss normaliser of
 // the whole batch counts all of them, so the step equals one at batch A x b
 // (the same samples and prefix lengths) up to float32 rounding -- in float64
-// on the host; then @apply_gradients clips and updates.
+// on the host; then @apply_gradients clips and updates. Data-parallel ranks
+// (mpirun) are more micro-batches of the same step: their sums, the loss's
+// and the target counts are added across ranks (MPI_Allreduce) before the
+// division, so every rank applies the same update.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_TOOLS_AIMRUN_ACCUMULATEDSTEP_H
 #define AIMC_TOOLS_AIMRUN_ACCUMULATEDSTEP_H
 
+#include "runtime/MpiComm.h"
 #include "tools/aim-run/RunSupport.h"
 
 namespace aim::rt {
 
 class AccumulatedStep {
 public:
+  /// With `ranks` of several processes, each runs its own micro-batches
+  /// and the weighted sums are added across them before the update.
   static StatusOr<AccumulatedStep> prepare(LoadedModel &model,
-                                           int64_t microBatches);
+                                           int64_t microBatches,
+                                           MpiComm *ranks = nullptr);
 
   /// One step on `images` [A x b, ...] and `prefix` [A x b]; `arguments`
   /// binds params, state, lr and step, and its params and state are
@@ -33,6 +40,7 @@ private:
       : grads(std::move(grads)), apply(std::move(apply)) {}
   EntryCall grads, apply;
   int64_t microBatches = 1, microBatch = 1, numPatches = 2;
+  MpiComm *ranks = nullptr;
   std::vector<HostTensor> sums; // one per gradient, float32 for the call
 };
 

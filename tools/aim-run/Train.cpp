@@ -38,6 +38,7 @@ struct TrainOptions {
   std::string data, evalData, device = "host";
   int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
   int64_t dataThreads = 1, evalImages = 1024, accumulate = 1;
+  int64_t rank = 0, ranks = 1; // of the data-parallel processes (mpirun)
   uint64_t seed = 0;
   double lr = 1e-3;
   bool constant = false, resume = false, augment = true;
@@ -172,7 +173,9 @@ public:
       return d;
     }
     BatchOptions b;
-    b.globalBatch = model.batch() * o.accumulate;
+    b.globalBatch = model.batch() * o.accumulate * o.ranks;
+    b.rank = o.rank;
+    b.ranks = o.ranks;
     b.seed = o.seed;
     b.prefixMode = model.prefixMode();
     b.numPatches = model.numPatches();
@@ -237,6 +240,20 @@ int runTrain(int argc, char **argv) {
   TrainOptions o;
   if (Status s = parseTrainOptions(argc, argv, o); !s)
     return fail(s.message());
+  // Under mpirun each rank trains on its slice of every step's batch; rank 0
+  // alone prints, validates and writes the run.
+  StatusOr<MpiComm *> world = MpiComm::world();
+  if (!world)
+    return fail(world.status().message());
+  MpiComm *ranks = *world;
+  const bool lead = ranks->rank() == 0;
+  if (!lead && !std::freopen("/dev/null", "w", stdout))
+    return fail("cannot silence rank " + std::to_string(ranks->rank()));
+  if (ranks->size() > 1 && !o.fixedImages.empty())
+    return fail("--fixed-batch is one batch for one process; under mpirun "
+                "give --data or use the default stream");
+  o.ranks = ranks->size();
+  o.rank = ranks->rank();
   StatusOr<DeviceKind> device = parseDeviceKind(o.device);
   if (!device)
     return fail(device.status().message());
@@ -252,15 +269,18 @@ int runTrain(int argc, char **argv) {
   if (step->results().size() < 2)
     return fail("the artifact's train_step returns no loss and grad norm");
   // With --accumulate, a step is A micro-batches of the artifact's batch.
-  const int64_t globalBatch = model->batch() * o.accumulate;
+  const int64_t globalBatch = model->batch() * o.accumulate * o.ranks;
   std::optional<AccumulatedStep> accumulated;
-  if (o.accumulate > 1) {
-    StatusOr<AccumulatedStep> a = AccumulatedStep::prepare(*model, o.accumulate);
+  if (o.accumulate > 1 || o.ranks > 1) {
+    StatusOr<AccumulatedStep> a =
+        AccumulatedStep::prepare(*model, o.accumulate, ranks);
     if (!a)
       return fail(a.status().message());
     accumulated = std::move(*a);
-    std::printf("batch: %lld images a step in %lld micro-batches of %lld\n",
+    std::printf("batch: %lld images a step: %lld data-parallel ranks x %lld "
+                "micro-batches of %lld\n",
                 static_cast<long long>(globalBatch),
+                static_cast<long long>(o.ranks),
                 static_cast<long long>(o.accumulate),
                 static_cast<long long>(model->batch()));
   }
@@ -287,11 +307,14 @@ int runTrain(int argc, char **argv) {
            " threads, this part " + std::to_string(o.threads) +
            ": it will not match an uninterrupted run bit for bit");
     o.seed = c->state.seed;
-    if (c->state.accumulate != o.accumulate)
+    // The batch of a step is the artifact's times the micro-batches of
+    // every rank: the mesh may change, the product may not.
+    if (c->state.accumulate != o.accumulate * o.ranks)
       return fail("the run in '" + o.out + "' takes " +
                   std::to_string(c->state.accumulate) +
-                  " micro-batches a step; resume with --accumulate " +
-                  std::to_string(c->state.accumulate));
+                  " micro-batches a step (ranks x --accumulate), this one " +
+                  std::to_string(o.accumulate * o.ranks) +
+                  ": resume with the same product");
     if (o.steps != c->state.totalSteps)
       return fail("the run in '" + o.out + "' was started with --steps " +
                   std::to_string(c->state.totalSteps) +
@@ -323,7 +346,8 @@ int runTrain(int argc, char **argv) {
   ModelImageShape shape = model->imageShape();
   bool fashionMnistShape =
       shape.channels == 1 && shape.height == 28 && shape.width == 28;
-  if (o.evalImages > 0 && (fashionMnistShape || !o.evalData.empty())) {
+  if (lead && o.evalImages > 0 &&
+      (fashionMnistShape || !o.evalData.empty())) {
     StatusOr<EvalSet> set =
         loadEvalSet(*model, o.evalData, o.evalImages, o.seed);
     StatusOr<EntryCall> f =
@@ -349,7 +373,8 @@ int runTrain(int argc, char **argv) {
                   step->resultNames()[i] + "'");
   step->updateArgumentsInPlace();
   std::FILE *metrics =
-      std::fopen((o.out + "/metrics.jsonl").c_str(), o.resume ? "a" : "w");
+      std::fopen(lead ? (o.out + "/metrics.jsonl").c_str() : "/dev/null",
+                 o.resume ? "a" : "w");
   if (!metrics)
     return fail("cannot write " + o.out + "/metrics.jsonl");
   double evalSeconds = 0.0; // kept out of the throughput
@@ -377,11 +402,13 @@ int runTrain(int argc, char **argv) {
   auto save = [&](int64_t done) {
     if (Status s = step->syncArgumentsToHost(); !s)
       return s;
+    if (!lead) // one copy of the run: rank 0's (every rank holds the same)
+      return Status::ok();
     Checkpoint c{
         params,
         state,
         {done, o.seed, done * globalBatch, o.steps, artifact.hash, o.threads,
-         o.accumulate}};
+         o.accumulate * o.ranks}};
     return writeCheckpoint(o.out, c);
   };
   if (!o.resume)
@@ -461,6 +488,8 @@ int runTrain(int argc, char **argv) {
   // training images of a folder the model can read.
   std::string pictureData =
       o.evalData.empty() && !fashionMnistShape ? o.data : o.evalData;
+  if (!lead)
+    return 0;
   if (Status st = writeRunPictures(*model, params, o.out, pictureData, o.seed);
       !st)
     warn("no pictures: " + st.message());
