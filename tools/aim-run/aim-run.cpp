@@ -71,6 +71,8 @@ const char *const kUsage =
     "                        bits of the sums depend on it)\n"
     "  --accumulate A        A micro-batches of the artifact's batch a step\n"
     "                        (gradients averaged over all their targets)\n"
+    "  (under mpirun -np N each rank takes its slice of every step's batch:\n"
+    "  data parallelism, Open MPI loaded with dlopen; docs/distributed.md)\n"
     "  --device cuda         run the step on the GPU (an artifact compiled\n"
     "                        with --target host,sm_90a; the driver is loaded\n"
     "                        with dlopen)\n"
