@@ -1,9 +1,14 @@
 //===- MpiComm.cpp - ranks and sums across processes, MPI by dlopen -------===//
 #include "runtime/MpiComm.h"
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <dlfcn.h>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace aim::rt {
 
@@ -35,10 +40,12 @@ StatusOr<MpiComm *> MpiComm::world() {
       reinterpret_cast<int (*)(const void *, void *, int, void *, void *,
                                void *)>(symbol("MPI_Allreduce"));
   comm->finalize = reinterpret_cast<int (*)()>(symbol("MPI_Finalize"));
+  comm->abort = reinterpret_cast<int (*)(void *, int)>(symbol("MPI_Abort"));
   comm->commWorld = symbol("ompi_mpi_comm_world");
   comm->doubleType = symbol("ompi_mpi_double");
   comm->sumOp = symbol("ompi_mpi_op_sum");
   if (!init || !rank || !sizeOf || !comm->allreduce || !comm->finalize ||
+      !comm->abort ||
       !comm->commWorld || !comm->doubleType || !comm->sumOp)
     return Status::error(path + " is not Open MPI (its MPI_COMM_WORLD, "
                                 "MPI_DOUBLE or MPI_SUM objects are missing)");
@@ -50,18 +57,43 @@ StatusOr<MpiComm *> MpiComm::world() {
   return world.get();
 }
 
-Status MpiComm::sum(std::vector<double> &values) {
+Status MpiComm::sum(std::vector<double> &values, const std::string &what) {
   if (worldSize == 1)
     return Status::ok();
+  // A watchdog for this collective: MPI has no timeout of its own.
+  std::mutex mutex;
+  std::condition_variable done;
+  bool finished = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    if (done.wait_for(lock, std::chrono::duration<double>(timeoutSeconds),
+                      [&] { return finished; }))
+      return;
+    std::fprintf(stderr,
+                 "aim-run: error: rank %d waited %.0f s for %s: another rank "
+                 "died or hangs; stopping every rank (the last checkpoint is "
+                 "kept)\n",
+                 rankIndex, timeoutSeconds, what.c_str());
+    std::fflush(stderr);
+    abort(commWorld, 1);
+    std::_Exit(1); // if MPI_Abort itself cannot reach the others
+  });
   constexpr size_t kChunk = 1 << 28; // MPI counts are ints
-  for (size_t first = 0; first < values.size(); first += kChunk) {
+  bool ok = true;
+  for (size_t first = 0; ok && first < values.size(); first += kChunk) {
     int count = static_cast<int>(std::min(kChunk, values.size() - first));
     // MPI_IN_PLACE is (void *) 1 in Open MPI.
-    if (allreduce(reinterpret_cast<const void *>(1), values.data() + first,
-                  count, doubleType, sumOp, commWorld) != 0)
-      return Status::error("MPI_Allreduce of the gradients failed");
+    ok = allreduce(reinterpret_cast<const void *>(1), values.data() + first,
+                   count, doubleType, sumOp, commWorld) == 0;
   }
-  return Status::ok();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    finished = true;
+  }
+  done.notify_one();
+  watchdog.join();
+  return ok ? Status::ok()
+            : Status::error("MPI_Allreduce failed during " + what);
 }
 
 MpiComm::~MpiComm() {

@@ -15,6 +15,7 @@
 #include "common/Status.h"
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace aim::rt {
@@ -28,8 +29,11 @@ public:
   int rank() const { return rankIndex; }
   int size() const { return worldSize; }
 
-  /// Element-wise sum of `values` over every rank, in place.
-  Status sum(std::vector<double> &values);
+  /// Element-wise sum of `values` over every rank, in place. A rank that
+  /// died or hangs would block the others forever: when the sum has waited
+  /// `timeoutSeconds`, this rank prints `what` and why, and aborts the job.
+  Status sum(std::vector<double> &values, const std::string &what);
+  void setTimeout(double seconds) { timeoutSeconds = seconds; }
 
   /// Ends this rank's part in MPI (at exit).
   ~MpiComm();
@@ -41,6 +45,8 @@ private:
   // Open MPI's entry points and predefined handles.
   int (*allreduce)(const void *, void *, int, void *, void *, void *) = nullptr;
   int (*finalize)() = nullptr;
+  int (*abort)(void *, int) = nullptr;
+  double timeoutSeconds = 600;
   void *commWorld = nullptr, *doubleType = nullptr, *sumOp = nullptr;
 };
 

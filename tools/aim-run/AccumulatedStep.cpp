@@ -70,7 +70,7 @@ Status AccumulatedStep::operator()(const HostTensor &images,
     std::vector<double> packed = {lossSum, targets};
     for (const std::vector<double> &g : sum)
       packed.insert(packed.end(), g.begin(), g.end());
-    if (Status s = ranks->sum(packed); !s)
+    if (Status s = ranks->sum(packed, "the gradient all-reduce"); !s)
       return s;
     lossSum = packed[0];
     targets = packed[1];

@@ -12,19 +12,21 @@
 #include "common/Npy.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/FashionMnistBatches.h"
+#include "runtime/LearningRate.h"
 #include "runtime/SyntheticBatches.h"
 #include "tools/aim-run/AccumulatedStep.h"
-#include "runtime/LearningRate.h"
 #include "tools/aim-run/Pictures.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 // OpenBLAS is linked statically: its GEMMs are the compute threads.
 extern "C" void openblas_set_num_threads(int);
@@ -39,6 +41,7 @@ struct TrainOptions {
   int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
   int64_t dataThreads = 1, evalImages = 1024, accumulate = 1;
   int64_t rank = 0, ranks = 1; // of the data-parallel processes (mpirun)
+  double collectiveTimeout = 600; // seconds a rank waits for the others
   uint64_t seed = 0;
   double lr = 1e-3;
   bool constant = false, resume = false, augment = true;
@@ -79,6 +82,13 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
         o.accumulate = n;
       else
         o.checkpointEvery = n;
+    } else if (flag == "--collective-timeout") {
+      char *end = nullptr;
+      if (!(v = value()) ||
+          !(o.collectiveTimeout = std::strtod(v, &end), *end == 0) ||
+          !(o.collectiveTimeout > 0))
+        return Status::error("--collective-timeout takes a positive number of "
+                             "seconds");
     } else if (flag == "--lr") {
       char *end = nullptr;
       if (!(v = value()) || !(o.lr = std::strtod(v, &end), *end == 0) ||
@@ -234,6 +244,24 @@ private:
   std::unique_ptr<SyntheticBatches> synthetic;
 };
 
+/// For tests of what the other ranks do when one fails (docs/distributed.md):
+/// $AIMC_FAULT=exit|hang on rank $AIMC_FAULT_RANK at step $AIMC_FAULT_STEP.
+void injectFault(int64_t rank, int64_t step) {
+  const char *fault = std::getenv("AIMC_FAULT");
+  const char *atRank = std::getenv("AIMC_FAULT_RANK");
+  const char *atStep = std::getenv("AIMC_FAULT_STEP");
+  if (!fault || !atRank || !atStep || std::atoll(atRank) != rank ||
+      std::atoll(atStep) != step)
+    return;
+  std::fprintf(stderr, "aim-run: rank %lld: injected fault '%s' at step %lld\n",
+               static_cast<long long>(rank), fault,
+               static_cast<long long>(step));
+  if (std::strcmp(fault, "hang") == 0)
+    for (;;)
+      pause();
+  std::_Exit(3);
+}
+
 } // namespace
 
 int runTrain(int argc, char **argv) {
@@ -254,6 +282,7 @@ int runTrain(int argc, char **argv) {
                 "give --data or use the default stream");
   o.ranks = ranks->size();
   o.rank = ranks->rank();
+  ranks->setTimeout(o.collectiveTimeout);
   StatusOr<DeviceKind> device = parseDeviceKind(o.device);
   if (!device)
     return fail(device.status().message());
@@ -427,6 +456,7 @@ int runTrain(int argc, char **argv) {
     StatusOr<Batch> b = data->next();
     if (!b)
       return fail(b.status().message());
+    injectFault(o.rank, s);
     arguments["images"] = &b->images;
     arguments["prefix"] = &b->prefix;
     double rate = o.constant ? o.lr : learningRate(s, o.steps, o.lr);

@@ -73,6 +73,8 @@ const char *const kUsage =
     "                        (gradients averaged over all their targets)\n"
     "  (under mpirun -np N each rank takes its slice of every step's batch:\n"
     "  data parallelism, Open MPI loaded with dlopen; docs/distributed.md)\n"
+    "  --collective-timeout S  seconds a rank waits for the others' gradients\n"
+    "                        before it stops the job (default 600)\n"
     "  --device cuda         run the step on the GPU (an artifact compiled\n"
     "                        with --target host,sm_90a; the driver is loaded\n"
     "                        with dlopen)\n"
