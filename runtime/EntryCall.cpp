@@ -74,17 +74,22 @@ EntryCall::operator()(const std::map<std::string, HostTensor *> &arguments) {
   size_t numArguments = buffers.size();
   for (HostTensor &out : outputs)
     buffers.push_back({out.bytes.data(), out.bytes.size()});
-  pairs.clear();
-  if (inPlace)
-    for (size_t r = 0; r < names.size(); ++r)
-      for (size_t a = 0; a < numArguments; ++a)
-        if (nameOf(entryPoint->arguments()->Get(a)) == names[r])
-          pairs.push_back({numArguments + r, a});
   lastArguments.assign(buffers.begin(), buffers.begin() + numArguments);
   return program->run(entry, buffers, numArguments, pairs);
 }
 
+void EntryCall::updateArgumentsInPlace() {
+  pairs.clear();
+  const size_t numArguments = entryPoint->arguments()->size();
+  for (size_t r = 0; r < names.size(); ++r)
+    for (size_t a = 0; a < numArguments; ++a)
+      if (nameOf(entryPoint->arguments()->Get(a)) == names[r])
+        pairs.push_back({numArguments + r, a});
+}
+
 Status EntryCall::syncArgumentsToHost() {
+  if (lastArguments.empty()) // not called yet: the host buffers are current
+    return Status::ok();
   for (const Program::InPlace &p : pairs)
     if (Status s = program->fetchArgument(entry, p.argument,
                                           lastArguments[p.argument]);

@@ -32,7 +32,7 @@ public:
   /// parameters and optimiser state) updates that argument in place. On a
   /// device they stay there: the bound host tensors are read on the first
   /// call only and are current again after syncArgumentsToHost.
-  void updateArgumentsInPlace() { inPlace = true; }
+  void updateArgumentsInPlace();
   Status syncArgumentsToHost();
 
   const std::vector<std::string> &resultNames() const { return names; }
@@ -46,10 +46,10 @@ private:
   PackedEntry entry = nullptr;
   std::vector<std::string> names;
   std::vector<HostTensor> outputs;
-  bool inPlace = false;
-  /// Of the last call: the argument buffers and the in-place pairs.
-  std::vector<BufferRef> lastArguments;
+  /// Results that update an argument (slots), once updateArgumentsInPlace.
   std::vector<Program::InPlace> pairs;
+  /// The argument buffers of the last call.
+  std::vector<BufferRef> lastArguments;
 };
 
 } // namespace aim::rt

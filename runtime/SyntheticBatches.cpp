@@ -60,11 +60,14 @@ SyntheticBatches::open(const ModelImageShape &shape,
 SyntheticBatches::SyntheticBatches(ModelImageShape shape, BatchOptions options)
     : shape(shape), options(options) {
   prefetcher = std::make_unique<Prefetcher>(
-      [this](int64_t step) -> StatusOr<Batch> { return make(step); },
+      [this](int64_t step) -> StatusOr<Batch> {
+        return make(this->shape, this->options, step);
+      },
       options.firstStep, options.prefetch, options.threads);
 }
 
-Batch SyntheticBatches::make(int64_t step) const {
+Batch SyntheticBatches::make(const ModelImageShape &shape,
+                             const BatchOptions &options, int64_t step) {
   const int64_t local = options.globalBatch / options.ranks;
   const int64_t firstInBatch = options.rank * local;
   const int64_t size = shape.channels * shape.height * shape.width;

@@ -27,8 +27,10 @@ public:
   /// The next step's batch, in order; blocks until it is ready.
   StatusOr<Batch> next() { return prefetcher->next(); }
 
-  /// Builds the batch of `step` directly, on the calling thread.
-  Batch make(int64_t step) const;
+  /// Builds the batch of `step` directly, on the calling thread (no stream,
+  /// no data threads: what aim-run check and bench need).
+  static Batch make(const ModelImageShape &shape, const BatchOptions &options,
+                    int64_t step);
 
 private:
   SyntheticBatches(ModelImageShape shape, BatchOptions options);

@@ -3,6 +3,7 @@
 
 #include "codegen/host/ObjectEmitter.h"
 #include "codegen/kernels/BufferizedKernels.h"
+#include "codegen/kernels/CodegenError.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuPreparation.h"
 #include "codegen/kernels/LowerToLinalg.h"
@@ -42,14 +43,6 @@ using namespace mlir;
 
 namespace mlir::aim {
 
-namespace {
-llvm::Error failure(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 message.str().c_str());
-}
-
-} // namespace
-
 llvm::Expected<HostObject> compileToObject(ModuleOp module,
                                            const HostCompileOptions &options) {
   MLIRContext *ctx = module.getContext();
@@ -76,7 +69,7 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   if (options.gpuTileThreads > 0) {
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
     if (failed(pm.run(module)))
-      return failure("lowering to parallel loops failed");
+      return codegenError("lowering to parallel loops failed");
     tileInnermostParallelLoops(module, options.gpuTileThreads);
     pm.clear();
   }
@@ -95,7 +88,8 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   if (failed(pm.run(module)))
-    return failure("lowering to the LLVM dialect failed (see the diagnostics)");
+    return codegenError(
+        "lowering to the LLVM dialect failed (see the diagnostics)");
   addPackedEntries(module);
   if (getenv("AIMC_DUMP_HOST_LLVM"))
     module.print(llvm::errs());

@@ -1,6 +1,8 @@
 //===- ObjectEmitter.cpp - LLVM dialect to an x86-64 object file ---------===//
 #include "codegen/host/ObjectEmitter.h"
 
+#include "codegen/kernels/CodegenError.h"
+
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -15,13 +17,6 @@
 #include "llvm/TargetParser/Triple.h"
 
 namespace mlir::aim {
-
-namespace {
-llvm::Error failure(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 message.str().c_str());
-}
-} // namespace
 
 void addPackedEntries(ModuleOp module) {
   OpBuilder b(module.getContext());
@@ -58,18 +53,18 @@ llvm::Expected<std::string> emitObjectFile(ModuleOp module,
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, llvmContext);
   if (!llvmModule)
-    return failure("translation to LLVM IR failed");
+    return codegenError("translation to LLVM IR failed");
   llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
   std::string error;
   const llvm::Target *target =
       llvm::TargetRegistry::lookupTarget(triple, error);
   if (!target)
-    return failure("no LLVM target for " + triple.str() + ": " + error);
+    return codegenError("no LLVM target for " + triple.str() + ": " + error);
   llvm::TargetOptions targetOptions;
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
       triple, cpu, "", targetOptions, llvm::Reloc::PIC_));
   if (!machine)
-    return failure("LLVM does not know the CPU '" + cpu + "'");
+    return codegenError("LLVM does not know the CPU '" + cpu + "'");
   llvmModule->setTargetTriple(triple);
   llvmModule->setDataLayout(machine->createDataLayout());
 
@@ -92,7 +87,7 @@ llvm::Expected<std::string> emitObjectFile(ModuleOp module,
   llvm::legacy::PassManager codegen;
   if (machine->addPassesToEmitFile(codegen, os, nullptr,
                                    llvm::CodeGenFileType::ObjectFile))
-    return failure("LLVM cannot emit an object file for " + cpu);
+    return codegenError("LLVM cannot emit an object file for " + cpu);
   codegen.run(*llvmModule);
   return std::string(object.begin(), object.end());
 }

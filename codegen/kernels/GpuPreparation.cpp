@@ -1,6 +1,8 @@
 //===- GpuPreparation.cpp - bufferized kernels made fit for a GPU ---------===//
 #include "codegen/kernels/GpuPreparation.h"
 
+#include "codegen/kernels/CodegenError.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -14,10 +16,6 @@
 namespace mlir::aim {
 
 namespace {
-llvm::Error failure(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 message.str().c_str());
-}
 
 /// A kernel cannot read the host's globals: every use of a constant global
 /// (splat, e.g. the loss' seed gradient 1.0) becomes a fresh buffer filled
@@ -28,19 +26,22 @@ llvm::Error copyConstantsToAllocations(ModuleOp module) {
   for (memref::GetGlobalOp use : uses) {
     auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
         use, use.getNameAttr());
-    auto value = global ? dyn_cast_or_null<SplatElementsAttr>(
-                              global.getConstantInitValue())
-                        : SplatElementsAttr();
+    auto value =
+        global
+            ? dyn_cast_or_null<SplatElementsAttr>(global.getConstantInitValue())
+            : SplatElementsAttr();
     if (!value)
-      return failure("the GPU backend handles splat constant globals only; "
-                     "not @" + use.getName());
+      return codegenError(
+          "the GPU backend handles splat constant globals only; "
+          "not @" +
+          use.getName());
     // At the function's start, so that it dominates every return.
     auto function = use->getParentOfType<func::FuncOp>();
     auto b = OpBuilder::atBlockBegin(&function.front());
     auto type = cast<MemRefType>(use.getType());
     Value buffer = memref::AllocOp::create(
-        b, use.getLoc(), MemRefType::get(type.getShape(),
-                                         type.getElementType()));
+        b, use.getLoc(),
+        MemRefType::get(type.getShape(), type.getElementType()));
     Value scalar = arith::ConstantOp::create(
         b, use.getLoc(), cast<TypedAttr>(value.getSplatValue<Attribute>()));
     linalg::FillOp::create(b, use.getLoc(), scalar, buffer);

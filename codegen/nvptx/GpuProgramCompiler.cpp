@@ -2,6 +2,7 @@
 #include "codegen/nvptx/GpuProgramCompiler.h"
 
 #include "codegen/host/ObjectEmitter.h"
+#include "codegen/kernels/CodegenError.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Pass/PassManager.h"
@@ -11,10 +12,6 @@
 namespace mlir::aim {
 
 namespace {
-llvm::Error failure(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 message.str().c_str());
-}
 
 /// The gpu.binary's PTX replaced by ptxas' cubin: the launcher code then
 /// loads it with mgpuModuleLoad (no JIT at run time).
@@ -23,10 +20,10 @@ void embedCubin(ModuleOp module, const std::string &cubin) {
     SmallVector<Attribute> objects;
     for (Attribute a : binary.getObjects()) {
       auto o = cast<gpu::ObjectAttr>(a);
-      objects.push_back(gpu::ObjectAttr::get(
-          o.getTarget(), gpu::CompilationTarget::Binary,
-          StringAttr::get(module.getContext(), cubin), o.getProperties(),
-          o.getKernels()));
+      objects.push_back(
+          gpu::ObjectAttr::get(o.getTarget(), gpu::CompilationTarget::Binary,
+                               StringAttr::get(module.getContext(), cubin),
+                               o.getProperties(), o.getKernels()));
     }
     binary.setObjectsAttr(ArrayAttr::get(module.getContext(), objects));
   });
@@ -60,10 +57,11 @@ llvm::Expected<GpuProgram> compileGpuProgram(ModuleOp module,
       "convert-cf-to-llvm,reconcile-unrealized-casts";
   auto pm = PassManager::on<ModuleOp>(module.getContext());
   if (failed(parsePassPipeline(pipeline, pm)))
-    return failure("internal error: bad launcher pipeline: " + pipeline);
+    return codegenError("internal error: bad launcher pipeline: " + pipeline);
   if (failed(pm.run(module)))
-    return failure("lowering the GPU step's host side to LLVM failed (see the "
-                   "diagnostics)");
+    return codegenError(
+        "lowering the GPU step's host side to LLVM failed (see the "
+        "diagnostics)");
   addPackedEntries(module);
   if (getenv("AIMC_DUMP_GPU_LAUNCHER"))
     module.print(llvm::errs());

@@ -2,6 +2,7 @@
 #include "codegen/nvptx/NvptxCompiler.h"
 
 #include "codegen/kernels/BufferizedKernels.h"
+#include "codegen/kernels/CodegenError.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuPreparation.h"
 
@@ -13,7 +14,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
-#include "mlir/Transforms/RegionUtils.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -22,6 +22,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Transforms/RegionUtils.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -36,10 +37,6 @@
 namespace mlir::aim {
 
 namespace {
-llvm::Error failure(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 message.str().c_str());
-}
 
 /// Threads per block, all along the innermost parallel loop.
 constexpr int64_t kBlockThreads = 128;
@@ -69,10 +66,9 @@ void mergeGpuModules(ModuleOp module) {
   for (gpu::GPUModuleOp m : llvm::drop_begin(modules))
     m.erase();
   module.walk([&](gpu::LaunchFuncOp launch) {
-    std::string key =
-        (launch.getKernelModuleName().getValue() + "::" +
-         launch.getKernelName().getValue())
-            .str();
+    std::string key = (launch.getKernelModuleName().getValue() +
+                       "::" + launch.getKernelName().getValue())
+                          .str();
     launch.setKernelAttr(SymbolRefAttr::get(
         merged.getSymNameAttr(),
         {FlatSymbolRefAttr::get(module.getContext(), renamed.lookup(key))}));
@@ -99,12 +95,10 @@ void recordLaunchCosts(ModuleOp module) {
       std::optional<int64_t> c = getConstantIntValue(v);
       return c ? *c : 0;
     };
-    int64_t threads = count(launch.getGridSizeX()) *
-                      count(launch.getGridSizeY()) *
-                      count(launch.getGridSizeZ()) *
-                      count(launch.getBlockSizeX()) *
-                      count(launch.getBlockSizeY()) *
-                      count(launch.getBlockSizeZ());
+    int64_t threads =
+        count(launch.getGridSizeX()) * count(launch.getGridSizeY()) *
+        count(launch.getGridSizeZ()) * count(launch.getBlockSizeX()) *
+        count(launch.getBlockSizeY()) * count(launch.getBlockSizeZ());
     llvm::SetVector<Value> captured;
     getUsedValuesDefinedAbove(launch.getBody(), captured);
     int64_t bytes = 0;
@@ -143,12 +137,12 @@ const std::vector<std::string> &supportedGpuChips() {
 llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
                                            const GpuCompileOptions &options) {
   if (!llvm::is_contained(supportedGpuChips(), options.chip))
-    return failure("the GPU backend does not support '" + options.chip +
-                   "' yet; supported: " +
-                   llvm::join(supportedGpuChips(), ", "));
+    return codegenError(
+        "the GPU backend does not support '" + options.chip +
+        "' yet; supported: " + llvm::join(supportedGpuChips(), ", "));
   if (!llvm::sys::fs::exists(options.libdevice))
-    return failure("libdevice not found at '" + options.libdevice +
-                   "' (CUDA's nvvm/libdevice/libdevice.10.bc)");
+    return codegenError("libdevice not found at '" + options.libdevice +
+                        "' (CUDA's nvvm/libdevice/libdevice.10.bc)");
   MLIRContext *ctx = module.getContext();
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -175,8 +169,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   std::string toLoops = "func.func(convert-linalg-to-parallel-loops)";
   std::string toLaunches =
       "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu)";
-  std::string toKernels =
-      "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
+  std::string toKernels = "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
   // ... merged into one (a single PTX module), then NVVM and PTX.
   std::string toPtx = llvm::formatv(
       "nvvm-attach-target{{chip={0} O=3 l={1}},"
@@ -192,9 +185,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
       module.print(llvm::errs());
     auto pm = PassManager::on<ModuleOp>(ctx);
     if (failed(parsePassPipeline(pipeline, pm)))
-      return failure("internal error: bad GPU pass pipeline: " + pipeline);
+      return codegenError("internal error: bad GPU pass pipeline: " + pipeline);
     if (failed(pm.run(module)))
-      return failure("lowering to GPU kernels failed (see the diagnostics)");
+      return codegenError(
+          "lowering to GPU kernels failed (see the diagnostics)");
     if (pipeline == toLoops)
       tileInnermostParallelLoops(module, kBlockThreads);
     if (pipeline == toLaunches)
@@ -240,7 +234,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     rest = rest.substr(rest.find(match[0]) + match[0].size());
   }
   if (object.kernels.empty())
-    return failure("no GPU kernel came out of the module");
+    return codegenError("no GPU kernel came out of the module");
   return object;
 }
 
@@ -253,23 +247,24 @@ llvm::Error assembleWithPtxas(GpuObject &object,
                               const GpuCompileOptions &options) {
   SmallString<128> ptxPath, logPath, cubinPath;
   if (auto ec = llvm::sys::fs::createTemporaryFile("aimc", "ptx", ptxPath))
-    return failure("cannot create a temporary file: " + ec.message());
+    return codegenError("cannot create a temporary file: " + ec.message());
   if (auto ec = llvm::sys::fs::createTemporaryFile("aimc", "cubin", cubinPath))
-    return failure("cannot create a temporary file: " + ec.message());
-  if (auto ec = llvm::sys::fs::createTemporaryFile("aimc-ptxas", "log", logPath))
-    return failure("cannot create a temporary file: " + ec.message());
+    return codegenError("cannot create a temporary file: " + ec.message());
+  if (auto ec =
+          llvm::sys::fs::createTemporaryFile("aimc-ptxas", "log", logPath))
+    return codegenError("cannot create a temporary file: " + ec.message());
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(ptxPath, ec);
     if (ec)
-      return failure("cannot write " + ptxPath + ": " + ec.message());
+      return codegenError("cannot write " + ptxPath + ": " + ec.message());
     os << object.ptx;
   }
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
                                           StringRef(logPath)};
   std::string arch = "-arch=" + options.chip;
-  SmallVector<StringRef> args = {options.ptxas, arch, "-v", "-o", cubinPath,
-                                 ptxPath};
+  SmallVector<StringRef> args = {options.ptxas, arch,      "-v",
+                                 "-o",          cubinPath, ptxPath};
   std::string error;
   int rc = llvm::sys::ExecuteAndWait(options.ptxas, args, std::nullopt,
                                      redirects, 0, 0, &error);
@@ -282,10 +277,10 @@ llvm::Error assembleWithPtxas(GpuObject &object,
   llvm::sys::fs::remove(logPath);
   llvm::sys::fs::remove(cubinPath);
   if (rc == 0 && object.cubin.empty())
-    return failure("ptxas (" + options.ptxas + ") wrote no cubin");
+    return codegenError("ptxas (" + options.ptxas + ") wrote no cubin");
   if (rc != 0)
-    return failure("ptxas (" + options.ptxas + ") rejected the PTX" +
-                   (error.empty() ? "" : ": " + error) + "\n" + text);
+    return codegenError("ptxas (" + options.ptxas + ") rejected the PTX" +
+                        (error.empty() ? "" : ": " + error) + "\n" + text);
   // ptxas -v: "Compiling entry function 'k' for 'sm_90a'", then "N bytes
   // stack frame, S bytes spill stores, L bytes spill loads" and "Used R
   // registers, ... [M bytes smem]".

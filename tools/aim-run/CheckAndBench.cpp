@@ -65,9 +65,7 @@ Batch syntheticBatch(const LoadedModel &model, uint64_t seed) {
   b.seed = seed;
   b.prefixMode = model.prefixMode();
   b.numPatches = model.numPatches();
-  b.prefetch = 1;
-  auto stream = SyntheticBatches::open(model.imageShape(), b);
-  return (*stream)->make(0);
+  return SyntheticBatches::make(model.imageShape(), b, 0);
 }
 
 /// max |a - b| and max |b| over two float32 tensors of the same shape.
