@@ -449,6 +449,7 @@ int main(int argc, char **argv) {
       "  aimc --model aim-7b --batch 4096 --report=cost --mesh dp=4,tp=2 "
       "--accumulate 64 [--zero=1]\n"
       "  aimc --model my-model.yaml --batch 8 --target host -o m.aimx\n"
+      "  aimc --model aim-fmnist --batch 16 --target host,sm_90a -o m.aimx\n"
       "  aimc --model aim-fmnist --batch 16 --report=gpu-kernels -o k.ptx\n"
       "  aimc --list-presets\n\n"
       "MLIR's flags apply to the passes of the chosen stage "
