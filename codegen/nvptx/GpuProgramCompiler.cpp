@@ -52,7 +52,7 @@ llvm::Expected<GpuProgram> compileGpuProgram(ModuleOp module,
       "convert-math-to-libm,convert-math-to-llvm,expand-strided-metadata,"
       "lower-affine,finalize-memref-to-llvm{use-generic-functions=1},"
       "convert-arith-to-llvm,"
-      "gpu-to-llvm{use-bare-pointers-for-host=1},"
+      "gpu-to-llvm{use-bare-pointers-for-host=1 use-bare-pointers-for-kernels=1},"
       "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1},"
       "convert-cf-to-llvm,reconcile-unrealized-casts";
   auto pm = PassManager::on<ModuleOp>(module.getContext());

@@ -4,6 +4,7 @@
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/CodegenError.h"
 #include "codegen/kernels/GemmCalls.h"
+#include "codegen/kernels/GpuLoopMapping.h"
 #include "codegen/kernels/GpuPreparation.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -168,12 +169,13 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   // to blocks and threads, outlined into gpu.modules...
   std::string toLoops = "func.func(convert-linalg-to-parallel-loops)";
   std::string toLaunches =
-      "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu)";
+      "func.func(convert-parallel-loops-to-gpu)";
   std::string toKernels = "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
   // ... merged into one (a single PTX module), then NVVM and PTX.
   std::string toPtx = llvm::formatv(
       "nvvm-attach-target{{chip={0} O=3 l={1}},"
-      "gpu.module(convert-gpu-to-nvvm),reconcile-unrealized-casts,"
+      "gpu.module(convert-gpu-to-nvvm{{use-bare-ptr-memref-call-conv=1}),"
+      "reconcile-unrealized-casts,"
       "gpu-module-to-binary{{format=isa}",
       options.chip, options.libdevice);
   llvm::StringMap<std::pair<int64_t, int64_t>> costs; // kernel -> bytes, flops
@@ -189,8 +191,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     if (failed(pm.run(module)))
       return codegenError(
           "lowering to GPU kernels failed (see the diagnostics)");
-    if (pipeline == toLoops)
+    if (pipeline == toLoops) {
       tileInnermostParallelLoops(module, kBlockThreads);
+      mapParallelLoopsToGpu(module);
+    }
     if (pipeline == toLaunches)
       recordLaunchCosts(module);
     if (pipeline == toKernels) {

@@ -108,6 +108,13 @@ Status CudaDriver::check(CUresult result, const std::string &what) const {
                        (text ? std::string(" (") + text + ")" : ""));
 }
 
+int CudaDriver::attribute(CUdevice_attribute which, int fallback) const {
+  int value = 0;
+  return cuDeviceGetAttribute(&value, which, device) == CUDA_SUCCESS && value > 0
+             ? value
+             : fallback;
+}
+
 std::string CudaDriver::chip() const {
   std::string chip = "sm_" + std::to_string(major) + std::to_string(minor);
   return major == 9 && minor == 0 ? chip + "a" : chip;

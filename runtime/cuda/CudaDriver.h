@@ -33,6 +33,7 @@ namespace aim::rt {
   X(cuDevicePrimaryCtxRetain)                                                  \
   X(cuDevicePrimaryCtxRelease)                                                 \
   X(cuCtxSetCurrent)                                                           \
+  X(cuCtxGetCurrent)                                                           \
   X(cuCtxSynchronize)                                                          \
   X(cuMemGetInfo)                                                              \
   X(cuMemAlloc)                                                                \
@@ -43,6 +44,8 @@ namespace aim::rt {
   X(cuModuleUnload)                                                            \
   X(cuModuleGetFunction)                                                       \
   X(cuLaunchKernel)                                                            \
+  X(cuFuncGetAttribute)                                                        \
+  X(cuFuncGetParamInfo)                                                        \
   X(cuStreamCreate)                                                            \
   X(cuStreamDestroy)                                                           \
   X(cuStreamSynchronize)                                                       \
@@ -76,6 +79,8 @@ public:
   const std::string &name() const { return deviceName; }
   int ordinal() const { return deviceOrdinal; }
   CUcontext context() const { return primaryContext; }
+  /// cuDeviceGetAttribute of this device, or `fallback` if it fails.
+  int attribute(CUdevice_attribute which, int fallback) const;
 
 #define AIM_CUDA_DECLARE(name) decltype(&::name) name = nullptr;
   AIM_CUDA_DRIVER_FUNCTIONS(AIM_CUDA_DECLARE)

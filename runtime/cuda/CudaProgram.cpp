@@ -37,14 +37,27 @@ CudaProgram::load(const Artifact &artifact, int ordinal) {
   state.driver = &d;
   state.stream = stream;
   state.hostTouchesMemory = gpu->host_touches_memory();
+  DeviceLimits &limits = state.limits;
+  const CUdevice_attribute blockAttributes[3] = {
+      CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y,
+      CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z};
+  const CUdevice_attribute gridAttributes[3] = {
+      CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y,
+      CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z};
+  for (int i = 0; i < 3; ++i) {
+    limits.block[i] = d.attribute(blockAttributes[i], int(limits.block[i]));
+    limits.grid[i] = d.attribute(gridAttributes[i], int(limits.grid[i]));
+  }
+  limits.threadsPerBlock = d.attribute(
+      CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, int(limits.threadsPerBlock));
   const char *graphs = std::getenv("AIMC_CUDA_GRAPHS");
   program->graphs = !(graphs && std::string(graphs) == "0");
+  program->deviceMemoryOnly = !state.hostTouchesMemory;
   state.temporaries = std::make_unique<MemoryPool>(
-      [&d](size_t bytes) -> void * {
-        CUdeviceptr p = 0;
-        return d.cuMemAllocManaged(&p, bytes, CU_MEM_ATTACH_GLOBAL) ==
-                       CUDA_SUCCESS
-                   ? reinterpret_cast<void *>(p)
+      [p = program.get()](size_t bytes) -> void * {
+        CUdeviceptr block = 0;
+        return p->allocate(&block, bytes) == CUDA_SUCCESS
+                   ? reinterpret_cast<void *>(block)
                    : nullptr;
       },
       [&d](void *p) { d.cuMemFree(reinterpret_cast<CUdeviceptr>(p)); });
@@ -86,6 +99,12 @@ CudaProgram::~CudaProgram() {
   state = GpuCallState();
 }
 
+CUresult CudaProgram::allocate(CUdeviceptr *pointer, size_t bytes) {
+  return deviceMemoryOnly
+             ? driver->cuMemAlloc(pointer, bytes)
+             : driver->cuMemAllocManaged(pointer, bytes, CU_MEM_ATTACH_GLOBAL);
+}
+
 std::string CudaProgram::description() const {
   return "cuda:" + std::to_string(driver->ordinal()) + " " + driver->name() +
          " (" + chip + ")";
@@ -115,8 +134,7 @@ Status CudaProgram::run(PackedEntry function,
       if (pointer)
         d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
       CUdeviceptr p = 0;
-      if (Status s = d.check(d.cuMemAllocManaged(&p, buffers[i].bytes ? buffers[i].bytes : 1,
-                                                 CU_MEM_ATTACH_GLOBAL),
+      if (Status s = d.check(allocate(&p, buffers[i].bytes ? buffers[i].bytes : 1),
                              "allocating " +
                                  std::to_string(buffers[i].bytes) +
                                  " bytes for a step buffer");

@@ -2,8 +2,9 @@
 //
 // Opens the driver, checks that the device is the chip the artifact was
 // compiled for, and loads the launcher code (which loads its cubin). A call
-// stages the caller's host buffers in device-visible (managed) memory kept
-// per entry point and slot, runs the entry point -- every kernel on one
+// stages the caller's host buffers in device memory kept per entry point and
+// slot (managed memory instead when the launcher code reads or writes
+// buffers itself: GpuCode.host_touches_memory), runs the entry point -- every kernel on one
 // stream -- and copies the results back. Arguments updated in place by
 // their results (train_step's parameters and optimiser state) stay on the
 // device between calls: copied in on the first call, replaced by their
@@ -56,7 +57,8 @@ public:
     auto it = entries.find(function);
     return it != entries.end() && it->second.exec;
   }
-  /// The pool of the step's temporaries (managed memory).
+  /// The pool of the step's temporaries (device memory, or managed memory
+  /// when the launcher code touches buffers).
   const MemoryPool &temporaries() const { return *gpuCallState().temporaries; }
 
 private:
@@ -75,6 +77,12 @@ private:
   };
   std::map<PackedEntry, EntryState> entries;
   bool graphs = true;
+  /// Whether buffers live in plain device memory (the launcher code never
+  /// touches them) or in managed memory.
+  bool deviceMemoryOnly = false;
+
+  /// A buffer for a step: device or managed memory (deviceMemoryOnly).
+  CUresult allocate(CUdeviceptr *pointer, size_t bytes);
 
   /// Runs the entry point's launches on the stream: directly, by capturing
   /// them into a graph, or by replaying it.

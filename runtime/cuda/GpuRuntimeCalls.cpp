@@ -36,6 +36,69 @@ void collectKernelTime() {
 }
 } // namespace
 
+std::string describe(const LaunchShape &l) {
+  auto dims = [](const int64_t (&d)[3]) {
+    return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" +
+           std::to_string(d[2]);
+  };
+  return "grid " + dims(l.grid) + ", block " + dims(l.block);
+}
+
+std::string outsideDeviceLimits(const LaunchShape &l) {
+  const DeviceLimits &d = gpuCallState().limits;
+  const char *axis = "xyz";
+  int64_t threads = 1;
+  for (int i = 0; i < 3; ++i) {
+    if (l.block[i] < 1 || l.block[i] > d.block[i])
+      return std::string("block.") + axis[i] + " = " +
+             std::to_string(l.block[i]) + " is outside the device's 1.." +
+             std::to_string(d.block[i]);
+    if (l.grid[i] < 1 || l.grid[i] > d.grid[i])
+      return std::string("grid.") + axis[i] + " = " +
+             std::to_string(l.grid[i]) + " is outside the device's 1.." +
+             std::to_string(d.grid[i]);
+    threads *= l.block[i];
+  }
+  if (threads > d.threadsPerBlock)
+    return std::to_string(threads) + " threads a block; the device allows " +
+           std::to_string(d.threadsPerBlock);
+  return "";
+}
+
+size_t declaredParameters(CUfunction f) {
+  CudaDriver &d = *gpuCallState().driver;
+  size_t count = 0, offset = 0, size = 0;
+  CUresult r = CUDA_SUCCESS;
+  while (count < 4096 &&
+         (r = d.cuFuncGetParamInfo(f, count, &offset, &size)) == CUDA_SUCCESS)
+    ++count;
+  // Past the last parameter the driver answers CUDA_ERROR_INVALID_VALUE;
+  // anything else (a driver before 12.4) means it cannot tell.
+  return r == CUDA_ERROR_INVALID_VALUE ? count : size_t(-1);
+}
+
+std::string explainLaunchFailure(CUfunction f, int32_t sharedBytes,
+                                 void **params, size_t paramCount) {
+  GpuCallState &s = gpuCallState();
+  CudaDriver &d = *s.driver;
+  std::string out = "; the kernel allows ";
+  int v = 0;
+  if (d.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f) ==
+      CUDA_SUCCESS)
+    out += std::to_string(v) + " threads a block";
+  if (d.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_NUM_REGS, f) == CUDA_SUCCESS)
+    out += ", uses " + std::to_string(v) + " registers";
+  if (size_t declared = declaredParameters(f); declared != size_t(-1))
+    out += ", declares " + std::to_string(declared) + " parameters";
+  out += "; the launch passed " + std::to_string(paramCount) +
+         " parameters" + (params ? "" : " (no array)") + ", " +
+         std::to_string(sharedBytes) + " bytes of dynamic shared memory";
+  CUcontext current = nullptr;
+  if (d.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current != d.context())
+    out += "; this thread's current CUDA context is not aim-run's";
+  return out;
+}
+
 } // namespace aim::rt
 
 using aim::rt::gpuCallState;
@@ -82,29 +145,45 @@ void *mgpuModuleGetFunction(void *module, const char *name) {
 void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                       intptr_t blockZ, int32_t sharedBytes, void *stream,
-                      void **params, void **extra, size_t) {
+                      void **params, void **extra, size_t paramCount) {
   GpuCallState &s = gpuCallState();
   if (!s.ok() || !function)
     return;
   auto f = static_cast<CUfunction>(function);
+  aim::rt::LaunchShape shape{{gridX, gridY, gridZ}, {blockX, blockY, blockZ}};
+  std::string what = "launching " + s.kernelNames[f] + " (" +
+                     aim::rt::describe(shape) + ")";
+  if (std::string bad = aim::rt::outsideDeviceLimits(shape); !bad.empty()) {
+    s.fail(what + ": " + bad + " (a code generator bug: please report it)");
+    return;
+  }
+  // The driver reads as many parameter pointers as the cubin declares: a
+  // launcher passing fewer makes it read past the array.
+  if (s.parametersChecked.insert(f).second) {
+    size_t declared = aim::rt::declaredParameters(f);
+    if (declared != size_t(-1) && declared != paramCount) {
+      s.fail(what + ": the launcher passes " + std::to_string(paramCount) +
+             " parameters but the kernel declares " +
+             std::to_string(declared) +
+             " (a code generator bug: please report it)");
+      return;
+    }
+  }
   if (s.profiling &&
       !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
                       "cuEventRecord"))
     return;
-  if (!aim::rt::check(
-          s.driver->cuLaunchKernel(
-              f, static_cast<unsigned>(gridX), static_cast<unsigned>(gridY),
-              static_cast<unsigned>(gridZ), static_cast<unsigned>(blockX),
-              static_cast<unsigned>(blockY), static_cast<unsigned>(blockZ),
-              static_cast<unsigned>(sharedBytes),
-              stream ? static_cast<CUstream>(stream) : s.stream, params,
-              extra),
-          "launching " + s.kernelNames[f] + " (grid " +
-              std::to_string(gridX) + "x" + std::to_string(gridY) + "x" +
-              std::to_string(gridZ) + ", block " + std::to_string(blockX) +
-              "x" + std::to_string(blockY) + "x" + std::to_string(blockZ) +
-              ")"))
+  CUresult launched = s.driver->cuLaunchKernel(
+      f, static_cast<unsigned>(gridX), static_cast<unsigned>(gridY),
+      static_cast<unsigned>(gridZ), static_cast<unsigned>(blockX),
+      static_cast<unsigned>(blockY), static_cast<unsigned>(blockZ),
+      static_cast<unsigned>(sharedBytes),
+      stream ? static_cast<CUstream>(stream) : s.stream, params, extra);
+  if (launched != CUDA_SUCCESS) {
+    aim::rt::check(launched, what + aim::rt::explainLaunchFailure(
+                                        f, sharedBytes, params, paramCount));
     return;
+  }
   if (s.profiling &&
       aim::rt::check(s.driver->cuEventRecord(s.stop, s.stream),
                      "cuEventRecord"))
@@ -131,8 +210,8 @@ void mgpuStreamSynchronize(void *) {
     aim::rt::collectKernelTime();
 }
 
-/// Temporaries: managed memory, reachable from kernels and from the
-/// launcher code's own loads and stores.
+/// Temporaries: from CudaProgram's pool (device memory, or managed memory
+/// when the launcher code's own loads and stores reach them).
 /// After an error (no kernel runs any more) the rest of the call gets host
 /// memory, so that its scalar leftovers do not write through a null pointer.
 void *_mlir_memref_to_llvm_alloc(size_t bytes) {

@@ -30,19 +30,34 @@ struct KernelTime {
   double milliseconds = 0;
 };
 
+/// The device's launch limits (cuDeviceGetAttribute), read at load.
+struct DeviceLimits {
+  int64_t block[3] = {1024, 1024, 64};
+  int64_t grid[3] = {2147483647, 65535, 65535};
+  int64_t threadsPerBlock = 1024;
+};
+
+/// A kernel launch's grid and block.
+struct LaunchShape {
+  int64_t grid[3];
+  int64_t block[3];
+};
+
 /// What the calls act on. One per process: aim-run drives one device.
 struct GpuCallState {
   CudaDriver *driver = nullptr;
   CUstream stream = nullptr;
-  std::unique_ptr<MemoryPool> temporaries; // managed memory
+  std::unique_ptr<MemoryPool> temporaries; // CudaProgram::allocate
   std::unique_ptr<CublasLt> gemms;
   std::string firstError;
   std::set<void *> hostFallbacks; // temporaries handed out after an error
   std::map<std::pair<CUmodule, std::string>, CUfunction> functions;
   std::map<CUfunction, std::string> kernelNames;
+  std::set<CUfunction> parametersChecked; // against the cubin, once each
   /// Wait for each launch (the launcher code reads buffers between them,
   /// or kernels are being timed); otherwise only at the end of a call.
   bool hostTouchesMemory = true;
+  DeviceLimits limits;
   bool profiling = false;
   CUevent start = nullptr, stop = nullptr;
   CUfunction timed = nullptr; // launched between start and stop
@@ -57,6 +72,18 @@ struct GpuCallState {
 };
 
 GpuCallState &gpuCallState();
+
+/// "grid 1x2x3, block 128x1x1".
+std::string describe(const LaunchShape &launch);
+/// Why the launch exceeds the device's limits, or "" if it does not.
+std::string outsideDeviceLimits(const LaunchShape &launch);
+/// How many parameters the cubin declares for `f` (cuFuncGetParamInfo),
+/// or size_t(-1) if the driver cannot tell.
+size_t declaredParameters(CUfunction f);
+/// What the driver says of a kernel whose launch failed: its limits, its
+/// parameter count against the launcher's, the current context.
+std::string explainLaunchFailure(CUfunction f, int32_t sharedBytes,
+                                 void **params, size_t paramCount);
 
 } // namespace aim::rt
 

@@ -101,9 +101,19 @@ CUresult cuDeviceGetAttributeFake(int *v, CUdevice_attribute a, CUdevice) {
   int major = 9, minor = 0;
   if (cc)
     std::sscanf(cc, "%d.%d", &major, &minor);
+  // An H100's launch limits (the runtime checks launch shapes against them).
   *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? major
        : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? minor
-                                                           : 0;
+       : a == CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X ||
+               a == CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y ||
+               a == CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK
+           ? 1024
+       : a == CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z ? 64
+       : a == CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X  ? 2147483647
+       : a == CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y ||
+               a == CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z
+           ? 65535
+           : 0;
   return CUDA_SUCCESS;
 }
 CUresult cuDevicePrimaryCtxRetainFake(CUcontext *c, CUdevice) {
@@ -113,6 +123,10 @@ CUresult cuDevicePrimaryCtxRetainFake(CUcontext *c, CUdevice) {
 CUresult cuDevicePrimaryCtxReleaseFake(CUdevice) { return CUDA_SUCCESS; }
 CUresult cuCtxSetCurrentFake(CUcontext) { return CUDA_SUCCESS; }
 CUresult cuCtxSynchronizeFake() { return CUDA_SUCCESS; }
+CUresult cuCtxGetCurrentFake(CUcontext *c) {
+  *c = reinterpret_cast<CUcontext>(0x1);
+  return CUDA_SUCCESS;
+}
 CUresult cuMemGetInfoFake(size_t *free, size_t *total) {
   *free = *total = size_t(80) << 30;
   return CUDA_SUCCESS;
@@ -177,7 +191,7 @@ CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
                             unsigned smem, CUstream, void **params,
                             void **extra) {
   if (!fn || gx == 0 || gy == 0 || gz == 0 || bx * by * bz == 0 ||
-      bx * by * bz > 1024 || gy > 65535 || gz > 65535 || smem > 48 * 1024 ||
+      bx * by * bz > 1024 || bz > 64 || gy > 65535 || gz > 65535 || smem > 48 * 1024 ||
       (!params && !extra))
     return CUDA_ERROR_INVALID_VALUE;
   Fake &f = fake();
@@ -193,6 +207,59 @@ CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
     std::fprintf(f.log, "launch %s grid %ux%ux%u block %ux%ux%u\n", name, gx,
                  gy, gz, bx, by, bz);
   return CUDA_SUCCESS;
+}
+CUresult cuFuncGetAttributeFake(int *v, CUfunction_attribute a, CUfunction) {
+  *v = a == CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK ? 1024 : 0;
+  return CUDA_SUCCESS;
+}
+/// The kernel's parameters as the cubin declares them: one EIATTR_KPARAM_INFO
+/// (0x17) entry each in its ELF section ".nv.info.<kernel>", an attribute
+/// list of {u8 format, u8 attribute, u16 size-or-value} headers, where
+/// format 4 (EIFMT_SVAL) is followed by `size` bytes: {u32 index,
+/// u16 ordinal, u16 offset, u32 flags (size in bytes at bits 18..31)}.
+CUresult cuFuncGetParamInfoFake(CUfunction fn, size_t index, size_t *offset,
+                                size_t *size) {
+  const std::string &elf = fake().cubin;
+  auto read = [&](size_t at, auto &value) {
+    std::memcpy(&value, elf.data() + at, sizeof(value));
+  };
+  uint64_t sections;
+  uint16_t entrySize, count, names;
+  read(40, sections);
+  read(58, entrySize);
+  read(60, count);
+  read(62, names);
+  uint64_t namesOffset;
+  read(sections + names * entrySize + 24, namesOffset);
+  std::string wanted =
+      std::string(".nv.info.") + reinterpret_cast<const char *>(fn);
+  for (uint16_t i = 0; i < count; ++i) {
+    uint32_t name;
+    uint64_t at, bytes;
+    read(sections + i * entrySize, name);
+    read(sections + i * entrySize + 24, at);
+    read(sections + i * entrySize + 32, bytes);
+    if (wanted != elf.c_str() + namesOffset + name)
+      continue;
+    size_t seen = 0;
+    for (uint64_t p = at; p + 4 <= at + bytes;) {
+      uint8_t format = elf[p], attribute = elf[p + 1];
+      uint16_t payload;
+      read(p + 2, payload);
+      if (format == 4 && attribute == 0x17 && seen++ == index) {
+        uint16_t where;
+        uint32_t flags;
+        read(p + 4 + 6, where);
+        read(p + 4 + 8, flags);
+        *offset = where;
+        *size = flags >> 18;
+        return CUDA_SUCCESS;
+      }
+      p += 4 + (format == 4 ? payload : 0);
+    }
+    return CUDA_ERROR_INVALID_VALUE; // past the last parameter
+  }
+  return CUDA_ERROR_NOT_FOUND;
 }
 CUresult cuStreamCreateFake(CUstream *s, unsigned) {
   *s = reinterpret_cast<CUstream>(0x3);
@@ -266,10 +333,11 @@ const std::map<std::string, void *> &table() {
       FAKE(cuGetErrorString) FAKE(cuDeviceGetCount) FAKE(cuDeviceGet)
       FAKE(cuDeviceGetName) FAKE(cuDeviceGetAttribute)
       FAKE(cuDevicePrimaryCtxRetain) FAKE(cuDevicePrimaryCtxRelease)
-      FAKE(cuCtxSetCurrent) FAKE(cuCtxSynchronize) FAKE(cuMemGetInfo)
+      FAKE(cuCtxSetCurrent) FAKE(cuCtxGetCurrent) FAKE(cuCtxSynchronize) FAKE(cuMemGetInfo)
       FAKE(cuMemAlloc) FAKE(cuMemAllocManaged) FAKE(cuMemFree) FAKE(cuMemcpy)
       FAKE(cuModuleLoadData) FAKE(cuModuleUnload) FAKE(cuModuleGetFunction)
-      FAKE(cuLaunchKernel) FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
+      FAKE(cuLaunchKernel) FAKE(cuFuncGetAttribute) FAKE(cuFuncGetParamInfo)
+      FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
       FAKE(cuStreamSynchronize) FAKE(cuEventCreate) FAKE(cuEventDestroy)
       FAKE(cuEventRecord) FAKE(cuEventSynchronize) FAKE(cuEventElapsedTime)
       FAKE(cuStreamBeginCapture) FAKE(cuStreamEndCapture)
