@@ -199,13 +199,15 @@ Status CudaProgram::launch(PackedEntry function, EntryState &entry,
   GpuCallState &state = gpuCallState();
   CudaDriver &d = *driver;
   ++entry.calls;
-  if (entry.exec)
+  // A captured graph is kept, and set aside while graphs are off or
+  // kernels are being timed.
+  if (entry.exec && graphs && !state.profiling)
     return d.check(d.cuGraphLaunch(entry.exec, state.stream),
                    "replaying the step's CUDA graph");
   // The first call runs directly: it fills the temporaries pool, so that
   // the captured call allocates nothing.
-  bool capture = graphs && !state.hostTouchesMemory && !state.profiling &&
-                 entry.calls >= 2;
+  bool capture = graphs && !entry.exec && !state.hostTouchesMemory &&
+                 !state.profiling && entry.calls >= 2;
   if (!capture) {
     function(pointers);
     return Status::ok();

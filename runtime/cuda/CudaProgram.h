@@ -55,7 +55,8 @@ public:
   /// Whether calls of `function` now replay a graph.
   bool replaysGraph(PackedEntry function) const {
     auto it = entries.find(function);
-    return it != entries.end() && it->second.exec;
+    return graphs && !gpuCallState().profiling && it != entries.end() &&
+           it->second.exec;
   }
   /// The pool of the step's temporaries (device memory, or managed memory
   /// when the launcher code touches buffers).
