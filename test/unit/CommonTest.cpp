@@ -221,6 +221,10 @@ TEST(ParameterInit, DeterministicPerNameAndSeed) {
   // Element i is the same whoever draws it: a slice equals the whole's slice.
   NamedTensors whole = initParameters(c, 3, DType::F64);
   EXPECT_EQ(whole[6].second.toDoubles()[100], initialValue(qkv0, 3, 100));
+  // The bulk path (initialTensor) rounds the same values to float.
+  std::vector<double> f32 = initParameters(c, 3)[6].second.toDoubles();
+  for (size_t i = 0; i < f32.size(); ++i)
+    ASSERT_EQ(f32[i], static_cast<float>(initialValue(qkv0, 3, int64_t(i))));
 }
 
 TEST(ModelConfig, PresetSizesMatchAimMd) {

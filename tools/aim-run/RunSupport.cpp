@@ -63,11 +63,7 @@ StatusOr<NamedTensors> initialParameters(const Artifact &artifact,
       spec.init = p->init() == aimx::InitKind::Zeros  ? InitKind::Zeros
                   : p->init() == aimx::InitKind::Ones ? InitKind::Ones
                                                       : InitKind::XavierUniform;
-      std::vector<double> values(elementCount(spec.shape));
-      for (size_t i = 0; i < values.size(); ++i)
-        values[i] = initialValue(spec, seed, static_cast<int64_t>(i));
-      params.emplace_back(
-          spec.name, HostTensor::fromDoubles(DType::F32, spec.shape, values));
+      params.emplace_back(spec.name, initialTensor(spec, seed));
     }
     return params;
   }
