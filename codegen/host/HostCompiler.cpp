@@ -55,7 +55,10 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   // 1. One function per distinct kernel, on buffers.
   llvm::Expected<KernelCount> kernels =
       lowerToBufferizedKernels(module, options.blas,
-                               /*fuseElementwise=*/options.gpuTileThreads > 0);
+                               /*fuseElementwise=*/options.gpuTileThreads > 0,
+                               options.gpuTileThreads > 0
+                                   ? options.gpuSplitReductionsFrom
+                                   : 0);
   if (!kernels)
     return kernels.takeError();
   if (options.gpuTileThreads > 0)

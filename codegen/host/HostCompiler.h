@@ -13,6 +13,8 @@
 #ifndef AIMC_CODEGEN_HOST_HOSTCOMPILER_H
 #define AIMC_CODEGEN_HOST_HOSTCOMPILER_H
 
+#include "codegen/kernels/SplitFullReductions.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
@@ -30,6 +32,9 @@ struct HostCompileOptions {
   /// `gpuTileThreads`, guarded), run sequentially: checks that on the CPU.
   /// 0: plain loops.
   int64_t gpuTileThreads = 0;
+  /// With gpuTileThreads: sums to a scalar of this many elements or more in
+  /// two stages, as the GPU backend splits them (SplitFullReductions.h).
+  int64_t gpuSplitReductionsFrom = kSplitReductionsFrom;
 };
 
 struct HostObject {

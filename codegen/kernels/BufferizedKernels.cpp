@@ -2,6 +2,7 @@
 #include "codegen/kernels/BufferizedKernels.h"
 
 #include "codegen/kernels/LowerToLinalg.h"
+#include "codegen/kernels/SplitFullReductions.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -23,9 +24,9 @@
 
 namespace mlir::aim {
 
-llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
-                                                     bool blas,
-                                                     bool fuseElementwise) {
+llvm::Expected<KernelCount>
+lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
+                         int64_t splitReductionsFrom) {
   auto failure = [](const char *message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -57,6 +58,8 @@ llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
     if (failed(applyPatternsGreedily(module, std::move(patterns))))
       return failure("elementwise fusion did not converge");
   }
+  if (splitReductionsFrom > 0)
+    splitFullReductions(module, splitReductionsFrom);
 
   PassManager pm(ctx);
   bufferization::OneShotBufferizePassOptions bufferize;

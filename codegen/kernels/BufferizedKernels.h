@@ -21,10 +21,13 @@ namespace mlir::aim {
 /// Rewrites `module` in place; `blas` keeps GEMM operands in their stored
 /// layout and marks the GEMMs (see LowerToLinalg.h); `fuseElementwise` merges
 /// each elementwise producer with a single use into its consumer first (one
-/// loop nest, no buffer between them: one GPU kernel instead of two).
-llvm::Expected<KernelCount> lowerToBufferizedKernels(ModuleOp module,
-                                                     bool blas,
-                                                     bool fuseElementwise = false);
+/// loop nest, no buffer between them: one GPU kernel instead of two), and
+/// then sums to a scalar of at least `splitReductionsFrom` elements are
+/// split in two stages (SplitFullReductions.h; 0: none).
+llvm::Expected<KernelCount>
+lowerToBufferizedKernels(ModuleOp module, bool blas,
+                         bool fuseElementwise = false,
+                         int64_t splitReductionsFrom = 0);
 
 /// Tiles every outermost scf.parallel nest by 1 x ... x 1 x `threads`, with
 /// constant tile bounds and a guard inside (the GPU backend's blocks: a

@@ -6,6 +6,7 @@
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuLoopMapping.h"
 #include "codegen/kernels/GpuPreparation.h"
+#include "codegen/kernels/SplitFullReductions.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -157,7 +158,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
 
   llvm::Expected<KernelCount> kernels =
       lowerToBufferizedKernels(module, options.cublas,
-                               /*fuseElementwise=*/true);
+                               /*fuseElementwise=*/true, kSplitReductionsFrom);
   if (!kernels)
     return kernels.takeError();
   if (options.cublas)
