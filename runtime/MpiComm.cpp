@@ -1,6 +1,8 @@
 //===- MpiComm.cpp - ranks and sums across processes, MPI by dlopen -------===//
 #include "runtime/MpiComm.h"
 
+#include "runtime/LaunchEnvironment.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -17,18 +19,19 @@ StatusOr<MpiComm *> MpiComm::world() {
   if (world)
     return world.get();
   std::unique_ptr<MpiComm> comm(new MpiComm);
-  const char *size = std::getenv("OMPI_COMM_WORLD_SIZE");
-  if (!size || std::atoi(size) <= 1) {
+  LaunchEnvironment launch = LaunchEnvironment::current();
+  if (launch.processes <= 1) {
     world = std::move(comm);
     return world.get();
   }
+  std::string size = std::to_string(launch.processes);
   const char *override = std::getenv("AIMC_MPI");
   std::string path = override && *override ? override : "libmpi.so.40";
   // RTLD_GLOBAL: Open MPI opens its own components, which look for its
   // symbols in the global scope.
   comm->library = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!comm->library)
-    return Status::error("launched by mpirun with " + std::string(size) +
+    return Status::error("launched by " + launch.launcher + " with " + size +
                          " ranks, but Open MPI's library cannot be loaded (" +
                          path + "): " + dlerror());
   auto symbol = [&](const char *name) { return dlsym(comm->library, name); };
@@ -53,6 +56,12 @@ StatusOr<MpiComm *> MpiComm::world() {
     return Status::error("MPI_Init failed");
   rank(comm->commWorld, &comm->rankIndex);
   sizeOf(comm->commWorld, &comm->worldSize);
+  if (comm->worldSize != launch.processes)
+    return Status::error(launch.launcher + " started " + size +
+                         " processes but MPI sees a world of " +
+                         std::to_string(comm->worldSize) +
+                         " (an Open MPI without " + launch.launcher +
+                         " support?)");
   world = std::move(comm);
   return world.get();
 }

@@ -3,7 +3,8 @@
 // `mpirun -np N aim-run train ...`: each process learns its rank and the
 // world's size from MPI and sums gradients with MPI_Allreduce. aim-run links
 // no MPI: Open MPI's libmpi.so.40 (or $AIMC_MPI) is opened with dlopen when
-// the launcher says there are several ranks ($OMPI_COMM_WORLD_SIZE > 1), and
+// the launcher (mpirun or srun: LaunchEnvironment.h) says there are several
+// ranks, and
 // its predefined handles (MPI_COMM_WORLD, MPI_DOUBLE, MPI_SUM) are Open MPI's
 // exported objects -- this is Open MPI's ABI, not MPI's API. One process with
 // no launcher is the world of one, with no library at all.

@@ -1,6 +1,8 @@
 //===- CudaDriver.cpp - the CUDA driver, loaded with dlopen ---------------===//
 #include "runtime/cuda/CudaDriver.h"
 
+#include "runtime/LaunchEnvironment.h"
+
 #include <cstdlib>
 #include <dlfcn.h>
 
@@ -58,6 +60,8 @@ StatusOr<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
                                "cuDeviceGetCount");
       !s)
     return s;
+  if (ordinal == kByLocalRank && count > 0)
+    ordinal = LaunchEnvironment::current().localRank % count;
   if (ordinal < 0 || ordinal >= count)
     return Status::error("--device cuda: there is no CUDA device " +
                          std::to_string(ordinal) + " (" +

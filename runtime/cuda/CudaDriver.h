@@ -64,8 +64,13 @@ namespace aim::rt {
 class CudaDriver {
 public:
   /// Opens the driver and makes device `ordinal`'s primary context current
-  /// on this thread. Errors say what is missing (no library, no device, ...).
-  static StatusOr<std::unique_ptr<CudaDriver>> open(int ordinal = 0);
+  /// on this thread; kByLocalRank: the device of this process's rank on its
+  /// node (LaunchEnvironment.h) among the node's devices, so that ranks
+  /// started together use one GPU each. Errors say what is missing (no
+  /// library, no device, ...).
+  static constexpr int kByLocalRank = -1;
+  static StatusOr<std::unique_ptr<CudaDriver>>
+  open(int ordinal = kByLocalRank);
   ~CudaDriver();
   CudaDriver(const CudaDriver &) = delete;
   CudaDriver &operator=(const CudaDriver &) = delete;

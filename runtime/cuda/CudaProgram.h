@@ -31,8 +31,9 @@ namespace aim::rt {
 
 class CudaProgram : public Program {
 public:
-  static StatusOr<std::unique_ptr<CudaProgram>> load(const Artifact &artifact,
-                                                     int ordinal = 0);
+  /// `ordinal` as CudaDriver::open takes it (by default the local rank's).
+  static StatusOr<std::unique_ptr<CudaProgram>>
+  load(const Artifact &artifact, int ordinal = CudaDriver::kByLocalRank);
   ~CudaProgram() override;
 
   StatusOr<PackedEntry> entry(const aimx::EntryPoint &e) const override {

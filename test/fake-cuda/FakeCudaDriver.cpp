@@ -85,12 +85,16 @@ CUresult cuGetErrorStringFake(CUresult r, const char **s) {
   return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetCountFake(int *n) {
-  *n = 1;
+  const char *devices = std::getenv("FAKE_CUDA_DEVICES");
+  *n = devices ? std::atoi(devices) : 1;
   return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetFake(CUdevice *d, int ordinal) {
+  int count = 0;
+  cuDeviceGetCountFake(&count);
   *d = ordinal;
-  return ordinal == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+  return ordinal >= 0 && ordinal < count ? CUDA_SUCCESS
+                                         : CUDA_ERROR_INVALID_DEVICE;
 }
 CUresult cuDeviceGetNameFake(char *name, int length, CUdevice) {
   std::snprintf(name, length, "Fake GPU (aimc test driver)");

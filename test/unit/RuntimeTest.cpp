@@ -7,6 +7,7 @@
 #include "common/FileIO.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/FashionMnistBatches.h"
+#include "runtime/LaunchEnvironment.h"
 #include "runtime/LearningRate.h"
 #include "runtime/cuda/MemoryPool.h"
 
@@ -20,6 +21,36 @@
 
 using namespace aim;
 using namespace aim::rt;
+
+TEST(LaunchEnvironment, MpirunSrunOrAlone) {
+  const char *names[] = {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                         "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID",
+                         "SLURM_NTASKS"};
+  for (const char *n : names)
+    unsetenv(n);
+  LaunchEnvironment alone = LaunchEnvironment::current();
+  EXPECT_EQ(alone.processes, 1);
+  EXPECT_EQ(alone.localRank, 0);
+  EXPECT_EQ(alone.launcher, "");
+  // A batch script's allocation without srun is still one process.
+  setenv("SLURM_NTASKS", "8", 1);
+  EXPECT_EQ(LaunchEnvironment::current().processes, 1);
+  setenv("SLURM_STEP_NUM_TASKS", "8", 1);
+  setenv("SLURM_LOCALID", "3", 1);
+  LaunchEnvironment srun = LaunchEnvironment::current();
+  EXPECT_EQ(srun.processes, 8);
+  EXPECT_EQ(srun.localRank, 3);
+  EXPECT_EQ(srun.launcher, "srun");
+  // mpirun's variables win; nonsense reads as absent.
+  setenv("OMPI_COMM_WORLD_SIZE", "4", 1);
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "x1", 1);
+  LaunchEnvironment mpirun = LaunchEnvironment::current();
+  EXPECT_EQ(mpirun.processes, 4);
+  EXPECT_EQ(mpirun.localRank, 0);
+  EXPECT_EQ(mpirun.launcher, "mpirun");
+  for (const char *n : names)
+    unsetenv(n);
+}
 
 TEST(LearningRate, WarmupThenCosine) {
   // T = 400: W = round(10) = 10 warm-up steps.
