@@ -64,87 +64,20 @@ def sincos_2d(width, gh, gw):
 # ----------------------------------------------------------------- PyTorch
 def torch_peer(args):
     import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
     torch.set_num_threads(args.threads)
-    c = CFG
-    p, D, h = c["patch"], c["width"], c["heads"]
-    g = c["image"] // p
-    n = g * g
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.norm_1, self.norm_2 = nn.LayerNorm(D, c["eps"]), nn.LayerNorm(D, c["eps"])
-            self.qkv = nn.Linear(D, 3 * D, bias=False)
-            self.proj = nn.Linear(D, D, bias=False)
-            self.fc1 = nn.Linear(D, c["mlp"] * D, bias=False)
-            self.fc2 = nn.Linear(c["mlp"] * D, D, bias=False)
-
-        def forward(self, x, mask):
-            B = x.shape[0]
-            q, k, v = self.qkv(self.norm_1(x)).view(B, n, 3, h, D // h).permute(2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            x = x + self.proj(a.transpose(1, 2).reshape(B, n, D))
-            return x + self.fc2(F.gelu(self.fc1(self.norm_2(x))))
-
-    class HeadBlock(nn.Module):
-        def __init__(self):
-            super().__init__()
-            w = c["head_width"]
-            self.norm = nn.LayerNorm(w, c["eps"])
-            self.fc1 = nn.Linear(w, c["mlp"] * w, bias=False)
-            self.fc2 = nn.Linear(c["mlp"] * w, w, bias=False)
-
-        def forward(self, x):
-            return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
-
-    class AIM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.proj = nn.Conv2d(c["channels"], D, p, stride=p)
-            self.patch_norm = nn.LayerNorm(D, c["eps"])
-            self.blocks = nn.ModuleList(Block() for _ in range(c["depth"]))
-            self.post_norm = nn.LayerNorm(D, c["eps"])
-            self.decoder_projection = nn.Linear(D, c["head_width"])
-            self.head_blocks = nn.ModuleList(HeadBlock() for _ in range(c["head_depth"]))
-            self.decoder_norm = nn.LayerNorm(c["head_width"], c["eps"])
-            self.decoder_pred = nn.Linear(c["head_width"], p * p * c["channels"])
-            self.register_buffer("pos", torch.from_numpy(sincos_2d(D, g, g)))
-            self.register_buffer("head_pos", torch.from_numpy(sincos_2d(c["head_width"], g, g)))
-            for m in self.modules():
-                if isinstance(m, (nn.Linear, nn.Conv2d)):
-                    nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-
-        def forward(self, images, prefix):
-            B = images.shape[0]
-            x = self.proj(images).flatten(2).transpose(1, 2)
-            x = self.patch_norm(x) + self.pos
-            pos = torch.arange(n)
-            mask = ((pos.view(1, 1, n) < prefix.view(B, 1, 1)) |
-                    (pos.view(1, 1, n) <= pos.view(1, n, 1))).unsqueeze(1)
-            for blk in self.blocks:
-                x = blk(x, mask)
-            x = self.decoder_projection(self.post_norm(x)) + self.head_pos
-            for blk in self.head_blocks:
-                x = blk(x)
-            pred = self.decoder_pred(self.decoder_norm(x))
-            t = images.reshape(B, c["channels"], g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(B, n, -1)
-            t = (t - t.mean(-1, keepdim=True)) / torch.sqrt(t.var(-1, keepdim=True) + c["eps"])
-            err = ((pred[:, :-1] - t[:, 1:]) ** 2).mean(-1)
-            counted = (torch.arange(1, n).view(1, -1) >= prefix.view(-1, 1)).float()
-            return (err * counted).sum() / counted.sum()
-
+    # The model as the GPU race writes it (bench/gpu-race/peer.py), on the CPU
+    # with SDPA's boolean prefix-causal mask.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu-race"))
+    import peer
+    options = argparse.Namespace(attention="sdpa", device="cpu",
+                                 compile="whole" if args.peer == "torch-compile" else "none")
     torch.manual_seed(0)
-    model = AIM()
+    model, loss_fn = peer.build(options, peer.PRESETS["aim-fmnist"], torch)
     decay = [q for name, q in model.named_parameters() if q.ndim > 1]
     no_decay = [q for name, q in model.named_parameters() if q.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=True)
-    loss_fn = torch.compile(model) if args.peer == "torch-compile" else model
 
     def step(s, x, k, total):
         loss = loss_fn(torch.from_numpy(x), torch.from_numpy(k))
