@@ -19,6 +19,10 @@ import time
 
 import numpy as np
 
+# The model and its position embedding as the GPU race writes them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu-race"))
+import peer  # noqa: E402
+
 # aim-fmnist (aimc --list-presets): 28x28x1, patch 4, D 192, 6 blocks of 6
 # heads, MLP ratio 4, head width 192, 2 head blocks.
 CFG = dict(image=28, channels=1, patch=4, width=192, depth=6, heads=6, mlp=4,
@@ -51,24 +55,12 @@ def learning_rate(step, total, peak=1e-3):
     return peak * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm))) / 2
 
 
-def sincos_2d(width, gh, gw):
-    def one_d(w, pos):
-        omega = 1.0 / 10000 ** (np.arange(w // 2, dtype=np.float64) / (w / 2.0))
-        out = np.einsum("m,d->md", pos.reshape(-1).astype(np.float64), omega)
-        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
-    grid = np.meshgrid(np.arange(gw), np.arange(gh))
-    return np.concatenate([one_d(width // 2, grid[0]), one_d(width // 2, grid[1])],
-                          axis=1).astype(np.float32)
-
-
 # ----------------------------------------------------------------- PyTorch
 def torch_peer(args):
     import torch
     torch.set_num_threads(args.threads)
     # The model as the GPU race writes it (bench/gpu-race/peer.py), on the CPU
     # with SDPA's boolean prefix-causal mask.
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu-race"))
-    import peer
     options = argparse.Namespace(attention="sdpa", device="cpu",
                                  compile="whole" if args.peer == "torch-compile" else "none")
     torch.manual_seed(0)
@@ -119,7 +111,7 @@ def jax_peer(args):
                           "fc2": xavier((D, c["mlp"] * D))} for _ in range(c["depth"])],
               "head": [{"norm": ln_params(hw), "fc1": xavier((c["mlp"] * hw, hw)),
                         "fc2": xavier((hw, c["mlp"] * hw))} for _ in range(c["head_depth"])]}
-    pos, head_pos = jnp.asarray(sincos_2d(D, g, g)), jnp.asarray(sincos_2d(hw, g, g))
+    pos, head_pos = jnp.asarray(peer.sincos_2d(D, g)), jnp.asarray(peer.sincos_2d(hw, g))
 
     def ln(x, q):
         m = x.mean(-1, keepdims=True)
