@@ -1,8 +1,8 @@
 //===- CheckAndBench.cpp - aim-run check and aim-run bench ----------------===//
 //
-// check: one artifact's loss_and_grads on the host backend and on the GPU,
-//   on the same synthetic batch and initial parameters, compared tensor by
-//   tensor (tolerances below).
+// check: one artifact's loss_and_grads and one train_step on the host
+//   backend and on the GPU, on the same synthetic batch and initial
+//   parameters, compared tensor by tensor (tolerances below).
 // bench: train_step repeated on one batch; images/s, and with --per-kernel
 //   (cuda) as many steps again with each kernel's device time measured,
 //   next to its roofline estimate.
@@ -11,6 +11,8 @@
 #include "runtime/SyntheticBatches.h"
 #include "runtime/cuda/CudaProgram.h"
 #include "tools/aim-run/Commands.h"
+
+#include <functional>
 
 #include <algorithm>
 #include <chrono>
@@ -93,6 +95,31 @@ double gemmRooflineSeconds(const aimx::GpuCode &gpu, const std::string &name) {
   double flops = 2.0 * m * n * k, bytes = 4.0 * (m * k + k * n + 2.0 * m * n);
   return std::max(flops / gpu.vector_flops(), bytes / gpu.memory_bandwidth());
 }
+/// A result's allowed difference: `relative` times its tensor's largest
+/// host entry, plus `absolute`.
+struct Tolerance {
+  double relative, absolute;
+};
+
+/// Prints a row per result of the two calls and returns how many differ
+/// beyond `toleranceOf(index, name)`.
+int compareResults(
+    EntryCall &host, EntryCall &gpu,
+    const std::function<Tolerance(size_t, const std::string &)> &toleranceOf) {
+  int failures = 0;
+  for (size_t i = 0; i < host.results().size(); ++i) {
+    const std::string &name = host.resultNames()[i];
+    auto [diff, scale] = maxDifference(gpu.result(i), host.result(i));
+    Tolerance t = toleranceOf(i, name);
+    double relative = scale > 0 ? diff / scale : diff;
+    // An all-zero host tensor: the relative tolerance as an absolute one.
+    bool ok = diff <= t.relative * (scale > 0 ? scale : 1.0) + t.absolute;
+    failures += !ok;
+    std::printf("%-44s %12.3e %12.3e %10.2e %s\n", name.c_str(), diff, scale,
+                relative, ok ? "ok" : "FAIL");
+  }
+  return failures;
+}
 } // namespace
 
 int runCheck(int argc, char **argv) {
@@ -128,32 +155,73 @@ int runCheck(int argc, char **argv) {
     return fail(s.message());
 
   // Both sides compute in float32; they differ in summation order (OpenBLAS
-  // blocks its GEMM sums, the GPU kernels sum sequentially per thread) and in
-  // libm against libdevice (erf, exp: within 2 ulp). Sums of n terms then
-  // differ by about sqrt(n) * 2^-24 relative to the terms' magnitudes --
-  // ~1e-6 for n in the thousands. A gradient is judged relative to its
-  // tensor's largest entry (entries near zero carry cancellation), with a
-  // 100x margin over that estimate: 1e-4; the loss, a mean of positive terms
-  // at the end of the chain, by 1e-5.
+  // blocks its GEMM sums, the GPU kernels sum per thread and split sums to a
+  // scalar in two stages) and in libm against libdevice (erf, exp: within 2
+  // ulp). Sums of n terms then differ by about sqrt(n) * 2^-24 relative to
+  // the terms' magnitudes -- ~1e-6 for n in the thousands. A gradient is
+  // judged relative to its tensor's largest entry (entries near zero carry
+  // cancellation), with a 100x margin over that estimate: 1e-4; the loss, a
+  // mean of positive terms at the end of the chain, by 1e-5.
   constexpr double kLossTolerance = 1e-5, kGradTolerance = 1e-4;
-  std::printf("%-44s %12s %12s %10s %s\n", "tensor", "max |diff|",
+  std::printf("%-44s %12s %12s %10s %s\n", "loss_and_grads", "max |diff|",
               "max |host|", "relative", "");
-  int failures = 0;
-  for (size_t i = 0; i < onHost->results().size(); ++i) {
-    const std::string &name = onHost->resultNames()[i];
-    auto [diff, scale] =
-        maxDifference(onGpu->result(i), onHost->result(i));
-    double relative = scale > 0 ? diff / scale : diff;
-    double tolerance = i == 0 ? kLossTolerance : kGradTolerance;
-    bool ok = relative <= tolerance;
-    failures += !ok;
-    std::printf("%-44s %12.3e %12.3e %10.2e %s\n", name.c_str(), diff, scale,
-                relative, ok ? "ok" : "FAIL");
-  }
-  std::printf("%s: %d of %zu tensors outside tolerance (loss %.0e, "
-              "gradients %.0e relative to each tensor's largest entry)\n",
-              failures ? "FAILED" : "passed", failures,
-              onHost->results().size(), kLossTolerance, kGradTolerance);
+  int failures = compareResults(*onHost, *onGpu, [&](size_t i,
+                                                    const std::string &) {
+    return Tolerance{i == 0 ? kLossTolerance : kGradTolerance, 0};
+  });
+  size_t compared = onHost->results().size();
+
+  // One train_step from the same point (zero AdamW state, step 0): the
+  // gradient norm (sums of squares split in two stages on the GPU),
+  // clipping and AdamW. The moments are linear and quadratic in the clipped
+  // gradients: 1e-4 and 2e-4 of each tensor's largest entry. A parameter's
+  // first update is lr * g / (|g| + eps), anywhere in (-lr, lr) where g is
+  // within a few eps of zero, and gradients agreeing to 1e-4 of their
+  // tensor's largest entry may differ there: parameters are held to 1e-4 of
+  // their largest entry plus 2 lr. The loss and the norm: 1e-5.
+  StatusOr<EntryCall> stepOnHost =
+      EntryCall::prepare(host->artifact, *host->program, "train_step");
+  StatusOr<EntryCall> stepOnGpu =
+      EntryCall::prepare(host->artifact, **gpu, "train_step");
+  if (!stepOnHost || !stepOnGpu)
+    return fail((stepOnHost ? stepOnGpu : stepOnHost).status().message());
+  constexpr double kLearningRate = 1e-4;
+  NamedTensors state;
+  for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
+    for (const auto &[name, t] : *params)
+      state.emplace_back(name + suffix, HostTensor::zeros(DType::F32, t.shape));
+  for (auto &[name, t] : state)
+    arguments[name] = &t;
+  HostTensor lr = HostTensor::fromDoubles(DType::F32, {}, {kLearningRate});
+  HostTensor stepIndex = HostTensor::zeros(DType::I64, {});
+  arguments["lr"] = &lr;
+  arguments["step"] = &stepIndex;
+  if (Status s = (*stepOnHost)(arguments); !s)
+    return fail(s.message());
+  if (Status s = (*stepOnGpu)(arguments); !s)
+    return fail(s.message());
+  auto endsWith = [](const std::string &s, const std::string &suffix) {
+    return s.size() >= suffix.size() &&
+           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::printf("%-44s %12s %12s %10s %s\n", "train_step", "max |diff|",
+              "max |host|", "relative", "");
+  failures += compareResults(*stepOnHost, *stepOnGpu, [&](size_t i,
+                                                        const std::string &n) {
+    if (i < 2) // loss, grad_norm
+      return Tolerance{kLossTolerance, 0};
+    if (endsWith(n, ".exp_avg_sq"))
+      return Tolerance{2 * kGradTolerance, 0};
+    if (endsWith(n, ".exp_avg"))
+      return Tolerance{kGradTolerance, 0};
+    return Tolerance{kGradTolerance, 2 * kLearningRate};
+  });
+  compared += stepOnHost->results().size();
+  std::printf("%s: %d of %zu tensors outside tolerance (loss and norm %.0e, "
+              "gradients and moments %.0e-%.0e relative to each tensor's "
+              "largest entry, parameters that plus 2 lr)\n",
+              failures ? "FAILED" : "passed", failures, compared,
+              kLossTolerance, kGradTolerance, 2 * kGradTolerance);
   return failures ? 1 : 0;
 }
 
