@@ -6,10 +6,11 @@
 
 namespace aim::rt {
 
-StatusOr<std::unique_ptr<Program>> loadProgram(const Artifact &artifact,
-                                               DeviceKind device) {
+StatusOr<std::unique_ptr<Program>>
+loadProgram(const Artifact &artifact, DeviceKind device, GemmPrecision gemm) {
   if (device == DeviceKind::Cuda) {
-    StatusOr<std::unique_ptr<CudaProgram>> p = CudaProgram::load(artifact);
+    StatusOr<std::unique_ptr<CudaProgram>> p =
+        CudaProgram::load(artifact, CudaDriver::kByLocalRank, gemm);
     if (!p)
       return p.status();
     return std::unique_ptr<Program>(std::move(*p));

@@ -9,6 +9,7 @@
 #ifndef AIMC_RUNTIME_PROGRAM_H
 #define AIMC_RUNTIME_PROGRAM_H
 
+#include "runtime/GemmPrecision.h"
 #include "runtime/Artifact.h"
 
 #include <string>
@@ -63,8 +64,10 @@ enum class DeviceKind { Host, Cuda };
 
 /// Loads the artifact's code for `device`; fails clearly when the artifact
 /// has none for it or the device cannot be used.
-StatusOr<std::unique_ptr<Program>> loadProgram(const Artifact &artifact,
-                                               DeviceKind device);
+/// `gemm`: how a GPU's GEMMs multiply (the host's are float32).
+StatusOr<std::unique_ptr<Program>>
+loadProgram(const Artifact &artifact, DeviceKind device,
+            GemmPrecision gemm = GemmPrecision::F32);
 
 /// "host" or "cuda" into a DeviceKind.
 StatusOr<DeviceKind> parseDeviceKind(const std::string &text);

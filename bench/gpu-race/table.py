@@ -1,7 +1,8 @@
 """The race table (issue 8): aimc's step (from `aim-run bench` output) beside the
 PyTorch peers' JSON lines (peer.py), as images/s, MFU and ratios.
 
-Usage: table.py AIMC_BENCH_TXT MODEL BATCH PEERS_JSONL
+Usage: table.py MODEL BATCH PEERS_JSONL AIMC_BENCH_TXT...
+(each aim-run bench output: its header names the GEMM precision, if not fp32)
 MFU as DESIGN.md defines it: 3 x the full model's forward FLOPs per image (AIM.md's
 count) x images/s / 989e12 (H100 SXM dense bf16), whatever precision ran.
 """
@@ -14,15 +15,19 @@ from peer import H100_BF16_DENSE, PRESETS, forward_flops_per_image  # noqa: E402
 
 
 def main():
-    bench_txt, model, batch, peers_jsonl = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    model, batch, peers_jsonl, benches = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
     flops = forward_flops_per_image(PRESETS[model])
     rows = []
-    try:
-        m = re.search(r"^step ([0-9.]+) ms, ([0-9.]+) images/s", open(bench_txt).read(), re.M)
-    except OSError:
-        m = None
-    if m:
-        rows.append(("aimc", "fp32", batch, float(m.group(2))))
+    for bench_txt in benches:
+        try:
+            text = open(bench_txt).read()
+        except OSError:
+            continue
+        m = re.search(r"^step ([0-9.]+) ms, ([0-9.]+) images/s", text, re.M)
+        gemm = re.search(r", (\w+) GEMMs\)", text)
+        if m:
+            rows.append(("aimc", f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32", batch,
+                         float(m.group(2))))
     try:
         for line in open(peers_jsonl):
             if line.startswith("{"):
@@ -31,13 +36,13 @@ def main():
     except OSError:
         pass
     same = {(p, b): ips for name, p, b, ips in rows if name != "aimc"}
-    print(f"{'contestant':<22} {'precision':<9} {'batch':>5} {'images/s':>10} {'MFU':>7} "
-          f"{'aimc/this':>9}")
-    aimc = next((ips for name, _, _, ips in rows if name == "aimc"), None)
+    print(f"{'contestant':<22} {'precision':<16} {'batch':>5} {'images/s':>10} {'MFU':>7} "
+          f"{'best aimc/this':>14}")
+    aimc = max((ips for name, _, _, ips in rows if name == "aimc"), default=None)
     for name, precision, b, ips in rows:
         mfu = 3 * flops * ips / H100_BF16_DENSE
-        ratio = f"{aimc / ips:9.3f}" if aimc and name != "aimc" else f"{'':>9}"
-        print(f"{name:<22} {precision:<9} {b:>5} {ips:>10.2f} {100 * mfu:>6.2f}% {ratio}")
+        ratio = f"{aimc / ips:14.4f}" if aimc and name != "aimc" else f"{'':>14}"
+        print(f"{name:<22} {precision:<16} {b:>5} {ips:>10.2f} {100 * mfu:>6.2f}% {ratio}")
     if not same:
         print("(no peer finished)")
 

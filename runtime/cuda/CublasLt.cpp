@@ -7,7 +7,8 @@
 
 namespace aim::rt {
 
-StatusOr<std::unique_ptr<CublasLt>> CublasLt::open(CudaDriver &driver) {
+StatusOr<std::unique_ptr<CublasLt>> CublasLt::open(CudaDriver &driver,
+                                                   GemmPrecision precision) {
   const char *override = std::getenv("AIMC_CUBLASLT");
   std::vector<std::string> candidates;
   if (override && *override)
@@ -30,6 +31,11 @@ StatusOr<std::unique_ptr<CublasLt>> CublasLt::open(CudaDriver &driver) {
   std::unique_ptr<CublasLt> lt(new CublasLt);
   lt->library = library;
   lt->driver = &driver;
+  lt->computeType = precision == GemmPrecision::TF32
+                        ? CUBLAS_COMPUTE_32F_FAST_TF32
+                    : precision == GemmPrecision::BF16
+                        ? CUBLAS_COMPUTE_32F_FAST_16BF
+                        : CUBLAS_COMPUTE_32F;
 #define AIM_CUBLASLT_RESOLVE(name)                                             \
   lt->name = reinterpret_cast<decltype(lt->name)>(dlsym(library, #name));      \
   if (!lt->name)                                                               \
@@ -84,7 +90,7 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   cublasOperation_t opY = transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
   std::string what = "cuBLASLt plan for a " + std::to_string(m) + "x" +
                      std::to_string(n) + "x" + std::to_string(k) + " GEMM";
-  if (Status s = check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F,
+  if (Status s = check(cublasLtMatmulDescCreate(&p.desc, computeType,
                                                 CUDA_R_32F),
                        what);
       !s)

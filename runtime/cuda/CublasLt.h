@@ -7,7 +7,9 @@
 // so the call computes C^T = op(B)^T op(A)^T: the operands swap places and
 // keep their transposition flags. Float32 in, out and accumulated
 // (CUBLAS_COMPUTE_32F, no TF32: the results are checked against the host's
-// float32 GEMMs). Each shape's descriptors and algorithm are chosen on its
+// float32 GEMMs) unless a GemmPrecision asks for tensor cores: TF32 or
+// bfloat16 multiplies of the float32 operands, float32 accumulation and
+// results (CUBLAS_COMPUTE_32F_FAST_TF32 / _FAST_16BF). Each shape's descriptors and algorithm are chosen on its
 // first call -- before any CUDA graph capture, which happens on the second
 // call of an entry point -- and cached.
 //
@@ -15,6 +17,7 @@
 #ifndef AIMC_RUNTIME_CUDA_CUBLASLT_H
 #define AIMC_RUNTIME_CUDA_CUBLASLT_H
 
+#include "runtime/GemmPrecision.h"
 #include "runtime/cuda/CudaDriver.h"
 
 #include <cublasLt.h>
@@ -43,7 +46,8 @@ namespace aim::rt {
 class CublasLt {
 public:
   /// Opens the library and creates a handle; `driver` must outlive it.
-  static StatusOr<std::unique_ptr<CublasLt>> open(CudaDriver &driver);
+  static StatusOr<std::unique_ptr<CublasLt>>
+  open(CudaDriver &driver, GemmPrecision precision = GemmPrecision::F32);
   ~CublasLt();
   CublasLt(const CublasLt &) = delete;
   CublasLt &operator=(const CublasLt &) = delete;
@@ -76,6 +80,7 @@ private:
 
   void *library = nullptr;
   CudaDriver *driver = nullptr;
+  cublasComputeType_t computeType = CUBLAS_COMPUTE_32F;
   cublasLtHandle_t handle = nullptr;
   CUdeviceptr workspace = 0;
   std::map<Shape, Plan> plans;

@@ -6,7 +6,7 @@
 namespace aim::rt {
 
 StatusOr<std::unique_ptr<CudaProgram>>
-CudaProgram::load(const Artifact &artifact, int ordinal) {
+CudaProgram::load(const Artifact &artifact, int ordinal, GemmPrecision gemm) {
   const aimx::GpuCode *gpu = artifact.root->gpu();
   if (!gpu)
     return Status::error("--device cuda: the artifact has no GPU code "
@@ -21,6 +21,7 @@ CudaProgram::load(const Artifact &artifact, int ordinal) {
   std::unique_ptr<CudaProgram> program(new CudaProgram);
   program->driver = std::move(*driver);
   program->chip = gpu->chip()->str();
+  program->gemm = gemm;
   CudaDriver &d = *program->driver;
   if (d.chip() != program->chip)
     return Status::error("--device cuda: the artifact's GPU code is for " +
@@ -61,7 +62,7 @@ CudaProgram::load(const Artifact &artifact, int ordinal) {
                    : nullptr;
       },
       [&d](void *p) { d.cuMemFree(reinterpret_cast<CUdeviceptr>(p)); });
-  StatusOr<std::unique_ptr<CublasLt>> gemms = CublasLt::open(d);
+  StatusOr<std::unique_ptr<CublasLt>> gemms = CublasLt::open(d, gemm);
   if (!gemms)
     return gemms.status();
   state.gemms = std::move(*gemms);
@@ -107,7 +108,11 @@ CUresult CudaProgram::allocate(CUdeviceptr *pointer, size_t bytes) {
 
 std::string CudaProgram::description() const {
   return "cuda:" + std::to_string(driver->ordinal()) + " " + driver->name() +
-         " (" + chip + ")";
+         " (" + chip +
+         (gemm == GemmPrecision::F32
+              ? std::string()
+              : std::string(", ") + gemmPrecisionName(gemm) + " GEMMs") +
+         ")";
 }
 
 Status CudaProgram::run(PackedEntry function,

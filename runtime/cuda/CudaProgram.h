@@ -33,7 +33,8 @@ class CudaProgram : public Program {
 public:
   /// `ordinal` as CudaDriver::open takes it (by default the local rank's).
   static StatusOr<std::unique_ptr<CudaProgram>>
-  load(const Artifact &artifact, int ordinal = CudaDriver::kByLocalRank);
+  load(const Artifact &artifact, int ordinal = CudaDriver::kByLocalRank,
+       GemmPrecision gemm = GemmPrecision::F32);
   ~CudaProgram() override;
 
   StatusOr<PackedEntry> entry(const aimx::EntryPoint &e) const override {
@@ -68,6 +69,7 @@ private:
   std::unique_ptr<CudaDriver> driver;
   std::unique_ptr<SharedObject> code;
   std::string chip;
+  GemmPrecision gemm = GemmPrecision::F32;
   /// Per entry point: device copies of its buffers by slot, its calls, and
   /// its graph once captured.
   struct EntryState {

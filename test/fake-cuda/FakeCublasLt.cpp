@@ -5,11 +5,15 @@
 // for real: D = alpha op(A) op(B) + beta C with cuBLASLt's column-major
 // meaning of layouts (rows, columns, leading dimension) and of TRANSA/TRANSB.
 // It rejects operands whose layouts do not fit together, the mistake a
-// row-major caller makes. FAKE_CUBLASLT_LOG=FILE logs each GEMM.
+// row-major caller makes. The fast compute types round each operand as the
+// tensor cores do before multiplying (TF32: 10 explicit significand bits,
+// bfloat16: 7; to nearest, ties to even). FAKE_CUBLASLT_LOG=FILE logs each
+// GEMM with its compute type.
 //
 //===----------------------------------------------------------------------===//
 #include <cublasLt.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +25,31 @@ struct Layout {
 };
 struct Desc {
   cublasOperation_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
 };
+
+/// `x` rounded to `keep` explicit significand bits (of float's 23).
+float roundSignificand(float x, int keep) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  int drop = 23 - keep;
+  uint32_t half = (1u << (drop - 1)) - 1 + ((bits >> drop) & 1);
+  bits = (bits + half) & ~((1u << drop) - 1);
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
+float operand(float x, cublasComputeType_t compute) {
+  return compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? roundSignificand(x, 10)
+         : compute == CUBLAS_COMPUTE_32F_FAST_16BF ? roundSignificand(x, 7)
+                                                   : x;
+}
+
+const char *computeName(cublasComputeType_t compute) {
+  return compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? "tf32"
+         : compute == CUBLAS_COMPUTE_32F_FAST_16BF ? "bf16"
+                                                   : "fp32";
+}
 std::FILE *gemmLog() {
   static std::FILE *log = [] {
     const char *path = std::getenv("FAKE_CUBLASLT_LOG");
@@ -47,9 +75,14 @@ EXPORT const char *cublasLtGetStatusName(cublasStatus_t s) {
 EXPORT cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d,
                                                cublasComputeType_t compute,
                                                cudaDataType_t scale) {
-  if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F)
+  if ((compute != CUBLAS_COMPUTE_32F &&
+       compute != CUBLAS_COMPUTE_32F_FAST_TF32 &&
+       compute != CUBLAS_COMPUTE_32F_FAST_16BF) ||
+      scale != CUDA_R_32F)
     return CUBLAS_STATUS_NOT_SUPPORTED;
-  *d = reinterpret_cast<cublasLtMatmulDesc_t>(new Desc);
+  auto *desc = new Desc;
+  desc->compute = compute;
+  *d = reinterpret_cast<cublasLtMatmulDesc_t>(desc);
   return CUBLAS_STATUS_SUCCESS;
 }
 EXPORT cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
@@ -135,18 +168,20 @@ EXPORT cublasStatus_t cublasLtMatmul(
     for (uint64_t i = 0; i < m; ++i) {
       double sum = 0;
       for (uint64_t l = 0; l < k; ++l) {
-        float x = ta ? A[l + i * la.ld] : A[i + l * la.ld];
-        float y = tb ? B[j + l * lb.ld] : B[l + j * lb.ld];
+        float x = operand(ta ? A[l + i * la.ld] : A[i + l * la.ld],
+                          desc.compute);
+        float y = operand(tb ? B[j + l * lb.ld] : B[l + j * lb.ld],
+                          desc.compute);
         sum += double(x) * y;
       }
       D[i + j * ld.ld] = float(al * sum + be * C[i + j * lc.ld]);
     }
   if (std::FILE *log = gemmLog()) {
-    std::fprintf(log, "gemm %llux%llux%llu %c%c\n",
+    std::fprintf(log, "gemm %llux%llux%llu %c%c %s\n",
                  static_cast<unsigned long long>(m),
                  static_cast<unsigned long long>(n),
                  static_cast<unsigned long long>(k), ta ? 'T' : 'N',
-                 tb ? 'T' : 'N');
+                 tb ? 'T' : 'N', computeName(desc.compute));
     std::fflush(log);
   }
   return CUBLAS_STATUS_SUCCESS;

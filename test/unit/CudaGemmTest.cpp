@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <cstdlib>
 #include <vector>
 
@@ -75,6 +77,36 @@ TEST_F(CudaGemm, RowMajorMatchesReferenceForEveryTransposition) {
                            b.data(), n, 0, c.data(), n));
   EXPECT_EQ(gemms->cachedShapes(), 4u);
   EXPECT_FLOAT_EQ(c[0], float(k));
+}
+
+TEST(CudaGemmPrecision, FastComputeTypesRoundTheOperands) {
+  setenv("AIMC_CUDA_DRIVER", AIM_FAKE_CUDA_DRIVER, 1);
+  setenv("AIMC_CUBLASLT", AIM_FAKE_CUBLASLT, 1);
+  auto driver = CudaDriver::open();
+  ASSERT_TRUE(driver) << driver.status().message();
+  // 1 + 2^-10 survives float32 and TF32 (10 significand bits), not
+  // bfloat16 (7): the precision reaches cuBLASLt as its compute type.
+  const float x = 1.0f + 0x1p-10f, one = 1.0f;
+  std::map<GemmPrecision, float> want = {{GemmPrecision::F32, x},
+                                         {GemmPrecision::TF32, x},
+                                         {GemmPrecision::BF16, 1.0f}};
+  for (auto [precision, expected] : want) {
+    auto lt = CublasLt::open(**driver, precision);
+    ASSERT_TRUE(lt) << lt.status().message();
+    float c = 0;
+    ASSERT_TRUE((*lt)->sgemm(nullptr, false, false, 1, 1, 1, 1.0f, &x, 1,
+                             &one, 1, 0.0f, &c, 1));
+    EXPECT_EQ(c, expected) << gemmPrecisionName(precision);
+  }
+  for (const char *name : {"fp32", "tf32", "bf16"}) {
+    auto parsed = parseGemmPrecision(name);
+    ASSERT_TRUE(parsed);
+    EXPECT_STREQ(gemmPrecisionName(*parsed), name);
+  }
+  auto bad = parseGemmPrecision("fp8");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.status().message().find("fp32, tf32 or bf16"),
+            std::string::npos);
 }
 
 TEST(CudaGemmErrors, MissingLibraryIsAClearError) {

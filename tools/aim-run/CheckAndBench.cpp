@@ -26,6 +26,7 @@ namespace {
 
 struct CommonOptions {
   std::string artifact, device = "host", csv;
+  GemmPrecision gemm = GemmPrecision::F32;
   int64_t steps = 20, warmup = 3;
   uint64_t seed = 0;
   bool perKernel = false;
@@ -51,6 +52,14 @@ Status parseOptions(int argc, char **argv, CommonOptions &o, bool bench) {
       if (!v)
         return Status::error(flag + " takes a value");
       (flag == "--device" ? o.device : o.csv) = v;
+      ++i;
+    } else if (flag == "--gemm-precision") {
+      if (!v)
+        return Status::error("--gemm-precision takes fp32, tf32 or bf16");
+      StatusOr<GemmPrecision> p = parseGemmPrecision(v);
+      if (!p)
+        return p.status();
+      o.gemm = *p;
       ++i;
     } else if (bench && flag == "--per-kernel") {
       o.perKernel = true;
@@ -130,7 +139,7 @@ int runCheck(int argc, char **argv) {
   if (!host)
     return fail(host.status().message());
   StatusOr<std::unique_ptr<Program>> gpu =
-      loadProgram(host->artifact, DeviceKind::Cuda);
+      loadProgram(host->artifact, DeviceKind::Cuda, o.gemm);
   if (!gpu)
     return fail(gpu.status().message());
   std::printf("checking %s: %s against %s\n", o.artifact.c_str(),
@@ -162,7 +171,14 @@ int runCheck(int argc, char **argv) {
   // judged relative to its tensor's largest entry (entries near zero carry
   // cancellation), with a 100x margin over that estimate: 1e-4; the loss, a
   // mean of positive terms at the end of the chain, by 1e-5.
-  constexpr double kLossTolerance = 1e-5, kGradTolerance = 1e-4;
+  // With --gemm-precision tf32 or bf16 each GEMM rounds its operands to u
+  // (2^-11, 2^-8): its result is off by about 2u of the tensor's largest
+  // entry, and a gradient passes through up to ~2 (L + M) GEMMs (16 for
+  // aim-fmnist), the loss through about half as many: 32u and 16u.
+  const bool fast = o.gemm != GemmPrecision::F32;
+  const double u = gemmUnitRoundoff(o.gemm);
+  const double kLossTolerance = fast ? 16 * u : 1e-5,
+               kGradTolerance = fast ? 32 * u : 1e-4;
   std::printf("%-44s %12s %12s %10s %s\n", "loss_and_grads", "max |diff|",
               "max |host|", "relative", "");
   int failures = compareResults(*onHost, *onGpu, [&](size_t i,
@@ -234,7 +250,10 @@ int runBench(int argc, char **argv) {
     return fail(device.status().message());
   if (o.perKernel && *device != DeviceKind::Cuda)
     return fail("--per-kernel times GPU kernels: give --device cuda");
-  StatusOr<LoadedModel> model = loadModel(o.artifact, *device);
+  if (o.gemm != GemmPrecision::F32 && *device != DeviceKind::Cuda)
+    return fail("--gemm-precision chooses how a GPU multiplies: give "
+                "--device cuda (the host's GEMMs are float32)");
+  StatusOr<LoadedModel> model = loadModel(o.artifact, *device, o.gemm);
   if (!model)
     return fail(model.status().message());
   StatusOr<EntryCall> step =

@@ -38,14 +38,15 @@ PrefixMode LoadedModel::prefixMode() const {
              : PrefixMode::Iid;
 }
 
-StatusOr<LoadedModel> loadModel(const std::string &path, DeviceKind device) {
+StatusOr<LoadedModel> loadModel(const std::string &path, DeviceKind device,
+                                GemmPrecision gemm) {
   StatusOr<Artifact> artifact = readArtifact(path);
   if (!artifact)
     return artifact.status();
   LoadedModel model;
   model.artifact = std::move(*artifact);
   StatusOr<std::unique_ptr<Program>> program =
-      loadProgram(model.artifact, device);
+      loadProgram(model.artifact, device, gemm);
   if (!program)
     return program.status();
   model.program = std::move(*program);

@@ -34,7 +34,8 @@ struct LoadedModel {
   PrefixMode prefixMode() const;
 };
 StatusOr<LoadedModel> loadModel(const std::string &path,
-                                DeviceKind device = DeviceKind::Host);
+                                DeviceKind device = DeviceKind::Host,
+                                GemmPrecision gemm = GemmPrecision::F32);
 
 /// The artifact's parameters under AIM.md's initialisation (seeded), or read
 /// from a .safetensors file and checked against the artifact's table.

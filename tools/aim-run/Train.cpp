@@ -38,6 +38,7 @@ namespace {
 struct TrainOptions {
   std::string artifact, out = "run", fixedImages, fixedPrefix, initParams;
   std::string data, evalData, device = "host";
+  GemmPrecision gemm = GemmPrecision::F32;
   int64_t steps = 100, checkpointEvery = 0, stopAfter = 0, threads = 0;
   int64_t dataThreads = 1, evalImages = 1024, accumulate = 1;
   int64_t rank = 0, ranks = 1; // of the data-parallel processes (mpirun)
@@ -109,6 +110,13 @@ Status parseTrainOptions(int argc, char **argv, TrainOptions &o) {
        : flag == "--data"        ? o.data
        : flag == "--device"      ? o.device
                                  : o.evalData) = v;
+    } else if (flag == "--gemm-precision") {
+      if (!(v = value()))
+        return Status::error("--gemm-precision takes fp32, tf32 or bf16");
+      StatusOr<GemmPrecision> p = parseGemmPrecision(v);
+      if (!p)
+        return p.status();
+      o.gemm = *p;
     } else if (flag == "--fixed-batch") {
       if (i + 2 >= argc)
         return Status::error("--fixed-batch takes X.npy and K.npy");
@@ -286,7 +294,10 @@ int runTrain(int argc, char **argv) {
   StatusOr<DeviceKind> device = parseDeviceKind(o.device);
   if (!device)
     return fail(device.status().message());
-  StatusOr<LoadedModel> model = loadModel(o.artifact, *device);
+  if (o.gemm != GemmPrecision::F32 && *device != DeviceKind::Cuda)
+    return fail("--gemm-precision chooses how a GPU multiplies: give "
+                "--device cuda (the host's GEMMs are float32)");
+  StatusOr<LoadedModel> model = loadModel(o.artifact, *device, o.gemm);
   if (!model)
     return fail(model.status().message());
   const Artifact &artifact = model->artifact;
