@@ -81,15 +81,15 @@ std::string explainLaunchFailure(CUfunction f, int32_t sharedBytes,
                                  void **params, size_t paramCount) {
   GpuCallState &s = gpuCallState();
   CudaDriver &d = *s.driver;
-  std::string out = "; the kernel allows ";
+  std::string out;
   int v = 0;
   if (d.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f) ==
       CUDA_SUCCESS)
-    out += std::to_string(v) + " threads a block";
+    out += "; the kernel allows " + std::to_string(v) + " threads a block";
   if (d.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_NUM_REGS, f) == CUDA_SUCCESS)
-    out += ", uses " + std::to_string(v) + " registers";
+    out += "; it uses " + std::to_string(v) + " registers";
   if (size_t declared = declaredParameters(f); declared != size_t(-1))
-    out += ", declares " + std::to_string(declared) + " parameters";
+    out += "; it declares " + std::to_string(declared) + " parameters";
   out += "; the launch passed " + std::to_string(paramCount) +
          " parameters" + (params ? "" : " (no array)") + ", " +
          std::to_string(sharedBytes) + " bytes of dynamic shared memory";
@@ -151,10 +151,12 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
     return;
   auto f = static_cast<CUfunction>(function);
   aim::rt::LaunchShape shape{{gridX, gridY, gridZ}, {blockX, blockY, blockZ}};
-  std::string what = "launching " + s.kernelNames[f] + " (" +
-                     aim::rt::describe(shape) + ")";
+  auto what = [&] { // built only for an error
+    return "launching " + s.kernelNames[f] + " (" + aim::rt::describe(shape) +
+           ")";
+  };
   if (std::string bad = aim::rt::outsideDeviceLimits(shape); !bad.empty()) {
-    s.fail(what + ": " + bad + " (a code generator bug: please report it)");
+    s.fail(what() + ": " + bad + " (a code generator bug: please report it)");
     return;
   }
   // The driver reads as many parameter pointers as the cubin declares: a
@@ -162,7 +164,7 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
   if (s.parametersChecked.insert(f).second) {
     size_t declared = aim::rt::declaredParameters(f);
     if (declared != size_t(-1) && declared != paramCount) {
-      s.fail(what + ": the launcher passes " + std::to_string(paramCount) +
+      s.fail(what() + ": the launcher passes " + std::to_string(paramCount) +
              " parameters but the kernel declares " +
              std::to_string(declared) +
              " (a code generator bug: please report it)");
@@ -180,8 +182,9 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
       static_cast<unsigned>(sharedBytes),
       stream ? static_cast<CUstream>(stream) : s.stream, params, extra);
   if (launched != CUDA_SUCCESS) {
-    aim::rt::check(launched, what + aim::rt::explainLaunchFailure(
-                                        f, sharedBytes, params, paramCount));
+    // The driver's words first, then what it knows of the kernel.
+    s.fail(s.driver->check(launched, what()).message() +
+           aim::rt::explainLaunchFailure(f, sharedBytes, params, paramCount));
     return;
   }
   if (s.profiling &&

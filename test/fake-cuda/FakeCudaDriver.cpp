@@ -106,6 +106,12 @@ CUresult cuDeviceGetAttributeFake(int *v, CUdevice_attribute a, CUdevice) {
   if (cc)
     std::sscanf(cc, "%d.%d", &major, &minor);
   // An H100's launch limits (the runtime checks launch shapes against them).
+  // FAKE_CUDA_MAX_BLOCK_X: a smaller block.x limit, to test the launch check.
+  const char *maxBlockX = std::getenv("FAKE_CUDA_MAX_BLOCK_X");
+  if (a == CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X && maxBlockX) {
+    *v = std::atoi(maxBlockX);
+    return CUDA_SUCCESS;
+  }
   *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? major
        : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? minor
        : a == CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X ||
@@ -194,6 +200,9 @@ CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
                             unsigned gz, unsigned bx, unsigned by, unsigned bz,
                             unsigned smem, CUstream, void **params,
                             void **extra) {
+  // FAKE_CUDA_LAUNCH_ERROR=N: every launch fails with CUresult N.
+  if (const char *e = std::getenv("FAKE_CUDA_LAUNCH_ERROR"))
+    return static_cast<CUresult>(std::atoi(e));
   if (!fn || gx == 0 || gy == 0 || gz == 0 || bx * by * bz == 0 ||
       bx * by * bz > 1024 || bz > 64 || gy > 65535 || gz > 65535 || smem > 48 * 1024 ||
       (!params && !extra))
