@@ -22,6 +22,8 @@
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Pass/PassManager.h"
 
+#include <algorithm>
+
 namespace mlir::aim {
 
 llvm::Expected<KernelCount>
@@ -58,8 +60,14 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
     if (failed(applyPatternsGreedily(module, std::move(patterns))))
       return failure("elementwise fusion did not converge");
   }
-  if (splitReductionsFrom > 0)
+  if (splitReductionsFrom > 0) {
     splitFullReductions(module, splitReductionsFrom);
+    // Then the long, narrow ones (and the full ones' second stages): up to
+    // 256 blocks of 128 threads.
+    splitNarrowReductions(module, /*maxParallel=*/256 * 128,
+                          /*minReduced=*/std::max<int64_t>(
+                              32, splitReductionsFrom / 16));
+  }
 
   PassManager pm(ctx);
   bufferization::OneShotBufferizePassOptions bufferize;

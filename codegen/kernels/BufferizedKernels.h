@@ -22,8 +22,9 @@ namespace mlir::aim {
 /// layout and marks the GEMMs (see LowerToLinalg.h); `fuseElementwise` merges
 /// each elementwise producer with a single use into its consumer first (one
 /// loop nest, no buffer between them: one GPU kernel instead of two), and
-/// then sums to a scalar of at least `splitReductionsFrom` elements are
-/// split in two stages (SplitFullReductions.h; 0: none).
+/// then sums to a scalar of at least `splitReductionsFrom` elements, and
+/// long narrow sums of at least a sixteenth of it, are split in two stages
+/// (SplitFullReductions.h; 0: none).
 llvm::Expected<KernelCount>
 lowerToBufferizedKernels(ModuleOp module, bool blas,
                          bool fuseElementwise = false,

@@ -3,6 +3,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 
@@ -83,6 +84,50 @@ void split(linalg::GenericOp op) {
 }
 
 } // namespace
+
+int splitNarrowReductions(ModuleOp module, int64_t maxParallel,
+                          int64_t minReduced) {
+  SmallVector<linalg::GenericOp> candidates;
+  module.walk([&](linalg::GenericOp op) {
+    if (op.getNumDpsInits() == 1 && op.getNumReductionLoops() == 1 &&
+        op.hasPureTensorSemantics() && isAdditive(op))
+      candidates.push_back(op);
+  });
+  int split = 0;
+  for (linalg::GenericOp op : candidates) {
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+    int64_t parallel = 1, reduced = 0;
+    for (auto [range, kind] : llvm::zip(ranges, iterators)) {
+      if (ShapedType::isDynamic(range))
+        parallel = maxParallel; // not split
+      else if (kind == utils::IteratorType::parallel)
+        parallel *= range;
+      else
+        reduced = range;
+    }
+    if (parallel >= maxParallel || reduced < minReduced)
+      continue;
+    // The most chunks (a power of two dividing the extent, each of at
+    // least 16 elements) that keep the threads under maxParallel.
+    int64_t chunks = 1;
+    while (reduced % (chunks * 2) == 0 && reduced / (chunks * 2) >= 16 &&
+           parallel * chunks * 2 <= maxParallel)
+      chunks *= 2;
+    if (chunks < 2)
+      continue;
+    IRRewriter rewriter(op.getContext());
+    rewriter.setInsertionPoint(op);
+    auto options = [chunks](linalg::LinalgOp) {
+      return linalg::SplitReductionOptions{chunks, /*index=*/0,
+                                           /*innerParallel=*/false};
+    };
+    if (succeeded(linalg::splitReduction(
+            rewriter, cast<linalg::LinalgOp>(op.getOperation()), options)))
+      ++split;
+  }
+  return split;
+}
 
 int splitFullReductions(ModuleOp module, int64_t minElements) {
   SmallVector<linalg::GenericOp> candidates;

@@ -9,6 +9,13 @@
 // per slice), then the sum of the partials into the original accumulator.
 // Only the order of additions changes (float sums regrouped by slice).
 //
+// A reduction with few parallel iterations and one long reduced dimension
+// (LayerNorm's weight and bias gradients: a sum over every row for each of
+// D columns, D / 128 blocks on a 132-SM GPU; or the second stage above) is
+// split too, by upstream's linalg::splitReduction: the reduced dimension
+// becomes chunks (parallel) of consecutive elements (reduced per thread),
+// then a sum over the chunks.
+//
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_CODEGEN_KERNELS_SPLITFULLREDUCTIONS_H
 #define AIMC_CODEGEN_KERNELS_SPLITFULLREDUCTIONS_H
@@ -25,6 +32,13 @@ constexpr int64_t kSplitReductionsFrom = 4096;
 /// `minElements` iterations whose outermost dimension has at least two.
 /// Returns how many were split.
 int splitFullReductions(ModuleOp module, int64_t minElements);
+
+/// Splits every single-dimension reduction with fewer than
+/// `maxParallel` parallel iterations whose reduced extent is at least
+/// `minReduced`, into enough chunks to reach about `maxParallel` threads.
+/// Returns how many were split.
+int splitNarrowReductions(ModuleOp module, int64_t maxParallel,
+                          int64_t minReduced);
 
 } // namespace mlir::aim
 

@@ -427,7 +427,8 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   OwningOpRef<ModuleOp> tiled = build();
   mlir::aim::HostCompileOptions gpuTiling;
   gpuTiling.gpuTileThreads = 5;
-  // Small enough that the gradient norm's and the loss's sums are split in
+  // Small enough that the gradient norm's and the loss's sums (28), and the
+  // long narrow ones such as LayerNorm's weight gradients (26), are split in
   // two stages, as the GPU backend splits aim-600m's.
   gpuTiling.gpuSplitReductionsFrom = 16;
   void *tiledLibrary = compileAndLoad(*tiled, "train-step-gpu-tiling", gpuTiling);
