@@ -104,6 +104,16 @@ double gemmRooflineSeconds(const aimx::GpuCode &gpu, const std::string &name) {
   double flops = 2.0 * m * n * k, bytes = 4.0 * (m * k + k * n + 2.0 * m * n);
   return std::max(flops / gpu.vector_flops(), bytes / gpu.memory_bandwidth());
 }
+/// AdamW's state at step 0 (zero moments) for `params`, in train_step's
+/// names.
+NamedTensors zeroAdamState(const NamedTensors &params) {
+  NamedTensors state;
+  for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
+    for (const auto &[name, t] : params)
+      state.emplace_back(name + suffix, HostTensor::zeros(DType::F32, t.shape));
+  return state;
+}
+
 /// A result's allowed difference: `relative` times its tensor's largest
 /// host entry, plus `absolute`.
 struct Tolerance {
@@ -202,10 +212,7 @@ int runCheck(int argc, char **argv) {
   if (!stepOnHost || !stepOnGpu)
     return fail((stepOnHost ? stepOnGpu : stepOnHost).status().message());
   constexpr double kLearningRate = 1e-4;
-  NamedTensors state;
-  for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
-    for (const auto &[name, t] : *params)
-      state.emplace_back(name + suffix, HostTensor::zeros(DType::F32, t.shape));
+  NamedTensors state = zeroAdamState(*params);
   for (auto &[name, t] : state)
     arguments[name] = &t;
   HostTensor lr = HostTensor::fromDoubles(DType::F32, {}, {kLearningRate});
@@ -264,10 +271,7 @@ int runBench(int argc, char **argv) {
       initialParameters(model->artifact, "", o.seed);
   if (!params)
     return fail(params.status().message());
-  NamedTensors state;
-  for (const char *suffix : {".exp_avg", ".exp_avg_sq"})
-    for (const auto &[name, t] : *params)
-      state.emplace_back(name + suffix, HostTensor::zeros(DType::F32, t.shape));
+  NamedTensors state = zeroAdamState(*params);
   Batch batch = syntheticBatch(*model, o.seed);
   HostTensor lr = HostTensor::fromDoubles(DType::F32, {}, {1e-4});
   HostTensor stepIndex = HostTensor::zeros(DType::I64, {});
