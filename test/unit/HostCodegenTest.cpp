@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/host/HostCompiler.h"
+#include "codegen/kernels/SplitFullReductions.h"
 #include "common/FileIO.h"
 #include "common/ModelConfig.h"
 #include "dialects/aim/AimDialect.h"
@@ -21,6 +22,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 
@@ -436,4 +440,66 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   expectClose(expected, callEntry(tiledLibrary, "train_step", args, sizes),
               1e-4, "train_step, GPU tiling");
   dlclose(tiledLibrary);
+}
+
+// The GPU backend's reduction splits (codegen/kernels/SplitFullReductions.h)
+// on linalg directly: what is split, into what, and what is left alone.
+TEST(SplitReductions, FullNarrowAndNonAdditive) {
+  MLIRContext ctx;
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect,
+                  linalg::LinalgDialect, tensor::TensorDialect>();
+  const char *source = R"mlir(
+    #id2 = affine_map<(d0, d1) -> (d0, d1)>
+    #to0 = affine_map<(d0, d1) -> ()>
+    #col = affine_map<(d0, d1) -> (d1)>
+    func.func @f(%x: tensor<64x32xf32>, %s: tensor<f32>, %c: tensor<32xf32>)
+        -> (tensor<f32>, tensor<32xf32>, tensor<f32>) {
+      // A sum of squares to a scalar: split by the outermost dimension.
+      %sq = linalg.generic {indexing_maps = [#id2, #to0],
+                            iterator_types = ["reduction", "reduction"]}
+          ins(%x : tensor<64x32xf32>) outs(%s : tensor<f32>) {
+        ^bb0(%a: f32, %acc: f32):
+          %m = arith.mulf %a, %a : f32
+          %r = arith.addf %acc, %m : f32
+          linalg.yield %r : f32
+      } -> tensor<f32>
+      // Column sums (a LayerNorm weight gradient's shape): 32 columns,
+      // 64 rows each: split into chunks of rows.
+      %cols = linalg.generic {indexing_maps = [#id2, #col],
+                              iterator_types = ["reduction", "parallel"]}
+          ins(%x : tensor<64x32xf32>) outs(%c : tensor<32xf32>) {
+        ^bb0(%a: f32, %acc: f32):
+          %r = arith.addf %acc, %a : f32
+          linalg.yield %r : f32
+      } -> tensor<32xf32>
+      // A maximum is not a sum: left alone.
+      %max = linalg.generic {indexing_maps = [#id2, #to0],
+                             iterator_types = ["reduction", "reduction"]}
+          ins(%x : tensor<64x32xf32>) outs(%s : tensor<f32>) {
+        ^bb0(%a: f32, %acc: f32):
+          %r = arith.maximumf %acc, %a : f32
+          linalg.yield %r : f32
+      } -> tensor<f32>
+      return %sq, %cols, %max : tensor<f32>, tensor<32xf32>, tensor<f32>
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::splitFullReductions(*module, /*minElements=*/1024), 1);
+  // The full sum's two stages (64 rows of 32, then 64 partials) and the
+  // column sums.
+  EXPECT_EQ(mlir::aim::splitNarrowReductions(*module, /*maxParallel=*/1 << 15,
+                                             /*minReduced=*/32),
+            3);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  int generics = 0, oneThread = 0;
+  module->walk([&](linalg::GenericOp op) {
+    ++generics;
+    oneThread += op.getNumParallelLoops() == 0;
+  });
+  // sq: 2 stages, each now chunks + their sum; cols: chunks + their sum;
+  // max: itself.
+  EXPECT_EQ(generics, 7);
+  // Left without a parallel loop (one GPU thread): the last sum, over 4
+  // chunks, and the maximum.
+  EXPECT_EQ(oneThread, 2);
 }
