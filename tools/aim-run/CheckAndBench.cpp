@@ -114,6 +114,26 @@ NamedTensors zeroAdamState(const NamedTensors &params) {
   return state;
 }
 
+/// One entry point prepared for both programs and called with the same
+/// arguments on each: its results side by side.
+struct BothSides {
+  EntryCall host, gpu;
+};
+StatusOr<BothSides>
+callOnBoth(const Artifact &artifact, Program &host, Program &gpu,
+           const char *entry,
+           const std::map<std::string, HostTensor *> &arguments) {
+  StatusOr<EntryCall> onHost = EntryCall::prepare(artifact, host, entry);
+  StatusOr<EntryCall> onGpu = EntryCall::prepare(artifact, gpu, entry);
+  if (!onHost || !onGpu)
+    return (onHost ? onGpu : onHost).status();
+  if (Status s = (*onHost)(arguments); !s)
+    return s;
+  if (Status s = (*onGpu)(arguments); !s)
+    return s;
+  return BothSides{std::move(*onHost), std::move(*onGpu)};
+}
+
 /// A result's allowed difference: `relative` times its tensor's largest
 /// host entry, plus `absolute`.
 struct Tolerance {
@@ -155,12 +175,6 @@ int runCheck(int argc, char **argv) {
   std::printf("checking %s: %s against %s\n", o.artifact.c_str(),
               (*gpu)->description().c_str(),
               host->program->description().c_str());
-  StatusOr<EntryCall> onHost =
-      EntryCall::prepare(host->artifact, *host->program, "loss_and_grads");
-  StatusOr<EntryCall> onGpu =
-      EntryCall::prepare(host->artifact, **gpu, "loss_and_grads");
-  if (!onHost || !onGpu)
-    return fail((onHost ? onGpu : onHost).status().message());
   StatusOr<NamedTensors> params = initialParameters(host->artifact, "", o.seed);
   if (!params)
     return fail(params.status().message());
@@ -168,10 +182,10 @@ int runCheck(int argc, char **argv) {
   std::map<std::string, HostTensor *> arguments = byName(*params);
   arguments["images"] = &batch.images;
   arguments["prefix"] = &batch.prefix;
-  if (Status s = (*onHost)(arguments); !s)
-    return fail(s.message());
-  if (Status s = (*onGpu)(arguments); !s)
-    return fail(s.message());
+  StatusOr<BothSides> grads = callOnBoth(host->artifact, *host->program,
+                                         **gpu, "loss_and_grads", arguments);
+  if (!grads)
+    return fail(grads.status().message());
 
   // Both sides compute in float32; they differ in summation order (OpenBLAS
   // blocks its GEMM sums, the GPU kernels sum per thread and split sums to a
@@ -191,11 +205,11 @@ int runCheck(int argc, char **argv) {
                kGradTolerance = fast ? 32 * u : 1e-4;
   std::printf("%-44s %12s %12s %10s %s\n", "loss_and_grads", "max |diff|",
               "max |host|", "relative", "");
-  int failures = compareResults(*onHost, *onGpu, [&](size_t i,
+  int failures = compareResults(grads->host, grads->gpu, [&](size_t i,
                                                     const std::string &) {
     return Tolerance{i == 0 ? kLossTolerance : kGradTolerance, 0};
   });
-  size_t compared = onHost->results().size();
+  size_t compared = grads->host.results().size();
 
   // One train_step from the same point (zero AdamW state, step 0): the
   // gradient norm (sums of squares split in two stages on the GPU),
@@ -205,12 +219,6 @@ int runCheck(int argc, char **argv) {
   // within a few eps of zero, and gradients agreeing to 1e-4 of their
   // tensor's largest entry may differ there: parameters are held to 1e-4 of
   // their largest entry plus 2 lr. The loss and the norm: 1e-5.
-  StatusOr<EntryCall> stepOnHost =
-      EntryCall::prepare(host->artifact, *host->program, "train_step");
-  StatusOr<EntryCall> stepOnGpu =
-      EntryCall::prepare(host->artifact, **gpu, "train_step");
-  if (!stepOnHost || !stepOnGpu)
-    return fail((stepOnHost ? stepOnGpu : stepOnHost).status().message());
   constexpr double kLearningRate = 1e-4;
   NamedTensors state = zeroAdamState(*params);
   for (auto &[name, t] : state)
@@ -219,17 +227,17 @@ int runCheck(int argc, char **argv) {
   HostTensor stepIndex = HostTensor::zeros(DType::I64, {});
   arguments["lr"] = &lr;
   arguments["step"] = &stepIndex;
-  if (Status s = (*stepOnHost)(arguments); !s)
-    return fail(s.message());
-  if (Status s = (*stepOnGpu)(arguments); !s)
-    return fail(s.message());
+  StatusOr<BothSides> step = callOnBoth(host->artifact, *host->program, **gpu,
+                                        "train_step", arguments);
+  if (!step)
+    return fail(step.status().message());
   auto endsWith = [](const std::string &s, const std::string &suffix) {
     return s.size() >= suffix.size() &&
            s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   std::printf("%-44s %12s %12s %10s %s\n", "train_step", "max |diff|",
               "max |host|", "relative", "");
-  failures += compareResults(*stepOnHost, *stepOnGpu, [&](size_t i,
+  failures += compareResults(step->host, step->gpu, [&](size_t i,
                                                         const std::string &n) {
     if (i < 2) // loss, grad_norm
       return Tolerance{kLossTolerance, 0};
@@ -239,7 +247,7 @@ int runCheck(int argc, char **argv) {
       return Tolerance{kGradTolerance, 0};
     return Tolerance{kGradTolerance, 2 * kLearningRate};
   });
-  compared += stepOnHost->results().size();
+  compared += step->host.results().size();
   std::printf("%s: %d of %zu tensors outside tolerance (loss and norm %.0e, "
               "gradients and moments %.0e-%.0e relative to each tensor's "
               "largest entry, parameters that plus 2 lr)\n",
