@@ -6,23 +6,40 @@ namespace aim {
 std::vector<std::string> validateModelConfig(const ModelConfig &c,
                                              int64_t tensorParallel) {
   std::vector<std::string> errors;
+  // Each size is bounded so that the products the rules and the compiler form
+  // (P = patch_size^2 * channels, N, the MLP widths) stay far from int64's
+  // limit; the parameter count is checked on its own below.
   auto positive = [&](const char *key, int64_t value) {
     if (value <= 0)
       errors.push_back(std::string(key) + " must be a positive integer, got " +
                        std::to_string(value));
-    return value > 0;
+    else if (value > kMaxConfigSize)
+      errors.push_back(std::string(key) + " is " + std::to_string(value) +
+                       ", beyond the largest size aimc accepts (" +
+                       std::to_string(kMaxConfigSize) + ")");
+    return value > 0 && value <= kMaxConfigSize;
   };
   bool sizesOk = positive("image_size (height)", c.imageHeight) &
                  positive("image_size (width)", c.imageWidth) &
                  positive("channels", c.channels) &
                  positive("patch_size", c.patchSize);
   bool widthOk = positive("width", c.width);
-  positive("depth", c.depth);
+  bool depthOk = positive("depth", c.depth);
   bool headsOk = positive("heads", c.heads);
-  positive("mlp_ratio", c.mlpRatio);
+  bool mlpOk = positive("mlp_ratio", c.mlpRatio);
   bool headWidthOk = positive("head_width", c.headWidth);
-  positive("head_depth", c.headDepth);
-  positive("head_mlp_ratio", c.headMlpRatio);
+  bool headDepthOk = positive("head_depth", c.headDepth);
+  bool headMlpOk = positive("head_mlp_ratio", c.headMlpRatio);
+  if (sizesOk && widthOk && depthOk && mlpOk && headWidthOk && headDepthOk &&
+      headMlpOk) {
+    std::optional<int64_t> count = checkedParameterCount(c);
+    if (!count || *count > kMaxParameters)
+      errors.push_back("the model has " +
+                       (count ? std::to_string(*count) : "over 2^63") +
+                       " parameters, beyond the " +
+                       std::to_string(kMaxParameters) +
+                       " aimc accepts: check width, depth and mlp_ratio");
+  }
 
   if (sizesOk) {
     if (c.imageHeight % c.patchSize != 0 || c.imageWidth % c.patchSize != 0) {
@@ -66,60 +83,113 @@ std::vector<std::string> validateModelConfig(const ModelConfig &c,
   return errors;
 }
 
-std::vector<ParamSpec> parameterSpecs(const ModelConfig &c) {
+namespace {
+/// The parameter list in its parts, so that a count need not list every block.
+struct SpecWriter {
+  const ModelConfig &c;
   std::vector<ParamSpec> specs;
-  auto linear = [&](const std::string &name, int64_t out, int64_t in) {
+
+  void linear(const std::string &name, int64_t out, int64_t in) {
     specs.push_back(
         {name + ".weight", {out, in}, InitKind::XavierUniform, true});
-  };
-  auto bias = [&](const std::string &name, int64_t size) {
+  }
+  void bias(const std::string &name, int64_t size) {
     specs.push_back({name + ".bias", {size}, InitKind::Zeros, false});
-  };
-  auto norm = [&](const std::string &name, int64_t size) {
+  }
+  void norm(const std::string &name, int64_t size) {
     specs.push_back({name + ".weight", {size}, InitKind::Ones, false});
     specs.push_back({name + ".bias", {size}, InitKind::Zeros, false});
-  };
-  const int64_t d = c.width, dh = c.headWidth;
+  }
 
-  specs.push_back({"preprocessor.patchifier.proj.weight",
-                   {d, c.channels, c.patchSize, c.patchSize},
-                   InitKind::XavierUniform,
-                   true});
-  bias("preprocessor.patchifier.proj", d);
-  norm("preprocessor.patchifier.norm", d);
-  for (int64_t i = 0; i < c.depth; ++i) {
+  void patchifier() {
+    specs.push_back({"preprocessor.patchifier.proj.weight",
+                     {c.width, c.channels, c.patchSize, c.patchSize},
+                     InitKind::XavierUniform,
+                     true});
+    bias("preprocessor.patchifier.proj", c.width);
+    norm("preprocessor.patchifier.norm", c.width);
+  }
+  void trunkBlock(int64_t i) {
     std::string block = "trunk.blocks." + std::to_string(i);
-    norm(block + ".norm_1", d);
-    linear(block + ".attn.qkv", 3 * d, d);
-    linear(block + ".attn.proj", d, d);
-    norm(block + ".norm_2", d);
-    linear(block + ".mlp.fc1", c.mlpHidden(), d);
-    linear(block + ".mlp.fc2", d, c.mlpHidden());
+    norm(block + ".norm_1", c.width);
+    linear(block + ".attn.qkv", 3 * c.width, c.width);
+    linear(block + ".attn.proj", c.width, c.width);
+    norm(block + ".norm_2", c.width);
+    linear(block + ".mlp.fc1", c.mlpHidden(), c.width);
+    linear(block + ".mlp.fc2", c.width, c.mlpHidden());
   }
-  norm("trunk.post_trunk_norm", d);
-  linear("head.decoder_projection", dh, d);
-  bias("head.decoder_projection", dh);
-  for (int64_t i = 0; i < c.headDepth; ++i) {
+  void trunkToHead() {
+    norm("trunk.post_trunk_norm", c.width);
+    linear("head.decoder_projection", c.headWidth, c.width);
+    bias("head.decoder_projection", c.headWidth);
+  }
+  void headBlock(int64_t i) {
     std::string block = "head.decoder_blocks." + std::to_string(i);
-    norm(block + ".norm", dh);
-    linear(block + ".mlp.fc1", c.headMlpHidden(), dh);
-    linear(block + ".mlp.fc2", dh, c.headMlpHidden());
+    norm(block + ".norm", c.headWidth);
+    linear(block + ".mlp.fc1", c.headMlpHidden(), c.headWidth);
+    linear(block + ".mlp.fc2", c.headWidth, c.headMlpHidden());
   }
-  norm("head.decoder_norm", dh);
-  linear("head.decoder_pred", c.patchValues(), dh);
-  bias("head.decoder_pred", c.patchValues());
-  return specs;
+  void prediction() {
+    norm("head.decoder_norm", c.headWidth);
+    linear("head.decoder_pred", c.patchValues(), c.headWidth);
+    bias("head.decoder_pred", c.patchValues());
+  }
+
+  /// Scalars in the specs written so far, then forgets them; nullopt on
+  /// overflow.
+  std::optional<int64_t> takeCount() {
+    int64_t n = 0;
+    for (const ParamSpec &p : specs) {
+      int64_t size = 1;
+      for (int64_t d : p.shape)
+        if (__builtin_mul_overflow(size, d, &size))
+          return std::nullopt;
+      if (__builtin_add_overflow(n, size, &n))
+        return std::nullopt;
+    }
+    specs.clear();
+    return n;
+  }
+};
+} // namespace
+
+std::vector<ParamSpec> parameterSpecs(const ModelConfig &c) {
+  SpecWriter writer{c, {}};
+  writer.patchifier();
+  for (int64_t i = 0; i < c.depth; ++i)
+    writer.trunkBlock(i);
+  writer.trunkToHead();
+  for (int64_t i = 0; i < c.headDepth; ++i)
+    writer.headBlock(i);
+  writer.prediction();
+  return std::move(writer.specs);
+}
+
+std::optional<int64_t> checkedParameterCount(const ModelConfig &c) {
+  SpecWriter writer{c, {}};
+  auto count = [&](auto write, int64_t repeats) -> std::optional<int64_t> {
+    write();
+    std::optional<int64_t> one = writer.takeCount();
+    int64_t all;
+    if (!one || __builtin_mul_overflow(*one, repeats, &all))
+      return std::nullopt;
+    return all;
+  };
+  std::optional<int64_t> parts[] = {
+      count([&] { writer.patchifier(); }, 1),
+      count([&] { writer.trunkBlock(0); }, c.depth),
+      count([&] { writer.trunkToHead(); }, 1),
+      count([&] { writer.headBlock(0); }, c.headDepth),
+      count([&] { writer.prediction(); }, 1)};
+  int64_t total = 0;
+  for (const std::optional<int64_t> &part : parts)
+    if (!part || __builtin_add_overflow(total, *part, &total))
+      return std::nullopt;
+  return total;
 }
 
 int64_t parameterCount(const ModelConfig &c) {
-  int64_t n = 0;
-  for (const ParamSpec &p : parameterSpecs(c)) {
-    int64_t size = 1;
-    for (int64_t d : p.shape)
-      size *= d;
-    n += size;
-  }
-  return n;
+  return checkedParameterCount(c).value_or(-1);
 }
 
 } // namespace aim

@@ -9,6 +9,7 @@
 #define AIMC_COMMON_MODELCONFIG_H
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,13 @@ struct ModelConfig {
   int64_t headMlpHidden() const { return headMlpRatio * headWidth; }
 };
 
+/// The largest value of any size key (image sides, widths, depths, ratios):
+/// products of two or three of them stay far from int64's limit.
+constexpr int64_t kMaxConfigSize = int64_t(1) << 20;
+/// The largest parameter count a valid config may have (10^12: over 100
+/// times aim-7b, and more than any device memory holds).
+constexpr int64_t kMaxParameters = 1000000000000;
+
 /// Every violated rule, each naming the key and the fix; empty when valid.
 /// `tensorParallel` is the tp degree of the mesh the model will run on.
 std::vector<std::string> validateModelConfig(const ModelConfig &config,
@@ -61,7 +69,11 @@ struct ParamSpec {
 /// arguments after the data, and of every checkpoint.
 std::vector<ParamSpec> parameterSpecs(const ModelConfig &config);
 
-/// Number of scalar parameters.
+/// Number of scalar parameters, or nullopt when it overflows int64.
+std::optional<int64_t> checkedParameterCount(const ModelConfig &config);
+
+/// Number of scalar parameters of a valid config (validateModelConfig bounds
+/// it); -1 if the count would overflow.
 int64_t parameterCount(const ModelConfig &config);
 
 } // namespace aim

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of the file readers and the model-config parser with
 # clang, ASan and UBSan, and runs each briefly (FUZZ_SECONDS each, default 10) from a seed of valid files.
-# Usage: scripts/fuzz.sh BUILD_DIR WORK_DIR. Any crash, leak or UB report fails.
+# Usage: scripts/fuzz.sh BUILD_DIR WORK_DIR. Any crash, leak or UB report fails; a
+# finding goes into test/fuzz/regressions/TARGET/ once fixed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(realpath "$1")
 WORK=$2
 SECONDS_EACH=${FUZZ_SECONDS:-10}
+# A fixed seed makes a CI run repeatable; FUZZ_SEED=0 lets libFuzzer pick one.
+SEED=${FUZZ_SEED:-1}
 CXX=${FUZZ_CXX:-clang++-14}
 mkdir -p "$WORK"
 FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -42,8 +45,15 @@ for f in tiny.yaml invalid-rules.yaml typo.yaml tiny.json; do
 done
 
 for target in safetensors npy artifact config; do
-  echo "fuzzing the $target parser for ${SECONDS_EACH}s"
-  "$WORK/fuzz-$target" -max_total_time="$SECONDS_EACH" -max_len=4096 \
+  # Inputs that once failed run first: a fixed bug stays fixed.
+  regressions=(test/fuzz/regressions/$target/*)
+  if [ -e "${regressions[0]}" ]; then
+    "$WORK/fuzz-$target" "${regressions[@]}" > "$WORK/regress-$target.log" 2>&1 || {
+      tail -20 "$WORK/regress-$target.log"; echo "fuzz-$target regression FAILED"; exit 1; }
+    echo "$target: ${#regressions[@]} earlier finding(s) still handled"
+  fi
+  echo "fuzzing the $target parser for ${SECONDS_EACH}s (seed $SEED)"
+  "$WORK/fuzz-$target" -seed="$SEED" -max_total_time="$SECONDS_EACH" -max_len=4096 \
     "$WORK/seeds-$target" > "$WORK/fuzz-$target.log" 2>&1 || {
     tail -40 "$WORK/fuzz-$target.log"; echo "fuzz-$target FAILED"; exit 1; }
   grep -E "^Done|#[0-9]+.*DONE" "$WORK/fuzz-$target.log" | tail -1 || true

@@ -292,3 +292,34 @@ TEST(ModelConfig, EveryValidityRuleNamesTheKey) {
             }).find("depth must be a positive integer"),
             std::string::npos);
 }
+
+// Found by the config fuzzer: channels = 8e18 overflowed P = p^2 * channels.
+TEST(ModelConfig, HugeSizesAreErrorsNotOverflows) {
+  ModelConfig c = smallConfig();
+  c.channels = 8117815538485180643;
+  std::vector<std::string> p = validateModelConfig(c);
+  ASSERT_FALSE(p.empty());
+  EXPECT_NE(p.front().find("channels is 8117815538485180643, beyond the "
+                           "largest size aimc accepts (1048576)"),
+            std::string::npos)
+      << p.front();
+  // Each size within its bound, the count beyond 10^12.
+  c = smallConfig();
+  c.width = c.mlpRatio = c.depth = kMaxConfigSize;
+  p = validateModelConfig(c);
+  ASSERT_FALSE(p.empty());
+  EXPECT_NE(p.back().find("parameters, beyond the 1000000000000"),
+            std::string::npos)
+      << p.back();
+}
+
+TEST(ModelConfig, ParameterCountIsTheSumOfTheSpecs) {
+  ModelConfig c = smallConfig();
+  c.depth = 3;
+  c.headDepth = 2;
+  int64_t sum = 0;
+  for (const ParamSpec &p : parameterSpecs(c))
+    sum += elementCount(p.shape);
+  EXPECT_EQ(parameterCount(c), sum);
+  EXPECT_EQ(checkedParameterCount(c), sum);
+}
