@@ -6,6 +6,7 @@
 #include "dialects/aim/AimOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSet.h"
@@ -162,6 +163,7 @@ private:
   }
 
   llvm::Error evaluate(Operation *op);
+  llvm::Error evaluateCollective(Operation *op);
   llvm::Error evaluateConstant(arith::ConstantOp op);
   llvm::Error evaluateCall(func::CallOp op);
   llvm::Error evaluateFusion(FusionOp op);
@@ -179,6 +181,98 @@ private:
   const Options &options;
   llvm::DenseMap<Value, Slot<T>> values;
 };
+
+/// The shard collectives of a per-rank program, through options.collectives.
+template <typename T>
+llvm::Error Evaluator<T>::evaluateCollective(Operation *op) {
+  Collectives *grid = options.collectives;
+  if (!grid)
+    return opError(op, "a collective needs the other ranks: run the per-rank "
+                       "program on a simulated grid (interp::runOnGrid)");
+  // Every rank's tensor of the group, in group order, as tensors like `x`.
+  auto exchange = [&](ArrayRef<int16_t> axes,
+                      const Tensor<T> &x) -> llvm::Expected<std::vector<Tensor<T>>> {
+    std::vector<double> mine(x.data.begin(), x.data.end());
+    auto parts = grid->exchange(axes, std::move(mine));
+    if (!parts)
+      return parts.takeError();
+    std::vector<Tensor<T>> tensors;
+    for (const std::vector<double> &part : *parts) {
+      if (part.size() != x.data.size())
+        return opError(op, "the ranks of a group hold tensors of different "
+                           "sizes");
+      Tensor<T> t;
+      t.shape = x.shape;
+      t.data.assign(part.begin(), part.end());
+      tensors.push_back(std::move(t));
+    }
+    return tensors;
+  };
+  // The elementwise sum of the parts, added in group order on every rank so
+  // that every rank gets the same bits.
+  auto sum = [](const std::vector<Tensor<T>> &parts) {
+    Tensor<T> total = parts.front();
+    for (size_t r = 1; r < parts.size(); ++r)
+      for (size_t i = 0; i < total.data.size(); ++i)
+        total.data[i] += parts[r].data[i];
+    return total;
+  };
+  // This rank's block of `x` along `dim` when the group splits it evenly.
+  auto ownBlock = [&](ArrayRef<int16_t> axes, const Tensor<T> &x,
+                      int64_t dim) {
+    auto [index, size] = grid->groupPosition(axes);
+    int64_t block = x.shape[dim] / size;
+    return slice(x, dim, index * block, block);
+  };
+
+  if (auto reduce = dyn_cast<shard::AllReduceOp>(op)) {
+    if (reduce.getReduction() != shard::ReductionKind::Sum)
+      return opError(op, "only sums are supported");
+    auto parts = exchange(reduce.getGridAxes(), floats(reduce.getInput()));
+    if (!parts)
+      return parts.takeError();
+    setFloats(reduce.getResult(), sum(*parts));
+    return llvm::Error::success();
+  }
+  if (auto slice = dyn_cast<shard::AllSliceOp>(op)) {
+    setFloats(slice.getResult(),
+              ownBlock(slice.getGridAxes(), floats(slice.getInput()),
+                       slice.getSliceAxis().getSExtValue()));
+    return llvm::Error::success();
+  }
+  if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
+    auto parts = exchange(gather.getGridAxes(), floats(gather.getInput()));
+    if (!parts)
+      return parts.takeError();
+    int64_t dim = gather.getGatherAxis().getSExtValue();
+    std::vector<int64_t> shape = parts->front().shape;
+    shape[dim] *= parts->size();
+    Tensor<T> whole(shape);
+    int64_t outer = 1, inner = 1, block = parts->front().shape[dim];
+    for (int64_t d = 0; d < dim; ++d)
+      outer *= shape[d];
+    for (size_t d = dim + 1; d < shape.size(); ++d)
+      inner *= shape[d];
+    for (size_t r = 0; r < parts->size(); ++r)
+      for (int64_t o = 0; o < outer; ++o)
+        std::copy_n(&(*parts)[r].data[o * block * inner], block * inner,
+                    &whole.data[(o * shape[dim] + r * block) * inner]);
+    setFloats(gather.getResult(), std::move(whole));
+    return llvm::Error::success();
+  }
+  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
+    if (scatter.getReduction() != shard::ReductionKind::Sum)
+      return opError(op, "only sums are supported");
+    auto parts = exchange(scatter.getGridAxes(), floats(scatter.getInput()));
+    if (!parts)
+      return parts.takeError();
+    setFloats(scatter.getResult(),
+              ownBlock(scatter.getGridAxes(), sum(*parts),
+                       scatter.getScatterAxis().getSExtValue()));
+    return llvm::Error::success();
+  }
+  return opError(op, "the interpreter does not know this op");
+}
 
 template <typename T>
 llvm::Error Evaluator<T>::evaluateConstant(arith::ConstantOp op) {
@@ -250,6 +344,8 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
     return evaluateCall(call);
   if (auto fusion = dyn_cast<FusionOp>(op))
     return evaluateFusion(fusion);
+  if (isa<shard::ShardDialect>(op->getDialect()))
+    return evaluateCollective(op);
 
   llvm::Error error = llvm::Error::success();
   bool handled =
@@ -434,6 +530,38 @@ template <typename T> llvm::Error Evaluator<T>::evaluate(Operation *op) {
               error = opError(op, x.status().message());
             else
               setFloats(o, std::move(*x));
+            return true;
+          })
+          // Distribution.
+          .Case([&](EnterPartialOp o) {
+            Tensor<T> x = floats(o.getInput());
+            setFloats(o, std::move(x));
+            return true;
+          })
+          .Case([&](TargetCountOp o) {
+            std::vector<int64_t> prefix;
+            error = prefixOf(op, o.getPrefix(), o.getPatches(), prefix);
+            int64_t count = 0;
+            for (int64_t k : prefix)
+              count += o.getPatches() - std::max<int64_t>(k, 1);
+            setFloats(o, scalarTensor(T(count)));
+            return true;
+          })
+          .Case([&](ReweightOp o) {
+            setFloats(o, scalarTensor(scalar(o.getInput()) *
+                                      scalar(o.getWeight()) /
+                                      scalar(o.getTotal())));
+            return true;
+          })
+          .Case([&](SumSquaresOp o) {
+            std::vector<const Tensor<T> *> inputs;
+            for (Value v : o.getInputs())
+              inputs.push_back(&floats(v));
+            setFloats(o, scalarTensor(sumSquares(inputs)));
+            return true;
+          })
+          .Case([&](SqrtOp o) {
+            setFloats(o, scalarTensor(std::sqrt(scalar(o.getInput()))));
             return true;
           })
           // Optimiser ops.

@@ -29,6 +29,21 @@ struct AttentionTileCounts {
   int64_t empty = 0, full = 0, partial = 0;
 };
 
+/// The other ranks of a grid, as one rank's program sees them: what the
+/// shard collectives of a per-rank program (aim-shard) exchange.
+class Collectives {
+public:
+  virtual ~Collectives() = default;
+  /// Every rank of this rank's group over `axes` contributes its `part`;
+  /// returns all parts, ordered by the ranks' index in the group (row-major
+  /// over `axes` in the order given). An error when another rank failed.
+  virtual llvm::Expected<std::vector<std::vector<double>>>
+  exchange(llvm::ArrayRef<int16_t> axes, std::vector<double> part) = 0;
+  /// This rank's index in its group over `axes`, and the group's size.
+  virtual std::pair<int64_t, int64_t>
+  groupPosition(llvm::ArrayRef<int16_t> axes) const = 0;
+};
+
 struct Options {
   Options(Precision precision = Precision::F64) : precision(precision) {}
   Precision precision;
@@ -37,6 +52,8 @@ struct Options {
   int64_t attentionQueryTile = 0, attentionKeyTile = 0;
   /// Where to count the tiles the tiled mode visited (may be null).
   AttentionTileCounts *tileCounts = nullptr;
+  /// The grid of a per-rank program; null runs programs without collectives.
+  Collectives *collectives = nullptr;
 };
 
 /// Runs `function` on `arguments` (one per function argument, shapes as in

@@ -740,13 +740,18 @@ StatusOr<Tensor<T>> normalizedPixelLossGrad(T grad, const Tensor<T> &prediction,
   return d;
 }
 
-/// sqrt of the sum of squares of every element of every tensor.
-template <typename T> T globalNorm(const std::vector<const Tensor<T> *> &xs) {
+/// The sum of squares of every element of every tensor.
+template <typename T> T sumSquares(const std::vector<const Tensor<T> *> &xs) {
   T sum = 0;
   for (const Tensor<T> *x : xs)
     for (T v : x->data)
       sum += v * v;
-  return std::sqrt(sum);
+  return sum;
+}
+
+/// sqrt of the sum of squares of every element of every tensor.
+template <typename T> T globalNorm(const std::vector<const Tensor<T> *> &xs) {
+  return std::sqrt(sumSquares(xs));
 }
 
 struct AdamWHyper {

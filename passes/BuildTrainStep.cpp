@@ -14,6 +14,8 @@
 
 #include "mlir/IR/Builders.h"
 
+#include <map>
+
 namespace mlir::aim {
 #define GEN_PASS_DEF_BUILDTRAINSTEPPASS
 #include "passes/Passes.h.inc"
@@ -29,6 +31,19 @@ struct Parameter {
   unsigned argument; // its position among @loss_and_grads' arguments
   StringAttr name;
   RankedTensorType type;
+  // On a grid (aim-shard): how the rank's parameter and optimiser state are
+  // cut from the whole ones.
+  DictionaryAttr sharding, stateSharding;
+  bool tpSplit = false;      // the parameter is split over tp
+  bool stateSliced = false;  // ZeRO-1: gradient, moments and update split over dp
+  RankedTensorType stateType; // the moments' type: `type` or its dp slice
+};
+
+/// The grid of a per-rank program: dp x tp ranks, and ZeRO-1 or not.
+struct Grid {
+  int64_t dataParallel = 1, tensorParallel = 1;
+  bool zero = false;
+  bool present() const { return dataParallel * tensorParallel > 1 || zero; }
 };
 
 struct BuildTrainStepPass
@@ -40,6 +55,16 @@ struct BuildTrainStepPass
 private:
   /// The usual decay groups: weights decay, biases and LayerNorm do not.
   bool decays(const Parameter &p) const { return p.type.getRank() >= 2; }
+  /// The rank's share of the gradients of its replicas summed (or, with
+  /// ZeRO-1, summed and split) over dp.
+  Value reduceGradient(OpBuilder &b, Location loc, const Parameter &p,
+                       Value gradient);
+  /// The squared gradient norm of the whole model: each rank's sum of
+  /// squares of what only it holds, summed over the ranks that split it.
+  Value globalNorm(OpBuilder &b, Location loc, ArrayRef<Parameter> params,
+                   ValueRange gradients);
+
+  Grid grid;
 
   struct Update {
     Value norm;
@@ -66,8 +91,21 @@ BuildTrainStepPass::Update BuildTrainStepPass::emitUpdate(
     op->setAttr(AimDialect::kScopeAttrName, b.getStringAttr(scope));
   };
   auto scalarF32 = RankedTensorType::get({}, b.getF32Type());
-  auto norm = GlobalNormOp::create(b, loc, scalarF32, gradients);
-  tag(norm, "optimizer.clip");
+  SmallVector<Value> grads(gradients), updated(values);
+  Value norm;
+  if (grid.present()) {
+    for (auto [k, p] : llvm::enumerate(params)) {
+      grads[k] = reduceGradient(b, loc, p, gradients[k]);
+      if (p.stateSliced)
+        updated[k] = shard::AllSliceOp::create(
+            b, loc, p.stateType, values[k], kGridName,
+            ArrayRef<int16_t>{kDataParallelAxis}, /*sliceAxis=*/0);
+    }
+    norm = globalNorm(b, loc, params, grads);
+  } else {
+    norm = GlobalNormOp::create(b, loc, scalarF32, gradients);
+    tag(norm.getDefiningOp(), "optimizer.clip");
+  }
   auto coefficient = ClipCoefficientOp::create(
       b, loc, scalarF32, norm, llvm::APFloat(maxGradNorm.getValue()),
       /*epsilon=*/llvm::APFloat(1e-6));
@@ -75,13 +113,18 @@ BuildTrainStepPass::Update BuildTrainStepPass::emitUpdate(
   SmallVector<Value> newParams, newExpAvg, newExpAvgSq;
   for (auto [k, p] : llvm::enumerate(params)) {
     auto update = AdamWOp::create(
-        b, loc, p.type, p.type, p.type, values[k], gradients[k], expAvg[k],
-        expAvgSq[k], lr, stepIndex, coefficient,
+        b, loc, p.stateType, p.stateType, p.stateType, updated[k], grads[k],
+        expAvg[k], expAvgSq[k], lr, stepIndex, coefficient,
         llvm::APFloat(beta1.getValue()), llvm::APFloat(beta2.getValue()),
         llvm::APFloat(epsilon.getValue()),
         llvm::APFloat(decays(p) ? weightDecay.getValue() : 0.0));
     tag(update, "optimizer." + p.name.getValue());
-    newParams.push_back(update.getNewParam());
+    Value newParam = update.getNewParam();
+    if (p.stateSliced) // every dp rank holds the whole parameter again
+      newParam = shard::AllGatherOp::create(
+          b, loc, p.type, kGridName, ArrayRef<int16_t>{kDataParallelAxis},
+          newParam, APInt(64, 0));
+    newParams.push_back(newParam);
     newExpAvg.push_back(update.getNewExpAvg());
     newExpAvgSq.push_back(update.getNewExpAvgSq());
   }
@@ -92,6 +135,49 @@ BuildTrainStepPass::Update BuildTrainStepPass::emitUpdate(
   return u;
 }
 
+Value BuildTrainStepPass::reduceGradient(OpBuilder &b, Location loc,
+                                         const Parameter &p, Value gradient) {
+  if (grid.dataParallel == 1)
+    return gradient;
+  if (p.stateSliced)
+    return shard::ReduceScatterOp::create(
+        b, loc, p.stateType, kGridName, ArrayRef<int16_t>{kDataParallelAxis},
+        gradient, shard::ReductionKind::Sum, APInt(64, 0));
+  return shard::AllReduceOp::create(b, loc, gradient, kGridName,
+                                    ArrayRef<int16_t>{kDataParallelAxis},
+                                    shard::ReductionKind::Sum);
+}
+
+Value BuildTrainStepPass::globalNorm(OpBuilder &b, Location loc,
+                                     ArrayRef<Parameter> params,
+                                     ValueRange gradients) {
+  auto scalarF32 = RankedTensorType::get({}, b.getF32Type());
+  // Gradients by the grid axes they are split over: a replicated one counts
+  // once, a split one is summed over the ranks that split it.
+  std::map<SmallVector<int16_t>, SmallVector<Value>> byAxes;
+  for (auto [p, g] : llvm::zip(params, gradients)) {
+    SmallVector<int16_t> axes;
+    if (p.stateSliced)
+      axes.push_back(kDataParallelAxis);
+    if (p.tpSplit && grid.tensorParallel > 1)
+      axes.push_back(kTensorParallelAxis);
+    byAxes[axes].push_back(g);
+  }
+  Value total;
+  for (auto &[axes, group] : byAxes) {
+    Value sum = SumSquaresOp::create(b, loc, scalarF32, group);
+    if (!axes.empty())
+      sum = shard::AllReduceOp::create(b, loc, sum, kGridName, axes,
+                                       shard::ReductionKind::Sum);
+    total = total ? AddOp::create(b, loc, scalarF32, total, sum).getResult()
+                  : sum;
+  }
+  Value norm = SqrtOp::create(b, loc, scalarF32, total);
+  norm.getDefiningOp()->setAttr(AimDialect::kScopeAttrName,
+                                b.getStringAttr("optimizer.clip"));
+  return norm;
+}
+
 void BuildTrainStepPass::nameState(func::FuncOp f, ArrayRef<Parameter> params,
                                    unsigned firstArgument,
                                    unsigned firstResult) {
@@ -100,12 +186,23 @@ void BuildTrainStepPass::nameState(func::FuncOp f, ArrayRef<Parameter> params,
   for (auto [k, p] : llvm::enumerate(params)) {
     f.setArgAttr(firstArgument + k, AimDialect::kParamAttrName, p.name);
     f.setResultAttr(firstResult + k, AimDialect::kParamAttrName, p.name);
+    if (p.sharding) {
+      f.setArgAttr(firstArgument + k, AimDialect::kShardingAttrName,
+                   p.sharding);
+      f.setResultAttr(firstResult + k, AimDialect::kShardingAttrName,
+                      p.sharding);
+    }
     for (int s = 0; s < 2; ++s) {
       StringAttr state = b.getStringAttr(p.name.getValue() + kStateSuffix[s]);
-      f.setArgAttr(firstArgument + (s + 1) * count + k,
-                   AimDialect::kStateAttrName, state);
-      f.setResultAttr(firstResult + (s + 1) * count + k,
-                      AimDialect::kStateAttrName, state);
+      unsigned arg = firstArgument + (s + 1) * count + k;
+      unsigned result = firstResult + (s + 1) * count + k;
+      f.setArgAttr(arg, AimDialect::kStateAttrName, state);
+      f.setResultAttr(result, AimDialect::kStateAttrName, state);
+      if (p.stateSharding) {
+        f.setArgAttr(arg, AimDialect::kShardingAttrName, p.stateSharding);
+        f.setResultAttr(result, AimDialect::kShardingAttrName,
+                        p.stateSharding);
+      }
     }
   }
 }
@@ -122,11 +219,12 @@ void BuildTrainStepPass::buildApplyGradients(ModuleOp module,
   auto scalarI64 = RankedTensorType::get({}, b.getI64Type());
   const unsigned count = params.size();
   SmallVector<Type> argTypes = {scalarF32, scalarI64}, resultTypes = {scalarF32};
-  for (int copy = 0; copy < 4; ++copy)
+  for (int copy = 0; copy < 4; ++copy) // params, 2 moments, gradients
     for (const Parameter &p : params) {
-      argTypes.push_back(p.type);
+      Type type = copy == 1 || copy == 2 ? p.stateType : p.type;
+      argTypes.push_back(type);
       if (copy < 3)
-        resultTypes.push_back(p.type);
+        resultTypes.push_back(type);
     }
   b.setInsertionPointToEnd(module.getBody());
   auto apply = func::FuncOp::create(b, loc, kApplyGradientsName,
@@ -135,9 +233,13 @@ void BuildTrainStepPass::buildApplyGradients(ModuleOp module,
   apply.setArgAttr(0, AimDialect::kInputAttrName, b.getStringAttr("lr"));
   apply.setArgAttr(1, AimDialect::kInputAttrName, b.getStringAttr("step"));
   nameState(apply, params, 2, 1);
-  for (auto [k, p] : llvm::enumerate(params))
+  for (auto [k, p] : llvm::enumerate(params)) {
     apply.setArgAttr(2 + 3 * count + k, AimDialect::kInputAttrName,
                      b.getStringAttr(p.name.getValue() + ".grad"));
+    if (p.sharding)
+      apply.setArgAttr(2 + 3 * count + k, AimDialect::kShardingAttrName,
+                       p.sharding);
+  }
   apply.setResultAttr(0, AimDialect::kOutputAttrName,
                       b.getStringAttr("grad_norm"));
   b.setInsertionPointToEnd(body);
@@ -170,14 +272,44 @@ void BuildTrainStepPass::runOnOperation() {
   Location loc = NameLoc::get(b.getStringAttr("optimizer"));
   SmallVector<unsigned> dataArguments;
   SmallVector<Parameter> params;
+  if (auto mesh = module.lookupSymbol<shard::GridOp>(kGridName)) {
+    if (mesh.getShape().size() != 2 || ShapedType::isDynamicShape(mesh.getShape())) {
+      mesh.emitError() << "@" << kGridName
+                       << " is not aim-shard's static dp x tp grid";
+      return signalPassFailure();
+    }
+    grid.dataParallel = mesh.getShape()[kDataParallelAxis];
+    grid.tensorParallel = mesh.getShape()[kTensorParallelAxis];
+    auto zero = module->getAttrOfType<IntegerAttr>(AimDialect::kZeroAttrName);
+    grid.zero = zero && zero.getInt() == 1;
+  }
   for (unsigned i = 0, e = lossAndGrads.getNumArguments(); i < e; ++i) {
-    if (auto name = lossAndGrads.getArgAttrOfType<StringAttr>(
-            i, AimDialect::kParamAttrName))
-      params.push_back(
-          {i, name,
-           cast<RankedTensorType>(lossAndGrads.getArgumentTypes()[i])});
-    else
+    auto name = lossAndGrads.getArgAttrOfType<StringAttr>(
+        i, AimDialect::kParamAttrName);
+    if (!name) {
       dataArguments.push_back(i);
+      continue;
+    }
+    Parameter p{i, name,
+                cast<RankedTensorType>(lossAndGrads.getArgumentTypes()[i])};
+    p.stateType = p.type;
+    p.sharding = lossAndGrads.getArgAttrOfType<DictionaryAttr>(
+        i, AimDialect::kShardingAttrName);
+    p.stateSharding = p.sharding;
+    p.tpSplit = p.sharding && p.sharding.get("tp");
+    // ZeRO-1 splits dimension 0 over dp where it divides evenly; the rest
+    // (none in AIM's configs with even widths) keep whole moments.
+    if (grid.zero && grid.dataParallel > 1 &&
+        p.type.getDimSize(0) % grid.dataParallel == 0) {
+      p.stateSliced = true;
+      SmallVector<int64_t> shape(p.type.getShape());
+      shape[0] /= grid.dataParallel;
+      p.stateType = p.type.clone(shape);
+      NamedAttrList state(p.sharding ? p.sharding : b.getDictionaryAttr({}));
+      state.set("dp", b.getI64IntegerAttr(0));
+      p.stateSharding = state.getDictionary(b.getContext());
+    }
+    params.push_back(p);
   }
   auto scalarF32 = RankedTensorType::get({}, b.getF32Type());
   auto scalarI64 = RankedTensorType::get({}, b.getI64Type());
@@ -185,10 +317,10 @@ void BuildTrainStepPass::runOnOperation() {
   for (unsigned i : dataArguments)
     argTypes.push_back(lossAndGrads.getArgumentTypes()[i]);
   argTypes.append({scalarF32, scalarI64});
-  for (int copy = 0; copy < 3; ++copy)
+  for (int copy = 0; copy < 3; ++copy) // params, then the two moments
     for (const Parameter &p : params) {
-      argTypes.push_back(p.type);
-      resultTypes.push_back(p.type);
+      argTypes.push_back(copy == 0 ? p.type : p.stateType);
+      resultTypes.push_back(copy == 0 ? p.type : p.stateType);
     }
 
   b.setInsertionPointAfter(lossAndGrads);

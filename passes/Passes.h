@@ -6,6 +6,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::aim {
@@ -20,6 +21,9 @@ namespace mlir::aim {
 inline constexpr llvm::StringLiteral kLossAndGradsName = "loss_and_grads";
 inline constexpr llvm::StringLiteral kTrainStepName = "train_step";
 inline constexpr llvm::StringLiteral kApplyGradientsName = "apply_gradients";
+/// The grid aim-shard adds: axis 0 data parallel, axis 1 tensor parallel.
+inline constexpr llvm::StringLiteral kGridName = "mesh";
+inline constexpr int16_t kDataParallelAxis = 0, kTensorParallelAxis = 1;
 
 } // namespace mlir::aim
 

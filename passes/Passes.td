@@ -39,6 +39,49 @@ def PrefixMaskPass : Pass<"aim-prefix-mask", "::mlir::ModuleOp"> {
   ];
 }
 
+def ShardPass : Pass<"aim-shard", "::mlir::ModuleOp"> {
+  let summary = "Rewrites @forward into the program of one rank of a dp x tp grid";
+  let description = [{
+    Run first, on the frontend's @forward. Adds `shard.grid @mesh(shape = DxT)`
+    (axis 0: data parallel, axis 1: tensor parallel) and turns @forward into
+    the program every rank runs (SPMD), with local shapes and explicit
+    collectives (docs/distributed.md):
+
+    - Data parallelism: the inputs are split over dp on the batch
+      (`{aim.sharding = {dp = 0}}`). The loss stays the mean over the whole
+      global batch: each rank weighs its mean by its number of targets
+      (`aim.target_count`, `aim.reweight`) and the shares are summed
+      (`shard.all_reduce` over dp). Gradients leave @loss_and_grads as this
+      rank's share; aim-build-train-step sums them over dp.
+    - Tensor parallelism (Megatron-LM) inside each trunk block: qkv and fc1
+      column-parallel, proj and fc2 row-parallel, the heads split over tp. A
+      parameter's split is its argument's `aim.sharding` (`{tp = 0,
+      tp_groups = 3}` for qkv: three blocks q, k, v, each split); the pass
+      adds these unless `default-shardings=false`, and then follows whatever
+      the arguments say. Splits follow the values: a column-parallel linear
+      takes its input through `aim.enter_partial` (its gradient is summed over
+      tp), a row-parallel one leaves a partial sum that `shard.all_reduce`
+      completes where a value is needed whole.
+
+    `zero=1` records `{aim.zero = 1}`: aim-build-train-step then splits the
+    AdamW moments over dp (ZeRO stage 1). A split the pass cannot follow (a
+    layer norm of a split tensor, a bias on a row-parallel linear) is an
+    error naming the op.
+  }];
+  let options = [
+    Option<"dataParallel", "dp", "int64_t", /*default=*/"1",
+           "Ranks of the data-parallel axis (they split the batch)">,
+    Option<"tensorParallel", "tp", "int64_t", /*default=*/"1",
+           "Ranks of the tensor-parallel axis (they split each block)">,
+    Option<"zero", "zero", "int64_t", /*default=*/"0",
+           "1: the optimiser state is split over dp (ZeRO stage 1)">,
+    Option<"defaultShardings", "default-shardings", "bool", /*default=*/"true",
+           "Give the trunk blocks' weights Megatron's tp splits where their "
+           "arguments have no aim.sharding">,
+  ];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
 def FusePass : Pass<"aim-fuse", "::mlir::ModuleOp"> {
   let summary = "Groups ops into aim.fusion kernels, as the cost model decides";
   let description = [{

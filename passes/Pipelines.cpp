@@ -7,6 +7,13 @@ namespace mlir::aim {
 
 void addStagePipeline(OpPassManager &pm, Stage stage,
                       const PipelineOptions &options) {
+  if (options.dataParallel * options.tensorParallel > 1 || options.zero) {
+    ShardPassOptions shard;
+    shard.dataParallel = options.dataParallel;
+    shard.tensorParallel = options.tensorParallel;
+    shard.zero = options.zero;
+    pm.addPass(createShardPass(shard));
+  }
   if (stage >= Stage::LossAndGrads && options.prefixMask) {
     PrefixMaskPassOptions prefixMask;
     prefixMask.mode = options.prefixMode;

@@ -23,10 +23,15 @@ struct PipelineOptions {
   /// aim-fuse at the kernels stage, deciding on this target description.
   bool fuse = true;
   std::string target = "h100-sxm";
+  /// aim-shard first, for the program of one rank of a dp x tp grid (none
+  /// when both are 1 and zero is 0).
+  int64_t dataParallel = 1, tensorParallel = 1;
+  bool zero = false;
 };
 
 /// Adds the passes that take a module holding @forward to `stage`. The
-/// forward stage runs no pass: it is the frontend's IR as built.
+/// forward stage runs no pass but aim-shard: it is the frontend's IR as
+/// built (for one rank, on a grid).
 void addStagePipeline(OpPassManager &pm, Stage stage,
                       const PipelineOptions &options = {});
 

@@ -12,4 +12,7 @@ void AimDialect::initialize() {
 #define GET_OP_LIST
 #include "dialects/aim/AimOps.cpp.inc"
       >();
+  // The shard dialect is loaded first (a dependent dialect): its all_reduce
+  // gets its vector-Jacobian product here, beside the aim ops'.
+  attachShardVjps(*getContext());
 }

@@ -3,6 +3,7 @@
 #define AIMC_DIALECTS_AIM_AIMDIALECT_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/Dialect.h"
 
 #include "dialects/aim/AimOpsDialect.h.inc"

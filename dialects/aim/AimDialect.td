@@ -25,7 +25,9 @@ def Aim_Dialect : Dialect {
     kind as an attribute and, for `prefix_causal`, the per-sample prefix lengths as
     an integer operand.
   }];
-  let dependentDialects = ["::mlir::func::FuncDialect"];
+  // shard: the grid and collectives of per-rank programs (aim-shard).
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::shard::ShardDialect"];
   let extraClassDeclaration = [{
     /// Discardable attribute on a function argument naming the parameter it holds.
     static constexpr ::llvm::StringLiteral kParamAttrName = "aim.param";
@@ -41,6 +43,14 @@ def Aim_Dialect : Dialect {
     /// Discardable attribute on an op naming the model scope it belongs to, for
     /// example "trunk.blocks.3.attn", so that a reader (and a pass) finds block 3.
     static constexpr ::llvm::StringLiteral kScopeAttrName = "aim.scope";
+    /// Discardable attribute on an argument of a per-rank program (aim-shard):
+    /// how the rank's tensor is cut from the whole one, e.g. {dp = 0} (dim 0
+    /// split over the dp axis) or {tp = 0, tp_groups = 3} (dim 0 viewed as 3
+    /// blocks, each split over tp). tp applies first, dp to what it leaves.
+    static constexpr ::llvm::StringLiteral kShardingAttrName = "aim.sharding";
+    /// Module attribute of a per-rank program whose optimiser state is split
+    /// over the dp ranks (ZeRO stage 1): 1.
+    static constexpr ::llvm::StringLiteral kZeroAttrName = "aim.zero";
   }];
 }
 

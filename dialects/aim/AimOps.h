@@ -14,4 +14,10 @@
 #define GET_OP_CLASSES
 #include "dialects/aim/AimOps.h.inc"
 
+namespace mlir::aim {
+/// Attaches DifferentiableOpInterface to the shard collectives that a
+/// per-rank forward holds (AimVjps.cpp).
+void attachShardVjps(MLIRContext &context);
+} // namespace mlir::aim
+
 #endif // AIMC_DIALECTS_AIM_AIMOPS_H

@@ -671,6 +671,111 @@ def Aim_AdamWOp : Aim_Op<"adamw", [Pure, AllTypesMatch<["param", "grad",
 }
 
 //===----------------------------------------------------------------------===//
+// Distribution (aim-shard): what a rank needs beside upstream's shard
+// collectives (shard.all_reduce, shard.all_slice, shard.all_gather,
+// shard.reduce_scatter on a shard.grid)
+//===----------------------------------------------------------------------===//
+
+def Aim_EnterPartialOp : Aim_Op<"enter_partial", [Pure, Aim_Differentiable,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "a replicated value entering computation split over grid axes";
+  let description = [{
+    The identity. It marks where a value that every rank of `grid_axes` holds
+    whole feeds computation each rank does on its own part (a column-parallel
+    linear of tensor parallelism): each rank's cotangent is then only its
+    part's, so the backward sums the cotangent over `grid_axes`
+    (`shard.all_reduce`). Megatron-LM's "copy to the model-parallel region".
+
+    Example:
+    ```mlir
+    %h1 = aim.enter_partial %h on @mesh grid_axes = [1] : tensor<2x16x32xf32>
+    ```
+  }];
+  let arguments = (ins Aim_FloatTensor:$input, FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes);
+  let results = (outs Aim_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `on` $grid `grid_axes` `=` $grid_axes attr-dict `:` type($input)
+  }];
+}
+
+def Aim_TargetCountOp : Aim_Op<"target_count", [Pure]> {
+  let summary = "the number of (image, position) pairs the loss averages over";
+  let description = [{
+    `sum_b (N - max(1, prefix[b]))` as a float: the normaliser of
+    `aim.normalized_pixel_loss` for a batch with these prefix lengths and
+    `patches` = N. A rank of a data-parallel mesh weighs its loss by it.
+
+    Example:
+    ```mlir
+    %n = aim.target_count %K, patches = 49 : tensor<8xi32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Aim_PrefixTensor:$prefix, I64Attr:$patches);
+  let results = (outs Aim_ScalarFloatTensor:$result);
+  let assemblyFormat = [{
+    $prefix `,` `patches` `=` $patches attr-dict `:` type($prefix) `->`
+    type($result)
+  }];
+}
+
+def Aim_ReweightOp : Aim_Op<"reweight", [Pure, Aim_Differentiable,
+    AllTypesMatch<["input", "weight", "total", "result"]>]> {
+  let summary = "input * weight / total: a rank's mean as its share of the global one";
+  let description = [{
+    `input * weight / total` for scalars. A data-parallel rank turns the mean
+    of its own targets (`weight` of them) into its share of the mean over all
+    ranks' (`total`); the shares sum to the global mean. Differentiable in
+    `input` only: `weight` and `total` are counts.
+
+    Example:
+    ```mlir
+    %share = aim.reweight %loss, %n, %total : tensor<f32>
+    ```
+  }];
+  let arguments = (ins Aim_ScalarFloatTensor:$input,
+                       Aim_ScalarFloatTensor:$weight,
+                       Aim_ScalarFloatTensor:$total);
+  let results = (outs Aim_ScalarFloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $total attr-dict `:` type($input)
+  }];
+}
+
+def Aim_SumSquaresOp : Aim_Op<"sum_squares", [Pure]> {
+  let summary = "the sum of squares of all elements of all operands";
+  let description = [{
+    `sum over every operand and element of x^2`: a rank's part of the squared
+    global gradient norm, before the parts are summed over the grid.
+
+    Example:
+    ```mlir
+    %s = aim.sum_squares %g0, %g1 : tensor<96x16xf32>, tensor<192xf32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Variadic<Aim_FloatTensor>:$inputs);
+  let results = (outs Aim_ScalarFloatTensor:$result);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` type($inputs) `->` type($result)
+  }];
+}
+
+def Aim_SqrtOp : Aim_Op<"sqrt", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "square root of a scalar";
+  let description = [{
+    `sqrt(input)`: the global gradient norm from its summed squares.
+
+    Example:
+    ```mlir
+    %norm = aim.sqrt %s : tensor<f32>
+    ```
+  }];
+  let arguments = (ins Aim_ScalarFloatTensor:$input);
+  let results = (outs Aim_ScalarFloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+//===----------------------------------------------------------------------===//
 // Kernels (aim-fuse)
 //===----------------------------------------------------------------------===//
 

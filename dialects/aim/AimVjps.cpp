@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/aim/AimOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 
 using namespace mlir;
 using namespace mlir::aim;
@@ -210,4 +211,59 @@ ScatterLiveRowsOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
               : Value());
   operandGrads.push_back(Value());
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Distribution (aim-shard)
+//===----------------------------------------------------------------------===//
+
+LogicalResult EnterPartialOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                       ArrayRef<bool> want,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  // Each rank's cotangent covers only its part of the computation: the whole
+  // one is their sum.
+  operandGrads.push_back(
+      want[0] ? shard::AllReduceOp::create(b, getLoc(), resultGrads[0],
+                                           getGrid(), getGridAxes(),
+                                           shard::ReductionKind::Sum)
+                    .getResult()
+              : Value());
+  return success();
+}
+
+LogicalResult ReweightOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                   ArrayRef<bool> want,
+                                   SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(
+      want[0] ? ReweightOp::create(b, getLoc(), getType(), resultGrads[0],
+                                   getWeight(), getTotal())
+                    .getResult()
+              : Value());
+  appendNoGradients(operandGrads, 2); // counts
+  return success();
+}
+
+namespace {
+/// shard.all_reduce (sum) in a per-rank forward: its result is the same on
+/// every rank of the group and so is the cotangent that reaches it; each
+/// rank's input entered the sum once, so its gradient is that cotangent.
+struct AllReduceVjp
+    : public DifferentiableOpInterface::ExternalModel<AllReduceVjp,
+                                                      shard::AllReduceOp> {
+  LogicalResult buildVjp(Operation *op, OpBuilder &b, ValueRange resultGrads,
+                         ArrayRef<bool> want,
+                         SmallVectorImpl<Value> &operandGrads) const {
+    auto reduce = cast<shard::AllReduceOp>(op);
+    if (reduce.getReduction() != shard::ReductionKind::Sum ||
+        reduce.getInput().getType() != reduce.getType())
+      return reduce.emitOpError()
+             << "is differentiable only as a sum of one type";
+    operandGrads.push_back(want[0] ? resultGrads[0] : Value());
+    return success();
+  }
+};
+} // namespace
+
+void mlir::aim::attachShardVjps(MLIRContext &context) {
+  shard::AllReduceOp::attachInterface<AllReduceVjp>(context);
 }

@@ -21,7 +21,8 @@ int main(int argc, char **argv) {
   mlir::aim::registerOutlineKernelsPass();
   mlir::DialectRegistry registry;
   registry.insert<mlir::aim::AimDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
+                  mlir::shard::ShardDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "aim optimizer driver\n", registry));
 }

@@ -96,8 +96,10 @@ cl::opt<std::string> gpuChipOption(
     cl::init("sm_90a"), cl::cat(aimcCategory));
 cl::opt<std::string> meshOption(
     "mesh",
-    cl::desc("With --report=cost: also the per-rank memory, communication and "
-             "time of the step on this mesh (dp=D,tp=T; docs/cost-model.md)"),
+    cl::desc("A grid of dp x tp ranks (dp=D,tp=T). With --emit: the program "
+             "of one rank (aim-shard, docs/distributed.md); with "
+             "--report=cost: also the per-rank memory, communication and time "
+             "of the step (docs/cost-model.md)"),
     cl::value_desc("dp=D,tp=T"), cl::cat(aimcCategory));
 cl::opt<int> zeroOption(
     "zero",
@@ -107,7 +109,8 @@ cl::opt<int> zeroOption(
 cl::opt<int64_t> accumulateOption(
     "accumulate",
     cl::desc("With --mesh: micro-batches per optimiser step (gradient "
-             "accumulation; default 1)"),
+             "accumulation; default 1); --emit compiles one micro-batch, "
+             "batch / accumulate images over the dp ranks"),
     cl::init(1), cl::cat(aimcCategory));
 cl::opt<double> linkBandwidthOption(
     "link-bandwidth",
@@ -195,6 +198,38 @@ compile(mlir::MLIRContext &context, const aim::ModelConfig &config,
   return module;
 }
 
+/// --mesh, --zero, --accumulate and --link-bandwidth, checked against the
+/// config and --batch; none without --mesh.
+Expected<std::optional<mlir::aim::Mesh>>
+meshFromFlags(const aim::ModelConfig &config) {
+  auto failure = [](const Twine &message) {
+    return createStringError(inconvertibleErrorCode(), message.str());
+  };
+  if (meshOption.empty()) {
+    if (zeroOption != 0 || accumulateOption != 1)
+      return failure(
+          std::string(zeroOption != 0 ? "--zero" : "--accumulate") +
+          " belongs to the distributed section: give --mesh too");
+    return std::nullopt;
+  }
+  Expected<mlir::aim::Mesh> parsed = mlir::aim::parseMesh(meshOption);
+  if (!parsed)
+    return parsed.takeError();
+  if (zeroOption != 0 && zeroOption != 1)
+    return failure("--zero is 0 or 1 (ZeRO stage 1)");
+  parsed->zero1 = zeroOption == 1;
+  if (accumulateOption < 1)
+    return failure("--accumulate takes a positive number of micro-batches");
+  parsed->accumulate = accumulateOption;
+  std::vector<std::string> problems = mlir::aim::checkMesh(
+      config, batchOption, prefixModeOption == "antithetic", *parsed);
+  if (!problems.empty())
+    return failure("--mesh " + meshOption + ": " + llvm::join(problems, "; "));
+  if (!(linkBandwidthOption > 0))
+    return failure("--link-bandwidth must be positive (bytes/s)");
+  return std::optional<mlir::aim::Mesh>(*parsed);
+}
+
 /// --report=cost: the step without the AIM passes, with the prefix mask, and
 /// with fusion (as far as --no-prefix-mask / --no-fuse allow).
 int reportCost(const aim::ModelConfig &config) {
@@ -202,28 +237,9 @@ int reportCost(const aim::ModelConfig &config) {
       mlir::aim::loadTargetDescription(targetDescOption);
   if (!target)
     return error(toString(target.takeError()));
-  std::optional<mlir::aim::Mesh> mesh;
-  if (!meshOption.empty()) {
-    Expected<mlir::aim::Mesh> parsed = mlir::aim::parseMesh(meshOption);
-    if (!parsed)
-      return error(toString(parsed.takeError()));
-    if (zeroOption != 0 && zeroOption != 1)
-      return error("--zero is 0 or 1 (ZeRO stage 1)");
-    parsed->zero1 = zeroOption == 1;
-    if (accumulateOption < 1)
-      return error("--accumulate takes a positive number of micro-batches");
-    parsed->accumulate = accumulateOption;
-    std::vector<std::string> problems = mlir::aim::checkMesh(
-        config, batchOption, prefixModeOption == "antithetic", *parsed);
-    if (!problems.empty())
-      return error("--mesh " + meshOption + ": " + llvm::join(problems, "; "));
-    if (!(linkBandwidthOption > 0))
-      return error("--link-bandwidth must be positive (bytes/s)");
-    mesh = *parsed;
-  } else if (zeroOption != 0 || accumulateOption != 1) {
-    return error(std::string(zeroOption != 0 ? "--zero" : "--accumulate") +
-                 " belongs to the distributed section: give --mesh too");
-  }
+  Expected<std::optional<mlir::aim::Mesh>> mesh = meshFromFlags(config);
+  if (!mesh)
+    return error(toString(mesh.takeError()));
   mlir::MLIRContext context;
   std::vector<mlir::aim::CostVariant> variants;
   auto add = [&](std::string name, bool prefixMask, bool fuse) {
@@ -273,13 +289,13 @@ int reportCost(const aim::ModelConfig &config) {
   if (!output)
     return error(errorMessage);
   mlir::aim::printCostReport(output->os(), header, *target, variants);
-  if (mesh)
+  if (*mesh)
     mlir::aim::printDistributedCost(
-        output->os(), config, batchOption, *target, *mesh,
+        output->os(), config, batchOption, *target, **mesh,
         linkBandwidthOption,
         mlir::aim::estimateDistributedCost(config, batchOption,
                                            variants.back().cost, *target,
-                                           *mesh, linkBandwidthOption));
+                                           **mesh, linkBandwidthOption));
   output->keep();
   return 0;
 }
@@ -448,6 +464,8 @@ int main(int argc, char **argv) {
       "  aimc --model aim-600m --batch 64 --report=cost [--target-desc l4]\n"
       "  aimc --model aim-7b --batch 4096 --report=cost --mesh dp=4,tp=2 "
       "--accumulate 64 [--zero=1]\n"
+      "  aimc --model aim-fmnist --batch 16 --mesh dp=2,tp=2 --zero=1 "
+      "--emit=train\n"
       "  aimc --model my-model.yaml --batch 8 --target host -o m.aimx\n"
       "  aimc --model aim-fmnist --batch 16 --target host,sm_90a -o m.aimx\n"
       "  aimc --model aim-fmnist --batch 16 --report=gpu-kernels -o k.ptx\n"
@@ -474,20 +492,44 @@ int main(int argc, char **argv) {
     return error(toString(config.takeError()));
   if (reportOption == Report::Cost)
     return reportCost(*config);
-  if (reportOption == Report::GpuKernels)
+  if (reportOption == Report::GpuKernels) {
+    if (!meshOption.empty())
+      return error("--report=gpu-kernels compiles the whole step: drop --mesh");
     return reportGpuKernels(*config);
-  if (!targetOption.empty())
+  }
+  if (!targetOption.empty()) {
+    if (!meshOption.empty())
+      return error("--target compiles the whole step: the per-rank program of "
+                   "--mesh has no code yet (aim-run trains data-parallel "
+                   "with the whole step under mpirun; docs/distributed.md)");
     return compileArtifact(*config);
+  }
 
   // --mlir-timing reports the frontend, the verifier and every pass.
   mlir::DefaultTimingManager timing;
   mlir::applyDefaultTimingManagerCLOptions(timing);
   mlir::TimingScope rootTiming = timing.getRootScope();
 
+  // On a grid: the program of one rank for one micro-batch of the step.
+  Expected<std::optional<mlir::aim::Mesh>> mesh = meshFromFlags(*config);
+  if (!mesh)
+    return error(toString(mesh.takeError()));
+  mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
+  int64_t batch = batchOption;
+  if (*mesh) {
+    if (emitOption == mlir::aim::Stage::Kernels)
+      return error("--mesh stops at --emit=train: the kernels and code of a "
+                   "per-rank program (its collectives) are not written yet");
+    pipeline.dataParallel = (*mesh)->dp;
+    pipeline.tensorParallel = (*mesh)->tp;
+    pipeline.zero = (*mesh)->zero1;
+    batch /= (*mesh)->accumulate;
+  }
+
   mlir::MLIRContext context;
   mlir::TimingScope buildTiming = rootTiming.nest("build forward IR");
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      aim::buildForwardModule(context, *config, batchOption);
+      aim::buildForwardModule(context, *config, batch);
   buildTiming.stop();
   mlir::TimingScope verifyTiming = rootTiming.nest("verify forward IR");
   if (failed(mlir::verify(*module)))
@@ -499,7 +541,6 @@ int main(int argc, char **argv) {
   if (failed(mlir::applyPassManagerCLOptions(pm)))
     return error("invalid pass manager options");
   pm.enableTiming(rootTiming);
-  mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
   mlir::aim::addStagePipeline(pm, emitOption, pipeline);
   if (failed(pm.run(*module)))
     return 1;
