@@ -26,7 +26,8 @@ using namespace mlir::aim;
 namespace {
 
 /// The kernel template an op anchors.
-enum class Kind { Gemm, Attention, Norm, Loss, Optimizer, Elementwise, Free };
+enum class Kind { Gemm, Attention, Norm, Loss, Optimizer, Elementwise, Alone,
+                  Free };
 
 Kind kindOf(Operation *op) {
   if (isa<LinearOp, MatmulOp>(op))
@@ -39,9 +40,15 @@ Kind kindOf(Operation *op) {
     return Kind::Loss;
   if (isa<AdamWOp>(op))
     return Kind::Optimizer;
+  // Collectives are calls into the runtime, and the scalar arithmetic
+  // around them too small to be worth a template: never fused.
+  if (isa<shard::ShardDialect>(op->getDialect()) ||
+      isa<TargetCountOp, ReweightOp, SumSquaresOp, SqrtOp>(op))
+    return Kind::Alone;
   // Views: a kernel reads a reshaped or sliced operand through its strides.
-  if (isa<ReshapeOp, SliceOp, arith::ConstantOp, func::CallOp, func::ReturnOp>(
-          op))
+  // aim.enter_partial is the identity once differentiated.
+  if (isa<ReshapeOp, SliceOp, EnterPartialOp, arith::ConstantOp, func::CallOp,
+          func::ReturnOp>(op))
     return Kind::Free;
   return Kind::Elementwise; // add, gelu(_grad), cast, slice, pad, rows, ...
 }

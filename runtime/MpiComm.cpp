@@ -3,6 +3,7 @@
 
 #include "runtime/LaunchEnvironment.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -42,20 +43,34 @@ StatusOr<MpiComm *> MpiComm::world() {
   comm->allreduce =
       reinterpret_cast<int (*)(const void *, void *, int, void *, void *,
                                void *)>(symbol("MPI_Allreduce"));
+  comm->reduceScatterBlock =
+      reinterpret_cast<int (*)(const void *, void *, int, void *, void *,
+                               void *)>(symbol("MPI_Reduce_scatter_block"));
+  comm->allgather =
+      reinterpret_cast<int (*)(const void *, int, void *, void *, int, void *,
+                               void *)>(symbol("MPI_Allgather"));
+  comm->commSplit = reinterpret_cast<int (*)(void *, int, int, void **)>(
+      symbol("MPI_Comm_split"));
   comm->finalize = reinterpret_cast<int (*)()>(symbol("MPI_Finalize"));
   comm->abort = reinterpret_cast<int (*)(void *, int)>(symbol("MPI_Abort"));
   comm->commWorld = symbol("ompi_mpi_comm_world");
   comm->doubleType = symbol("ompi_mpi_double");
+  comm->floatType = symbol("ompi_mpi_float");
   comm->sumOp = symbol("ompi_mpi_op_sum");
-  if (!init || !rank || !sizeOf || !comm->allreduce || !comm->finalize ||
-      !comm->abort ||
-      !comm->commWorld || !comm->doubleType || !comm->sumOp)
+  comm->comm = comm->commWorld;
+  comm->ownsMpi = true;
+  if (!init || !rank || !sizeOf || !comm->allreduce ||
+      !comm->reduceScatterBlock || !comm->allgather || !comm->commSplit ||
+      !comm->finalize || !comm->abort || !comm->commWorld ||
+      !comm->doubleType || !comm->floatType || !comm->sumOp)
     return Status::error(path + " is not Open MPI (its MPI_COMM_WORLD, "
-                                "MPI_DOUBLE or MPI_SUM objects are missing)");
+                                "MPI_DOUBLE, MPI_FLOAT or MPI_SUM objects or "
+                                "its collectives are missing)");
   if (init(nullptr, nullptr) != 0)
     return Status::error("MPI_Init failed");
   rank(comm->commWorld, &comm->rankIndex);
   sizeOf(comm->commWorld, &comm->worldSize);
+  comm->worldRankIndex = comm->rankIndex;
   if (comm->worldSize != launch.processes)
     return Status::error(launch.launcher + " started " + size +
                          " processes but MPI sees a world of " +
@@ -66,9 +81,8 @@ StatusOr<MpiComm *> MpiComm::world() {
   return world.get();
 }
 
-Status MpiComm::sum(std::vector<double> &values, const std::string &what) {
-  if (worldSize == 1)
-    return Status::ok();
+Status MpiComm::guarded(const std::string &what,
+                        const std::function<bool()> &collective) {
   // A watchdog for this collective: MPI has no timeout of its own.
   std::mutex mutex;
   std::condition_variable done;
@@ -82,31 +96,110 @@ Status MpiComm::sum(std::vector<double> &values, const std::string &what) {
                  "aim-run: error: rank %d waited %.0f s for %s: another rank "
                  "died or hangs; stopping every rank (the last checkpoint is "
                  "kept)\n",
-                 rankIndex, timeoutSeconds, what.c_str());
+                 worldRankIndex, timeoutSeconds, what.c_str());
     std::fflush(stderr);
     abort(commWorld, 1);
     std::_Exit(1); // if MPI_Abort itself cannot reach the others
   });
-  constexpr size_t kChunk = 1 << 28; // MPI counts are ints
-  bool ok = true;
-  for (size_t first = 0; ok && first < values.size(); first += kChunk) {
-    int count = static_cast<int>(std::min(kChunk, values.size() - first));
-    // MPI_IN_PLACE is (void *) 1 in Open MPI.
-    ok = allreduce(reinterpret_cast<const void *>(1), values.data() + first,
-                   count, doubleType, sumOp, commWorld) == 0;
-  }
+  bool ok = collective();
   {
     std::lock_guard<std::mutex> lock(mutex);
     finished = true;
   }
   done.notify_one();
   watchdog.join();
-  return ok ? Status::ok()
-            : Status::error("MPI_Allreduce failed during " + what);
+  return ok ? Status::ok() : Status::error("MPI failed during " + what);
+}
+
+Status MpiComm::sum(std::vector<double> &values, const std::string &what) {
+  if (worldSize == 1)
+    return Status::ok();
+  return guarded(what, [&] {
+    constexpr size_t kChunk = 1 << 28; // MPI counts are ints
+    bool ok = true;
+    for (size_t first = 0; ok && first < values.size(); first += kChunk) {
+      int count = static_cast<int>(std::min(kChunk, values.size() - first));
+      // MPI_IN_PLACE is (void *) 1 in Open MPI.
+      ok = allreduce(reinterpret_cast<const void *>(1), values.data() + first,
+                     count, doubleType, sumOp, comm) == 0;
+    }
+    return ok;
+  });
+}
+
+namespace {
+/// MPI counts are ints: a collective of more elements is refused.
+Status checkCount(int64_t count, const std::string &what) {
+  if (count < 0 || count > (int64_t(1) << 30))
+    return Status::error(what + ": " + std::to_string(count) +
+                         " elements in one collective are more than MPI "
+                         "counts (2^30)");
+  return Status::ok();
+}
+} // namespace
+
+Status MpiComm::allReduce(const float *in, float *out, int64_t count,
+                          const std::string &what) {
+  if (worldSize == 1) {
+    std::copy_n(in, count, out);
+    return Status::ok();
+  }
+  if (Status s = checkCount(count, what); !s)
+    return s;
+  return guarded(what, [&] {
+    return allreduce(in, out, static_cast<int>(count), floatType, sumOp,
+                     comm) == 0;
+  });
+}
+
+Status MpiComm::reduceScatter(const float *in, float *out, int64_t outCount,
+                              const std::string &what) {
+  if (worldSize == 1) {
+    std::copy_n(in, outCount, out);
+    return Status::ok();
+  }
+  if (Status s = checkCount(outCount * worldSize, what); !s)
+    return s;
+  return guarded(what, [&] {
+    return reduceScatterBlock(in, out, static_cast<int>(outCount), floatType,
+                              sumOp, comm) == 0;
+  });
+}
+
+Status MpiComm::allGather(const float *in, float *out, int64_t inCount,
+                          const std::string &what) {
+  if (worldSize == 1) {
+    std::copy_n(in, inCount, out);
+    return Status::ok();
+  }
+  if (Status s = checkCount(inCount * worldSize, what); !s)
+    return s;
+  return guarded(what, [&] {
+    return allgather(in, static_cast<int>(inCount), floatType, out,
+                     static_cast<int>(inCount), floatType, comm) == 0;
+  });
+}
+
+StatusOr<std::unique_ptr<MpiComm>> MpiComm::split(int color, int key) {
+  std::unique_ptr<MpiComm> part(new MpiComm(*this));
+  part->ownsMpi = false;
+  if (worldSize == 1)
+    return part;
+  void *newComm = nullptr;
+  if (commSplit(comm, color, key, &newComm) != 0)
+    return Status::error("MPI_Comm_split failed");
+  part->comm = newComm;
+  auto rank = reinterpret_cast<int (*)(void *, int *)>(
+      dlsym(library, "MPI_Comm_rank"));
+  auto sizeOf = reinterpret_cast<int (*)(void *, int *)>(
+      dlsym(library, "MPI_Comm_size"));
+  rank(newComm, &part->rankIndex);
+  sizeOf(newComm, &part->worldSize);
+  return part;
 }
 
 MpiComm::~MpiComm() {
-  if (finalize)
+  if (ownsMpi && finalize)
     finalize();
 }
 

@@ -15,6 +15,7 @@
 
 #include "common/Status.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,19 +37,46 @@ public:
   Status sum(std::vector<double> &values, const std::string &what);
   void setTimeout(double seconds) { timeoutSeconds = seconds; }
 
+  /// The ranks of this communicator with the same `color`, ordered by `key`
+  /// (MPI_Comm_split; every rank calls it).
+  StatusOr<std::unique_ptr<MpiComm>> split(int color, int key);
+
+  /// Float32 collectives of a per-rank program, each under the same
+  /// watchdog as sum(): `out` = the ranks' sum of `in` (count elements);
+  /// this rank's block of `outCount` of that sum; every rank's `inCount`
+  /// elements in rank order.
+  Status allReduce(const float *in, float *out, int64_t count,
+                   const std::string &what);
+  Status reduceScatter(const float *in, float *out, int64_t outCount,
+                       const std::string &what);
+  Status allGather(const float *in, float *out, int64_t inCount,
+                   const std::string &what);
+
   /// Ends this rank's part in MPI (at exit).
   ~MpiComm();
 
 private:
   MpiComm() = default;
+  /// Runs `collective` (true: it succeeded); a rank that waits longer than
+  /// the timeout prints `what` and why, and aborts the job.
+  Status guarded(const std::string &what, const std::function<bool()> &collective);
+
   void *library = nullptr;
   int rankIndex = 0, worldSize = 1;
+  int worldRankIndex = 0; // in messages: the rank mpirun numbered
   // Open MPI's entry points and predefined handles.
   int (*allreduce)(const void *, void *, int, void *, void *, void *) = nullptr;
+  int (*reduceScatterBlock)(const void *, void *, int, void *, void *,
+                            void *) = nullptr;
+  int (*allgather)(const void *, int, void *, void *, int, void *,
+                   void *) = nullptr;
+  int (*commSplit)(void *, int, int, void **) = nullptr;
   int (*finalize)() = nullptr;
   int (*abort)(void *, int) = nullptr;
   double timeoutSeconds = 600;
-  void *commWorld = nullptr, *doubleType = nullptr, *sumOp = nullptr;
+  void *comm = nullptr, *commWorld = nullptr, *doubleType = nullptr,
+       *floatType = nullptr, *sumOp = nullptr;
+  bool ownsMpi = false; // the world finalizes MPI
 };
 
 } // namespace aim::rt

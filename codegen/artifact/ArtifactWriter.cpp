@@ -6,6 +6,7 @@
 #include "runtime/schema/aimx_generated.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 
 namespace mlir::aim {
@@ -68,9 +69,20 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
     }
     std::vector<int64_t> shape(ranked.getShape().begin(),
                                ranked.getShape().end());
+    flatbuffers::Offset<fb::Sharding> sharding;
+    if (auto s = attrs ? attrs.getAs<DictionaryAttr>(
+                             AimDialect::kShardingAttrName)
+                       : DictionaryAttr()) {
+      auto get = [&](StringRef key, int64_t absent) {
+        auto v = s.getAs<IntegerAttr>(key);
+        return v ? v.getInt() : absent;
+      };
+      sharding = fb::CreateSharding(fbb, get("tp", -1), get("tp_groups", 1),
+                                    get("dp", -1));
+    }
     return fb::CreateTensorDirect(fbb, name.c_str(), role,
                                   elementTypeOf(ranked.getElementType()),
-                                  &shape);
+                                  &shape, sharding);
   };
   std::vector<flatbuffers::Offset<fb::EntryPoint>> entries;
   for (auto f : module.getOps<func::FuncOp>()) {
@@ -116,12 +128,18 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
                                   contents.gpuVectorFlops,
                                   contents.gpuMemoryBandwidth);
   }
+  flatbuffers::Offset<fb::Grid> grid;
+  if (auto mesh = module.lookupSymbol<shard::GridOp>("mesh")) {
+    auto zero = module->getAttrOfType<IntegerAttr>(AimDialect::kZeroAttrName);
+    grid = fb::CreateGrid(fbb, mesh.getShape()[0], mesh.getShape()[1],
+                          zero && zero.getInt() == 1);
+  }
   const ::aim::ModelConfig &c = *contents.config;
   auto root = fb::CreateArtifactDirect(
       fbb, static_cast<uint32_t>(fb::SchemaVersion::Current), "aimc 0.1",
       c.name.c_str(), configJson(c).c_str(), contents.batch, c.channels,
       c.imageHeight, c.imageWidth, c.numPatches(), contents.prefixMode.c_str(),
-      &params, &entries, host, gpu);
+      &params, &entries, host, gpu, grid);
   fb::FinishArtifactBuffer(fbb, root);
   return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()),
                      fbb.GetSize());

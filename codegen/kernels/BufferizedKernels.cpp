@@ -1,6 +1,7 @@
 //===- BufferizedKernels.cpp - aim IR to kernels on buffers ---------------===//
 #include "codegen/kernels/BufferizedKernels.h"
 
+#include "codegen/kernels/CollectiveCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/SplitFullReductions.h"
 
@@ -47,6 +48,12 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
   KernelCount kernels = outlineKernels(module);
   if (failed(lowerAimToLinalg(module, blas)))
     return failure("the module has ops code generation cannot lower yet");
+  if (failed(markCollectives(module)))
+    return failure("the module has collectives the runtime cannot do (see "
+                   "the diagnostics)");
+  if (fuseElementwise && hasCollectives(module))
+    return failure("the GPU backend has no collectives yet (NCCL): compile "
+                   "a per-rank program for the host");
   if (fuseElementwise) {
     // Only single-use producers: fusing one with several consumers would
     // compute it once per consumer. Marked GEMMs are not elementwise and

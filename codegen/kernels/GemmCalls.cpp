@@ -13,8 +13,6 @@
 
 namespace mlir::aim {
 
-namespace {
-/// A pointer to the first element of `memref` (aligned base + offset).
 Value dataPointer(OpBuilder &b, Location loc, Value memref) {
   Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
   auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
@@ -28,8 +26,6 @@ Value dataPointer(OpBuilder &b, Location loc, Value memref) {
   return LLVM::IntToPtrOp::create(
       b, loc, LLVM::LLVMPointerType::get(b.getContext()), address);
 }
-
-} // namespace
 
 void callGemmFunction(ModuleOp module, StringRef symbol) {
   SmallVector<linalg::GenericOp> gemms;

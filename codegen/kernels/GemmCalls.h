@@ -13,9 +13,14 @@
 #ifndef AIMC_CODEGEN_KERNELS_GEMMCALLS_H
 #define AIMC_CODEGEN_KERNELS_GEMMCALLS_H
 
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
 namespace mlir::aim {
+
+/// A pointer to the first element of `memref` (aligned base + offset), for
+/// a call of a C function.
+Value dataPointer(OpBuilder &b, Location loc, Value memref);
 
 void callGemmFunction(ModuleOp module, StringRef symbol);
 

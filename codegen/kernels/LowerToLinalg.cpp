@@ -651,15 +651,12 @@ struct LowerClipCoefficient : OpRewritePattern<ClipCoefficientOp> {
   }
 };
 
-struct LowerGlobalNorm : OpRewritePattern<GlobalNormOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(GlobalNormOp op,
-                                PatternRewriter &b) const override {
-    // Sum of squares tensor by tensor, in order, then the square root.
-    Location loc = op.getLoc();
-    auto type = tensorType(op.getResult());
-    Value total = zeros(b, loc, type);
-    for (Value input : op.getInputs()) {
+/// The sum of squares of every element of `inputs`, tensor by tensor, in
+/// order, as a 0-d tensor of `type`.
+Value sumOfSquares(OpBuilder &b, Location loc, RankedTensorType type,
+                   ValueRange inputs) {
+  Value total = zeros(b, loc, type);
+  for (Value input : inputs) {
       unsigned rank = tensorType(input).getRank();
       SmallVector<utils::IteratorType> reduce(rank,
                                               utils::IteratorType::reduction);
@@ -675,13 +672,74 @@ struct LowerGlobalNorm : OpRewritePattern<GlobalNormOp> {
                     nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
               })
               .getResult(0);
-    }
-    b.replaceOp(
-        op,
-        elementwise(b, loc, type, {total}, {scalarMap(b, 0)},
-                    [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
-                      return math::SqrtOp::create(nb, l, a[0]).getResult();
-                    }));
+  }
+  return total;
+}
+
+/// sqrt of a 0-d tensor.
+Value scalarSqrt(OpBuilder &b, Location loc, Value x) {
+  return elementwise(b, loc, tensorType(x), {x}, {scalarMap(b, 0)},
+                     [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                       return math::SqrtOp::create(nb, l, a[0]).getResult();
+                     });
+}
+
+struct LowerGlobalNorm : OpRewritePattern<GlobalNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GlobalNormOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    b.replaceOp(op, scalarSqrt(b, loc,
+                               sumOfSquares(b, loc, tensorType(op.getResult()),
+                                            op.getInputs())));
+    return success();
+  }
+};
+
+struct LowerSumSquares : OpRewritePattern<SumSquaresOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SumSquaresOp op,
+                                PatternRewriter &b) const override {
+    b.replaceOp(op, sumOfSquares(b, op.getLoc(), tensorType(op.getResult()),
+                                 op.getInputs()));
+    return success();
+  }
+};
+
+struct LowerSqrt : OpRewritePattern<SqrtOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SqrtOp op, PatternRewriter &b) const override {
+    b.replaceOp(op, scalarSqrt(b, op.getLoc(), op.getInput()));
+    return success();
+  }
+};
+
+struct LowerReweight : OpRewritePattern<ReweightOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ReweightOp op,
+                                PatternRewriter &b) const override {
+    AffineMap scalar = scalarMap(b, 0);
+    b.replaceOp(op, elementwise(b, op.getLoc(), tensorType(op.getResult()),
+                                {op.getInput(), op.getWeight(), op.getTotal()},
+                                {scalar, scalar, scalar},
+                                [](OpBuilder &nb, Location l, ValueRange a,
+                                   ValueRange) {
+                                  Value weighted =
+                                      arith::MulFOp::create(nb, l, a[0], a[1]);
+                                  return arith::DivFOp::create(nb, l, weighted,
+                                                               a[2])
+                                      .getResult();
+                                }));
+    return success();
+  }
+};
+
+/// The identity, once differentiated: its gradient rule is all it was for.
+struct LowerEnterPartial : OpRewritePattern<EnterPartialOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(EnterPartialOp op,
+                                PatternRewriter &b) const override {
+    b.replaceOp(op, op.getInput());
     return success();
   }
 };
@@ -988,6 +1046,24 @@ Value countPairs(OpBuilder &b, Location loc, Value prefix, int64_t tokens) {
              })
       .getResult(0);
 }
+
+struct LowerTargetCount : OpRewritePattern<TargetCountOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TargetCountOp op,
+                                PatternRewriter &b) const override {
+    Location loc = op.getLoc();
+    auto type = tensorType(op.getResult());
+    Value count = countPairs(b, loc, op.getPrefix(), op.getPatches());
+    b.replaceOp(op, elementwise(b, loc, type, {count}, {scalarMap(b, 0)},
+                                [&](OpBuilder &nb, Location l, ValueRange a,
+                                    ValueRange) {
+                                  return arith::SIToFPOp::create(
+                                             nb, l, type.getElementType(), a[0])
+                                      .getResult();
+                                }));
+    return success();
+  }
+};
 
 struct LowerLoss : OpRewritePattern<NormalizedPixelLossOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -1630,7 +1706,8 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas) {
            LowerPosEmbed, LowerPatchify, LowerClipCoefficient, LowerGlobalNorm,
            LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
            LowerGatherLiveRows, LowerScatterLiveRows, LowerAttention,
-           LowerAttentionGrad, InlineFusion>(ctx);
+           LowerAttentionGrad, LowerSumSquares, LowerSqrt, LowerReweight,
+           LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
   patterns.add<LowerLinear>(ctx, blas);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";

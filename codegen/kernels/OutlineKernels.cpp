@@ -13,6 +13,9 @@
 #include "dialects/aim/AimDialect.h"
 #include "dialects/aim/AimOps.h"
 
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
@@ -25,13 +28,17 @@ namespace mlir::aim {
 
 namespace {
 
-/// Whether `op` (a direct child of an entry point) becomes a kernel.
+/// Whether `op` (a direct child of an entry point) becomes a kernel. A
+/// shard collective is one too: a kernel that calls the runtime
+/// (CollectiveCalls.h).
 bool isKernel(Operation *op) {
   if (isa<FusionOp>(op))
     return true;
+  if (op->getDialect() && isa<shard::ShardDialect>(op->getDialect()))
+    return true;
   if (!op->getDialect() || !isa<AimDialect>(op->getDialect()))
     return false;
-  return !isa<ReshapeOp, SliceOp>(op);
+  return !isa<ReshapeOp, SliceOp, EnterPartialOp>(op);
 }
 
 /// The readable part of a kernel's name: the fusion kind or the op name.

@@ -6,6 +6,7 @@
 #include "common/Philox.h"
 #include "common/PrefixSampling.h"
 #include "common/Safetensors.h"
+#include "common/Sharding.h"
 
 #include <gtest/gtest.h>
 
@@ -322,4 +323,30 @@ TEST(ModelConfig, ParameterCountIsTheSumOfTheSpecs) {
     sum += elementCount(p.shape);
   EXPECT_EQ(parameterCount(c), sum);
   EXPECT_EQ(checkedParameterCount(c), sum);
+}
+
+// A tensor cut for every rank of a grid and put back together is the tensor.
+TEST(Sharding, CutAndPlaceRoundTrip) {
+  std::vector<double> values(6 * 4);
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = static_cast<double>(i);
+  HostTensor whole = HostTensor::fromDoubles(DType::F32, {6, 4}, values);
+  // qkv-like: 3 blocks of 2 rows, each split over tp = 2 (3 rows a tp
+  // rank), then the columns split over dp = 2.
+  TensorSharding s{0, 3, 1};
+  EXPECT_EQ(checkSharding(whole.shape, s, 2, 2), "");
+  EXPECT_EQ(partShape(whole.shape, s, 2, 2), (std::vector<int64_t>{3, 2}));
+  HostTensor part = cutTensor(whole, s, {1, 2, 0, 2}); // d = 1, t = 0
+  // tp rank 0: rows 0, 2, 4 (first half of each block of 2); dp rank 1:
+  // columns 2 and 3.
+  EXPECT_EQ(part.toDoubles(),
+            (std::vector<double>{2, 3, 10, 11, 18, 19}));
+  HostTensor back = HostTensor::zeros(DType::F32, {6, 4});
+  for (int64_t rank = 0; rank < 4; ++rank) {
+    GridPosition at = GridPosition::ofRank(rank, 2, 2);
+    placeTensor(back, cutTensor(whole, s, at), s, at);
+  }
+  EXPECT_EQ(back.toDoubles(), values);
+  EXPECT_NE(checkSharding({6, 4}, {0, 1, -1}, 1, 4), "");
+  EXPECT_NE(checkSharding({6, 3}, {0, 3, 1}, 2, 2), "");
 }

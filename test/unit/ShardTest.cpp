@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/aim/AimDialect.h"
+#include "common/Sharding.h"
 #include "frontends/ForwardBuilder.h"
 #include "interpreter/SimulatedGrid.h"
 #include "passes/Passes.h"
@@ -55,40 +56,19 @@ std::string describe(const Mesh &m) {
 }
 
 /// The part of `whole` that rank (d, t) of a dp x tp grid holds under
-/// `sharding` (tp cuts first, then dp cuts what tp left: AimDialect.td).
+/// `sharding` (common/Sharding.h).
 HostTensor cut(const HostTensor &whole, DictionaryAttr sharding, int64_t d,
                const Mesh &mesh, int64_t t) {
-  if (!sharding)
-    return whole;
-  std::vector<double> values = whole.toDoubles();
-  std::vector<int64_t> shape = whole.shape;
-  // Keeps, along `dim`, ranges [begin, begin + length) of each of `blocks`.
-  auto keep = [&](int64_t dim, int64_t blocks, int64_t part, int64_t parts) {
-    int64_t outer = 1, inner = 1;
-    for (int64_t i = 0; i < dim; ++i)
-      outer *= shape[i];
-    for (size_t i = dim + 1; i < shape.size(); ++i)
-      inner *= shape[i];
-    int64_t extent = shape[dim], block = extent / blocks,
-            length = block / parts;
-    std::vector<double> out;
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t b = 0; b < blocks; ++b)
-        for (int64_t i = 0; i < length; ++i) {
-          int64_t row = b * block + part * length + i;
-          auto first = values.begin() + (o * extent + row) * inner;
-          out.insert(out.end(), first, first + inner);
-        }
-    values = std::move(out);
-    shape[dim] = blocks * length;
-  };
-  if (auto dim = sharding.getAs<IntegerAttr>("tp")) {
-    auto groups = sharding.getAs<IntegerAttr>("tp_groups");
-    keep(dim.getInt(), groups ? groups.getInt() : 1, t, mesh.tp);
+  ::aim::TensorSharding s;
+  if (sharding) {
+    if (auto dim = sharding.getAs<IntegerAttr>("tp"))
+      s.tpDim = dim.getInt();
+    if (auto groups = sharding.getAs<IntegerAttr>("tp_groups"))
+      s.tpGroups = groups.getInt();
+    if (auto dim = sharding.getAs<IntegerAttr>("dp"))
+      s.dpDim = dim.getInt();
   }
-  if (auto dim = sharding.getAs<IntegerAttr>("dp"))
-    keep(dim.getInt(), 1, d, mesh.dp);
-  return HostTensor::fromDoubles(whole.dtype, shape, values);
+  return ::aim::cutTensor(whole, s, {d, mesh.dp, t, mesh.tp});
 }
 
 /// What names an argument or result of an entry point.

@@ -16,6 +16,7 @@
 #include "runtime/SyntheticBatches.h"
 #include "tools/aim-run/AccumulatedStep.h"
 #include "tools/aim-run/Pictures.h"
+#include "tools/aim-run/ShardedRun.h"
 
 #include <algorithm>
 #include <chrono>
@@ -180,8 +181,10 @@ StatusOr<Batch> readFixedBatch(const LoadedModel &model,
 /// Where the steps' batches come from.
 class DataSource {
 public:
+  /// `globalBatch` images a step, this rank's slice of them.
   static StatusOr<DataSource> open(const LoadedModel &model,
-                                   const TrainOptions &o, int64_t firstStep) {
+                                   const TrainOptions &o, int64_t globalBatch,
+                                   int64_t firstStep) {
     DataSource d;
     if (!o.fixedImages.empty()) {
       StatusOr<Batch> fixed = readFixedBatch(model, o);
@@ -191,7 +194,7 @@ public:
       return d;
     }
     BatchOptions b;
-    b.globalBatch = model.batch() * o.accumulate * o.ranks;
+    b.globalBatch = globalBatch;
     b.rank = o.rank;
     b.ranks = o.ranks;
     b.seed = o.seed;
@@ -308,10 +311,29 @@ int runTrain(int argc, char **argv) {
     return fail(step.status().message());
   if (step->results().size() < 2)
     return fail("the artifact's train_step returns no loss and grad norm");
+  // A per-rank program (aimc --mesh) runs on its grid: the artifact's batch
+  // is the whole step's, each dp rank reads its slice, and the program sums
+  // over the ranks itself.
+  StatusOr<std::unique_ptr<ShardedRun>> sharded =
+      ShardedRun::open(artifact, *ranks);
+  if (!sharded)
+    return fail(sharded.status().message());
+  if (*sharded) {
+    if (o.accumulate > 1)
+      return fail("--accumulate with a per-rank program is not supported "
+                  "yet: compile the step for the whole batch");
+    const GridPosition &at = (*sharded)->position();
+    o.rank = at.d;
+    o.ranks = at.dp;
+    std::printf("grid: dp=%lld x tp=%lld ranks, this one (%lld, %lld)\n",
+                static_cast<long long>(at.dp), static_cast<long long>(at.tp),
+                static_cast<long long>(at.d), static_cast<long long>(at.t));
+  }
   // With --accumulate, a step is A micro-batches of the artifact's batch.
-  const int64_t globalBatch = model->batch() * o.accumulate * o.ranks;
+  const int64_t microBatches = *sharded ? 1 : o.accumulate * o.ranks;
+  const int64_t globalBatch = model->batch() * microBatches;
   std::optional<AccumulatedStep> accumulated;
-  if (o.accumulate > 1 || o.ranks > 1) {
+  if (!*sharded && (o.accumulate > 1 || o.ranks > 1)) {
     StatusOr<AccumulatedStep> a =
         AccumulatedStep::prepare(*model, o.accumulate, ranks);
     if (!a)
@@ -349,11 +371,11 @@ int runTrain(int argc, char **argv) {
     o.seed = c->state.seed;
     // The batch of a step is the artifact's times the micro-batches of
     // every rank: the mesh may change, the product may not.
-    if (c->state.accumulate != o.accumulate * o.ranks)
+    if (c->state.accumulate != microBatches)
       return fail("the run in '" + o.out + "' takes " +
                   std::to_string(c->state.accumulate) +
                   " micro-batches a step (ranks x --accumulate), this one " +
-                  std::to_string(o.accumulate * o.ranks) +
+                  std::to_string(microBatches) +
                   ": resume with the same product");
     if (o.steps != c->state.totalSteps)
       return fail("the run in '" + o.out + "' was started with --steps " +
@@ -370,13 +392,17 @@ int runTrain(int argc, char **argv) {
         state.emplace_back(name + suffix,
                            HostTensor::zeros(DType::F32, t.shape));
   }
+  if (*sharded) // checkpoints and fresh tensors are whole: this rank's parts
+    for (NamedTensors *tensors : {&params, &state})
+      if (Status s = (*sharded)->cut(*tensors); !s)
+        return fail(s.message());
   // The one threading policy: the GEMMs use --threads compute threads (all
   // cores by default); the data stream its --data-threads data threads.
   if (o.threads == 0)
     o.threads = std::max(1u, std::thread::hardware_concurrency());
   openblas_set_num_threads(static_cast<int>(o.threads));
 
-  StatusOr<DataSource> data = DataSource::open(*model, o, firstStep);
+  StatusOr<DataSource> data = DataSource::open(*model, o, globalBatch, firstStep);
   if (!data)
     return fail(data.status().message());
 
@@ -386,7 +412,10 @@ int runTrain(int argc, char **argv) {
   ModelImageShape shape = model->imageShape();
   bool fashionMnistShape =
       shape.channels == 1 && shape.height == 28 && shape.width == 28;
-  if (lead && o.evalImages > 0 &&
+  if (*sharded && o.evalImages > 0)
+    std::printf("validation: not run for a per-rank program yet (its "
+                "forward pass needs every rank)\n");
+  if (lead && !*sharded && o.evalImages > 0 &&
       (fashionMnistShape || !o.evalData.empty())) {
     StatusOr<EvalSet> set =
         loadEvalSet(*model, o.evalData, o.evalImages, o.seed);
@@ -439,16 +468,30 @@ int runTrain(int argc, char **argv) {
                        .count();
     return Status::ok();
   };
-  auto save = [&](int64_t done) {
+  // The whole parameters of the last checkpoint (a per-rank program's ranks
+  // hold parts).
+  NamedTensors wholeParams;
+  auto save = [&](int64_t done) -> Status {
     if (Status s = step->syncArgumentsToHost(); !s)
       return s;
+    NamedTensors wholeState;
+    if (*sharded) {
+      auto p = (*sharded)->assemble(params);
+      if (!p)
+        return p.status();
+      auto st = (*sharded)->assemble(state);
+      if (!st)
+        return st.status();
+      wholeParams = std::move(*p);
+      wholeState = std::move(*st);
+    }
     if (!lead) // one copy of the run: rank 0's (every rank holds the same)
       return Status::ok();
     Checkpoint c{
-        params,
-        state,
+        *sharded ? wholeParams : params,
+        *sharded ? wholeState : state,
         {done, o.seed, done * globalBatch, o.steps, artifact.hash, o.threads,
-         o.accumulate * o.ranks}};
+         microBatches}};
     return writeCheckpoint(o.out, c);
   };
   if (!o.resume)
@@ -467,7 +510,7 @@ int runTrain(int argc, char **argv) {
     StatusOr<Batch> b = data->next();
     if (!b)
       return fail(b.status().message());
-    injectFault(o.rank, s);
+    injectFault(ranks->rank(), s);
     arguments["images"] = &b->images;
     arguments["prefix"] = &b->prefix;
     double rate = o.constant ? o.lr : learningRate(s, o.steps, o.lr);
@@ -531,7 +574,8 @@ int runTrain(int argc, char **argv) {
       o.evalData.empty() && !fashionMnistShape ? o.data : o.evalData;
   if (!lead)
     return 0;
-  if (Status st = writeRunPictures(*model, params, o.out, pictureData, o.seed);
+  if (Status st = writeRunPictures(*model, *sharded ? wholeParams : params,
+                                   o.out, pictureData, o.seed);
       !st)
     warn("no pictures: " + st.message());
   return 0;

@@ -323,9 +323,23 @@ int compileArtifact(const aim::ModelConfig &config) {
     return error("--target names no target (host, sm_90a)");
   if (outputOption == "-")
     return error("--target writes a binary artifact: give -o <file>.aimx");
+  // --mesh: the program of one rank (host code only).
+  Expected<std::optional<mlir::aim::Mesh>> mesh = meshFromFlags(config);
+  if (!mesh)
+    return error(toString(mesh.takeError()));
+  mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
+  if (*mesh) {
+    if ((*mesh)->accumulate != 1)
+      return error("--accumulate with --mesh --target: aim-run does not "
+                   "accumulate a per-rank program's micro-batches yet; "
+                   "compile the whole batch of a step");
+    pipeline.dataParallel = (*mesh)->dp;
+    pipeline.tensorParallel = (*mesh)->tp;
+    pipeline.zero = (*mesh)->zero1;
+  }
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module = compile(
-      context, config, mlir::aim::Stage::Kernels, pipelineFromFlags());
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
   if (!module)
     return 1;
   // For aim-run's pictures: the head's output at every position.
@@ -497,13 +511,8 @@ int main(int argc, char **argv) {
       return error("--report=gpu-kernels compiles the whole step: drop --mesh");
     return reportGpuKernels(*config);
   }
-  if (!targetOption.empty()) {
-    if (!meshOption.empty())
-      return error("--target compiles the whole step: the per-rank program of "
-                   "--mesh has no code yet (aim-run trains data-parallel "
-                   "with the whole step under mpirun; docs/distributed.md)");
+  if (!targetOption.empty())
     return compileArtifact(*config);
-  }
 
   // --mlir-timing reports the frontend, the verifier and every pass.
   mlir::DefaultTimingManager timing;
@@ -517,9 +526,6 @@ int main(int argc, char **argv) {
   mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
   int64_t batch = batchOption;
   if (*mesh) {
-    if (emitOption == mlir::aim::Stage::Kernels)
-      return error("--mesh stops at --emit=train: the kernels and code of a "
-                   "per-rank program (its collectives) are not written yet");
     pipeline.dataParallel = (*mesh)->dp;
     pipeline.tensorParallel = (*mesh)->tp;
     pipeline.zero = (*mesh)->zero1;
