@@ -33,7 +33,9 @@ Status writeCheckpoint(const std::string &runDir, const Checkpoint &c) {
       ", \"total_steps\": " + std::to_string(c.state.totalSteps) +
       ", \"threads\": " + std::to_string(c.state.threads) +
       ", \"accumulate\": " + std::to_string(c.state.accumulate) +
+      ", \"images_per_step\": " + std::to_string(c.state.imagesPerStep) +
       ", \"artifact_hash\": \"" + escapeJsonString(c.state.artifactHash) +
+      "\", \"model_hash\": \"" + escapeJsonString(c.state.modelHash) +
       "\"}\n";
   return writeFileAtomically(join(runDir, kStateFile), state);
 }
@@ -77,6 +79,11 @@ StatusOr<Checkpoint> readCheckpoint(const std::string &runDir) {
   c.state.seed = static_cast<uint64_t>(seed);
   if (const JsonValue *hash = json->find("artifact_hash"))
     c.state.artifactHash = hash->string;
+  if (const JsonValue *hash = json->find("model_hash"))
+    c.state.modelHash = hash->string;
+  if (json->find("images_per_step")) // optional: absent in older state files
+    if (Status s = integer("images_per_step", c.state.imagesPerStep); !s)
+      return s;
   if (json->find("threads")) // optional: absent in older state files
     if (Status s = integer("threads", c.state.threads); !s)
       return s;

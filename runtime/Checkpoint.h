@@ -29,6 +29,11 @@ struct RunState {
   int64_t threads = 0;      // compute threads (0: unrecorded); the last bits
                             // of GEMM sums depend on it
   int64_t accumulate = 1;   // micro-batches per step, over all ranks
+  // The model the weights belong to whatever the program (any grid, any
+  // split of the batch): a hash of its config and prefix sampling; empty in
+  // older state files.
+  std::string modelHash;
+  int64_t imagesPerStep = 0; // 0: unrecorded (older state files)
 };
 
 struct Checkpoint {

@@ -10,6 +10,7 @@
 #include "tools/aim-run/Commands.h"
 
 #include "common/Npy.h"
+#include "common/Philox.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/FashionMnistBatches.h"
 #include "runtime/LearningRate.h"
@@ -347,6 +348,15 @@ int runTrain(int argc, char **argv) {
                 static_cast<long long>(model->batch()));
   }
 
+  // What a checkpoint of this run belongs to, whatever the grid.
+  const std::string modelIdentity =
+      artifact.root->config_json()->str() + "|" +
+      artifact.root->prefix_mode()->str();
+  char modelHash[17];
+  std::snprintf(modelHash, sizeof modelHash, "%016llx",
+                static_cast<unsigned long long>(
+                    fnv1a64(modelIdentity.data(), modelIdentity.size())));
+
   // Parameters and AdamW state, from a checkpoint or fresh.
   NamedTensors params, state;
   int64_t firstStep = 0;
@@ -355,10 +365,17 @@ int runTrain(int argc, char **argv) {
     StatusOr<Checkpoint> c = readCheckpoint(o.out);
     if (!c)
       return fail(c.status().message());
-    if (c->state.artifactHash != artifact.hash)
-      return fail("the checkpoint in '" + o.out +
-                  "' belongs to another artifact (" + c->state.artifactHash +
-                  ", this one is " + artifact.hash + ")");
+    // Another artifact of the same model -- another grid, another split of
+    // the batch -- continues the run: checkpoints hold whole tensors.
+    if (c->state.artifactHash != artifact.hash) {
+      if (c->state.modelHash.empty() || c->state.modelHash != modelHash)
+        return fail("the checkpoint in '" + o.out +
+                    "' belongs to another artifact (" + c->state.artifactHash +
+                    ", this one is " + artifact.hash +
+                    ") of another model or prefix sampling");
+      std::printf("resuming with another artifact of the same model (%s)\n",
+                  artifact.hash.c_str());
+    }
     params = std::move(c->model);
     state = std::move(c->optimizer);
     firstStep = c->state.step;
@@ -371,7 +388,13 @@ int runTrain(int argc, char **argv) {
     o.seed = c->state.seed;
     // The batch of a step is the artifact's times the micro-batches of
     // every rank: the mesh may change, the product may not.
-    if (c->state.accumulate != microBatches)
+    if (c->state.imagesPerStep > 0 && c->state.imagesPerStep != globalBatch)
+      return fail("the run in '" + o.out + "' takes " +
+                  std::to_string(c->state.imagesPerStep) +
+                  " images a step, this one " + std::to_string(globalBatch) +
+                  " (the artifact's batch x ranks x --accumulate): resume "
+                  "with the same");
+    if (c->state.imagesPerStep == 0 && c->state.accumulate != microBatches)
       return fail("the run in '" + o.out + "' takes " +
                   std::to_string(c->state.accumulate) +
                   " micro-batches a step (ranks x --accumulate), this one " +
@@ -491,7 +514,7 @@ int runTrain(int argc, char **argv) {
         *sharded ? wholeParams : params,
         *sharded ? wholeState : state,
         {done, o.seed, done * globalBatch, o.steps, artifact.hash, o.threads,
-         microBatches}};
+         microBatches, modelHash, globalBatch}};
     return writeCheckpoint(o.out, c);
   };
   if (!o.resume)
