@@ -24,6 +24,8 @@ public:
   create(MpiComm &world, int64_t dp, int64_t tp);
 
   const GridPosition &position() const { return at; }
+  /// The ranks with this rank's tp index, by dp index.
+  MpiComm &dataParallelGroup() const { return *dataParallel; }
 
   /// One collective of a per-rank program (common/CollectiveCall.h).
   Status call(int32_t kind, int32_t axes, const float *in, float *out,

@@ -28,6 +28,17 @@ StatusOr<AccumulatedStep> AccumulatedStep::prepare(LoadedModel &model,
   return step;
 }
 
+StatusOr<AccumulatedStep>
+AccumulatedStep::preparePerRank(LoadedModel &model, int64_t microBatches,
+                                MpiComm &dpGroup, int64_t dp) {
+  StatusOr<AccumulatedStep> step = prepare(model, microBatches);
+  if (!step)
+    return step.status();
+  step->microBatch = model.batch() / dp; // the artifact's batch is the grid's
+  step->dpGroup = &dpGroup;
+  return step;
+}
+
 Status AccumulatedStep::operator()(const HostTensor &images,
                                    const HostTensor &prefix,
                                    std::map<std::string, HostTensor *> &arguments,
@@ -42,6 +53,17 @@ Status AccumulatedStep::operator()(const HostTensor &images,
     sum[g].assign(sums[g].numElements(), 0.0);
   double lossSum = 0, targets = 0;
   std::vector<int64_t> lengths = prefix.toInt64s();
+  // Each micro-batch's share of the loss normaliser: its own targets, or on
+  // a grid those of the dp ranks' micro-batches together (whose loss the
+  // per-rank program returns).
+  std::vector<double> counts(microBatches, 0.0);
+  for (int64_t j = 0; j < microBatches; ++j)
+    for (int64_t i = j * microBatch; i < (j + 1) * microBatch; ++i)
+      counts[j] += double(numPatches - std::max<int64_t>(lengths[i], 1));
+  if (dpGroup)
+    if (Status s = dpGroup->sum(counts, "the micro-batches' target counts");
+        !s)
+      return s;
   for (int64_t j = 0; j < microBatches; ++j) {
     std::memcpy(part.bytes.data(), images.bytes.data() + j * microBatch * perImage,
                 part.bytes.size());
@@ -52,9 +74,7 @@ Status AccumulatedStep::operator()(const HostTensor &images,
     arguments["prefix"] = &partPrefix;
     if (Status s = grads(arguments); !s)
       return s;
-    double count = 0; // this micro-batch's share of the loss normaliser
-    for (int64_t i = j * microBatch; i < (j + 1) * microBatch; ++i)
-      count += double(numPatches - std::max<int64_t>(lengths[i], 1));
+    const double count = counts[j];
     float partLoss;
     std::memcpy(&partLoss, grads.result(0).bytes.data(), 4);
     lossSum += count * partLoss;

@@ -9,7 +9,10 @@
 // on the host; then @apply_gradients clips and updates. Data-parallel ranks
 // (mpirun) are more micro-batches of the same step: their sums, the loss's
 // and the target counts are added across ranks (MPI_Allreduce) before the
-// division, so every rank applies the same update.
+// division, so every rank applies the same update. A per-rank program
+// (aimc --mesh) sums over its dp ranks itself, in @apply_gradients: each
+// micro-batch is weighted by its targets on all dp ranks together (their
+// counts summed over the dp group), and the host adds nothing across ranks.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_TOOLS_AIMRUN_ACCUMULATEDSTEP_H
@@ -27,6 +30,12 @@ public:
   static StatusOr<AccumulatedStep> prepare(LoadedModel &model,
                                            int64_t microBatches,
                                            MpiComm *ranks = nullptr);
+  /// For a per-rank program on a grid of `dp` data-parallel ranks: `dpGroup`
+  /// sums the micro-batches' target counts.
+  static StatusOr<AccumulatedStep> preparePerRank(LoadedModel &model,
+                                                  int64_t microBatches,
+                                                  MpiComm &dpGroup,
+                                                  int64_t dp);
 
   /// One step on `images` [A x b, ...] and `prefix` [A x b]; `arguments`
   /// binds params, state, lr and step, and its params and state are
@@ -40,7 +49,8 @@ private:
       : grads(std::move(grads)), apply(std::move(apply)) {}
   EntryCall grads, apply;
   int64_t microBatches = 1, microBatch = 1, numPatches = 2;
-  MpiComm *ranks = nullptr;
+  MpiComm *ranks = nullptr;   // adds the weighted sums across processes
+  MpiComm *dpGroup = nullptr; // adds the target counts (per-rank program)
   std::vector<HostTensor> sums; // one per gradient, float32 for the call
 };
 

@@ -103,13 +103,15 @@ HostTensor slicePrefix(const EvalSet &set, int64_t first, int64_t count) {
 }
 
 StatusOr<double> evaluateLoss(const LoadedModel &model, EntryCall &forward,
-                              NamedTensors &params, const EvalSet &set) {
+                              NamedTensors &params, const EvalSet &set,
+                              int64_t rank, int64_t ranks) {
   const int64_t batch = model.batch(), n = model.numPatches();
+  const int64_t slice = batch / ranks; // this rank's images of a batch
   std::map<std::string, HostTensor *> arguments = byName(params);
   double weighted = 0.0, targets = 0.0;
   for (int64_t first = 0; first + batch <= set.count; first += batch) {
-    HostTensor images = sliceImages(set, first, batch);
-    HostTensor prefix = slicePrefix(set, first, batch);
+    HostTensor images = sliceImages(set, first + rank * slice, slice);
+    HostTensor prefix = slicePrefix(set, first + rank * slice, slice);
     arguments["images"] = &images;
     arguments["prefix"] = &prefix;
     if (Status s = forward(arguments); !s)

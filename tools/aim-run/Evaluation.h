@@ -34,9 +34,12 @@ HostTensor sliceImages(const EvalSet &set, int64_t first, int64_t count);
 HostTensor slicePrefix(const EvalSet &set, int64_t first, int64_t count);
 
 /// The mean loss over every target of the set: each batch's mean weighted by
-/// its number of targets (the sum of N - K).
+/// its number of targets (the sum of N - K). A per-rank program's `forward`
+/// runs on data-parallel rank `rank` of `ranks`, on its slice of each batch,
+/// and returns the loss of the whole batch.
 StatusOr<double> evaluateLoss(const LoadedModel &model, EntryCall &forward,
-                              NamedTensors &params, const EvalSet &set);
+                              NamedTensors &params, const EvalSet &set,
+                              int64_t rank = 0, int64_t ranks = 1);
 
 } // namespace aim::rt
 

@@ -29,6 +29,7 @@ public:
   ~ShardedRun();
 
   const GridPosition &position() const { return grid->position(); }
+  MpiComm &dataParallelGroup() const { return grid->dataParallelGroup(); }
 
   /// Replaces each whole tensor by this rank's part (names as @train_step's
   /// parameters and optimiser state).

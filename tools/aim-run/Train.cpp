@@ -320,9 +320,6 @@ int runTrain(int argc, char **argv) {
   if (!sharded)
     return fail(sharded.status().message());
   if (*sharded) {
-    if (o.accumulate > 1)
-      return fail("--accumulate with a per-rank program is not supported "
-                  "yet: compile the step for the whole batch");
     const GridPosition &at = (*sharded)->position();
     o.rank = at.d;
     o.ranks = at.dp;
@@ -330,11 +327,23 @@ int runTrain(int argc, char **argv) {
                 static_cast<long long>(at.dp), static_cast<long long>(at.tp),
                 static_cast<long long>(at.d), static_cast<long long>(at.t));
   }
-  // With --accumulate, a step is A micro-batches of the artifact's batch.
-  const int64_t microBatches = *sharded ? 1 : o.accumulate * o.ranks;
+  // With --accumulate, a step is A micro-batches of the artifact's batch
+  // (a per-rank program's batch is already its grid's).
+  const int64_t microBatches = *sharded ? o.accumulate : o.accumulate * o.ranks;
   const int64_t globalBatch = model->batch() * microBatches;
   std::optional<AccumulatedStep> accumulated;
-  if (!*sharded && (o.accumulate > 1 || o.ranks > 1)) {
+  if (*sharded && o.accumulate > 1) {
+    StatusOr<AccumulatedStep> a = AccumulatedStep::preparePerRank(
+        *model, o.accumulate, (*sharded)->dataParallelGroup(), o.ranks);
+    if (!a)
+      return fail(a.status().message());
+    accumulated = std::move(*a);
+    std::printf("batch: %lld images a step: %lld micro-batches of %lld over "
+                "the grid\n",
+                static_cast<long long>(globalBatch),
+                static_cast<long long>(o.accumulate),
+                static_cast<long long>(model->batch()));
+  } else if (!*sharded && (o.accumulate > 1 || o.ranks > 1)) {
     StatusOr<AccumulatedStep> a =
         AccumulatedStep::prepare(*model, o.accumulate, ranks);
     if (!a)
@@ -435,10 +444,9 @@ int runTrain(int argc, char **argv) {
   ModelImageShape shape = model->imageShape();
   bool fashionMnistShape =
       shape.channels == 1 && shape.height == 28 && shape.width == 28;
-  if (*sharded && o.evalImages > 0)
-    std::printf("validation: not run for a per-rank program yet (its "
-                "forward pass needs every rank)\n");
-  if (lead && !*sharded && o.evalImages > 0 &&
+  // A per-rank program's forward pass needs every rank: each validates on
+  // its slice.
+  if ((lead || *sharded) && o.evalImages > 0 &&
       (fashionMnistShape || !o.evalData.empty())) {
     StatusOr<EvalSet> set =
         loadEvalSet(*model, o.evalData, o.evalImages, o.seed);
@@ -476,7 +484,12 @@ int runTrain(int argc, char **argv) {
     if (!evalSet)
       return Status::ok();
     auto begin = std::chrono::steady_clock::now();
-    StatusOr<double> loss = evaluateLoss(*model, *forward, params, *evalSet);
+    // The whole step validates on rank 0 alone; a per-rank program on
+    // every rank, each on its dp slice.
+    StatusOr<double> loss =
+        *sharded ? evaluateLoss(*model, *forward, params, *evalSet, o.rank,
+                                o.ranks)
+                 : evaluateLoss(*model, *forward, params, *evalSet);
     if (!loss)
       return loss.status();
     std::printf("validation after %lld steps: loss %.6f (%lld images of %s)\n",

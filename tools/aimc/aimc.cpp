@@ -330,9 +330,8 @@ int compileArtifact(const aim::ModelConfig &config) {
   mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
   if (*mesh) {
     if ((*mesh)->accumulate != 1)
-      return error("--accumulate with --mesh --target: aim-run does not "
-                   "accumulate a per-rank program's micro-batches yet; "
-                   "compile the whole batch of a step");
+      return error("--accumulate with --target: compile one micro-batch "
+                   "(--batch) and train with aim-run --accumulate");
     pipeline.dataParallel = (*mesh)->dp;
     pipeline.tensorParallel = (*mesh)->tp;
     pipeline.zero = (*mesh)->zero1;

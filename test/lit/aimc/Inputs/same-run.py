@@ -1,7 +1,8 @@
 """Two training runs took the same steps: per-step loss and gradient norm of
 their metrics.jsonl, and every tensor of their final model.safetensors, agree
 within a relative tolerance (float32 rounding of different summation orders).
-usage: same-run.py RUN_A RUN_B RTOL"""
+usage: same-run.py RUN_A RUN_B RTOL [PARAM_RTOL]
+(PARAM_RTOL, default RTOL: the tolerance of the final parameters alone)"""
 import json, struct, sys
 
 import numpy as np
@@ -23,6 +24,7 @@ def tensors(path):
 
 
 a, b, rtol = sys.argv[1], sys.argv[2], float(sys.argv[3])
+param_rtol = float(sys.argv[4]) if len(sys.argv) > 4 else rtol
 ma, mb = metrics(a), metrics(b)
 assert len(ma) == len(mb) and ma, (len(ma), len(mb))
 for (s, la, na), (_, lb, nb) in zip(ma, mb):
@@ -32,6 +34,6 @@ ta, tb = tensors(a + "/model.safetensors"), tensors(b + "/model.safetensors")
 assert ta.keys() == tb.keys()
 worst = max(float(np.max(np.abs(ta[k] - tb[k])) / max(np.max(np.abs(tb[k])), 1e-30))
             for k in ta)
-assert worst <= rtol, f"parameters differ by {worst:.2e} of their largest entry"
+assert worst <= param_rtol, f"parameters differ by {worst:.2e} of their largest entry"
 print(f"same run: {len(ma)} steps, losses and norms within {rtol:g}, "
       f"parameters within {worst:.1e} of each tensor's largest entry")
