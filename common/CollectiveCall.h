@@ -20,6 +20,12 @@
 namespace aim {
 
 inline constexpr const char *kCollectiveSymbol = "aimcCollective";
+/// A collective started ahead (aim-schedule): the same arguments; `in` is
+/// copied before the call returns, `out` is written by the time
+///   void aimcCollectivesWait();
+/// returns, which waits for every collective started before it.
+inline constexpr const char *kCollectiveStartSymbol = "aimcCollectiveStart";
+inline constexpr const char *kCollectivesWaitSymbol = "aimcCollectivesWait";
 
 enum class CollectiveKind : int32_t {
   AllReduce = 0,     // out = the group's sum of in

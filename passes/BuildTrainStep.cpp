@@ -139,13 +139,20 @@ Value BuildTrainStepPass::reduceGradient(OpBuilder &b, Location loc,
                                          const Parameter &p, Value gradient) {
   if (grid.dataParallel == 1)
     return gradient;
-  if (p.stateSliced)
-    return shard::ReduceScatterOp::create(
-        b, loc, p.stateType, kGridName, ArrayRef<int16_t>{kDataParallelAxis},
-        gradient, shard::ReductionKind::Sum, APInt(64, 0));
-  return shard::AllReduceOp::create(b, loc, gradient, kGridName,
-                                    ArrayRef<int16_t>{kDataParallelAxis},
-                                    shard::ReductionKind::Sum);
+  Operation *reduce =
+      p.stateSliced
+          ? shard::ReduceScatterOp::create(
+                b, loc, p.stateType, kGridName,
+                ArrayRef<int16_t>{kDataParallelAxis}, gradient,
+                shard::ReductionKind::Sum, APInt(64, 0))
+                .getOperation()
+          : shard::AllReduceOp::create(b, loc, gradient, kGridName,
+                                       ArrayRef<int16_t>{kDataParallelAxis},
+                                       shard::ReductionKind::Sum)
+                .getOperation();
+  // What aim-schedule may start early, during the backward.
+  reduce->setAttr(kGradientReductionAttrName, b.getUnitAttr());
+  return reduce->getResult(0);
 }
 
 Value BuildTrainStepPass::globalNorm(OpBuilder &b, Location loc,

@@ -47,8 +47,8 @@ Kind kindOf(Operation *op) {
     return Kind::Alone;
   // Views: a kernel reads a reshaped or sliced operand through its strides.
   // aim.enter_partial is the identity once differentiated.
-  if (isa<ReshapeOp, SliceOp, EnterPartialOp, arith::ConstantOp, func::CallOp,
-          func::ReturnOp>(op))
+  if (isa<ReshapeOp, SliceOp, EnterPartialOp, WaitCollectivesOp,
+          arith::ConstantOp, func::CallOp, func::ReturnOp>(op))
     return Kind::Free;
   return Kind::Elementwise; // add, gelu(_grad), cast, slice, pad, rows, ...
 }

@@ -24,6 +24,11 @@ inline constexpr llvm::StringLiteral kApplyGradientsName = "apply_gradients";
 /// The grid aim-shard adds: axis 0 data parallel, axis 1 tensor parallel.
 inline constexpr llvm::StringLiteral kGridName = "mesh";
 inline constexpr int16_t kDataParallelAxis = 0, kTensorParallelAxis = 1;
+/// On a collective of @train_step that sums gradients over dp
+/// (aim-build-train-step), for aim-schedule.
+inline constexpr llvm::StringLiteral kGradientReductionAttrName =
+    "aim.gradient_reduction";
+
 
 } // namespace mlir::aim
 

@@ -82,6 +82,28 @@ def ShardPass : Pass<"aim-shard", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::shard::ShardDialect"];
 }
 
+def ScheduleCommunicationPass : Pass<"aim-schedule", "::mlir::ModuleOp"> {
+  let summary = "Starts the dp gradient reductions of @train_step during the backward, in buckets";
+  let description = [{
+    On a per-rank program with dp > 1 (after aim-build-train-step): inlines
+    @loss_and_grads into @train_step, so that the backward and the gradient
+    reductions are one program, then moves each gradient's dp reduction
+    (`{aim.gradient_reduction}`) to just after the gradient is computed. In
+    the order the gradients become ready, the reductions form buckets of at
+    most `bucket-bytes` (at least one each, as PyTorch DDP's); a bucket is
+    started, all of it, once its last gradient is ready, marked `{aim.async,
+    aim.bucket = k}`: the runtime runs it on its communication thread while
+    the rest of the backward computes. One `aim.wait_collectives` before the
+    first use of a reduced gradient (the clipping norm) is the dependency the
+    program records. @loss_and_grads and @apply_gradients (gradient
+    accumulation) keep their synchronous form.
+  }];
+  let options = [
+    Option<"bucketBytes", "bucket-bytes", "int64_t", /*default=*/"25 << 20",
+           "Largest bucket of gradient reductions started together (bytes)">,
+  ];
+}
+
 def FusePass : Pass<"aim-fuse", "::mlir::ModuleOp"> {
   let summary = "Groups ops into aim.fusion kernels, as the cost model decides";
   let description = [{

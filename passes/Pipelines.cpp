@@ -23,6 +23,12 @@ void addStagePipeline(OpPassManager &pm, Stage stage,
     pm.addPass(createAutodiffPass());
   if (stage >= Stage::TrainStep)
     pm.addPass(createBuildTrainStepPass());
+  if (stage >= Stage::TrainStep && options.dataParallel > 1 &&
+      options.bucketBytes > 0) {
+    ScheduleCommunicationPassOptions schedule;
+    schedule.bucketBytes = options.bucketBytes;
+    pm.addPass(createScheduleCommunicationPass(schedule));
+  }
   if (stage >= Stage::Kernels && options.fuse) {
     FusePassOptions fuse;
     fuse.target = options.target;

@@ -27,6 +27,9 @@ struct PipelineOptions {
   /// when both are 1 and zero is 0).
   int64_t dataParallel = 1, tensorParallel = 1;
   bool zero = false;
+  /// With dp > 1: aim-schedule's buckets of gradient reductions started
+  /// during the backward (0: reduce after the backward, synchronously).
+  int64_t bucketBytes = 25 << 20;
 };
 
 /// Adds the passes that take a module holding @forward to `stage`. The

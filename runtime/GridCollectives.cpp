@@ -36,7 +36,67 @@ GridCollectives::create(MpiComm &world, int64_t dp, int64_t tp) {
     return tpGroup.status();
   grid->dataParallel = std::move(*dpGroup);
   grid->tensorParallel = std::move(*tpGroup);
+  grid->thread = std::thread([g = grid.get()] { g->communicate(); });
   return grid;
+}
+
+GridCollectives::~GridCollectives() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stopping = true;
+  }
+  changed.notify_all();
+  if (thread.joinable())
+    thread.join();
+}
+
+void GridCollectives::communicate() {
+  std::unique_lock<std::mutex> lock(mutex);
+  while (true) {
+    changed.wait(lock, [&] { return stopping || !queue.empty(); });
+    if (queue.empty())
+      return;
+    Task task = std::move(queue.front());
+    queue.pop_front();
+    lock.unlock();
+    Status s = run(task);
+    lock.lock();
+    if (!s && firstError.ok())
+      firstError = s;
+    ++finished;
+    changed.notify_all();
+  }
+}
+
+Status GridCollectives::enqueue(Task task, bool wait) {
+  std::unique_lock<std::mutex> lock(mutex);
+  queue.push_back(std::move(task));
+  const int64_t ticket = ++issued;
+  changed.notify_all();
+  if (!wait)
+    return Status::ok();
+  changed.wait(lock, [&] { return finished >= ticket; });
+  return firstError;
+}
+
+Status GridCollectives::call(int32_t kind, int32_t axes, const float *in,
+                             float *out, int64_t inCount, int64_t outCount) {
+  return enqueue({kind, axes, {}, in, out, inCount, outCount}, /*wait=*/true);
+}
+
+void GridCollectives::start(int32_t kind, int32_t axes, const float *in,
+                            float *out, int64_t inCount, int64_t outCount) {
+  // The step may reuse `in`'s memory before the collective runs.
+  Task task{kind, axes, std::vector<float>(in, in + inCount), nullptr, out,
+            inCount, outCount};
+  task.in = task.copy.data(); // moving the vector keeps its buffer
+  enqueue(std::move(task), /*wait=*/false);
+}
+
+Status GridCollectives::waitAll() {
+  std::unique_lock<std::mutex> lock(mutex);
+  changed.wait(lock, [&] { return finished >= issued; });
+  return firstError;
 }
 
 std::pair<MpiComm *, int64_t> GridCollectives::group(int32_t axes) {
@@ -52,8 +112,11 @@ std::pair<MpiComm *, int64_t> GridCollectives::group(int32_t axes) {
   }
 }
 
-Status GridCollectives::call(int32_t kind, int32_t axes, const float *in,
-                             float *out, int64_t inCount, int64_t outCount) {
+Status GridCollectives::run(const Task &task) {
+  const int32_t kind = task.kind, axes = task.axes;
+  const float *in = task.in;
+  float *out = task.out;
+  const int64_t inCount = task.inCount, outCount = task.outCount;
   auto [comm, index] = group(axes);
   if (!comm)
     return Status::error("a collective over grid axes " +
@@ -95,20 +158,36 @@ void GridCollectives::install(GridCollectives *grid) { installed = grid; }
 
 } // namespace aim::rt
 
-/// What an artifact's host code calls for each collective: it cannot take an
-/// error back, so one ends the process (mpirun then stops the job).
+namespace {
+/// What an artifact's host code calls cannot take an error back: one ends
+/// the process (mpirun then stops the job).
+void exitOnError(const aim::Status &s) {
+  if (s)
+    return;
+  std::fprintf(stderr, "aim-run: error: %s\n", s.message().c_str());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+aim::rt::GridCollectives &installedGrid() {
+  if (!aim::rt::installed)
+    exitOnError(aim::Status::error(
+        "the artifact is a per-rank program (it communicates) but aim-run set "
+        "up no grid for it"));
+  return *aim::rt::installed;
+}
+} // namespace
+
 extern "C" void aimcCollective(int32_t kind, int32_t axes, const float *in,
                                float *out, int64_t inCount,
                                int64_t outCount) {
-  using aim::rt::installed;
-  aim::Status s =
-      installed ? installed->call(kind, axes, in, out, inCount, outCount)
-                : aim::Status::error(
-                      "the artifact is a per-rank program (it communicates) "
-                      "but aim-run set up no grid for it");
-  if (!s) {
-    std::fprintf(stderr, "aim-run: error: %s\n", s.message().c_str());
-    std::fflush(stderr);
-    std::_Exit(1);
-  }
+  exitOnError(installedGrid().call(kind, axes, in, out, inCount, outCount));
 }
+
+extern "C" void aimcCollectiveStart(int32_t kind, int32_t axes,
+                                    const float *in, float *out,
+                                    int64_t inCount, int64_t outCount) {
+  installedGrid().start(kind, axes, in, out, inCount, outCount);
+}
+
+extern "C" void aimcCollectivesWait() { exitOnError(installedGrid().waitAll()); }

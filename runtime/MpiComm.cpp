@@ -36,7 +36,12 @@ StatusOr<MpiComm *> MpiComm::world() {
                          " ranks, but Open MPI's library cannot be loaded (" +
                          path + "): " + dlerror());
   auto symbol = [&](const char *name) { return dlsym(comm->library, name); };
-  auto init = reinterpret_cast<int (*)(int *, char ***)>(symbol("MPI_Init"));
+  // Serialized: a per-rank program's collectives run on a communication
+  // thread (GridCollectives.h), the run's own sums on the main thread, never
+  // both at once.
+  auto initThread = reinterpret_cast<int (*)(int *, char ***, int, int *)>(
+      symbol("MPI_Init_thread"));
+  constexpr int kThreadSerialized = 2; // MPI_THREAD_SERIALIZED in Open MPI
   auto rank = reinterpret_cast<int (*)(void *, int *)>(symbol("MPI_Comm_rank"));
   auto sizeOf =
       reinterpret_cast<int (*)(void *, int *)>(symbol("MPI_Comm_size"));
@@ -59,15 +64,19 @@ StatusOr<MpiComm *> MpiComm::world() {
   comm->sumOp = symbol("ompi_mpi_op_sum");
   comm->comm = comm->commWorld;
   comm->ownsMpi = true;
-  if (!init || !rank || !sizeOf || !comm->allreduce ||
+  if (!initThread || !rank || !sizeOf || !comm->allreduce ||
       !comm->reduceScatterBlock || !comm->allgather || !comm->commSplit ||
       !comm->finalize || !comm->abort || !comm->commWorld ||
       !comm->doubleType || !comm->floatType || !comm->sumOp)
     return Status::error(path + " is not Open MPI (its MPI_COMM_WORLD, "
                                 "MPI_DOUBLE, MPI_FLOAT or MPI_SUM objects or "
                                 "its collectives are missing)");
-  if (init(nullptr, nullptr) != 0)
-    return Status::error("MPI_Init failed");
+  int provided = 0;
+  if (initThread(nullptr, nullptr, kThreadSerialized, &provided) != 0)
+    return Status::error("MPI_Init_thread failed");
+  if (provided < kThreadSerialized)
+    return Status::error("this Open MPI cannot be called from several "
+                         "threads in turn (MPI_THREAD_SERIALIZED)");
   rank(comm->commWorld, &comm->rankIndex);
   sizeOf(comm->commWorld, &comm->worldSize);
   comm->worldRankIndex = comm->rankIndex;

@@ -4,7 +4,6 @@
 #include "codegen/host/ObjectEmitter.h"
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/CollectiveCalls.h"
-#include "common/CollectiveCall.h"
 #include "codegen/kernels/CodegenError.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuPreparation.h"
@@ -70,7 +69,7 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   // 2. GEMMs to BLAS, loops, LLVM.
   if (options.blas)
     callGemmFunction(module, "cblas_sgemm");
-  callCollectiveFunction(module, ::aim::kCollectiveSymbol);
+  callCollectiveFunctions(module);
   PassManager pm(ctx);
   if (options.gpuTileThreads > 0) {
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());

@@ -3,6 +3,7 @@
 
 #include "codegen/kernels/GemmCalls.h"
 #include "common/CollectiveCall.h"
+#include "dialects/aim/AimDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -111,6 +112,8 @@ LogicalResult markCollectives(ModuleOp module) {
         });
     mark->setAttr(kCollectiveAttr,
                   b.getI32IntegerAttr(static_cast<int32_t>(*kind)));
+    if (op->hasAttr(AimDialect::kAsyncAttrName))
+      mark->setAttr(AimDialect::kAsyncAttrName, b.getUnitAttr());
     mark->setAttr(kGridAxesAttr, b.getI32IntegerAttr(*mask));
     op->replaceAllUsesWith(mark->getResults());
     op->erase();
@@ -128,7 +131,7 @@ bool hasCollectives(ModuleOp module) {
   return found;
 }
 
-void callCollectiveFunction(ModuleOp module, StringRef symbol) {
+void callCollectiveFunctions(ModuleOp module) {
   SmallVector<linalg::GenericOp> marks;
   module.walk([&](linalg::GenericOp op) {
     if (op->hasAttr(kCollectiveAttr))
@@ -140,18 +143,36 @@ void callCollectiveFunction(ModuleOp module, StringRef symbol) {
   OpBuilder b(ctx);
   Type i32 = b.getI32Type(), i64 = b.getI64Type();
   auto ptr = LLVM::LLVMPointerType::get(ctx);
-  auto declaration = module.lookupSymbol<func::FuncOp>(symbol);
-  if (!declaration) {
-    b.setInsertionPointToStart(module.getBody());
-    declaration = func::FuncOp::create(
-        b, module.getLoc(), symbol,
-        b.getFunctionType({i32, i32, ptr, ptr, i64, i64}, {}));
-    declaration.setPrivate();
-  }
+  auto declare = [&](StringRef symbol) {
+    auto declaration = module.lookupSymbol<func::FuncOp>(symbol);
+    if (!declaration) {
+      b.setInsertionPointToStart(module.getBody());
+      declaration = func::FuncOp::create(
+          b, module.getLoc(), symbol,
+          b.getFunctionType({i32, i32, ptr, ptr, i64, i64}, {}));
+      declaration.setPrivate();
+    }
+    return declaration;
+  };
   for (linalg::GenericOp mark : marks) {
+    func::FuncOp declaration = declare(
+        mark->hasAttr(AimDialect::kAsyncAttrName) ? ::aim::kCollectiveStartSymbol
+                                                  : ::aim::kCollectiveSymbol);
     b.setInsertionPoint(mark);
     Location loc = mark.getLoc();
     Value in = mark.getDpsInputs()[0], out = mark.getDpsInits()[0];
+    // Bufferization writes the kernel's result into a temporary and copies
+    // it to the out parameter: the runtime writes the out parameter itself
+    // (a collective started ahead writes it after the kernel returns, when
+    // the temporary is gone).
+    for (Operation *user : llvm::to_vector(out.getUsers()))
+      if (auto copy = dyn_cast<linalg::CopyOp>(user))
+        if (copy.getInputs()[0] == out &&
+            isa<BlockArgument>(copy.getOutputs()[0])) {
+          out = copy.getOutputs()[0];
+          copy.erase();
+          break;
+        }
     auto count = [&](Value v) {
       return arith::ConstantIntOp::create(
                  b, loc, i64, cast<MemRefType>(v.getType()).getNumElements())

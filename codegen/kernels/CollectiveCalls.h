@@ -25,8 +25,10 @@ LogicalResult markCollectives(ModuleOp module);
 /// Whether the module holds marked collectives.
 bool hasCollectives(ModuleOp module);
 
-/// After bufferization: each marked collective becomes a call of `symbol`.
-void callCollectiveFunction(ModuleOp module, StringRef symbol);
+/// After bufferization: each marked collective becomes a call of
+/// aimcCollective, or of aimcCollectiveStart where aim-schedule started it
+/// ahead ({aim.async}; common/CollectiveCall.h).
+void callCollectiveFunctions(ModuleOp module);
 
 } // namespace mlir::aim
 

@@ -11,6 +11,7 @@
 #include "codegen/kernels/OutlineKernels.h"
 
 #include "dialects/aim/AimDialect.h"
+#include "common/CollectiveCall.h"
 #include "dialects/aim/AimOps.h"
 
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
@@ -77,7 +78,40 @@ func::FuncOp buildKernel(OpBuilder &b, Operation *op) {
            llvm::to_vector(nested->getDiscardableAttrDictionary()))
         nested->removeDiscardableAttr(attr.getName());
   });
+  // A collective started ahead is another kernel than a blocking one.
+  if (op->hasAttr(AimDialect::kAsyncAttrName))
+    kernel.walk([&](Operation *nested) {
+      if (nested->getName() == op->getName())
+        nested->setAttr(AimDialect::kAsyncAttrName, b.getUnitAttr());
+    });
   return kernel;
+}
+
+/// Each aim.wait_collectives becomes a call of the runtime's
+/// aimcCollectivesWait(), its results its inputs: the call keeps its place
+/// among the kernel calls.
+void waitCollectivesByCalls(ModuleOp module, ArrayRef<func::FuncOp> entries) {
+  SmallVector<WaitCollectivesOp> waits;
+  for (func::FuncOp entry : entries)
+    entry.walk([&](WaitCollectivesOp wait) { waits.push_back(wait); });
+  if (waits.empty())
+    return;
+  OpBuilder b(module.getContext());
+  auto declaration =
+      module.lookupSymbol<func::FuncOp>(::aim::kCollectivesWaitSymbol);
+  if (!declaration) {
+    b.setInsertionPointToStart(module.getBody());
+    declaration = func::FuncOp::create(b, module.getLoc(),
+                                       ::aim::kCollectivesWaitSymbol,
+                                       b.getFunctionType({}, {}));
+    declaration.setPrivate();
+  }
+  for (WaitCollectivesOp wait : waits) {
+    b.setInsertionPoint(wait);
+    func::CallOp::create(b, wait.getLoc(), declaration, ValueRange());
+    wait.replaceAllUsesWith(wait.getInputs());
+    wait.erase();
+  }
 }
 
 std::string printed(func::FuncOp kernel) {
@@ -99,6 +133,7 @@ KernelCount outlineKernels(ModuleOp module) {
   OpBuilder b(module.getContext());
   llvm::StringMap<func::FuncOp> byText;
   KernelCount count;
+  waitCollectivesByCalls(module, entries);
   for (func::FuncOp entry : entries) {
     for (Operation &op : llvm::make_early_inc_range(entry.getOps())) {
       if (!isKernel(&op))

@@ -51,6 +51,11 @@ def Aim_Dialect : Dialect {
     /// Module attribute of a per-rank program whose optimiser state is split
     /// over the dp ranks (ZeRO stage 1): 1.
     static constexpr ::llvm::StringLiteral kZeroAttrName = "aim.zero";
+    /// Discardable attributes of a collective aim-schedule starts ahead: it
+    /// runs on the runtime's communication thread until the next
+    /// aim.wait_collectives; the bucket it was started with.
+    static constexpr ::llvm::StringLiteral kAsyncAttrName = "aim.async";
+    static constexpr ::llvm::StringLiteral kBucketAttrName = "aim.bucket";
   }];
 }
 

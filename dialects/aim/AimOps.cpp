@@ -464,3 +464,9 @@ LogicalResult FusionOp::verify() {
 
 #define GET_OP_CLASSES
 #include "dialects/aim/AimOps.cpp.inc"
+
+LogicalResult WaitCollectivesOp::verify() {
+  if (getInputs().getTypes() != getResults().getTypes())
+    return emitOpError() << "returns its inputs: the types must match";
+  return success();
+}

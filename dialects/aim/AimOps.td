@@ -775,6 +775,31 @@ def Aim_SqrtOp : Aim_Op<"sqrt", [Pure, AllTypesMatch<["input", "result"]>]> {
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
+def Aim_WaitCollectivesOp : Aim_Op<"wait_collectives",
+    [AllTypesMatch<["inputs", "results"]>]> {
+  let summary = "waits for the collectives started ahead (aim-schedule)";
+  let description = [{
+    Returns `inputs` unchanged, once every collective marked `{aim.async}`
+    that was started before this op has finished: aim-schedule starts each
+    bucket of gradient reductions as soon as its gradients are ready, on the
+    runtime's communication thread, and places this op where their results
+    are first needed. Not pure: it orders the program, and must stay where it
+    is.
+
+    Example:
+    ```mlir
+    %g0, %g1 = aim.wait_collectives %r0, %r1 : tensor<96x16xf32>, tensor<192xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = "$inputs attr-dict `:` type($inputs)";
+  let builders = [OpBuilder<(ins "ValueRange":$inputs), [{
+    build($_builder, $_state, inputs.getTypes(), inputs);
+  }]>];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Kernels (aim-fuse)
 //===----------------------------------------------------------------------===//

@@ -93,20 +93,20 @@ class ShardTest : public ::testing::Test {
 protected:
   ShardTest() { context.loadDialect<mlir::aim::AimDialect, func::FuncDialect>(); }
 
-  /// The config's training step at `batch`, for `mesh` or whole.
+  /// The config's training step at `batch`, for `mesh` or whole (aimc's
+  /// pipeline: aim-shard first, aim-schedule last).
   OwningOpRef<ModuleOp> compile(int64_t batch, const Mesh *mesh) {
     OwningOpRef<ModuleOp> module =
         ::aim::buildForwardModule(context, config, batch);
-    PassManager pm(&context);
-    if (mesh) {
-      mlir::aim::ShardPassOptions options;
-      options.dataParallel = mesh->dp;
-      options.tensorParallel = mesh->tp;
-      options.zero = mesh->zero;
-      pm.addPass(mlir::aim::createShardPass(options));
-    }
     mlir::aim::PipelineOptions pipeline;
     pipeline.prefixMode = prefixMode;
+    pipeline.bucketBytes = bucketBytes;
+    if (mesh) {
+      pipeline.dataParallel = mesh->dp;
+      pipeline.tensorParallel = mesh->tp;
+      pipeline.zero = mesh->zero;
+    }
+    PassManager pm(&context);
     mlir::aim::addStagePipeline(pm, mlir::aim::Stage::TrainStep, pipeline);
     if (failed(pm.run(*module)))
       return nullptr;
@@ -257,6 +257,7 @@ protected:
     auto rankStep = sharded->lookupSymbol<func::FuncOp>("train_step");
     auto tensors = wholeTensors(wholeStep);
     std::vector<HostTensor> expected = runWhole(wholeStep, tensors);
+    compared = 0;
     auto ranks = runRanks(rankStep, mesh, rankArguments(rankStep, mesh, tensors));
     expectRanksMatch(rankStep, mesh, ranks, wholeStep, expected);
     EXPECT_EQ(compared, static_cast<int>(mesh.dp * mesh.tp *
@@ -371,6 +372,7 @@ protected:
 
   ::aim::ModelConfig config = tinyConfig();
   std::string prefixMode = "iid";
+  int64_t bucketBytes = 25 << 20; // aimc's default: one bucket here
   MLIRContext context;
   int compared = 0;
 };
@@ -380,6 +382,26 @@ TEST_F(ShardTest, DataParallelZero) { checkTrainStep({2, 1, true}); }
 TEST_F(ShardTest, TensorParallel) { checkTrainStep({1, 2, false}); }
 TEST_F(ShardTest, DataAndTensorParallel) { checkTrainStep({2, 2, false}); }
 TEST_F(ShardTest, DataAndTensorParallelZero) { checkTrainStep({2, 2, true}); }
+// aim-schedule's buckets of 1 KiB: the reductions start during the backward
+// (several buckets) and the step computes the same.
+TEST_F(ShardTest, GradientReductionsInBuckets) {
+  bucketBytes = 1024;
+  checkTrainStep({2, 2, false});
+  checkTrainStep({2, 1, true});
+  // Scheduled indeed: no call left, reductions started in several buckets.
+  Mesh mesh{2, 1, true};
+  auto module = compile(4, &mesh);
+  ASSERT_TRUE(module);
+  auto step = module->lookupSymbol<func::FuncOp>("train_step");
+  std::set<int64_t> buckets;
+  step.walk([&](Operation *op) {
+    EXPECT_FALSE(isa<func::CallOp>(op));
+    if (auto bucket = op->getAttrOfType<IntegerAttr>(
+            mlir::aim::AimDialect::kBucketAttrName))
+      buckets.insert(bucket.getInt());
+  });
+  EXPECT_GT(buckets.size(), 3u);
+}
 TEST_F(ShardTest, AntitheticPrefixes) {
   prefixMode = "antithetic";
   checkTrainStep({2, 2, true});

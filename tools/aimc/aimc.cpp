@@ -112,6 +112,12 @@ cl::opt<int64_t> accumulateOption(
              "accumulation; default 1); --emit compiles one micro-batch, "
              "batch / accumulate images over the dp ranks"),
     cl::init(1), cl::cat(aimcCategory));
+cl::opt<int64_t> bucketBytesOption(
+    "bucket-bytes",
+    cl::desc("With --mesh dp > 1: the gradient reductions start during the "
+             "backward in buckets of at most this many bytes (aim-schedule; "
+             "0: after the backward)"),
+    cl::init(25 << 20), cl::cat(aimcCategory));
 cl::opt<double> linkBandwidthOption(
     "link-bandwidth",
     cl::desc("With --mesh: bytes/s per direction between ranks (default "
@@ -227,6 +233,8 @@ meshFromFlags(const aim::ModelConfig &config) {
     return failure("--mesh " + meshOption + ": " + llvm::join(problems, "; "));
   if (!(linkBandwidthOption > 0))
     return failure("--link-bandwidth must be positive (bytes/s)");
+  if (bucketBytesOption < 0)
+    return failure("--bucket-bytes must not be negative (0: no overlap)");
   return std::optional<mlir::aim::Mesh>(*parsed);
 }
 
@@ -335,6 +343,7 @@ int compileArtifact(const aim::ModelConfig &config) {
     pipeline.dataParallel = (*mesh)->dp;
     pipeline.tensorParallel = (*mesh)->tp;
     pipeline.zero = (*mesh)->zero1;
+    pipeline.bucketBytes = bucketBytesOption;
   }
   mlir::MLIRContext context;
   mlir::OwningOpRef<mlir::ModuleOp> module =
@@ -528,6 +537,7 @@ int main(int argc, char **argv) {
     pipeline.dataParallel = (*mesh)->dp;
     pipeline.tensorParallel = (*mesh)->tp;
     pipeline.zero = (*mesh)->zero1;
+    pipeline.bucketBytes = bucketBytesOption;
     batch /= (*mesh)->accumulate;
   }
 

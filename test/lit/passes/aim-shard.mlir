@@ -41,8 +41,8 @@
 // ZERO-LABEL: func.func @train_step(
 // ZERO-SAME: tensor<8x8xf32> {aim.param = "fc1.weight", aim.sharding = {tp = 0 : i64}}
 // ZERO-SAME: tensor<4x8xf32> {aim.sharding = {dp = 0 : i64, tp = 0 : i64}, aim.state = "fc1.weight.exp_avg"}
-// ZERO: shard.reduce_scatter %{{.*}}#1 on @mesh grid_axes = [0] scatter_axis = 0 : tensor<8xf32> -> tensor<4xf32>
-// ZERO: %[[G1:.+]] = shard.reduce_scatter %{{.*}}#3 on @mesh grid_axes = [0] scatter_axis = 0 : tensor<8x8xf32> -> tensor<4x8xf32>
+// ZERO: shard.reduce_scatter %{{.*}}#1 on @mesh grid_axes = [0] scatter_axis = 0 {aim.gradient_reduction} : tensor<8xf32> -> tensor<4xf32>
+// ZERO: %[[G1:.+]] = shard.reduce_scatter %{{.*}}#3 on @mesh grid_axes = [0] scatter_axis = 0 {aim.gradient_reduction} : tensor<8x8xf32> -> tensor<4x8xf32>
 // ZERO: %[[P1:.+]] = shard.all_slice %{{.*}} on @mesh grid_axes = [0] slice_axis = 0 : tensor<8x8xf32> -> tensor<4x8xf32>
 // The squared norm: the layer norm's halves summed over dp, the weights'
 // quarters over dp and tp.
