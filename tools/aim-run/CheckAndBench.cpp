@@ -168,6 +168,8 @@ int runCheck(int argc, char **argv) {
   StatusOr<LoadedModel> host = loadModel(o.artifact, DeviceKind::Host);
   if (!host)
     return fail(host.status().message());
+  if (Status s = refusePerRank(*host, "check"); !s)
+    return fail(s.message());
   StatusOr<std::unique_ptr<Program>> gpu =
       loadProgram(host->artifact, DeviceKind::Cuda, o.gemm);
   if (!gpu)
@@ -271,6 +273,8 @@ int runBench(int argc, char **argv) {
   StatusOr<LoadedModel> model = loadModel(o.artifact, *device, o.gemm);
   if (!model)
     return fail(model.status().message());
+  if (Status s = refusePerRank(*model, "bench"); !s)
+    return fail(s.message());
   StatusOr<EntryCall> step =
       EntryCall::prepare(model->artifact, *model->program, "train_step");
   if (!step)

@@ -89,6 +89,8 @@ int runEvalLoss(int argc, char **argv) {
   StatusOr<LoadedModel> model = loadModel(o.artifact);
   if (!model)
     return fail(model.status().message());
+  if (Status s = refusePerRank(*model, "eval-loss"); !s)
+    return fail(s.message());
   StatusOr<NamedTensors> params =
       initialParameters(model->artifact, o.params, 0);
   if (!params)

@@ -53,6 +53,15 @@ StatusOr<LoadedModel> loadModel(const std::string &path, DeviceKind device,
   return model;
 }
 
+Status refusePerRank(const LoadedModel &model, const std::string &command) {
+  if (!model.artifact.root->grid())
+    return Status::ok();
+  return Status::error(
+      command + " runs the whole step; this artifact is one rank's program "
+      "of a grid (aimc --mesh): train it under mpirun, or compile the model "
+      "without --mesh for " + command + " (checkpoints are whole)");
+}
+
 StatusOr<NamedTensors> initialParameters(const Artifact &artifact,
                                          const std::string &file,
                                          uint64_t seed) {

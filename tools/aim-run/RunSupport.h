@@ -37,6 +37,10 @@ StatusOr<LoadedModel> loadModel(const std::string &path,
                                 DeviceKind device = DeviceKind::Host,
                                 GemmPrecision gemm = GemmPrecision::F32);
 
+/// An error for `command` when the artifact is one rank's program (aimc
+/// --mesh): its step communicates, so only `train` under mpirun runs it.
+Status refusePerRank(const LoadedModel &model, const std::string &command);
+
 /// The artifact's parameters under AIM.md's initialisation (seeded), or read
 /// from a .safetensors file and checked against the artifact's table.
 StatusOr<NamedTensors> initialParameters(const Artifact &artifact,
