@@ -216,6 +216,9 @@ meshFromFlags(const aim::ModelConfig &config) {
       return failure(
           std::string(zeroOption != 0 ? "--zero" : "--accumulate") +
           " belongs to the distributed section: give --mesh too");
+    if (bucketBytesOption.getNumOccurrences() > 0)
+      return failure("--bucket-bytes schedules the gradient sums of a grid: "
+                     "give --mesh dp=D too");
     return std::nullopt;
   }
   Expected<mlir::aim::Mesh> parsed = mlir::aim::parseMesh(meshOption);
