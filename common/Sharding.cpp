@@ -84,6 +84,16 @@ std::vector<int64_t> partShape(std::vector<int64_t> shape,
   return shape;
 }
 
+std::vector<int64_t> wholeShape(std::vector<int64_t> part,
+                                const TensorSharding &s, int64_t dp,
+                                int64_t tp) {
+  if (s.dpDim >= 0)
+    part[s.dpDim] *= dp;
+  if (s.tpDim >= 0)
+    part[s.tpDim] *= tp;
+  return part;
+}
+
 HostTensor cutTensor(const HostTensor &whole, const TensorSharding &s,
                      const GridPosition &at) {
   HostTensor part = whole;

@@ -40,6 +40,11 @@ std::vector<int64_t> partShape(std::vector<int64_t> shape,
                                const TensorSharding &sharding, int64_t dp,
                                int64_t tp);
 
+/// The whole shape of which `part` is a rank's part (partShape undone).
+std::vector<int64_t> wholeShape(std::vector<int64_t> part,
+                                const TensorSharding &sharding, int64_t dp,
+                                int64_t tp);
+
 /// The part of `whole` that rank `at` holds.
 HostTensor cutTensor(const HostTensor &whole, const TensorSharding &sharding,
                      const GridPosition &at);

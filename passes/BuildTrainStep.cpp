@@ -12,6 +12,8 @@
 
 #include "passes/Passes.h"
 
+#include "dialects/aim/AimSharding.h"
+
 #include "mlir/IR/Builders.h"
 
 #include <map>
@@ -303,7 +305,8 @@ void BuildTrainStepPass::runOnOperation() {
     p.sharding = lossAndGrads.getArgAttrOfType<DictionaryAttr>(
         i, AimDialect::kShardingAttrName);
     p.stateSharding = p.sharding;
-    p.tpSplit = p.sharding && p.sharding.get("tp");
+    ::aim::TensorSharding cut = readSharding(p.sharding);
+    p.tpSplit = cut.tpDim >= 0;
     // ZeRO-1 splits dimension 0 over dp where it divides evenly; the rest
     // (none in AIM's configs with even widths) keep whole moments.
     if (grid.zero && grid.dataParallel > 1 &&
@@ -312,9 +315,8 @@ void BuildTrainStepPass::runOnOperation() {
       SmallVector<int64_t> shape(p.type.getShape());
       shape[0] /= grid.dataParallel;
       p.stateType = p.type.clone(shape);
-      NamedAttrList state(p.sharding ? p.sharding : b.getDictionaryAttr({}));
-      state.set("dp", b.getI64IntegerAttr(0));
-      p.stateSharding = state.getDictionary(b.getContext());
+      cut.dpDim = 0;
+      p.stateSharding = shardingAttr(b, cut);
     }
     params.push_back(p);
   }

@@ -11,6 +11,8 @@
 
 #include "passes/Passes.h"
 
+#include "dialects/aim/AimSharding.h"
+
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -147,7 +149,7 @@ LogicalResult ShardPass::shardArguments(func::FuncOp forward) {
     if (!type)
       return forward.emitError() << "argument " << i << " is not a tensor";
     Layout layout;
-    SmallVector<NamedAttribute> sharding;
+    ::aim::TensorSharding cut; // what the rank holds of the whole argument
     if (forward.getArgAttr(i, AimDialect::kInputAttrName)) {
       // Data: split on the batch.
       layout.batched = true;
@@ -157,52 +159,42 @@ LogicalResult ShardPass::shardArguments(func::FuncOp forward) {
                << ") does not split into " << int64_t(dataParallel)
                << " data-parallel ranks: make it a multiple of dp";
       if (dataParallel > 1)
-        sharding.push_back(b.getNamedAttr("dp", b.getI64IntegerAttr(0)));
+        cut.dpDim = 0;
     } else if (auto name = forward.getArgAttrOfType<StringAttr>(
                    i, AimDialect::kParamAttrName)) {
       auto given = forward.getArgAttrOfType<DictionaryAttr>(
           i, AimDialect::kShardingAttrName);
       if (given) {
-        auto dim = given.getAs<IntegerAttr>("tp");
-        auto groups = given.getAs<IntegerAttr>("tp_groups");
-        if (given.get("dp") || (!dim && given.size() > 0))
+        cut = readSharding(given);
+        if (cut.dpDim >= 0 || (cut.tpDim < 0 && given.size() > 0))
           return forward.emitError()
                  << "parameter " << name << ": aim.sharding " << given
                  << " is not {tp = DIM} or {tp = DIM, tp_groups = G}";
-        if (dim) {
-          layout.tpDim = dim.getInt();
-          layout.tpGroups = groups ? groups.getInt() : 1;
-        }
       } else if (defaultShardings && tensorParallel > 1) {
         if (std::optional<Layout> split = megatronSplit(name.getValue()))
-          layout = *split;
+          cut = {split->tpDim, split->tpGroups, -1};
       }
-      if (layout.tpDim >= 0) {
-        if (layout.tpDim >= type.getRank() || layout.tpGroups < 1 ||
-            type.getDimSize(layout.tpDim) %
-                    (layout.tpGroups * tensorParallel) !=
-                0)
-          return forward.emitError()
-                 << "parameter " << name << " (" << type
-                 << ") cannot split dimension " << layout.tpDim << " into "
-                 << layout.tpGroups << " block(s) of " << int64_t(tensorParallel)
-                 << " tp ranks";
-        sharding.push_back(
-            b.getNamedAttr("tp", b.getI64IntegerAttr(layout.tpDim)));
-        if (layout.tpGroups > 1)
-          sharding.push_back(b.getNamedAttr(
-              "tp_groups", b.getI64IntegerAttr(layout.tpGroups)));
-      }
+      std::vector<int64_t> shape(type.getShape());
+      if (cut.tpDim >= 0 &&
+          !::aim::checkSharding(shape, cut, dataParallel, tensorParallel)
+               .empty())
+        return forward.emitError()
+               << "parameter " << name << " (" << type
+               << ") cannot split dimension " << cut.tpDim << " into "
+               << cut.tpGroups << " block(s) of " << int64_t(tensorParallel)
+               << " tp ranks";
+      layout.tpDim = cut.tpDim;
+      layout.tpGroups = cut.tpGroups;
     } else {
       return forward.emitError()
              << "argument " << i << " is neither data (aim.input) nor a "
              << "parameter (aim.param)";
     }
-    if (sharding.empty())
+    if (cut.whole())
       forward.removeArgAttr(i, AimDialect::kShardingAttrName);
     else
       forward.setArgAttr(i, AimDialect::kShardingAttrName,
-                         b.getDictionaryAttr(sharding));
+                         shardingAttr(b, cut));
     setLayout(arg, layout);
   }
   return success();

@@ -147,46 +147,44 @@ Status checkCount(int64_t count, const std::string &what) {
 }
 } // namespace
 
-Status MpiComm::allReduce(const float *in, float *out, int64_t count,
-                          const std::string &what) {
-  if (worldSize == 1) {
-    std::copy_n(in, count, out);
+Status MpiComm::floatCollective(const float *in, float *out,
+                                int64_t ownCount, int64_t totalCount,
+                                const std::string &what,
+                                const std::function<int(int)> &collective) {
+  if (worldSize == 1) { // this rank's part is the whole
+    std::copy_n(in, ownCount, out);
     return Status::ok();
   }
-  if (Status s = checkCount(count, what); !s)
+  if (Status s = checkCount(totalCount, what); !s)
     return s;
   return guarded(what, [&] {
-    return allreduce(in, out, static_cast<int>(count), floatType, sumOp,
-                     comm) == 0;
+    return collective(static_cast<int>(ownCount)) == 0;
+  });
+}
+
+Status MpiComm::allReduce(const float *in, float *out, int64_t count,
+                          const std::string &what) {
+  return floatCollective(in, out, count, count, what, [&](int n) {
+    return allreduce(in, out, n, floatType, sumOp, comm);
   });
 }
 
 Status MpiComm::reduceScatter(const float *in, float *out, int64_t outCount,
                               const std::string &what) {
-  if (worldSize == 1) {
-    std::copy_n(in, outCount, out);
-    return Status::ok();
-  }
-  if (Status s = checkCount(outCount * worldSize, what); !s)
-    return s;
-  return guarded(what, [&] {
-    return reduceScatterBlock(in, out, static_cast<int>(outCount), floatType,
-                              sumOp, comm) == 0;
-  });
+  return floatCollective(in, out, outCount, outCount * worldSize, what,
+                         [&](int n) {
+                           return reduceScatterBlock(in, out, n, floatType,
+                                                     sumOp, comm);
+                         });
 }
 
 Status MpiComm::allGather(const float *in, float *out, int64_t inCount,
                           const std::string &what) {
-  if (worldSize == 1) {
-    std::copy_n(in, inCount, out);
-    return Status::ok();
-  }
-  if (Status s = checkCount(inCount * worldSize, what); !s)
-    return s;
-  return guarded(what, [&] {
-    return allgather(in, static_cast<int>(inCount), floatType, out,
-                     static_cast<int>(inCount), floatType, comm) == 0;
-  });
+  return floatCollective(in, out, inCount, inCount * worldSize, what,
+                         [&](int n) {
+                           return allgather(in, n, floatType, out, n,
+                                            floatType, comm);
+                         });
 }
 
 StatusOr<std::unique_ptr<MpiComm>> MpiComm::split(int color, int key) {

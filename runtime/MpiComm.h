@@ -60,6 +60,11 @@ private:
   /// Runs `collective` (true: it succeeded); a rank that waits longer than
   /// the timeout prints `what` and why, and aborts the job.
   Status guarded(const std::string &what, const std::function<bool()> &collective);
+  /// A float32 collective of `ownCount` elements a rank (`totalCount` over
+  /// all): a copy on one rank, else `collective(ownCount)` under guarded().
+  Status floatCollective(const float *in, float *out, int64_t ownCount,
+                         int64_t totalCount, const std::string &what,
+                         const std::function<int(int)> &collective);
 
   void *library = nullptr;
   int rankIndex = 0, worldSize = 1;

@@ -3,6 +3,7 @@
 
 #include "common/Philox.h"
 #include "dialects/aim/AimDialect.h"
+#include "dialects/aim/AimSharding.h"
 #include "runtime/schema/aimx_generated.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -70,15 +71,11 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
     std::vector<int64_t> shape(ranked.getShape().begin(),
                                ranked.getShape().end());
     flatbuffers::Offset<fb::Sharding> sharding;
-    if (auto s = attrs ? attrs.getAs<DictionaryAttr>(
-                             AimDialect::kShardingAttrName)
-                       : DictionaryAttr()) {
-      auto get = [&](StringRef key, int64_t absent) {
-        auto v = s.getAs<IntegerAttr>(key);
-        return v ? v.getInt() : absent;
-      };
-      sharding = fb::CreateSharding(fbb, get("tp", -1), get("tp_groups", 1),
-                                    get("dp", -1));
+    if (auto given = attrs ? attrs.getAs<DictionaryAttr>(
+                                 AimDialect::kShardingAttrName)
+                           : DictionaryAttr()) {
+      ::aim::TensorSharding s = readSharding(given);
+      sharding = fb::CreateSharding(fbb, s.tpDim, s.tpGroups, s.dpDim);
     }
     return fb::CreateTensorDirect(fbb, name.c_str(), role,
                                   elementTypeOf(ranked.getElementType()),

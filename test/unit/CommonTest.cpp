@@ -336,6 +336,7 @@ TEST(Sharding, CutAndPlaceRoundTrip) {
   TensorSharding s{0, 3, 1};
   EXPECT_EQ(checkSharding(whole.shape, s, 2, 2), "");
   EXPECT_EQ(partShape(whole.shape, s, 2, 2), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(wholeShape({3, 2}, s, 2, 2), whole.shape);
   HostTensor part = cutTensor(whole, s, {1, 2, 0, 2}); // d = 1, t = 0
   // tp rank 0: rows 0, 2, 4 (first half of each block of 2); dp rank 1:
   // columns 2 and 3.

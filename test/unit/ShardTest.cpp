@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/aim/AimDialect.h"
+#include "dialects/aim/AimSharding.h"
 #include "common/Sharding.h"
 #include "frontends/ForwardBuilder.h"
 #include "interpreter/SimulatedGrid.h"
@@ -59,16 +60,8 @@ std::string describe(const Mesh &m) {
 /// `sharding` (common/Sharding.h).
 HostTensor cut(const HostTensor &whole, DictionaryAttr sharding, int64_t d,
                const Mesh &mesh, int64_t t) {
-  ::aim::TensorSharding s;
-  if (sharding) {
-    if (auto dim = sharding.getAs<IntegerAttr>("tp"))
-      s.tpDim = dim.getInt();
-    if (auto groups = sharding.getAs<IntegerAttr>("tp_groups"))
-      s.tpGroups = groups.getInt();
-    if (auto dim = sharding.getAs<IntegerAttr>("dp"))
-      s.dpDim = dim.getInt();
-  }
-  return ::aim::cutTensor(whole, s, {d, mesh.dp, t, mesh.tp});
+  return ::aim::cutTensor(whole, mlir::aim::readSharding(sharding),
+                          {d, mesh.dp, t, mesh.tp});
 }
 
 /// What names an argument or result of an entry point.

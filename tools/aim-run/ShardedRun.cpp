@@ -68,13 +68,8 @@ ShardedRun::assemble(const NamedTensors &parts) const {
             count, "the parts of '" + name + "' for a checkpoint");
         !st)
       return st;
-    // The whole shape: each cut undone.
-    std::vector<int64_t> shape = part.shape;
-    if (s.dpDim >= 0)
-      shape[s.dpDim] *= at.dp;
-    if (s.tpDim >= 0)
-      shape[s.tpDim] *= at.tp;
-    HostTensor t = HostTensor::zeros(DType::F32, shape);
+    HostTensor t = HostTensor::zeros(
+        DType::F32, wholeShape(part.shape, s, at.dp, at.tp));
     for (int64_t r = 0; r < ranks; ++r) {
       HostTensor piece = part;
       std::memcpy(piece.bytes.data(), &all[r * count], count * sizeof(float));

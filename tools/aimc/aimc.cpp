@@ -96,8 +96,9 @@ cl::opt<std::string> gpuChipOption(
     cl::init("sm_90a"), cl::cat(aimcCategory));
 cl::opt<std::string> meshOption(
     "mesh",
-    cl::desc("A grid of dp x tp ranks (dp=D,tp=T). With --emit: the program "
-             "of one rank (aim-shard, docs/distributed.md); with "
+    cl::desc("A grid of dp x tp ranks (dp=D,tp=T). With --emit or --target "
+             "host: the program of one rank (aim-shard, docs/distributed.md; "
+             "aim-run trains it under mpirun -np D*T); with "
              "--report=cost: also the per-rank memory, communication and time "
              "of the step (docs/cost-model.md)"),
     cl::value_desc("dp=D,tp=T"), cl::cat(aimcCategory));
@@ -491,6 +492,8 @@ int main(int argc, char **argv) {
       "--accumulate 64 [--zero=1]\n"
       "  aimc --model aim-fmnist --batch 16 --mesh dp=2,tp=2 --zero=1 "
       "--emit=train\n"
+      "  aimc --model aim-fmnist --batch 16 --mesh tp=2 --target host -o "
+      "tp2.aimx\n"
       "  aimc --model my-model.yaml --batch 8 --target host -o m.aimx\n"
       "  aimc --model aim-fmnist --batch 16 --target host,sm_90a -o m.aimx\n"
       "  aimc --model aim-fmnist --batch 16 --report=gpu-kernels -o k.ptx\n"
