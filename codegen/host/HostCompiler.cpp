@@ -57,9 +57,7 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   llvm::Expected<KernelCount> kernels =
       lowerToBufferizedKernels(module, options.blas,
                                /*fuseElementwise=*/options.gpuTileThreads > 0,
-                               options.gpuTileThreads > 0
-                                   ? options.gpuSplitReductionsFrom
-                                   : 0);
+                               options.splitReductionsFrom);
   if (!kernels)
     return kernels.takeError();
   if (options.gpuTileThreads > 0)

@@ -655,25 +655,37 @@ struct LowerClipCoefficient : OpRewritePattern<ClipCoefficientOp> {
 /// order, as a 0-d tensor of `type`.
 Value sumOfSquares(OpBuilder &b, Location loc, RankedTensorType type,
                    ValueRange inputs) {
-  Value total = zeros(b, loc, type);
+  // Each tensor's sum from zero, then the sum of those: a running total
+  // carried through every tensor would round each addition at the total's
+  // magnitude (SplitFullReductions.h).
+  SmallVector<Value> sums;
   for (Value input : inputs) {
-      unsigned rank = tensorType(input).getRank();
-      SmallVector<utils::IteratorType> reduce(rank,
-                                              utils::IteratorType::reduction);
-      total =
-          linalg::GenericOp::create(
-              b, loc, type, ValueRange{input}, total,
-              ArrayRef<AffineMap>{b.getMultiDimIdentityMap(rank),
-                                  scalarMap(b, rank)},
-              reduce,
-              [](OpBuilder &nb, Location l, ValueRange a) {
-                Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
-                linalg::YieldOp::create(
-                    nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
-              })
-              .getResult(0);
+    unsigned rank = tensorType(input).getRank();
+    SmallVector<utils::IteratorType> reduce(rank,
+                                            utils::IteratorType::reduction);
+    sums.push_back(
+        linalg::GenericOp::create(
+            b, loc, type, ValueRange{input}, zeros(b, loc, type),
+            ArrayRef<AffineMap>{b.getMultiDimIdentityMap(rank),
+                                scalarMap(b, rank)},
+            reduce,
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
+            })
+            .getResult(0));
   }
-  return total;
+  if (sums.size() == 1)
+    return sums.front();
+  SmallVector<AffineMap> scalars(sums.size(), scalarMap(b, 0));
+  return elementwise(b, loc, type, sums, scalars,
+                     [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+                       Value total = a[0];
+                       for (Value s : a.drop_front())
+                         total = arith::AddFOp::create(nb, l, total, s);
+                       return total;
+                     });
 }
 
 /// sqrt of a 0-d tensor.

@@ -7,7 +7,12 @@
 // step took 72 s. Where the combiner is an addition, such a reduction becomes
 // two: partial sums over the outermost dimension made parallel (one thread
 // per slice), then the sum of the partials into the original accumulator.
-// Only the order of additions changes (float sums regrouped by slice).
+// Only the order of additions changes (float sums regrouped by slice), and
+// for the better: a single float32 accumulator over a long sum rounds each
+// addition at its own growing magnitude (the second H100 run found the
+// host's one-accumulator gradient norm of aim-fmnist 0.35% below the
+// float64 value; the split one within 1e-6). The host backend splits the
+// same way, so that both add in the same order.
 //
 // A reduction with few parallel iterations and one long reduced dimension
 // (LayerNorm's weight and bias gradients: a sum over every row for each of
