@@ -8,6 +8,7 @@
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuPreparation.h"
 #include "codegen/kernels/LowerToLinalg.h"
+#include "codegen/kernels/PromoteAccumulators.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -77,6 +78,11 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
     pm.clear();
   }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createLoopInvariantCodeMotionPass());
+  if (failed(pm.run(module)))
+    return codegenError("lowering to loops failed");
+  pm.clear();
+  promoteLoopAccumulators(module);
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertMathToLibmPass());

@@ -6,6 +6,7 @@
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuLoopMapping.h"
 #include "codegen/kernels/GpuPreparation.h"
+#include "codegen/kernels/PromoteAccumulators.h"
 #include "codegen/kernels/SplitFullReductions.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -168,7 +169,8 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
 
   // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
   // to blocks and threads, outlined into gpu.modules...
-  std::string toLoops = "func.func(convert-linalg-to-parallel-loops)";
+  std::string toLoops =
+      "func.func(convert-linalg-to-parallel-loops,loop-invariant-code-motion)";
   std::string toLaunches =
       "func.func(convert-parallel-loops-to-gpu)";
   std::string toKernels = "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
@@ -194,6 +196,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
           "lowering to GPU kernels failed (see the diagnostics)");
     if (pipeline == toLoops) {
       tileInnermostParallelLoops(module, kBlockThreads);
+      promoteLoopAccumulators(module);
       mapParallelLoopsToGpu(module);
     }
     if (pipeline == toLaunches)
