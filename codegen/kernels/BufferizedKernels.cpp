@@ -57,7 +57,7 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
   if (fuseElementwise) {
     // Only single-use producers: fusing one with several consumers would
     // compute it once per consumer. Marked GEMMs are not elementwise and
-    // stay as they are. Nor producers with a loop in their body (the loss's
+    // stay as they are, their operands too. Nor producers with a loop in their body (the loss's
     // sum over each patch): fused into a sum over every patch, they made
     // aim-600m's loss a one-thread kernel of 86 ms; on their own they are a
     // thread per patch.
@@ -65,7 +65,9 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
     linalg::populateElementwiseOpsFusionPatterns(
         patterns, [](OpOperand *operand) {
           Operation *producer = operand->get().getDefiningOp();
-          if (!producer || !producer->hasOneUse())
+          if (!producer || !producer->hasOneUse() ||
+              operand->getOwner()->hasAttr(kBatchedGemmAttrName) ||
+              operand->getOwner()->hasAttr(kGemmAttrName))
             return false;
           WalkResult loops = producer->walk([&](Operation *nested) {
             return nested != producer && nested->getNumRegions() > 0

@@ -9,15 +9,20 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 
 namespace mlir::aim {
 
-Value dataPointer(OpBuilder &b, Location loc, Value memref) {
+Value dataPointer(OpBuilder &b, Location loc, Value memref,
+                  Value elementOffset) {
   Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
   auto metadata = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+  Value elements = metadata.getOffset();
+  if (elementOffset)
+    elements = arith::AddIOp::create(b, loc, elements, elementOffset);
   Value bytes = arith::MulIOp::create(
-      b, loc, metadata.getOffset(),
+      b, loc, elements,
       arith::ConstantIndexOp::create(
           b, loc,
           cast<MemRefType>(memref.getType()).getElementTypeBitWidth() / 8));
@@ -27,14 +32,21 @@ Value dataPointer(OpBuilder &b, Location loc, Value memref) {
       b, loc, LLVM::LLVMPointerType::get(b.getContext()), address);
 }
 
-void callGemmFunction(ModuleOp module, StringRef symbol) {
-  SmallVector<linalg::GenericOp> gemms;
-  module.walk([&](linalg::GenericOp op) {
-    if (op->hasAttr(kGemmAttrName))
-      gemms.push_back(op);
-  });
-  if (gemms.empty())
-    return;
+namespace {
+
+constexpr int64_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+bool isContiguousF32(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  return t && t.getElementType().isF32() &&
+         memref::isStaticShapeAndContiguousRowMajor(t);
+}
+
+/// The declaration of `symbol` with cblas_sgemm's signature, made on first
+/// use.
+func::FuncOp gemmDeclaration(ModuleOp module, StringRef symbol) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(symbol))
+    return f;
   MLIRContext *ctx = module.getContext();
   OpBuilder b(ctx);
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
@@ -42,23 +54,108 @@ void callGemmFunction(ModuleOp module, StringRef symbol) {
   auto type = b.getFunctionType(
       {i32, i32, i32, i32, i32, i32, f32, ptr, i32, ptr, i32, f32, ptr, i32},
       {});
-  auto declaration = module.lookupSymbol<func::FuncOp>(symbol);
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), symbol, type);
+  f.setPrivate();
+  return f;
+}
+
+/// C = op(A) op(B) + C through `gemm`, row-major, alpha 1.
+void callGemm(OpBuilder &b, Location loc, func::FuncOp gemm, bool transposeA,
+              bool transposeB, int64_t m, int64_t n, int64_t k, Value a,
+              int64_t lda, Value bm, int64_t ldb, Value c, int64_t ldc) {
+  Type i32 = b.getI32Type();
+  auto int32 = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i32, v).getResult();
+  };
+  Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
+  func::CallOp::create(
+      b, loc, gemm,
+      ValueRange{int32(kRowMajor), int32(transposeA ? kTrans : kNoTrans),
+                 int32(transposeB ? kTrans : kNoTrans), int32(m), int32(n),
+                 int32(k), one, a, int32(lda), bm, int32(ldb), one, c,
+                 int32(ldc)});
+}
+
+/// Element strides of the loops (o, i, m, n, k) in an operand read through
+/// `map` (a permutation of some of them): the row-major stride of the
+/// buffer dimension each loop indexes, 0 for the loops it ignores.
+std::optional<SmallVector<int64_t>> loopStrides(Value operand, AffineMap map) {
+  ArrayRef<int64_t> shape = cast<MemRefType>(operand.getType()).getShape();
+  SmallVector<int64_t> strides(map.getNumDims(), 0);
+  int64_t stride = 1;
+  for (int r = static_cast<int>(shape.size()) - 1; r >= 0; --r) {
+    auto dim = dyn_cast<AffineDimExpr>(map.getResult(r));
+    if (!dim)
+      return std::nullopt;
+    strides[dim.getPosition()] = stride;
+    stride *= shape[r];
+  }
+  return strides;
+}
+
+/// A batch of GEMMs (kBatchedGemmAttrName) as two loops of calls, one GEMM
+/// per (o, i), each operand addressed at its offset with its own leading
+/// dimension. False (and nothing changed) where a layout is not one a BLAS
+/// reads: a matrix without a unit-stride dimension.
+bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm) {
+  enum { O, I, M, N, K };
+  Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
+        c = op.getDpsInits()[0];
+  if (!llvm::all_of(ValueRange{a, bm, c}, isContiguousF32))
+    return false;
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  auto sa = loopStrides(a, maps[0]), sb = loopStrides(bm, maps[1]),
+       sc = loopStrides(c, maps[2]);
+  if (!sa || !sb || !sc || (*sc)[N] != 1)
+    return false;
+  bool transposeA = (*sa)[K] != 1, transposeB = (*sb)[N] != 1;
+  if ((transposeA && (*sa)[M] != 1) || (transposeB && (*sb)[K] != 1))
+    return false;
+  int64_t lda = transposeA ? (*sa)[K] : (*sa)[M];
+  int64_t ldb = transposeB ? (*sb)[N] : (*sb)[K];
+  SmallVector<int64_t> range = op.getStaticLoopRanges();
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  auto index = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  auto outer = scf::ForOp::create(b, loc, index(0), index(range[O]), index(1));
+  b.setInsertionPointToStart(outer.getBody());
+  auto inner = scf::ForOp::create(b, loc, index(0), index(range[I]), index(1));
+  b.setInsertionPointToStart(inner.getBody());
+  auto at = [&](Value memref, ArrayRef<int64_t> strides) {
+    Value offset = arith::AddIOp::create(
+        b, loc,
+        arith::MulIOp::create(b, loc, outer.getInductionVar(),
+                              index(strides[O])),
+        arith::MulIOp::create(b, loc, inner.getInductionVar(),
+                              index(strides[I])));
+    return dataPointer(b, loc, memref, offset);
+  };
+  callGemm(b, loc, gemm, transposeA, transposeB, range[M], range[N], range[K],
+           at(a, *sa), lda, at(bm, *sb), ldb, at(c, *sc), (*sc)[M]);
+  op->erase();
+  return true;
+}
+
+} // namespace
+
+void callGemmFunction(ModuleOp module, StringRef symbol) {
+  SmallVector<linalg::GenericOp> gemms, batches;
+  module.walk([&](linalg::GenericOp op) {
+    if (op->hasAttr(kGemmAttrName))
+      gemms.push_back(op);
+    if (op->hasAttr(kBatchedGemmAttrName))
+      batches.push_back(op);
+  });
+  for (linalg::GenericOp op : batches)
+    callBatchedGemm(op, gemmDeclaration(module, symbol)); // else loops
   for (linalg::GenericOp op : gemms) {
     Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
           c = op.getDpsInits()[0];
-    bool usable = llvm::all_of(ValueRange{a, bm, c}, [](Value v) {
-      auto t = dyn_cast<MemRefType>(v.getType());
-      return t && t.getElementType().isF32() &&
-             memref::isStaticShapeAndContiguousRowMajor(t);
-    });
-    if (!usable)
+    if (!llvm::all_of(ValueRange{a, bm, c}, isContiguousF32))
       continue; // stays a loop nest
-    if (!declaration) {
-      b.setInsertionPointToStart(module.getBody());
-      declaration =
-          func::FuncOp::create(b, module.getLoc(), symbol, type);
-      declaration.setPrivate();
-    }
     auto flags = op->getAttrOfType<DenseI64ArrayAttr>(kGemmAttrName);
     bool transposeA = flags[0] != 0, transposeB = flags[1] != 0;
     auto aShape = cast<MemRefType>(a.getType()).getShape();
@@ -66,26 +163,13 @@ void callGemmFunction(ModuleOp module, StringRef symbol) {
     auto cShape = cast<MemRefType>(c.getType()).getShape();
     int64_t m = cShape[0], n = cShape[1],
             k = transposeA ? aShape[0] : aShape[1];
-    b.setInsertionPoint(op);
+    OpBuilder b(op);
     Location loc = op.getLoc();
-    auto int32 = [&](int64_t v) {
-      return arith::ConstantIntOp::create(b, loc, i32, v).getResult();
-    };
-    auto float32 = [&](double v) {
-      return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v))
-          .getResult();
-    };
-    constexpr int64_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
-    func::CallOp::create(
-        b, loc, declaration,
-        ValueRange{int32(kRowMajor), int32(transposeA ? kTrans : kNoTrans),
-                   int32(transposeB ? kTrans : kNoTrans), int32(m), int32(n),
-                   int32(k), float32(1.0), dataPointer(b, loc, a),
-                   int32(aShape[1]), dataPointer(b, loc, bm), int32(bShape[1]),
-                   float32(1.0), dataPointer(b, loc, c), int32(n)});
+    callGemm(b, loc, gemmDeclaration(module, symbol), transposeA, transposeB,
+             m, n, k, dataPointer(b, loc, a), aShape[1],
+             dataPointer(b, loc, bm), bShape[1], dataPointer(b, loc, c), n);
     op->erase();
   }
 }
-
 
 } // namespace mlir::aim

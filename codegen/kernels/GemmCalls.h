@@ -7,7 +7,9 @@
 // called as C = op(A) op(B) + C, C holding its initial value (zeros or the
 // bias): cblas_sgemm itself for the host backend (aim-run carries OpenBLAS),
 // aimcCudaSgemm (cuBLASLt, runtime/cuda/CublasLt.h) for the GPU backend. The
-// others stay loop nests.
+// others stay loop nests. A batch of GEMMs (kBatchedGemmAttrName: attention's
+// products) becomes a loop of such calls, one per sample and head, each
+// operand at its offset with its own leading dimension.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_CODEGEN_KERNELS_GEMMCALLS_H
@@ -18,9 +20,10 @@
 
 namespace mlir::aim {
 
-/// A pointer to the first element of `memref` (aligned base + offset), for
-/// a call of a C function.
-Value dataPointer(OpBuilder &b, Location loc, Value memref);
+/// A pointer to the first element of `memref` (aligned base + offset), or
+/// `elementOffset` elements past it, for a call of a C function.
+Value dataPointer(OpBuilder &b, Location loc, Value memref,
+                  Value elementOffset = nullptr);
 
 void callGemmFunction(ModuleOp module, StringRef symbol);
 

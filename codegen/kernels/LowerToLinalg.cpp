@@ -1369,10 +1369,29 @@ Value visible(OpBuilder &b, Location loc, MaskKind mask, Value q, Value k,
   return causal;
 }
 
+/// C(o, i, m, n) += sum_k A(o, i, m, k) B(o, i, k, n) as a generic over
+/// (o, i, m, n, k), marked as a batch of GEMMs (kBatchedGemmAttrName); each
+/// map places the operand's dimensions among those five.
+Value batchedGemm(OpBuilder &b, Location loc, Value a, AffineMap aMap, Value bm,
+                  AffineMap bMap, Value init, AffineMap cMap) {
+  SmallVector<utils::IteratorType> iterators = parallel(4);
+  iterators.push_back(utils::IteratorType::reduction);
+  auto op = linalg::GenericOp::create(
+      b, loc, init.getType(), ValueRange{a, bm}, init,
+      ArrayRef<AffineMap>{aMap, bMap, cMap}, iterators,
+      [](OpBuilder &nb, Location l, ValueRange args) {
+        Value p = arith::MulFOp::create(nb, l, args[0], args[1]);
+        linalg::YieldOp::create(
+            nb, l, arith::AddFOp::create(nb, l, args[2], p).getResult());
+      });
+  op->setAttr(kBatchedGemmAttrName, b.getUnitAttr());
+  return op.getResult(0);
+}
+
 /// scale * <q, k> for every (b, head, q, k): [B, heads, N, N]. A temporary of
 /// this lowering (the host path is dense for now; the IR never holds one).
 Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
-                      int64_t heads, double scale) {
+                      int64_t heads, double scale, bool blas) {
   MLIRContext *ctx = b.getContext();
   auto q = tensorType(query);
   int64_t batch = q.getDimSize(0), n = q.getDimSize(1),
@@ -1386,6 +1405,23 @@ Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
         b, loc, t, v, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
   };
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto scaled = [&](Value dots) {
+    return elementwise(b, loc, type, {dots}, {b.getMultiDimIdentityMap(4)},
+                       [&](OpBuilder &nb, Location l, ValueRange a,
+                           ValueRange) {
+                         return arith::MulFOp::create(
+                                    nb, l, a[0],
+                                    floatConstant(nb, l, et, scale))
+                             .getResult();
+                       });
+  };
+  if (blas) // per (b, h): Q_bh [N, dh] times K_bh [N, dh] transposed
+    return scaled(batchedGemm(b, loc, split(query),
+                              AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
+                              split(key),
+                              AffineMap::get(5, 0, {d(0), d(3), d(1), d(4)}, ctx),
+                              zeros(b, loc, type),
+                              AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)));
   // The keys as [B, heads, dh, N], so that the loop nest (b, h, q, i, k) has
   // the contiguous k innermost and vectorises; each dot product still sums
   // over i in ascending order.
@@ -1420,12 +1456,7 @@ Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
                 nb, l, arith::AddFOp::create(nb, l, a[2], p).getResult());
           })
           .getResult(0);
-  return elementwise(b, loc, type, {dots}, {b.getMultiDimIdentityMap(4)},
-                     [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
-                       return arith::MulFOp::create(
-                                  nb, l, a[0], floatConstant(nb, l, et, scale))
-                           .getResult();
-                     });
+  return scaled(dots);
 }
 
 /// result[b, x, c] = sum_y pairs[b, c / dh, (x, y) or, transposed, (y, x)]
@@ -1434,9 +1465,29 @@ Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
 /// the contiguous c innermost (vectorised), each sum over y in ascending
 /// order, as the interpreter adds.
 Value headProduct(OpBuilder &b, Location loc, Value pairs, bool transposePairs,
-                  Value rows, int64_t dh) {
+                  Value rows, int64_t dh, bool blas) {
   MLIRContext *ctx = b.getContext();
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  if (blas) {
+    // Per (b, h): P_bh [N, N] (or its transpose) times rows_bh [N, dh],
+    // over (b, h, x, j, y) on views [B, N, heads, dh].
+    auto rowType = tensorType(rows);
+    int64_t batch = rowType.getDimSize(0), n = rowType.getDimSize(1),
+            heads = rowType.getDimSize(2) / dh;
+    auto viewType = RankedTensorType::get({batch, n, heads, dh},
+                                          rowType.getElementType());
+    SmallVector<ReassociationIndices> split = {{0}, {1}, {2, 3}};
+    Value view = tensor::ExpandShapeOp::create(b, loc, viewType, rows, split);
+    AffineMap pairMap =
+        transposePairs ? AffineMap::get(5, 0, {d(0), d(1), d(4), d(2)}, ctx)
+                       : AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx);
+    Value product = batchedGemm(
+        b, loc, pairs, pairMap, view,
+        AffineMap::get(5, 0, {d(0), d(4), d(1), d(3)}, ctx),
+        zeros(b, loc, viewType),
+        AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx));
+    return tensor::CollapseShapeOp::create(b, loc, rowType, product, split);
+  }
   AffineExpr head = d(3).floorDiv(dh);
   AffineMap pairMap =
       transposePairs ? AffineMap::get(4, 0, {d(0), head, d(2), d(1)}, ctx)
@@ -1468,7 +1519,9 @@ Value prefixOfSample(OpBuilder &b, Location loc, Value prefix, Value sample) {
 }
 
 struct LowerAttention : OpRewritePattern<AttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerAttention(MLIRContext *ctx, bool blas)
+      : OpRewritePattern(ctx), blas(blas) {}
+  bool blas; // the products as batches of GEMMs
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
@@ -1483,7 +1536,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     MaskKind mask = op.getMask();
     Value prefix = op.getPrefix();
     Value scores =
-        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale);
+        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale, blas);
     auto rowType = RankedTensorType::get({batch, heads, n}, et);
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     AffineMap all4 = b.getMultiDimIdentityMap(4);
@@ -1542,7 +1595,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         });
     Value output =
         headProduct(b, loc, probabilities, /*transposePairs=*/false,
-                    op.getValue(), dh);
+                    op.getValue(), dh, blas);
     Value lse = elementwise(
         b, loc, tensorType(op.getRowLogsumexp()), {rowMax, denominator},
         {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
@@ -1588,7 +1641,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 };
 
 struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerAttentionGrad(MLIRContext *ctx, bool blas)
+      : OpRewritePattern(ctx), blas(blas) {}
+  bool blas; // the products as batches of GEMMs
   LogicalResult matchAndRewrite(AttentionGradOp op,
                                 PatternRewriter &b) const override {
     if (op.getLiveQueries())
@@ -1615,7 +1670,7 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     };
     // p = exp(scale <q, k> - lse) on visible pairs, 0 elsewhere.
     Value scores =
-        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale);
+        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale, blas);
     Value probabilities = elementwise(
         b, loc, pairType, {scores, op.getRowLogsumexp()}, {all4, row4},
         [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
@@ -1627,7 +1682,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
         });
     // dp = <dout_q, v_k> (scores of dout against v, unscaled) and
     // delta_q = <dout_q, out_q>.
-    Value dp = attentionScores(b, loc, op.getGrad(), op.getValue(), heads, 1.0);
+    Value dp =
+        attentionScores(b, loc, op.getGrad(), op.getValue(), heads, 1.0, blas);
     auto split = [&](Value v) {
       auto t = RankedTensorType::get({batch, n, heads, dh}, et);
       return tensor::ExpandShapeOp::create(
@@ -1662,7 +1718,7 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
         });
     // The three products, each summed in the order the interpreter adds.
     auto product = [&](Value pairs, bool transposePairs, Value rows) {
-      return headProduct(b, loc, pairs, transposePairs, rows, dh);
+      return headProduct(b, loc, pairs, transposePairs, rows, dh, blas);
     };
     Value dq = product(ds, false, op.getKey());  // sum_k ds[q, k] k_k
     Value dk = product(ds, true, op.getQuery()); // sum_q ds[q, k] q_q
@@ -1717,10 +1773,9 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas) {
            LowerLayerNorm, LowerReshape, LowerSlice, LowerPad, LowerGeluGrad,
            LowerPosEmbed, LowerPatchify, LowerClipCoefficient, LowerGlobalNorm,
            LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
-           LowerGatherLiveRows, LowerScatterLiveRows, LowerAttention,
-           LowerAttentionGrad, LowerSumSquares, LowerSqrt, LowerReweight,
+           LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt, LowerReweight,
            LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
-  patterns.add<LowerLinear>(ctx, blas);
+  patterns.add<LowerLinear, LowerAttention, LowerAttentionGrad>(ctx, blas);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";
   WalkResult left = module.walk([](Operation *op) {

@@ -11,6 +11,12 @@ namespace mlir::aim {
 /// array [transpose A, transpose B] on the linalg.generic.
 inline constexpr llvm::StringLiteral kGemmAttrName = "aim.gemm";
 
+/// Marks a batch of GEMMs (attention's products per sample and head): a
+/// linalg.generic over (outer batch, inner batch, m, n, k), its operand
+/// maps permutations of those dimensions, C(o, i, m, n) += A(m, k) B(k, n).
+/// GemmCalls.h derives the layouts from the maps and the buffers' strides.
+inline constexpr llvm::StringLiteral kBatchedGemmAttrName = "aim.batched_gemm";
+
 /// Rewrites the aim ops of `module` into linalg, tensor, arith and math ops
 /// on tensors. With `blas`, GEMM operands keep their stored layout (a BLAS
 /// reads them as they are). Fails, naming the op, when one has no lowering.

@@ -1,6 +1,8 @@
 //===- SplitFullReductions.cpp - sums to a scalar in two stages -----------===//
 #include "codegen/kernels/SplitFullReductions.h"
 
+#include "codegen/kernels/LowerToLinalg.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -90,7 +92,8 @@ int splitNarrowReductions(ModuleOp module, int64_t maxParallel,
   SmallVector<linalg::GenericOp> candidates;
   module.walk([&](linalg::GenericOp op) {
     if (op.getNumDpsInits() == 1 && op.getNumReductionLoops() == 1 &&
-        op.hasPureTensorSemantics() && isAdditive(op))
+        op.hasPureTensorSemantics() && isAdditive(op) &&
+        !op->hasAttr(kBatchedGemmAttrName)) // a BLAS's to split
       candidates.push_back(op);
   });
   int split = 0;

@@ -158,6 +158,19 @@ void expectClose(const std::vector<::aim::HostTensor> &expected,
   }
 }
 
+/// Whether the host object of `source` calls cblas_sgemm.
+bool callsBlas(const std::string &source,
+               const mlir::aim::HostCompileOptions &options) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
+  llvm::Expected<mlir::aim::HostObject> object =
+      mlir::aim::compileToObject(*module, options);
+  EXPECT_TRUE(bool(object)) << llvm::toString(object.takeError());
+  return object && object->bytes.find("cblas_sgemm") != std::string::npos;
+}
+
 void checkAgainstInterpreter(const std::string &source, const char *name,
                              const mlir::aim::HostCompileOptions &options = {}) {
   MLIRContext context;
@@ -287,8 +300,17 @@ TEST(HostCodegen, LossAndItsGradient) {
                           "loss");
 }
 
+// Attention's products as loops, and as batches of GEMMs (a cblas_sgemm
+// call per sample and head, LowerToLinalg.h's kBatchedGemmAttrName: how the
+// GPU backend hands them to cuBLASLt).
+mlir::aim::HostCompileOptions withBlas() {
+  mlir::aim::HostCompileOptions options;
+  options.blas = true;
+  return options;
+}
+
 TEST(HostCodegen, AttentionEveryMaskAndLiveQueries) {
-  checkAgainstInterpreter(R"(
+  const char *source = R"(
     func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
                       %K: tensor<2xi32> {test.at_least_one})
         -> (tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>,
@@ -299,8 +321,10 @@ TEST(HostCodegen, AttentionEveryMaskAndLiveQueries) {
       %lq = aim.gather_live_rows %q, prefix %K : tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>
       %lo, %ll = aim.attention %lq, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 {live_queries} : tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>, tensor<10x2xf32>
       return %o, %l, %c, %f, %lo, %ll : tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<10x2xf32>
-    })",
-                          "attention");
+    })";
+  checkAgainstInterpreter(source, "attention");
+  EXPECT_TRUE(callsBlas(source, withBlas()));
+  checkAgainstInterpreter(source, "attention-blas", withBlas());
 }
 
 TEST(HostCodegen, LiveRowsRoundTrip) {
@@ -316,7 +340,7 @@ TEST(HostCodegen, LiveRowsRoundTrip) {
 }
 
 TEST(HostCodegen, AttentionGradients) {
-  checkAgainstInterpreter(R"(
+  const char *source = R"(
     func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
                       %dout: tensor<2x5x8xf32>, %K: tensor<2xi32> {test.at_least_one})
         -> (tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>,
@@ -331,8 +355,10 @@ TEST(HostCodegen, AttentionGradients) {
       %lo, %ll = aim.attention %lq, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 {live_queries} : tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<10x8xf32>, tensor<10x2xf32>
       %xq, %xk, %xv = aim.attention_grad %ld, %lq, %k, %v, %lo, %ll, heads = 2, mask = prefix_causal(%K), scale = 0.5 {live_queries} : tensor<10x8xf32>, tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<10x2xf32>, tensor<2xi32> -> tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
       return %dq, %dk, %dv, %cq, %ck, %cv, %xq, %xk, %xv : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<10x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
-    })",
-                          "attention-grad");
+    })";
+  checkAgainstInterpreter(source, "attention-grad");
+  EXPECT_TRUE(callsBlas(source, withBlas()));
+  checkAgainstInterpreter(source, "attention-grad-blas", withBlas());
 }
 
 TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
