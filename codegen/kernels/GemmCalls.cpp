@@ -60,6 +60,24 @@ func::FuncOp gemmDeclaration(ModuleOp module, StringRef symbol) {
   return f;
 }
 
+/// The declaration of `symbol` with cblas_sgemm's signature plus a stride
+/// after each matrix (i64) and the batch count last (i32), made on first use.
+func::FuncOp stridedBatchedDeclaration(ModuleOp module, StringRef symbol) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(symbol))
+    return f;
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  Type i32 = b.getI32Type(), i64 = b.getI64Type(), f32 = b.getF32Type();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto type = b.getFunctionType({i32, i32, i32, i32, i32, i32, f32, ptr, i32,
+                                 i64, ptr, i32, i64, f32, ptr, i32, i64, i32},
+                                {});
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), symbol, type);
+  f.setPrivate();
+  return f;
+}
+
 /// C = op(A) op(B) + C through `gemm`, row-major, alpha 1.
 void callGemm(OpBuilder &b, Location loc, func::FuncOp gemm, bool transposeA,
               bool transposeB, int64_t m, int64_t n, int64_t k, Value a,
@@ -98,7 +116,8 @@ std::optional<SmallVector<int64_t>> loopStrides(Value operand, AffineMap map) {
 /// per (o, i), each operand addressed at its offset with its own leading
 /// dimension. False (and nothing changed) where a layout is not one a BLAS
 /// reads: a matrix without a unit-stride dimension.
-bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm) {
+bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
+                     func::FuncOp stridedBatched) {
   enum { O, I, M, N, K };
   Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
         c = op.getDpsInits()[0];
@@ -122,6 +141,33 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm) {
   };
   auto outer = scf::ForOp::create(b, loc, index(0), index(range[O]), index(1));
   b.setInsertionPointToStart(outer.getBody());
+  if (stridedBatched) {
+    // One call per o, the inner batch in it.
+    auto at = [&](Value memref, ArrayRef<int64_t> strides) {
+      return dataPointer(
+          b, loc, memref,
+          arith::MulIOp::create(b, loc, outer.getInductionVar(),
+                                index(strides[O])));
+    };
+    Type i32 = b.getI32Type(), i64 = b.getI64Type();
+    auto int32 = [&](int64_t v) {
+      return arith::ConstantIntOp::create(b, loc, i32, v).getResult();
+    };
+    auto int64 = [&](int64_t v) {
+      return arith::ConstantIntOp::create(b, loc, i64, v).getResult();
+    };
+    Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
+    func::CallOp::create(
+        b, loc, stridedBatched,
+        ValueRange{int32(kRowMajor), int32(transposeA ? kTrans : kNoTrans),
+                   int32(transposeB ? kTrans : kNoTrans), int32(range[M]),
+                   int32(range[N]), int32(range[K]), one, at(a, *sa),
+                   int32(lda), int64((*sa)[I]), at(bm, *sb), int32(ldb),
+                   int64((*sb)[I]), one, at(c, *sc), int32((*sc)[M]),
+                   int64((*sc)[I]), int32(range[I])});
+    op->erase();
+    return true;
+  }
   auto inner = scf::ForOp::create(b, loc, index(0), index(range[I]), index(1));
   b.setInsertionPointToStart(inner.getBody());
   auto at = [&](Value memref, ArrayRef<int64_t> strides) {
@@ -141,7 +187,8 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm) {
 
 } // namespace
 
-void callGemmFunction(ModuleOp module, StringRef symbol) {
+void callGemmFunction(ModuleOp module, StringRef symbol,
+                      StringRef stridedBatchedSymbol) {
   SmallVector<linalg::GenericOp> gemms, batches;
   module.walk([&](linalg::GenericOp op) {
     if (op->hasAttr(kGemmAttrName))
@@ -149,8 +196,12 @@ void callGemmFunction(ModuleOp module, StringRef symbol) {
     if (op->hasAttr(kBatchedGemmAttrName))
       batches.push_back(op);
   });
-  for (linalg::GenericOp op : batches)
-    callBatchedGemm(op, gemmDeclaration(module, symbol)); // else loops
+  for (linalg::GenericOp op : batches) // else loops
+    callBatchedGemm(op, gemmDeclaration(module, symbol),
+                    stridedBatchedSymbol.empty()
+                        ? func::FuncOp()
+                        : stridedBatchedDeclaration(module,
+                                                    stridedBatchedSymbol));
   for (linalg::GenericOp op : gemms) {
     Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
           c = op.getDpsInits()[0];

@@ -9,7 +9,8 @@
 // aimcCudaSgemm (cuBLASLt, runtime/cuda/CublasLt.h) for the GPU backend. The
 // others stay loop nests. A batch of GEMMs (kBatchedGemmAttrName: attention's
 // products) becomes a loop of such calls, one per sample and head, each
-// operand at its offset with its own leading dimension.
+// operand at its offset with its own leading dimension; or, on the GPU, one
+// strided-batched call per sample.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_CODEGEN_KERNELS_GEMMCALLS_H
@@ -25,7 +26,12 @@ namespace mlir::aim {
 Value dataPointer(OpBuilder &b, Location loc, Value memref,
                   Value elementOffset = nullptr);
 
-void callGemmFunction(ModuleOp module, StringRef symbol);
+/// With `stridedBatchedSymbol` (aimcCudaSgemmStridedBatched), a batch of
+/// GEMMs is a call of it per outer batch index, the inner batch (heads) in
+/// one call: cblas_sgemm's signature with each matrix followed by its
+/// stride (i64) and the batch count last.
+void callGemmFunction(ModuleOp module, StringRef symbol,
+                      StringRef stridedBatchedSymbol = {});
 
 } // namespace mlir::aim
 

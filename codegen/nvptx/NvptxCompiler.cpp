@@ -163,7 +163,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   if (!kernels)
     return kernels.takeError();
   if (options.cublas)
-    callGemmFunction(module, "aimcCudaSgemm");
+    callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
   if (llvm::Error e = prepareKernelsForGpu(module))
     return e;
 

@@ -80,7 +80,8 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   auto it = plans.find(shape);
   if (it != plans.end())
     return &it->second;
-  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc] = shape;
+  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA,
+        strideB, strideC] = shape;
   Plan p;
   // Column-major view: C^T (n x m) = op(B)^T (n x k) op(A)^T (k x m). The
   // row-major B (k x n, or n x k when transposed) read column-major is B^T
@@ -110,6 +111,25 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
                  what);
   if (made)
     made = check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, m, ldc), what);
+  // Batches: the layouts of the column-major view (x: B, y: A) each with
+  // the count and its operand's stride.
+  auto batched = [&](cublasLtMatrixLayout_t layout, int64_t stride) {
+    int32_t count = static_cast<int32_t>(batch);
+    return check(cublasLtMatrixLayoutSetAttribute(
+                     layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                     sizeof(count)),
+                 what) &&
+           check(cublasLtMatrixLayoutSetAttribute(
+                     layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                     &stride, sizeof(stride)),
+                 what);
+  };
+  if (made && batch > 1)
+    made = batched(p.x, strideB) && batched(p.y, strideA) &&
+                   batched(p.c, strideC)
+               ? Status::ok()
+               : Status::error(what + ": cannot describe a batch of " +
+                               std::to_string(batch));
   cublasLtMatmulPreference_t preference = nullptr;
   if (made)
     made = check(cublasLtMatmulPreferenceCreate(&preference), what);
@@ -144,7 +164,24 @@ Status CublasLt::sgemm(CUstream stream, bool transposeA, bool transposeB,
                        int64_t m, int64_t n, int64_t k, float alpha,
                        const float *a, int64_t lda, const float *b,
                        int64_t ldb, float beta, float *c, int64_t ldc) {
-  StatusOr<Plan *> p = plan({transposeA, transposeB, m, n, k, lda, ldb, ldc});
+  return sgemmStridedBatched(stream, transposeA, transposeB, m, n, k, alpha, a,
+                             lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+}
+
+Status CublasLt::sgemmStridedBatched(CUstream stream, bool transposeA,
+                                     bool transposeB, int64_t m, int64_t n,
+                                     int64_t k, float alpha, const float *a,
+                                     int64_t lda, int64_t strideA,
+                                     const float *b, int64_t ldb,
+                                     int64_t strideB, float beta, float *c,
+                                     int64_t ldc, int64_t strideC,
+                                     int64_t batch) {
+  if (batch < 1)
+    return Status::error("a batch of " + std::to_string(batch) + " GEMMs");
+  if (batch == 1)
+    strideA = strideB = strideC = 0; // one plan per shape, batched or not
+  StatusOr<Plan *> p = plan({transposeA, transposeB, m, n, k, lda, ldb, ldc,
+                             batch, strideA, strideB, strideC});
   if (!p)
     return p.status();
   return check(cublasLtMatmul(handle, (*p)->desc, &alpha, b, (*p)->x, a,
@@ -152,8 +189,9 @@ Status CublasLt::sgemm(CUstream stream, bool transposeA, bool transposeB,
                               &(*p)->algo,
                               reinterpret_cast<void *>(workspace),
                               kCublasLtWorkspaceBytes, stream),
-               "cublasLtMatmul (" + std::to_string(m) + "x" +
-                   std::to_string(n) + "x" + std::to_string(k) + ")");
+               "cublasLtMatmul (" + std::to_string(batch) + " x " +
+                   std::to_string(m) + "x" + std::to_string(n) + "x" +
+                   std::to_string(k) + ")");
 }
 
 } // namespace aim::rt

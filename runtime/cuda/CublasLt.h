@@ -37,6 +37,7 @@ namespace aim::rt {
   X(cublasLtMatmulDescSetAttribute)                                            \
   X(cublasLtMatrixLayoutCreate)                                                \
   X(cublasLtMatrixLayoutDestroy)                                               \
+  X(cublasLtMatrixLayoutSetAttribute)                                          \
   X(cublasLtMatmulPreferenceCreate)                                            \
   X(cublasLtMatmulPreferenceDestroy)                                           \
   X(cublasLtMatmulPreferenceSetAttribute)                                      \
@@ -56,6 +57,14 @@ public:
   Status sgemm(CUstream stream, bool transposeA, bool transposeB, int64_t m,
                int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+  /// `batch` such GEMMs in one call, the i-th operands `i * stride`
+  /// elements past the first ones (attention's heads).
+  Status sgemmStridedBatched(CUstream stream, bool transposeA, bool transposeB,
+                             int64_t m, int64_t n, int64_t k, float alpha,
+                             const float *a, int64_t lda, int64_t strideA,
+                             const float *b, int64_t ldb, int64_t strideB,
+                             float beta, float *c, int64_t ldc,
+                             int64_t strideC, int64_t batch);
 
   /// Shapes seen so far (each with its descriptors and algorithm).
   size_t cachedShapes() const { return plans.size(); }
@@ -73,9 +82,10 @@ private:
     cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
+  // transposes, m, n, k, leading dimensions, batch count and strides.
   using Shape =
       std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
-                 int64_t>;
+                 int64_t, int64_t, int64_t, int64_t, int64_t>;
   StatusOr<Plan *> plan(const Shape &shape);
 
   void *library = nullptr;

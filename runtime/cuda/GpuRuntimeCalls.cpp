@@ -246,31 +246,28 @@ void _mlir_memref_to_llvm_free(void *block) {
 
 } // extern "C"
 
-/// A GEMM of the step (cblas_sgemm's signature and meaning, row-major),
-/// through cuBLASLt on aim-run's stream; timed like a kernel when profiling.
-extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
-                              int k, float alpha, const float *a, int lda,
-                              const float *b, int ldb, float beta, float *c,
-                              int ldc) {
+namespace {
+
+/// Enqueues `gemm` (a cuBLASLt call) on aim-run's stream, timed under
+/// `name` like a kernel when profiling.
+template <typename Gemm>
+void runGemm(const char *caller, int order, const std::string &name,
+             Gemm gemm) {
   GpuCallState &s = gpuCallState();
   if (!s.ok())
     return;
-  constexpr int kRowMajor = 101, kTrans = 112;
+  constexpr int kRowMajor = 101;
   if (order != kRowMajor || !s.gemms) {
-    s.fail("aimcCudaSgemm: " + std::string(order != kRowMajor
-                                                ? "not a row-major GEMM"
-                                                : "cuBLASLt is not loaded"));
+    s.fail(std::string(caller) + ": " +
+           (order != kRowMajor ? "not a row-major GEMM"
+                               : "cuBLASLt is not loaded"));
     return;
   }
-  std::string name = "cublasLt sgemm " + std::to_string(m) + "x" +
-                     std::to_string(n) + "x" + std::to_string(k);
   if (s.profiling &&
       !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
                       "cuEventRecord"))
     return;
-  aim::Status done = s.gemms->sgemm(s.stream, transA == kTrans,
-                                    transB == kTrans, m, n, k, alpha, a, lda,
-                                    b, ldb, beta, c, ldc);
+  aim::Status done = gemm(*s.gemms, s.stream);
   if (!done) {
     s.fail(done.message());
     return;
@@ -289,4 +286,42 @@ extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
       t.milliseconds += ms;
     }
   }
+}
+
+constexpr int kTrans = 112;
+
+std::string shapeName(int m, int n, int k) {
+  return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+}
+
+} // namespace
+
+/// A GEMM of the step (cblas_sgemm's signature and meaning, row-major),
+/// through cuBLASLt on aim-run's stream; timed like a kernel when profiling.
+extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
+                              int k, float alpha, const float *a, int lda,
+                              const float *b, int ldb, float beta, float *c,
+                              int ldc) {
+  runGemm("aimcCudaSgemm", order, "cublasLt sgemm " + shapeName(m, n, k),
+          [&](aim::rt::CublasLt &lt, CUstream stream) {
+            return lt.sgemm(stream, transA == kTrans, transB == kTrans, m, n,
+                            k, alpha, a, lda, b, ldb, beta, c, ldc);
+          });
+}
+
+/// `batch` GEMMs of one shape (attention's heads), the i-th operands `i *
+/// stride` elements past the first (codegen/kernels/GemmCalls.h).
+extern "C" void aimcCudaSgemmStridedBatched(
+    int order, int transA, int transB, int m, int n, int k, float alpha,
+    const float *a, int lda, int64_t strideA, const float *b, int ldb,
+    int64_t strideB, float beta, float *c, int ldc, int64_t strideC,
+    int batch) {
+  runGemm("aimcCudaSgemmStridedBatched", order,
+          "cublasLt sgemm " + std::to_string(batch) + " x " +
+              shapeName(m, n, k),
+          [&](aim::rt::CublasLt &lt, CUstream stream) {
+            return lt.sgemmStridedBatched(
+                stream, transA == kTrans, transB == kTrans, m, n, k, alpha, a,
+                lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch);
+          });
 }

@@ -17,11 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace {
 struct Layout {
   uint64_t rows, cols;
   int64_t ld;
+  int32_t batch = 1;  // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT
+  int64_t stride = 0; // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET
 };
 struct Desc {
   cublasOperation_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
@@ -113,6 +116,20 @@ EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l,
   *l = reinterpret_cast<cublasLtMatrixLayout_t>(new Layout{rows, cols, ld});
   return CUBLAS_STATUS_SUCCESS;
 }
+EXPORT cublasStatus_t
+cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l,
+                                 cublasLtMatrixLayoutAttribute_t a,
+                                 const void *value, size_t size) {
+  auto *layout = reinterpret_cast<Layout *>(l);
+  if (a == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT && size == sizeof(int32_t))
+    std::memcpy(&layout->batch, value, size);
+  else if (a == CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET &&
+           size == sizeof(int64_t))
+    std::memcpy(&layout->stride, value, size);
+  else
+    return CUBLAS_STATUS_INVALID_VALUE;
+  return CUBLAS_STATUS_SUCCESS;
+}
 EXPORT cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
   delete reinterpret_cast<Layout *>(l);
   return CUBLAS_STATUS_SUCCESS;
@@ -158,12 +175,15 @@ EXPORT cublasStatus_t cublasLtMatmul(
   uint64_t kb = tb ? lb.cols : lb.rows, n = tb ? lb.rows : lb.cols;
   if (k != kb || lc.rows != m || lc.cols != n || ld.rows != m || ld.cols != n)
     return CUBLAS_STATUS_INVALID_VALUE;
-  const float *A = static_cast<const float *>(a);
-  const float *B = static_cast<const float *>(b);
-  const float *C = static_cast<const float *>(c);
-  float *D = static_cast<float *>(d);
+  if (la.batch != lb.batch || la.batch != lc.batch || la.batch != ld.batch)
+    return CUBLAS_STATUS_INVALID_VALUE;
   float al = *static_cast<const float *>(alpha),
         be = *static_cast<const float *>(beta);
+  for (int32_t g = 0; g < la.batch; ++g) {
+  const float *A = static_cast<const float *>(a) + g * la.stride;
+  const float *B = static_cast<const float *>(b) + g * lb.stride;
+  const float *C = static_cast<const float *>(c) + g * lc.stride;
+  float *D = static_cast<float *>(d) + g * ld.stride;
   for (uint64_t j = 0; j < n; ++j)
     for (uint64_t i = 0; i < m; ++i) {
       double sum = 0;
@@ -176,8 +196,10 @@ EXPORT cublasStatus_t cublasLtMatmul(
       }
       D[i + j * ld.ld] = float(al * sum + be * C[i + j * lc.ld]);
     }
+  }
   if (std::FILE *log = gemmLog()) {
-    std::fprintf(log, "gemm %llux%llux%llu %c%c %s\n",
+    std::fprintf(log, "gemm %s%llux%llux%llu %c%c %s\n",
+                 la.batch > 1 ? (std::to_string(la.batch) + " x ").c_str() : "",
                  static_cast<unsigned long long>(m),
                  static_cast<unsigned long long>(n),
                  static_cast<unsigned long long>(k), ta ? 'T' : 'N',

@@ -79,6 +79,30 @@ TEST_F(CudaGemm, RowMajorMatchesReferenceForEveryTransposition) {
   EXPECT_FLOAT_EQ(c[0], float(k));
 }
 
+// Attention's layout: per head h, A_h = rows of [N, heads * dh] at column
+// h * dh (lda = heads * dh, stride dh), B_h likewise transposed, C_h its own
+// [N, N] block (stride N * N).
+TEST_F(CudaGemm, StridedBatchMatchesOneGemmPerHead) {
+  const int64_t n = 3, heads = 2, dh = 4, width = heads * dh;
+  std::vector<float> q = ramp(n * width, 0.5f), k = ramp(n * width, 0.25f);
+  std::vector<float> c(heads * n * n, 0.0f), want(heads * n * n, 0.0f);
+  for (int64_t h = 0; h < heads; ++h)
+    ASSERT_TRUE(gemms->sgemm(nullptr, false, true, n, n, dh, 1.0f,
+                             q.data() + h * dh, width, k.data() + h * dh,
+                             width, 1.0f, want.data() + h * n * n, n));
+  aim::Status s = gemms->sgemmStridedBatched(
+      nullptr, false, true, n, n, dh, 1.0f, q.data(), width, dh, k.data(),
+      width, dh, 1.0f, c.data(), n, n * n, heads);
+  ASSERT_TRUE(s) << s.message();
+  for (int64_t i = 0; i < heads * n * n; ++i)
+    EXPECT_FLOAT_EQ(c[i], want[i]) << "element " << i;
+  // The second head is not the first one again.
+  EXPECT_NE(c[0], c[n * n]);
+  EXPECT_FALSE(gemms->sgemmStridedBatched(nullptr, false, true, n, n, dh, 1.0f,
+                                          q.data(), width, dh, k.data(), width,
+                                          dh, 1.0f, c.data(), n, n * n, 0));
+}
+
 TEST(CudaGemmPrecision, FastComputeTypesRoundTheOperands) {
   setenv("AIMC_CUDA_DRIVER", AIM_FAKE_CUDA_DRIVER, 1);
   setenv("AIMC_CUBLASLT", AIM_FAKE_CUBLASLT, 1);
