@@ -3,8 +3,8 @@
 
 #include "codegen/host/ObjectEmitter.h"
 #include "codegen/kernels/BufferizedKernels.h"
-#include "codegen/kernels/CollectiveCalls.h"
 #include "codegen/kernels/CodegenError.h"
+#include "codegen/kernels/CollectiveCalls.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuPreparation.h"
 #include "codegen/kernels/LowerToLinalg.h"

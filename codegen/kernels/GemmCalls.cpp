@@ -144,10 +144,9 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   if (stridedBatched) {
     // One call per o, the inner batch in it.
     auto at = [&](Value memref, ArrayRef<int64_t> strides) {
-      return dataPointer(
-          b, loc, memref,
-          arith::MulIOp::create(b, loc, outer.getInductionVar(),
-                                index(strides[O])));
+      return dataPointer(b, loc, memref,
+                         arith::MulIOp::create(b, loc, outer.getInductionVar(),
+                                               index(strides[O])));
     };
     Type i32 = b.getI32Type(), i64 = b.getI64Type();
     auto int32 = [&](int64_t v) {
@@ -197,11 +196,11 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
       batches.push_back(op);
   });
   for (linalg::GenericOp op : batches) // else loops
-    callBatchedGemm(op, gemmDeclaration(module, symbol),
-                    stridedBatchedSymbol.empty()
-                        ? func::FuncOp()
-                        : stridedBatchedDeclaration(module,
-                                                    stridedBatchedSymbol));
+    callBatchedGemm(
+        op, gemmDeclaration(module, symbol),
+        stridedBatchedSymbol.empty()
+            ? func::FuncOp()
+            : stridedBatchedDeclaration(module, stridedBatchedSymbol));
   for (linalg::GenericOp op : gemms) {
     Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
           c = op.getDpsInits()[0];
@@ -216,9 +215,9 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
             k = transposeA ? aShape[0] : aShape[1];
     OpBuilder b(op);
     Location loc = op.getLoc();
-    callGemm(b, loc, gemmDeclaration(module, symbol), transposeA, transposeB,
-             m, n, k, dataPointer(b, loc, a), aShape[1],
-             dataPointer(b, loc, bm), bShape[1], dataPointer(b, loc, c), n);
+    callGemm(b, loc, gemmDeclaration(module, symbol), transposeA, transposeB, m,
+             n, k, dataPointer(b, loc, a), aShape[1], dataPointer(b, loc, bm),
+             bShape[1], dataPointer(b, loc, c), n);
     op->erase();
   }
 }

@@ -1,4 +1,5 @@
-//===- GemmCalls.h - GEMMs as calls of a cblas_sgemm-shaped function -*- C++ -*-===//
+//===- GemmCalls.h - GEMMs as calls of a cblas_sgemm-shaped function -*- C++
+//-*-===//
 //
 // The lowering marks each contraction that is a plain GEMM (LowerToLinalg.h,
 // kGemmAttrName). Each one whose operands are contiguous row-major float32

@@ -1406,22 +1406,21 @@ Value attentionScores(OpBuilder &b, Location loc, Value query, Value key,
   };
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
   auto scaled = [&](Value dots) {
-    return elementwise(b, loc, type, {dots}, {b.getMultiDimIdentityMap(4)},
-                       [&](OpBuilder &nb, Location l, ValueRange a,
-                           ValueRange) {
-                         return arith::MulFOp::create(
-                                    nb, l, a[0],
-                                    floatConstant(nb, l, et, scale))
-                             .getResult();
-                       });
+    return elementwise(
+        b, loc, type, {dots}, {b.getMultiDimIdentityMap(4)},
+        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+          return arith::MulFOp::create(nb, l, a[0],
+                                       floatConstant(nb, l, et, scale))
+              .getResult();
+        });
   };
   if (blas) // per (b, h): Q_bh [N, dh] times K_bh [N, dh] transposed
-    return scaled(batchedGemm(b, loc, split(query),
-                              AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
-                              split(key),
-                              AffineMap::get(5, 0, {d(0), d(3), d(1), d(4)}, ctx),
-                              zeros(b, loc, type),
-                              AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)));
+    return scaled(batchedGemm(
+        b, loc, split(query),
+        AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx), split(key),
+        AffineMap::get(5, 0, {d(0), d(3), d(1), d(4)}, ctx),
+        zeros(b, loc, type),
+        AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)));
   // The keys as [B, heads, dh, N], so that the loop nest (b, h, q, i, k) has
   // the contiguous k innermost and vectorises; each dot product still sums
   // over i in ascending order.
@@ -1474,18 +1473,18 @@ Value headProduct(OpBuilder &b, Location loc, Value pairs, bool transposePairs,
     auto rowType = tensorType(rows);
     int64_t batch = rowType.getDimSize(0), n = rowType.getDimSize(1),
             heads = rowType.getDimSize(2) / dh;
-    auto viewType = RankedTensorType::get({batch, n, heads, dh},
-                                          rowType.getElementType());
+    auto viewType =
+        RankedTensorType::get({batch, n, heads, dh}, rowType.getElementType());
     SmallVector<ReassociationIndices> split = {{0}, {1}, {2, 3}};
     Value view = tensor::ExpandShapeOp::create(b, loc, viewType, rows, split);
     AffineMap pairMap =
         transposePairs ? AffineMap::get(5, 0, {d(0), d(1), d(4), d(2)}, ctx)
                        : AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx);
-    Value product = batchedGemm(
-        b, loc, pairs, pairMap, view,
-        AffineMap::get(5, 0, {d(0), d(4), d(1), d(3)}, ctx),
-        zeros(b, loc, viewType),
-        AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx));
+    Value product =
+        batchedGemm(b, loc, pairs, pairMap, view,
+                    AffineMap::get(5, 0, {d(0), d(4), d(1), d(3)}, ctx),
+                    zeros(b, loc, viewType),
+                    AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx));
     return tensor::CollapseShapeOp::create(b, loc, rowType, product, split);
   }
   AffineExpr head = d(3).floorDiv(dh);
@@ -1593,9 +1592,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                                          floatConstant(nb, l, et, 0.0))
               .getResult();
         });
-    Value output =
-        headProduct(b, loc, probabilities, /*transposePairs=*/false,
-                    op.getValue(), dh, blas);
+    Value output = headProduct(b, loc, probabilities, /*transposePairs=*/false,
+                               op.getValue(), dh, blas);
     Value lse = elementwise(
         b, loc, tensorType(op.getRowLogsumexp()), {rowMax, denominator},
         {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
@@ -1768,13 +1766,13 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas) {
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
   RewritePatternSet patterns(ctx);
-  patterns
-      .add<LowerAdd, LowerGelu, LowerCast, LowerMatmul, LowerSumLeading,
-           LowerLayerNorm, LowerReshape, LowerSlice, LowerPad, LowerGeluGrad,
-           LowerPosEmbed, LowerPatchify, LowerClipCoefficient, LowerGlobalNorm,
-           LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
-           LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt, LowerReweight,
-           LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
+  patterns.add<
+      LowerAdd, LowerGelu, LowerCast, LowerMatmul, LowerSumLeading,
+      LowerLayerNorm, LowerReshape, LowerSlice, LowerPad, LowerGeluGrad,
+      LowerPosEmbed, LowerPatchify, LowerClipCoefficient, LowerGlobalNorm,
+      LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
+      LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt,
+      LowerReweight, LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
   patterns.add<LowerLinear, LowerAttention, LowerAttentionGrad>(ctx, blas);
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";

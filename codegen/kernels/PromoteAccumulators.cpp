@@ -22,9 +22,8 @@ std::optional<Accumulator> findAccumulator(scf::ForOp loop) {
   for (auto load : body->getOps<memref::LoadOp>()) {
     Value buffer = load.getMemref();
     if (!loop.isDefinedOutsideOfLoop(buffer) ||
-        !llvm::all_of(load.getIndices(), [&](Value i) {
-          return loop.isDefinedOutsideOfLoop(i);
-        }))
+        !llvm::all_of(load.getIndices(),
+                      [&](Value i) { return loop.isDefinedOutsideOfLoop(i); }))
       continue;
     memref::StoreOp store;
     bool onlyThese = true;
@@ -33,7 +32,8 @@ std::optional<Accumulator> findAccumulator(scf::ForOp loop) {
         continue;
       auto s = dyn_cast<memref::StoreOp>(user);
       if (!store && s && s->getBlock() == body &&
-          llvm::equal(s.getIndices(), load.getIndices()) && load->isBeforeInBlock(s)) {
+          llvm::equal(s.getIndices(), load.getIndices()) &&
+          load->isBeforeInBlock(s)) {
         store = s;
         continue;
       }

@@ -80,8 +80,8 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   auto it = plans.find(shape);
   if (it != plans.end())
     return &it->second;
-  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA,
-        strideB, strideC] = shape;
+  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA, strideB,
+        strideC] = shape;
   Plan p;
   // Column-major view: C^T (n x m) = op(B)^T (n x k) op(A)^T (k x m). The
   // row-major B (k x n, or n x k when transposed) read column-major is B^T
@@ -125,11 +125,11 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
                  what);
   };
   if (made && batch > 1)
-    made = batched(p.x, strideB) && batched(p.y, strideA) &&
-                   batched(p.c, strideC)
-               ? Status::ok()
-               : Status::error(what + ": cannot describe a batch of " +
-                               std::to_string(batch));
+    made =
+        batched(p.x, strideB) && batched(p.y, strideA) && batched(p.c, strideC)
+            ? Status::ok()
+            : Status::error(what + ": cannot describe a batch of " +
+                            std::to_string(batch));
   cublasLtMatmulPreference_t preference = nullptr;
   if (made)
     made = check(cublasLtMatmulPreferenceCreate(&preference), what);
@@ -168,14 +168,11 @@ Status CublasLt::sgemm(CUstream stream, bool transposeA, bool transposeB,
                              lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
 }
 
-Status CublasLt::sgemmStridedBatched(CUstream stream, bool transposeA,
-                                     bool transposeB, int64_t m, int64_t n,
-                                     int64_t k, float alpha, const float *a,
-                                     int64_t lda, int64_t strideA,
-                                     const float *b, int64_t ldb,
-                                     int64_t strideB, float beta, float *c,
-                                     int64_t ldc, int64_t strideC,
-                                     int64_t batch) {
+Status CublasLt::sgemmStridedBatched(
+    CUstream stream, bool transposeA, bool transposeB, int64_t m, int64_t n,
+    int64_t k, float alpha, const float *a, int64_t lda, int64_t strideA,
+    const float *b, int64_t ldb, int64_t strideB, float beta, float *c,
+    int64_t ldc, int64_t strideC, int64_t batch) {
   if (batch < 1)
     return Status::error("a batch of " + std::to_string(batch) + " GEMMs");
   if (batch == 1)
@@ -186,8 +183,7 @@ Status CublasLt::sgemmStridedBatched(CUstream stream, bool transposeA,
     return p.status();
   return check(cublasLtMatmul(handle, (*p)->desc, &alpha, b, (*p)->x, a,
                               (*p)->y, &beta, c, (*p)->c, c, (*p)->c,
-                              &(*p)->algo,
-                              reinterpret_cast<void *>(workspace),
+                              &(*p)->algo, reinterpret_cast<void *>(workspace),
                               kCublasLtWorkspaceBytes, stream),
                "cublasLtMatmul (" + std::to_string(batch) + " x " +
                    std::to_string(m) + "x" + std::to_string(n) + "x" +

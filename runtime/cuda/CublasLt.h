@@ -63,8 +63,8 @@ public:
                              int64_t m, int64_t n, int64_t k, float alpha,
                              const float *a, int64_t lda, int64_t strideA,
                              const float *b, int64_t ldb, int64_t strideB,
-                             float beta, float *c, int64_t ldc,
-                             int64_t strideC, int64_t batch);
+                             float beta, float *c, int64_t ldc, int64_t strideC,
+                             int64_t batch);
 
   /// Shapes seen so far (each with its descriptors and algorithm).
   size_t cachedShapes() const { return plans.size(); }

@@ -304,18 +304,20 @@ extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
                               int ldc) {
   runGemm("aimcCudaSgemm", order, "cublasLt sgemm " + shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
-            return lt.sgemm(stream, transA == kTrans, transB == kTrans, m, n,
-                            k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return lt.sgemm(stream, transA == kTrans, transB == kTrans, m, n, k,
+                            alpha, a, lda, b, ldb, beta, c, ldc);
           });
 }
 
 /// `batch` GEMMs of one shape (attention's heads), the i-th operands `i *
 /// stride` elements past the first (codegen/kernels/GemmCalls.h).
-extern "C" void aimcCudaSgemmStridedBatched(
-    int order, int transA, int transB, int m, int n, int k, float alpha,
-    const float *a, int lda, int64_t strideA, const float *b, int ldb,
-    int64_t strideB, float beta, float *c, int ldc, int64_t strideC,
-    int batch) {
+extern "C" void aimcCudaSgemmStridedBatched(int order, int transA, int transB,
+                                            int m, int n, int k, float alpha,
+                                            const float *a, int lda,
+                                            int64_t strideA, const float *b,
+                                            int ldb, int64_t strideB,
+                                            float beta, float *c, int ldc,
+                                            int64_t strideC, int batch) {
   runGemm("aimcCudaSgemmStridedBatched", order,
           "cublasLt sgemm " + std::to_string(batch) + " x " +
               shapeName(m, n, k),

@@ -116,10 +116,9 @@ EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l,
   *l = reinterpret_cast<cublasLtMatrixLayout_t>(new Layout{rows, cols, ld});
   return CUBLAS_STATUS_SUCCESS;
 }
-EXPORT cublasStatus_t
-cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l,
-                                 cublasLtMatrixLayoutAttribute_t a,
-                                 const void *value, size_t size) {
+EXPORT cublasStatus_t cublasLtMatrixLayoutSetAttribute(
+    cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t a,
+    const void *value, size_t size) {
   auto *layout = reinterpret_cast<Layout *>(l);
   if (a == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT && size == sizeof(int32_t))
     std::memcpy(&layout->batch, value, size);
@@ -180,22 +179,22 @@ EXPORT cublasStatus_t cublasLtMatmul(
   float al = *static_cast<const float *>(alpha),
         be = *static_cast<const float *>(beta);
   for (int32_t g = 0; g < la.batch; ++g) {
-  const float *A = static_cast<const float *>(a) + g * la.stride;
-  const float *B = static_cast<const float *>(b) + g * lb.stride;
-  const float *C = static_cast<const float *>(c) + g * lc.stride;
-  float *D = static_cast<float *>(d) + g * ld.stride;
-  for (uint64_t j = 0; j < n; ++j)
-    for (uint64_t i = 0; i < m; ++i) {
-      double sum = 0;
-      for (uint64_t l = 0; l < k; ++l) {
-        float x = operand(ta ? A[l + i * la.ld] : A[i + l * la.ld],
-                          desc.compute);
-        float y = operand(tb ? B[j + l * lb.ld] : B[l + j * lb.ld],
-                          desc.compute);
-        sum += double(x) * y;
+    const float *A = static_cast<const float *>(a) + g * la.stride;
+    const float *B = static_cast<const float *>(b) + g * lb.stride;
+    const float *C = static_cast<const float *>(c) + g * lc.stride;
+    float *D = static_cast<float *>(d) + g * ld.stride;
+    for (uint64_t j = 0; j < n; ++j)
+      for (uint64_t i = 0; i < m; ++i) {
+        double sum = 0;
+        for (uint64_t l = 0; l < k; ++l) {
+          float x =
+              operand(ta ? A[l + i * la.ld] : A[i + l * la.ld], desc.compute);
+          float y =
+              operand(tb ? B[j + l * lb.ld] : B[l + j * lb.ld], desc.compute);
+          sum += double(x) * y;
+        }
+        D[i + j * ld.ld] = float(al * sum + be * C[i + j * lc.ld]);
       }
-      D[i + j * ld.ld] = float(al * sum + be * C[i + j * lc.ld]);
-    }
   }
   if (std::FILE *log = gemmLog()) {
     std::fprintf(log, "gemm %s%llux%llux%llu %c%c %s\n",

@@ -88,8 +88,8 @@ TEST_F(CudaGemm, StridedBatchMatchesOneGemmPerHead) {
   std::vector<float> c(heads * n * n, 0.0f), want(heads * n * n, 0.0f);
   for (int64_t h = 0; h < heads; ++h)
     ASSERT_TRUE(gemms->sgemm(nullptr, false, true, n, n, dh, 1.0f,
-                             q.data() + h * dh, width, k.data() + h * dh,
-                             width, 1.0f, want.data() + h * n * n, n));
+                             q.data() + h * dh, width, k.data() + h * dh, width,
+                             1.0f, want.data() + h * n * n, n));
   aim::Status s = gemms->sgemmStridedBatched(
       nullptr, false, true, n, n, dh, 1.0f, q.data(), width, dh, k.data(),
       width, dh, 1.0f, c.data(), n, n * n, heads);

@@ -171,8 +171,9 @@ bool callsBlas(const std::string &source,
   return object && object->bytes.find("cblas_sgemm") != std::string::npos;
 }
 
-void checkAgainstInterpreter(const std::string &source, const char *name,
-                             const mlir::aim::HostCompileOptions &options = {}) {
+void checkAgainstInterpreter(
+    const std::string &source, const char *name,
+    const mlir::aim::HostCompileOptions &options = {}) {
   MLIRContext context;
   context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
                       arith::ArithDialect>();
@@ -493,7 +494,8 @@ TEST(SplitReductions, GlobalNormOfModelShapesIsAccurate) {
   MLIRContext context;
   context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
                       arith::ArithDialect>();
-  OwningOpRef<ModuleOp> reference = parseSourceString<ModuleOp>(source, &context);
+  OwningOpRef<ModuleOp> reference =
+      parseSourceString<ModuleOp>(source, &context);
   ASSERT_TRUE(reference);
   auto f = reference->lookupSymbol<func::FuncOp>("kernel");
   std::vector<::aim::HostTensor> args = randomArguments(f, 3);

@@ -93,15 +93,19 @@ std::pair<double, double> maxDifference(const HostTensor &a,
   }
   return {diff, scale};
 }
-/// The roofline time of a "cublasLt sgemm MxNxK" entry: 2MNK operations,
-/// each operand and the result read or written once (float32).
+/// The roofline time of a "cublasLt sgemm MxNxK" (or "... B x MxNxK", a
+/// strided batch) entry: 2MNK operations per GEMM, each operand and the
+/// result read or written once (float32).
 double gemmRooflineSeconds(const aimx::GpuCode &gpu, const std::string &name) {
-  long long m = 0, n = 0, k = 0;
-  if (std::sscanf(name.c_str(), "cublasLt sgemm %lldx%lldx%lld", &m, &n,
-                  &k) != 3 ||
+  long long m = 0, n = 0, k = 0, batch = 1;
+  if ((std::sscanf(name.c_str(), "cublasLt sgemm %lld x %lldx%lldx%lld",
+                   &batch, &m, &n, &k) != 4 &&
+       std::sscanf(name.c_str(), "cublasLt sgemm %lldx%lldx%lld", &m, &n,
+                   &k) != 3) ||
       gpu.vector_flops() <= 0 || gpu.memory_bandwidth() <= 0)
     return 0;
-  double flops = 2.0 * m * n * k, bytes = 4.0 * (m * k + k * n + 2.0 * m * n);
+  double flops = 2.0 * batch * m * n * k,
+         bytes = 4.0 * batch * (m * k + k * n + 2.0 * m * n);
   return std::max(flops / gpu.vector_flops(), bytes / gpu.memory_bandwidth());
 }
 /// AdamW's state at step 0 (zero moments) for `params`, in train_step's
