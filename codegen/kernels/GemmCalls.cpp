@@ -78,21 +78,32 @@ func::FuncOp stridedBatchedDeclaration(ModuleOp module, StringRef symbol) {
   return f;
 }
 
+Value integer(OpBuilder &b, Location loc, unsigned bits, int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getIntegerType(bits), v);
+}
+
+/// The arguments cblas_sgemm starts with: row-major, the transpositions,
+/// M, N, K.
+SmallVector<Value> gemmPrologue(OpBuilder &b, Location loc, bool transposeA,
+                                bool transposeB, int64_t m, int64_t n,
+                                int64_t k) {
+  return {integer(b, loc, 32, kRowMajor),
+          integer(b, loc, 32, transposeA ? kTrans : kNoTrans),
+          integer(b, loc, 32, transposeB ? kTrans : kNoTrans),
+          integer(b, loc, 32, m), integer(b, loc, 32, n),
+          integer(b, loc, 32, k)};
+}
+
 /// C = op(A) op(B) + C through `gemm`, row-major, alpha 1.
 void callGemm(OpBuilder &b, Location loc, func::FuncOp gemm, bool transposeA,
               bool transposeB, int64_t m, int64_t n, int64_t k, Value a,
               int64_t lda, Value bm, int64_t ldb, Value c, int64_t ldc) {
-  Type i32 = b.getI32Type();
-  auto int32 = [&](int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, i32, v).getResult();
-  };
+  SmallVector<Value> args =
+      gemmPrologue(b, loc, transposeA, transposeB, m, n, k);
   Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
-  func::CallOp::create(
-      b, loc, gemm,
-      ValueRange{int32(kRowMajor), int32(transposeA ? kTrans : kNoTrans),
-                 int32(transposeB ? kTrans : kNoTrans), int32(m), int32(n),
-                 int32(k), one, a, int32(lda), bm, int32(ldb), one, c,
-                 int32(ldc)});
+  args.append({one, a, integer(b, loc, 32, lda), bm, integer(b, loc, 32, ldb),
+               one, c, integer(b, loc, 32, ldc)});
+  func::CallOp::create(b, loc, gemm, args);
 }
 
 /// Element strides of the loops (o, i, m, n, k) in an operand read through
@@ -148,22 +159,15 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
                          arith::MulIOp::create(b, loc, outer.getInductionVar(),
                                                index(strides[O])));
     };
-    Type i32 = b.getI32Type(), i64 = b.getI64Type();
-    auto int32 = [&](int64_t v) {
-      return arith::ConstantIntOp::create(b, loc, i32, v).getResult();
-    };
-    auto int64 = [&](int64_t v) {
-      return arith::ConstantIntOp::create(b, loc, i64, v).getResult();
-    };
+    auto int32 = [&](int64_t v) { return integer(b, loc, 32, v); };
+    auto int64 = [&](int64_t v) { return integer(b, loc, 64, v); };
+    SmallVector<Value> args = gemmPrologue(b, loc, transposeA, transposeB,
+                                           range[M], range[N], range[K]);
     Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
-    func::CallOp::create(
-        b, loc, stridedBatched,
-        ValueRange{int32(kRowMajor), int32(transposeA ? kTrans : kNoTrans),
-                   int32(transposeB ? kTrans : kNoTrans), int32(range[M]),
-                   int32(range[N]), int32(range[K]), one, at(a, *sa),
-                   int32(lda), int64((*sa)[I]), at(bm, *sb), int32(ldb),
-                   int64((*sb)[I]), one, at(c, *sc), int32((*sc)[M]),
-                   int64((*sc)[I]), int32(range[I])});
+    args.append({one, at(a, *sa), int32(lda), int64((*sa)[I]), at(bm, *sb),
+                 int32(ldb), int64((*sb)[I]), one, at(c, *sc),
+                 int32((*sc)[M]), int64((*sc)[I]), int32(range[I])});
+    func::CallOp::create(b, loc, stridedBatched, args);
     op->erase();
     return true;
   }
