@@ -332,29 +332,28 @@ int runTrain(int argc, char **argv) {
   const int64_t microBatches = *sharded ? o.accumulate : o.accumulate * o.ranks;
   const int64_t globalBatch = model->batch() * microBatches;
   std::optional<AccumulatedStep> accumulated;
-  if (*sharded && o.accumulate > 1) {
-    StatusOr<AccumulatedStep> a = AccumulatedStep::preparePerRank(
-        *model, o.accumulate, (*sharded)->dataParallelGroup(), o.ranks);
-    if (!a)
-      return fail(a.status().message());
-    accumulated = std::move(*a);
-    std::printf("batch: %lld images a step: %lld micro-batches of %lld over "
-                "the grid\n",
-                static_cast<long long>(globalBatch),
-                static_cast<long long>(o.accumulate),
-                static_cast<long long>(model->batch()));
-  } else if (!*sharded && (o.accumulate > 1 || o.ranks > 1)) {
+  if (*sharded ? o.accumulate > 1 : (o.accumulate > 1 || o.ranks > 1)) {
     StatusOr<AccumulatedStep> a =
-        AccumulatedStep::prepare(*model, o.accumulate, ranks);
+        *sharded ? AccumulatedStep::preparePerRank(
+                       *model, o.accumulate, (*sharded)->dataParallelGroup(),
+                       o.ranks)
+                 : AccumulatedStep::prepare(*model, o.accumulate, ranks);
     if (!a)
       return fail(a.status().message());
     accumulated = std::move(*a);
-    std::printf("batch: %lld images a step: %lld data-parallel ranks x %lld "
-                "micro-batches of %lld\n",
-                static_cast<long long>(globalBatch),
-                static_cast<long long>(o.ranks),
-                static_cast<long long>(o.accumulate),
-                static_cast<long long>(model->batch()));
+    if (*sharded)
+      std::printf("batch: %lld images a step: %lld micro-batches of %lld "
+                  "over the grid\n",
+                  static_cast<long long>(globalBatch),
+                  static_cast<long long>(o.accumulate),
+                  static_cast<long long>(model->batch()));
+    else
+      std::printf("batch: %lld images a step: %lld data-parallel ranks x %lld "
+                  "micro-batches of %lld\n",
+                  static_cast<long long>(globalBatch),
+                  static_cast<long long>(o.ranks),
+                  static_cast<long long>(o.accumulate),
+                  static_cast<long long>(model->batch()));
   }
 
   // What a checkpoint of this run belongs to, whatever the grid.

@@ -134,7 +134,8 @@ cl::opt<std::string> cpuOption(
     cl::init("x86-64-v3"), cl::cat(aimcCategory));
 cl::opt<bool> hostBlasOption(
     "host-blas",
-    cl::desc("Host GEMMs call cblas_sgemm (aim-run carries OpenBLAS); "
+    cl::desc("Host GEMMs (linear layers, and attention's products per "
+             "sample and head) call cblas_sgemm (aim-run carries OpenBLAS); "
              "--host-blas=false compiles them as loops"),
     cl::init(true), cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
