@@ -27,6 +27,14 @@ inline constexpr const char *kCollectiveSymbol = "aimcCollective";
 inline constexpr const char *kCollectiveStartSymbol = "aimcCollectiveStart";
 inline constexpr const char *kCollectivesWaitSymbol = "aimcCollectivesWait";
 
+/// The GPU launcher code's: the same arguments, on device memory, in the
+/// order of aim-run's stream (runtime/cuda/NcclCollectives.h).
+inline constexpr const char *kCudaCollectiveSymbol = "aimcCudaCollective";
+inline constexpr const char *kCudaCollectiveStartSymbol =
+    "aimcCudaCollectiveStart";
+inline constexpr const char *kCudaCollectivesWaitSymbol =
+    "aimcCudaCollectivesWait";
+
 enum class CollectiveKind : int32_t {
   AllReduce = 0,     // out = the group's sum of in
   ReduceScatter = 1, // out = this rank's block of the group's sum of in

@@ -45,7 +45,7 @@ struct Parameter {
 struct Grid {
   int64_t dataParallel = 1, tensorParallel = 1;
   bool zero = false;
-  bool present() const { return dataParallel * tensorParallel > 1 || zero; }
+  bool present = false; // @mesh exists (a grid of one rank too)
 };
 
 struct BuildTrainStepPass
@@ -95,7 +95,7 @@ BuildTrainStepPass::Update BuildTrainStepPass::emitUpdate(
   auto scalarF32 = RankedTensorType::get({}, b.getF32Type());
   SmallVector<Value> grads(gradients), updated(values);
   Value norm;
-  if (grid.present()) {
+  if (grid.present) {
     for (auto [k, p] : llvm::enumerate(params)) {
       grads[k] = reduceGradient(b, loc, p, gradients[k]);
       if (p.stateSliced)
@@ -139,7 +139,7 @@ BuildTrainStepPass::Update BuildTrainStepPass::emitUpdate(
 
 Value BuildTrainStepPass::reduceGradient(OpBuilder &b, Location loc,
                                          const Parameter &p, Value gradient) {
-  if (grid.dataParallel == 1)
+  if (!sumsOverDataParallel(grid.dataParallel, grid.tensorParallel))
     return gradient;
   Operation *reduce =
       p.stateSliced
@@ -290,6 +290,7 @@ void BuildTrainStepPass::runOnOperation() {
     grid.dataParallel = mesh.getShape()[kDataParallelAxis];
     grid.tensorParallel = mesh.getShape()[kTensorParallelAxis];
     auto zero = module->getAttrOfType<IntegerAttr>(AimDialect::kZeroAttrName);
+    grid.present = true;
     grid.zero = zero && zero.getInt() == 1;
   }
   for (unsigned i = 0, e = lossAndGrads.getNumArguments(); i < e; ++i) {

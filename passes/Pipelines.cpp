@@ -3,11 +3,16 @@
 
 #include "passes/Passes.h"
 
+#include "dialects/aim/AimSharding.h"
+
 namespace mlir::aim {
 
 void addStagePipeline(OpPassManager &pm, Stage stage,
                       const PipelineOptions &options) {
-  if (options.dataParallel * options.tensorParallel > 1 || options.zero) {
+  const bool onGrid = options.grid ||
+                      options.dataParallel * options.tensorParallel > 1 ||
+                      options.zero;
+  if (onGrid) {
     ShardPassOptions shard;
     shard.dataParallel = options.dataParallel;
     shard.tensorParallel = options.tensorParallel;
@@ -23,7 +28,8 @@ void addStagePipeline(OpPassManager &pm, Stage stage,
     pm.addPass(createAutodiffPass());
   if (stage >= Stage::TrainStep)
     pm.addPass(createBuildTrainStepPass());
-  if (stage >= Stage::TrainStep && options.dataParallel > 1 &&
+  if (stage >= Stage::TrainStep && onGrid &&
+      sumsOverDataParallel(options.dataParallel, options.tensorParallel) &&
       options.bucketBytes > 0) {
     ScheduleCommunicationPassOptions schedule;
     schedule.bucketBytes = options.bucketBytes;

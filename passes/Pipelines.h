@@ -23,12 +23,15 @@ struct PipelineOptions {
   /// aim-fuse at the kernels stage, deciding on this target description.
   bool fuse = true;
   std::string target = "h100-sxm";
-  /// aim-shard first, for the program of one rank of a dp x tp grid (none
-  /// when both are 1 and zero is 0).
+  /// aim-shard first, for the program of one rank of a dp x tp grid: when
+  /// `grid` is set (aimc --mesh, even a grid of one rank), or dp x tp > 1,
+  /// or zero.
+  bool grid = false;
   int64_t dataParallel = 1, tensorParallel = 1;
   bool zero = false;
-  /// With dp > 1: aim-schedule's buckets of gradient reductions started
-  /// during the backward (0: reduce after the backward, synchronously).
+  /// Where the program sums over dp: aim-schedule's buckets of gradient
+  /// reductions started during the backward (0: reduce after the backward,
+  /// synchronously).
   int64_t bucketBytes = 25 << 20;
 };
 

@@ -206,7 +206,7 @@ LogicalResult ShardPass::shardLoss(NormalizedPixelLossOp loss) {
   if (failed(makeWhole(loss, 0)) || failed(makeWhole(loss, 1)))
     return failure();
   setLayout(loss.getResult(), Layout());
-  if (dataParallel == 1)
+  if (!sumsOverDataParallel(dataParallel, tensorParallel))
     return success();
   OpBuilder b(loss->getContext());
   b.setInsertionPointAfter(loss);
@@ -390,8 +390,6 @@ void ShardPass::runOnOperation() {
                        << ", zero = " << int64_t(zero) << ")";
     return signalPassFailure();
   }
-  if (dataParallel * tensorParallel == 1 && zero == 0)
-    return; // one rank: the program as it is
   if (module.lookupSymbol(kGridName)) {
     module.emitError() << "the module already has @" << kGridName
                        << ": it is sharded already";

@@ -33,6 +33,8 @@ public:
   const GridPosition &position() const { return at; }
   /// The ranks with this rank's tp index, by dp index.
   MpiComm &dataParallelGroup() const { return *dataParallel; }
+  /// The ranks with this rank's dp index, by tp index.
+  MpiComm &tensorParallelGroup() const { return *tensorParallel; }
 
   /// One collective of a per-rank program (common/CollectiveCall.h), done
   /// when it returns.

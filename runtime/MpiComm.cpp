@@ -56,18 +56,21 @@ StatusOr<MpiComm *> MpiComm::world() {
                                void *)>(symbol("MPI_Allgather"));
   comm->commSplit = reinterpret_cast<int (*)(void *, int, int, void **)>(
       symbol("MPI_Comm_split"));
+  comm->bcast = reinterpret_cast<int (*)(void *, int, void *, int, void *)>(
+      symbol("MPI_Bcast"));
   comm->finalize = reinterpret_cast<int (*)()>(symbol("MPI_Finalize"));
   comm->abort = reinterpret_cast<int (*)(void *, int)>(symbol("MPI_Abort"));
   comm->commWorld = symbol("ompi_mpi_comm_world");
   comm->doubleType = symbol("ompi_mpi_double");
   comm->floatType = symbol("ompi_mpi_float");
+  comm->byteType = symbol("ompi_mpi_byte");
   comm->sumOp = symbol("ompi_mpi_op_sum");
   comm->comm = comm->commWorld;
   comm->ownsMpi = true;
   if (!initThread || !rank || !sizeOf || !comm->allreduce ||
       !comm->reduceScatterBlock || !comm->allgather || !comm->commSplit ||
-      !comm->finalize || !comm->abort || !comm->commWorld ||
-      !comm->doubleType || !comm->floatType || !comm->sumOp)
+      !comm->bcast || !comm->byteType || !comm->finalize || !comm->abort ||
+      !comm->commWorld || !comm->doubleType || !comm->floatType || !comm->sumOp)
     return Status::error(path + " is not Open MPI (its MPI_COMM_WORLD, "
                                 "MPI_DOUBLE, MPI_FLOAT or MPI_SUM objects or "
                                 "its collectives are missing)");
@@ -180,11 +183,26 @@ Status MpiComm::reduceScatter(const float *in, float *out, int64_t outCount,
 
 Status MpiComm::allGather(const float *in, float *out, int64_t inCount,
                           const std::string &what) {
-  return floatCollective(in, out, inCount, inCount * worldSize, what,
-                         [&](int n) {
-                           return allgather(in, n, floatType, out, n,
-                                            floatType, comm);
-                         });
+  return floatCollective(
+      in, out, inCount, inCount * worldSize, what, [&](int n) {
+        return allgather(in, n, floatType, out, n, floatType, comm);
+      });
+}
+
+Status MpiComm::broadcast(void *data, int64_t bytes, int root,
+                          const std::string &what) {
+  if (worldSize == 1)
+    return Status::ok();
+  if (Status s = checkCount(bytes, what); !s)
+    return s;
+  return guarded(what, [&] {
+    return bcast(data, static_cast<int>(bytes), byteType, root, comm) == 0;
+  });
+}
+
+void MpiComm::abortJob() {
+  if (abort && commWorld)
+    abort(commWorld, 1);
 }
 
 StatusOr<std::unique_ptr<MpiComm>> MpiComm::split(int color, int key) {

@@ -36,6 +36,17 @@ public:
   /// `timeoutSeconds`, this rank prints `what` and why, and aborts the job.
   Status sum(std::vector<double> &values, const std::string &what);
   void setTimeout(double seconds) { timeoutSeconds = seconds; }
+  double timeout() const { return timeoutSeconds; }
+  /// The rank mpirun numbered this process (for messages).
+  int worldRank() const { return worldRankIndex; }
+
+  /// `bytes` bytes at `data` from the rank `root` of this communicator to
+  /// every other (MPI_Bcast), under the same watchdog as sum().
+  Status broadcast(void *data, int64_t bytes, int root,
+                   const std::string &what);
+  /// Stops every rank of the job (MPI_Abort), after an error that leaves the
+  /// others waiting; returns only without MPI (one process).
+  void abortJob();
 
   /// The ranks of this communicator with the same `color`, ordered by `key`
   /// (MPI_Comm_split; every rank calls it).
@@ -77,10 +88,11 @@ private:
                    void *) = nullptr;
   int (*commSplit)(void *, int, int, void **) = nullptr;
   int (*finalize)() = nullptr;
+  int (*bcast)(void *, int, void *, int, void *) = nullptr;
   int (*abort)(void *, int) = nullptr;
   double timeoutSeconds = 600;
   void *comm = nullptr, *commWorld = nullptr, *doubleType = nullptr,
-       *floatType = nullptr, *sumOp = nullptr;
+       *floatType = nullptr, *byteType = nullptr, *sumOp = nullptr;
   bool ownsMpi = false; // the world finalizes MPI
 };
 

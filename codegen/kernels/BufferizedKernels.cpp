@@ -16,12 +16,12 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #include <algorithm>
 
@@ -51,9 +51,6 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
   if (failed(markCollectives(module)))
     return failure("the module has collectives the runtime cannot do (see "
                    "the diagnostics)");
-  if (fuseElementwise && hasCollectives(module))
-    return failure("the GPU backend has no collectives yet (NCCL): compile "
-                   "a per-rank program for the host");
   if (fuseElementwise) {
     // Only single-use producers: fusing one with several consumers would
     // compute it once per consumer. Marked GEMMs are not elementwise and
@@ -65,7 +62,10 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
     linalg::populateElementwiseOpsFusionPatterns(
         patterns, [](OpOperand *operand) {
           Operation *producer = operand->get().getDefiningOp();
+          // A collective is a call of the runtime, not a loop nest.
           if (!producer || !producer->hasOneUse() ||
+              isCollectiveMark(producer) ||
+              isCollectiveMark(operand->getOwner()) ||
               operand->getOwner()->hasAttr(kBatchedGemmAttrName) ||
               operand->getOwner()->hasAttr(kGemmAttrName))
             return false;

@@ -123,6 +123,17 @@ LogicalResult markCollectives(ModuleOp module) {
   return success();
 }
 
+bool isCollectiveMark(Operation *op) { return op->hasAttr(kCollectiveAttr); }
+
+CollectiveSymbols CollectiveSymbols::host() {
+  return {::aim::kCollectiveSymbol, ::aim::kCollectiveStartSymbol,
+          ::aim::kCollectivesWaitSymbol};
+}
+CollectiveSymbols CollectiveSymbols::cuda() {
+  return {::aim::kCudaCollectiveSymbol, ::aim::kCudaCollectiveStartSymbol,
+          ::aim::kCudaCollectivesWaitSymbol};
+}
+
 bool hasCollectives(ModuleOp module) {
   bool found = false;
   module.walk([&](linalg::GenericOp op) {
@@ -131,7 +142,17 @@ bool hasCollectives(ModuleOp module) {
   return found;
 }
 
-void callCollectiveFunctions(ModuleOp module) {
+void callCollectiveFunctions(ModuleOp module, CollectiveSymbols symbols) {
+  // The wait outlining placed (OutlineKernels.cpp) calls the host's function.
+  if (StringRef(symbols.wait) != ::aim::kCollectivesWaitSymbol)
+    if (auto wait =
+            module.lookupSymbol<func::FuncOp>(::aim::kCollectivesWaitSymbol)) {
+      if (failed(SymbolTable::replaceAllSymbolUses(
+              wait, StringAttr::get(module.getContext(), symbols.wait),
+              module)))
+        llvm_unreachable("a symbol use that cannot be renamed");
+      wait.setSymName(symbols.wait);
+    }
   SmallVector<linalg::GenericOp> marks;
   module.walk([&](linalg::GenericOp op) {
     if (op->hasAttr(kCollectiveAttr))
@@ -155,9 +176,9 @@ void callCollectiveFunctions(ModuleOp module) {
     return declaration;
   };
   for (linalg::GenericOp mark : marks) {
-    func::FuncOp declaration = declare(
-        mark->hasAttr(AimDialect::kAsyncAttrName) ? ::aim::kCollectiveStartSymbol
-                                                  : ::aim::kCollectiveSymbol);
+    func::FuncOp declaration =
+        declare(mark->hasAttr(AimDialect::kAsyncAttrName) ? symbols.start
+                                                          : symbols.call);
     b.setInsertionPoint(mark);
     Location loc = mark.getLoc();
     Value in = mark.getDpsInputs()[0], out = mark.getDpsInits()[0];

@@ -6,8 +6,10 @@
 // what it does, which reads its input (so that bufferization keeps the input
 // alive and unwritten until the call); after bufferization,
 // callCollectiveFunction replaces each mark with a call of the runtime's
-// aimcCollective (common/CollectiveCall.h). The host backend makes the
-// calls; the GPU backend has no collectives yet (NCCL) and refuses them.
+// aimcCollective (common/CollectiveCall.h). The host backend's calls run
+// over MPI on host memory; the GPU backend's launcher code calls the
+// aimcCuda* functions instead, which aim-run runs with NCCL on device memory
+// in stream order.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_CODEGEN_KERNELS_COLLECTIVECALLS_H
@@ -24,11 +26,22 @@ LogicalResult markCollectives(ModuleOp module);
 
 /// Whether the module holds marked collectives.
 bool hasCollectives(ModuleOp module);
+/// Whether `op` is a marked collective (no fusion may touch it).
+bool isCollectiveMark(Operation *op);
+
+/// The runtime functions collectives call (common/CollectiveCall.h).
+struct CollectiveSymbols {
+  const char *call, *start, *wait;
+  static CollectiveSymbols host();
+  static CollectiveSymbols cuda();
+};
 
 /// After bufferization: each marked collective becomes a call of
-/// aimcCollective, or of aimcCollectiveStart where aim-schedule started it
-/// ahead ({aim.async}; common/CollectiveCall.h).
-void callCollectiveFunctions(ModuleOp module);
+/// `symbols.call`, or of `symbols.start` where aim-schedule started it
+/// ahead ({aim.async}); calls of the host's wait function become calls of
+/// `symbols.wait`.
+void callCollectiveFunctions(
+    ModuleOp module, CollectiveSymbols symbols = CollectiveSymbols::host());
 
 } // namespace mlir::aim
 

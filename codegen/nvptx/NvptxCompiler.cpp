@@ -3,6 +3,7 @@
 
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/CodegenError.h"
+#include "codegen/kernels/CollectiveCalls.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuLoopMapping.h"
 #include "codegen/kernels/GpuPreparation.h"
@@ -164,6 +165,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     return kernels.takeError();
   if (options.cublas)
     callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
+  callCollectiveFunctions(module, CollectiveSymbols::cuda());
   if (llvm::Error e = prepareKernelsForGpu(module))
     return e;
 

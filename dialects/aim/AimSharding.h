@@ -45,6 +45,14 @@ inline DictionaryAttr shardingAttr(Builder &b, const ::aim::TensorSharding &s) {
   return b.getDictionaryAttr(entries);
 }
 
+/// Whether the per-rank program of a dp x tp grid sums over dp: when dp > 1,
+/// and on a grid of one rank, which keeps every dp collective over itself
+/// (the communication path run on one device, MPI or NCCL, must give the
+/// whole step's numbers). With dp = 1 and tp > 1 the sums would be copies.
+inline bool sumsOverDataParallel(int64_t dp, int64_t tp) {
+  return dp > 1 || dp * tp == 1;
+}
+
 } // namespace mlir::aim
 
 #endif // AIMC_DIALECTS_AIM_AIMSHARDING_H

@@ -164,8 +164,10 @@ Status CudaProgram::run(PackedEntry function,
   if (Status s = launch(function, entry, pointers.data()); !s)
     state.fail(s.message());
   if (state.firstError.empty())
-    if (Status s = d.check(d.cuStreamSynchronize(state.stream),
-                           "finishing the step (cuStreamSynchronize)");
+    if (Status s = state.awaitStream
+                       ? state.awaitStream(state.stream)
+                       : d.check(d.cuStreamSynchronize(state.stream),
+                                 "finishing the step (cuStreamSynchronize)");
         !s)
       state.fail(s.message());
   if (!state.firstError.empty()) {

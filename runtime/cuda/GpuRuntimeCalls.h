@@ -18,6 +18,7 @@
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/MemoryPool.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -63,6 +64,10 @@ struct GpuCallState {
   CUevent start = nullptr, stop = nullptr;
   CUfunction timed = nullptr; // launched between start and stop
   std::map<std::string, KernelTime> kernelTimes;
+  /// Waits for the step's stream at its end; unset: cuStreamSynchronize.
+  /// (A per-rank program's NCCL collectives bound the wait:
+  /// NcclCollectives::finish.)
+  std::function<Status(CUstream)> awaitStream;
 
   /// Keeps the first error.
   void fail(const std::string &message) {

@@ -284,6 +284,17 @@ CUresult cuStreamSynchronizeFake(CUstream) {
   return fake().capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
                           : CUDA_SUCCESS;
 }
+CUresult cuStreamQueryFake(CUstream) {
+  return fake().capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+                          : CUDA_SUCCESS;
+}
+CUresult cuStreamWaitEventFake(CUstream, CUevent, unsigned) {
+  return CUDA_SUCCESS;
+}
+CUresult cuMemcpyDtoDAsyncFake(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
+                               CUstream) {
+  return cuMemcpyFake(dst, src, bytes);
+}
 CUresult cuStreamBeginCaptureFake(CUstream, CUstreamCaptureMode) {
   Fake &f = fake();
   if (f.capturing)
@@ -351,7 +362,8 @@ const std::map<std::string, void *> &table() {
       FAKE(cuModuleLoadData) FAKE(cuModuleUnload) FAKE(cuModuleGetFunction)
       FAKE(cuLaunchKernel) FAKE(cuFuncGetAttribute) FAKE(cuFuncGetParamInfo)
       FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
-      FAKE(cuStreamSynchronize) FAKE(cuEventCreate) FAKE(cuEventDestroy)
+      FAKE(cuStreamSynchronize) FAKE(cuStreamQuery) FAKE(cuStreamWaitEvent)
+      FAKE(cuMemcpyDtoDAsync) FAKE(cuEventCreate) FAKE(cuEventDestroy)
       FAKE(cuEventRecord) FAKE(cuEventSynchronize) FAKE(cuEventElapsedTime)
       FAKE(cuStreamBeginCapture) FAKE(cuStreamEndCapture)
       FAKE(cuGraphInstantiateWithFlags) FAKE(cuGraphLaunch)

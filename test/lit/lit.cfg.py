@@ -23,3 +23,6 @@ config.substitutions.append(
         os.path.join(config.aim_lib_dir, "libfakecublaslt.so"))))
 config.substitutions.append(
     ("%fakecuda", os.path.join(config.aim_lib_dir, "libfakecuda.so")))
+# %fakenccl: an NCCL that sums with MPI on the fake driver's memory.
+config.substitutions.append(
+    ("%fakenccl", os.path.join(config.aim_lib_dir, "libfakenccl.so")))

@@ -11,9 +11,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "common/Sharding.h"
 #include "dialects/aim/AimDialect.h"
 #include "dialects/aim/AimSharding.h"
-#include "common/Sharding.h"
 #include "frontends/ForwardBuilder.h"
 #include "interpreter/SimulatedGrid.h"
 #include "passes/Passes.h"
@@ -97,6 +97,7 @@ protected:
     if (mesh) {
       pipeline.dataParallel = mesh->dp;
       pipeline.tensorParallel = mesh->tp;
+      pipeline.grid = true;
       pipeline.zero = mesh->zero;
     }
     PassManager pm(&context);
@@ -375,6 +376,17 @@ TEST_F(ShardTest, DataParallelZero) { checkTrainStep({2, 1, true}); }
 TEST_F(ShardTest, TensorParallel) { checkTrainStep({1, 2, false}); }
 TEST_F(ShardTest, DataAndTensorParallel) { checkTrainStep({2, 2, false}); }
 TEST_F(ShardTest, DataAndTensorParallelZero) { checkTrainStep({2, 2, true}); }
+// A grid of one rank keeps its dp sums, over itself (the communication path
+// on one device): still the whole step.
+TEST_F(ShardTest, OneRankGrid) {
+  Mesh one{1, 1, false};
+  auto sharded = compile(4, &one);
+  ASSERT_TRUE(sharded);
+  int sums = 0;
+  sharded->walk([&](shard::AllReduceOp) { ++sums; });
+  EXPECT_GT(sums, 2); // the loss normaliser, the loss, the gradients
+  checkTrainStep(one);
+}
 // aim-schedule's buckets of 1 KiB: the reductions start during the backward
 // (several buckets) and the step computes the same.
 TEST_F(ShardTest, GradientReductionsInBuckets) {

@@ -3,8 +3,8 @@
 
 namespace aim::rt {
 
-StatusOr<std::unique_ptr<ShardedRun>> ShardedRun::open(const Artifact &artifact,
-                                                       MpiComm &world) {
+StatusOr<std::unique_ptr<ShardedRun>>
+ShardedRun::open(const Artifact &artifact, MpiComm &world, DeviceKind device) {
   const aimx::Grid *grid = artifact.root->grid();
   if (!grid)
     return std::unique_ptr<ShardedRun>();
@@ -27,10 +27,19 @@ StatusOr<std::unique_ptr<ShardedRun>> ShardedRun::open(const Artifact &artifact,
     run->shardings[t->name()->str()] = s;
   }
   GridCollectives::install(run->grid.get());
+  if (device == DeviceKind::Cuda) {
+    auto nccl = NcclCollectives::create(*run->grid, world);
+    if (!nccl)
+      return nccl.status();
+    run->gpu = std::move(*nccl);
+  }
   return run;
 }
 
-ShardedRun::~ShardedRun() { GridCollectives::install(nullptr); }
+ShardedRun::~ShardedRun() {
+  gpu.reset();
+  GridCollectives::install(nullptr);
+}
 
 Status ShardedRun::cut(NamedTensors &tensors) const {
   const GridPosition &at = position();

@@ -14,6 +14,8 @@
 #include "common/Sharding.h"
 #include "runtime/Artifact.h"
 #include "runtime/GridCollectives.h"
+#include "runtime/Program.h"
+#include "runtime/cuda/NcclCollectives.h"
 
 #include <map>
 #include <memory>
@@ -23,12 +25,18 @@ namespace aim::rt {
 class ShardedRun {
 public:
   /// The grid of `artifact` over `world` and its collectives, installed for
-  /// the artifact's code; null when the artifact is the whole step.
-  static StatusOr<std::unique_ptr<ShardedRun>> open(const Artifact &artifact,
-                                                    MpiComm &world);
+  /// the artifact's code; null when the artifact is the whole step. On
+  /// `device` cuda (the program loaded) the GPU code's collectives run with
+  /// NCCL.
+  static StatusOr<std::unique_ptr<ShardedRun>>
+  open(const Artifact &artifact, MpiComm &world, DeviceKind device);
   ~ShardedRun();
 
   const GridPosition &position() const { return grid->position(); }
+  /// How the GPU code communicates; "" on the host.
+  std::string gpuCollectives() const {
+    return gpu ? gpu->description() : std::string();
+  }
   MpiComm &dataParallelGroup() const { return grid->dataParallelGroup(); }
 
   /// Replaces each whole tensor by this rank's part (names as @train_step's
@@ -42,6 +50,7 @@ private:
   ShardedRun() = default;
   MpiComm *world = nullptr;
   std::unique_ptr<GridCollectives> grid;
+  std::unique_ptr<NcclCollectives> gpu; // after grid: it uses grid's groups
   std::map<std::string, TensorSharding> shardings;
 };
 

@@ -316,7 +316,7 @@ int runTrain(int argc, char **argv) {
   // is the whole step's, each dp rank reads its slice, and the program sums
   // over the ranks itself.
   StatusOr<std::unique_ptr<ShardedRun>> sharded =
-      ShardedRun::open(artifact, *ranks);
+      ShardedRun::open(artifact, *ranks, *device);
   if (!sharded)
     return fail(sharded.status().message());
   if (*sharded) {
@@ -326,6 +326,8 @@ int runTrain(int argc, char **argv) {
     std::printf("grid: dp=%lld x tp=%lld ranks, this one (%lld, %lld)\n",
                 static_cast<long long>(at.dp), static_cast<long long>(at.tp),
                 static_cast<long long>(at.d), static_cast<long long>(at.t));
+    if (std::string nccl = (*sharded)->gpuCollectives(); !nccl.empty())
+      std::printf("collectives: %s\n", nccl.c_str());
   }
   // With --accumulate, a step is A micro-batches of the artifact's batch
   // (a per-rank program's batch is already its grid's).

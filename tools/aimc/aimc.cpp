@@ -96,9 +96,10 @@ cl::opt<std::string> gpuChipOption(
     cl::init("sm_90a"), cl::cat(aimcCategory));
 cl::opt<std::string> meshOption(
     "mesh",
-    cl::desc("A grid of dp x tp ranks (dp=D,tp=T). With --emit or --target "
-             "host: the program of one rank (aim-shard, docs/distributed.md; "
-             "aim-run trains it under mpirun -np D*T); with "
+    cl::desc("A grid of dp x tp ranks (dp=D,tp=T). With --emit or --target: "
+             "the program of one rank (aim-shard, docs/distributed.md; "
+             "aim-run trains it under mpirun -np D*T, on GPUs with NCCL; "
+             "dp=1 alone keeps its dp sums over itself); with "
              "--report=cost: also the per-rank memory, communication and time "
              "of the step (docs/cost-model.md)"),
     cl::value_desc("dp=D,tp=T"), cl::cat(aimcCategory));
@@ -115,8 +116,8 @@ cl::opt<int64_t> accumulateOption(
     cl::init(1), cl::cat(aimcCategory));
 cl::opt<int64_t> bucketBytesOption(
     "bucket-bytes",
-    cl::desc("With --mesh dp > 1: the gradient reductions start during the "
-             "backward in buckets of at most this many bytes (aim-schedule; "
+    cl::desc("With --mesh dp > 1 (or dp=1 alone): the gradient reductions "
+             "start during the backward in buckets of at most this many bytes (aim-schedule; "
              "0: after the backward)"),
     cl::init(25 << 20), cl::cat(aimcCategory));
 cl::opt<double> linkBandwidthOption(
@@ -336,7 +337,7 @@ int compileArtifact(const aim::ModelConfig &config) {
     return error("--target names no target (host, sm_90a)");
   if (outputOption == "-")
     return error("--target writes a binary artifact: give -o <file>.aimx");
-  // --mesh: the program of one rank (host code only).
+  // --mesh: the program of one rank (host or GPU code).
   Expected<std::optional<mlir::aim::Mesh>> mesh = meshFromFlags(config);
   if (!mesh)
     return error(toString(mesh.takeError()));
@@ -345,6 +346,7 @@ int compileArtifact(const aim::ModelConfig &config) {
     if ((*mesh)->accumulate != 1)
       return error("--accumulate with --target: compile one micro-batch "
                    "(--batch) and train with aim-run --accumulate");
+    pipeline.grid = true;
     pipeline.dataParallel = (*mesh)->dp;
     pipeline.tensorParallel = (*mesh)->tp;
     pipeline.zero = (*mesh)->zero1;
@@ -541,6 +543,7 @@ int main(int argc, char **argv) {
   mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
   int64_t batch = batchOption;
   if (*mesh) {
+    pipeline.grid = true;
     pipeline.dataParallel = (*mesh)->dp;
     pipeline.tensorParallel = (*mesh)->tp;
     pipeline.zero = (*mesh)->zero1;

@@ -57,8 +57,14 @@
 
 // TWICE: error: the module already has @mesh: it is sharded already
 
-// ONE-NOT: shard
+// A grid of one rank keeps the dp sums of the loss, over itself (the
+// communication path on one device); nothing splits, nothing sums over tp.
+// ONE: shard.grid @mesh(shape = 1x1)
 // ONE: func.func @forward(%{{.*}}: tensor<4x3x8xf32>
+// ONE-NOT: grid_axes = [1]
+// ONE: shard.all_reduce %{{.*}} on @mesh grid_axes = [0] {aim.scope = "loss"}
+// ONE: shard.all_reduce %{{.*}} on @mesh grid_axes = [0] {aim.scope = "loss"}
+// ONE-NOT: grid_axes = [1]
 
 module {
 func.func @forward(%x: tensor<4x3x8xf32> {aim.input = "x"},
