@@ -94,16 +94,52 @@ SmallVector<Value> gemmPrologue(OpBuilder &b, Location loc, bool transposeA,
           integer(b, loc, 32, k)};
 }
 
-/// C = op(A) op(B) + C through `gemm`, row-major, alpha 1.
+/// C = op(A) op(B) + beta C through `gemm`, row-major, alpha 1.
 void callGemm(OpBuilder &b, Location loc, func::FuncOp gemm, bool transposeA,
               bool transposeB, int64_t m, int64_t n, int64_t k, Value a,
-              int64_t lda, Value bm, int64_t ldb, Value c, int64_t ldc) {
+              int64_t lda, Value bm, int64_t ldb, float beta, Value c,
+              int64_t ldc) {
   SmallVector<Value> args =
       gemmPrologue(b, loc, transposeA, transposeB, m, n, k);
   Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
+  Value betaValue = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(beta));
   args.append({one, a, integer(b, loc, 32, lda), bm, integer(b, loc, 32, ldb),
-               one, c, integer(b, loc, 32, ldc)});
+               betaValue, c, integer(b, loc, 32, ldc)});
   func::CallOp::create(b, loc, gemm, args);
+}
+
+/// The buffer `v` views, through reshapes (the whole of it).
+Value reshapedFrom(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(def))
+      break;
+    v = def->getOperand(0);
+  }
+  return v;
+}
+
+/// The beta of `gemm`'s call: 0 where the op just before it fills the whole
+/// of its output with zeros -- that fill is erased: a BLAS with beta 0 does
+/// not read C, so the GEMM writes it once instead of twice --, else 1.
+float betaErasingZeroFill(linalg::GenericOp gemm) {
+  Value c = reshapedFrom(gemm.getDpsInits()[0]);
+  for (Operation *prev = gemm->getPrevNode(); prev;
+       prev = prev->getPrevNode()) {
+    if (isa<memref::CollapseShapeOp, memref::ExpandShapeOp,
+            memref::ExtractAlignedPointerAsIndexOp,
+            memref::ExtractStridedMetadataOp, arith::ConstantOp>(prev))
+      continue; // no memory written
+    auto fill = dyn_cast<linalg::FillOp>(prev);
+    if (!fill || reshapedFrom(fill.getOutputs()[0]) != c)
+      return 1;
+    auto zero = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>();
+    auto value = zero ? dyn_cast<FloatAttr>(zero.getValue()) : FloatAttr();
+    if (!value || !value.getValue().isPosZero())
+      return 1;
+    fill->erase();
+    return 0;
+  }
+  return 1;
 }
 
 /// Element strides of the loops (o, i, m, n, k) in an operand read through
@@ -145,6 +181,7 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   int64_t lda = transposeA ? (*sa)[K] : (*sa)[M];
   int64_t ldb = transposeB ? (*sb)[N] : (*sb)[K];
   SmallVector<int64_t> range = op.getStaticLoopRanges();
+  const float beta = betaErasingZeroFill(op);
   OpBuilder b(op);
   Location loc = op.getLoc();
   auto index = [&](int64_t v) {
@@ -164,8 +201,10 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     SmallVector<Value> args = gemmPrologue(b, loc, transposeA, transposeB,
                                            range[M], range[N], range[K]);
     Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
+    Value betaValue =
+        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(beta));
     args.append({one, at(a, *sa), int32(lda), int64((*sa)[I]), at(bm, *sb),
-                 int32(ldb), int64((*sb)[I]), one, at(c, *sc),
+                 int32(ldb), int64((*sb)[I]), betaValue, at(c, *sc),
                  int32((*sc)[M]), int64((*sc)[I]), int32(range[I])});
     func::CallOp::create(b, loc, stridedBatched, args);
     op->erase();
@@ -183,7 +222,7 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     return dataPointer(b, loc, memref, offset);
   };
   callGemm(b, loc, gemm, transposeA, transposeB, range[M], range[N], range[K],
-           at(a, *sa), lda, at(bm, *sb), ldb, at(c, *sc), (*sc)[M]);
+           at(a, *sa), lda, at(bm, *sb), ldb, beta, at(c, *sc), (*sc)[M]);
   op->erase();
   return true;
 }
@@ -217,11 +256,12 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
     auto cShape = cast<MemRefType>(c.getType()).getShape();
     int64_t m = cShape[0], n = cShape[1],
             k = transposeA ? aShape[0] : aShape[1];
+    const float beta = betaErasingZeroFill(op);
     OpBuilder b(op);
     Location loc = op.getLoc();
     callGemm(b, loc, gemmDeclaration(module, symbol), transposeA, transposeB, m,
              n, k, dataPointer(b, loc, a), aShape[1], dataPointer(b, loc, bm),
-             bShape[1], dataPointer(b, loc, c), n);
+             bShape[1], beta, dataPointer(b, loc, c), n);
     op->erase();
   }
 }

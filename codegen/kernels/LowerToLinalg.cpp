@@ -72,9 +72,33 @@ Value expandFrom2d(OpBuilder &b, Location loc, Value value,
   return tensor::ExpandShapeOp::create(b, loc, type, value, groups);
 }
 
+/// The aim.add that is a GEMM result's only use, adding a tensor of the
+/// result's own type (a residual, or another gradient share); null if none.
+/// The GEMM then starts from that tensor (C = A B + R: cblas_sgemm's and
+/// cuBLASLt's beta = 1) and the add costs no kernel of its own.
+AddOp residualAdd(Value gemmResult) {
+  if (!gemmResult.hasOneUse())
+    return {};
+  auto add = dyn_cast<AddOp>(*gemmResult.getUsers().begin());
+  if (!add || add.getLhs() == add.getRhs() ||
+      add.getLhs().getType() != add.getRhs().getType())
+    return {};
+  return add;
+}
+
+/// `add`'s operand other than `gemmResult`.
+Value residualOf(AddOp add, Value gemmResult) {
+  return add.getLhs() == gemmResult ? add.getRhs() : add.getLhs();
+}
+
 struct LowerAdd : OpRewritePattern<AddOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AddOp op, PatternRewriter &b) const override {
+    // Left to the GEMM it ends (LowerLinear, LowerMatmul).
+    for (Value operand : {op.getLhs(), op.getRhs()})
+      if (isa_and_nonnull<LinearOp, MatmulOp>(operand.getDefiningOp()) &&
+          residualAdd(operand) == op)
+        return failure();
     auto type = tensorType(op.getResult());
     unsigned rank = type.getRank(), rhsRank = tensorType(op.getRhs()).getRank();
     MLIRContext *ctx = op.getContext();
@@ -261,25 +285,40 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = op.getContext();
     auto outType = tensorType(op.getResult());
+    // Built where the add is: the residual may be computed after the GEMM's
+    // operands (they all come before the add).
+    AddOp add = residualAdd(op.getResult());
+    if (add)
+      b.setInsertionPoint(add);
     Value x = collapseTo2d(b, loc, op.getInput());
-    int64_t rows = tensorType(x).getDimSize(0), out = outType.getShape().back();
-    auto out2d = RankedTensorType::get({rows, out}, outType.getElementType());
-    Value init;
-    if (Value bias = op.getBias()) { // every row starts from the bias
-      Value empty = tensor::EmptyOp::create(b, loc, out2d.getShape(),
-                                            out2d.getElementType());
-      AffineMap rowMap = b.getMultiDimIdentityMap(2);
-      AffineMap biasMap = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
-      init = linalg::GenericOp::create(
-                 b, loc, out2d, ValueRange{bias}, empty,
-                 ArrayRef<AffineMap>{biasMap, rowMap}, parallel(2),
-                 [](OpBuilder &nb, Location l, ValueRange args) {
-                   linalg::YieldOp::create(nb, l, args[0]);
-                 })
-                 .getResult(0);
-    } else {
-      init = zeros(b, loc, out2d);
+    // Every row starts from the bias, the residual, both or zero -- built
+    // in the result's own shape, so that bufferization hands the kernel's
+    // output buffer to the GEMM (no copy of a reshaped temporary).
+    Value residual = add ? residualOf(add, op.getResult()) : Value();
+    SmallVector<Value> starts;
+    SmallVector<AffineMap> startMaps;
+    unsigned rank = outType.getRank();
+    if (Value bias = op.getBias()) {
+      starts.push_back(bias);
+      startMaps.push_back(
+          AffineMap::get(rank, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx));
     }
+    if (residual) {
+      starts.push_back(residual);
+      startMaps.push_back(b.getMultiDimIdentityMap(rank));
+    }
+    Value init =
+        starts.empty()
+            ? zeros(b, loc, outType)
+            : elementwise(b, loc, outType, starts, startMaps,
+                          [](OpBuilder &nb, Location l, ValueRange a,
+                             ValueRange) {
+                            return a.size() == 1
+                                       ? a[0]
+                                       : arith::AddFOp::create(nb, l, a[0], a[1])
+                                             .getResult();
+                          });
+    init = collapseTo2d(b, loc, init);
     // (m, k, n): x(m, k) * w(n, k). For loops, over a transposed copy of w
     // so that the inner loop is contiguous; for a BLAS, w as it is.
     Value y;
@@ -291,7 +330,13 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
       y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
                       map3(ctx, 0, 1), map3(ctx, 1, 2));
     }
-    b.replaceOp(op, expandFrom2d(b, loc, y, outType));
+    Value result = expandFrom2d(b, loc, y, outType);
+    if (add) {
+      b.replaceOp(add, result);
+      b.eraseOp(op);
+    } else {
+      b.replaceOp(op, result);
+    }
     return success();
   }
 };
@@ -304,11 +349,20 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
     // (m, k, n): lhs(m, k) or lhs(k, m); rhs(k, n) or rhs(n, k).
     AffineMap lhsMap = op.getTransposeLhs() ? map3(ctx, 1, 0) : map3(ctx, 0, 1);
     AffineMap rhsMap = op.getTransposeRhs() ? map3(ctx, 2, 1) : map3(ctx, 1, 2);
-    Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
-                          zeros(b, op.getLoc(), tensorType(op.getResult())),
+    AddOp add = residualAdd(op.getResult());
+    if (add) // where the residual is defined, as the GEMM's operands are
+      b.setInsertionPoint(add);
+    Value init = add ? residualOf(add, op.getResult())
+                     : zeros(b, op.getLoc(), tensorType(op.getResult()));
+    Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(), init,
                           lhsMap, rhsMap);
     markGemm(y, op.getTransposeLhs(), op.getTransposeRhs());
-    b.replaceOp(op, y);
+    if (add) {
+      b.replaceOp(add, y);
+      b.eraseOp(op);
+    } else {
+      b.replaceOp(op, y);
+    }
     return success();
   }
 };

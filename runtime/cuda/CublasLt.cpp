@@ -1,6 +1,8 @@
 //===- CublasLt.cpp - the step's GEMMs through cuBLASLt, loaded with dlopen -===//
 #include "runtime/cuda/CublasLt.h"
 
+#include "runtime/cuda/OpenLibrary.h"
+
 #include <cstdlib>
 #include <dlfcn.h>
 #include <vector>
@@ -9,20 +11,12 @@ namespace aim::rt {
 
 StatusOr<std::unique_ptr<CublasLt>> CublasLt::open(CudaDriver &driver,
                                                    GemmPrecision precision) {
-  const char *override = std::getenv("AIMC_CUBLASLT");
-  std::vector<std::string> candidates;
-  if (override && *override)
-    candidates = {override};
-  else
-    candidates = {"libcublasLt.so.13", "/usr/local/cuda/lib64/libcublasLt.so.13",
-                  "libcublasLt.so.12", "libcublasLt.so"};
-  void *library = nullptr;
   std::string errors;
-  for (const std::string &path : candidates) {
-    if ((library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)))
-      break;
-    errors += std::string(errors.empty() ? "" : "; ") + dlerror();
-  }
+  void *library = openLibrary(
+      "AIMC_CUBLASLT",
+      {"libcublasLt.so.13", "/usr/local/cuda/lib64/libcublasLt.so.13",
+       "libcublasLt.so.12", "libcublasLt.so"},
+      errors);
   if (!library)
     return Status::error("--device cuda: cannot load cuBLASLt, which runs the "
                          "step's GEMMs (" +

@@ -1,27 +1,18 @@
 //===- Nccl.cpp - NCCL, loaded with dlopen --------------------------------===//
 #include "runtime/cuda/Nccl.h"
 
-#include <cstdlib>
+#include "runtime/cuda/OpenLibrary.h"
+
 #include <dlfcn.h>
-#include <vector>
 
 namespace aim::rt {
 
 StatusOr<std::unique_ptr<Nccl>> Nccl::open() {
-  const char *override = std::getenv("AIMC_NCCL");
-  std::vector<std::string> candidates;
-  if (override && *override)
-    candidates = {override};
-  else
-    candidates = {"libnccl.so.2", "/usr/local/cuda/lib/libnccl.so.2",
-                  "/usr/local/cuda/lib64/libnccl.so.2"};
-  void *library = nullptr;
   std::string errors;
-  for (const std::string &path : candidates) {
-    if ((library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)))
-      break;
-    errors += std::string(errors.empty() ? "" : "; ") + dlerror();
-  }
+  void *library = openLibrary("AIMC_NCCL",
+                              {"libnccl.so.2", "/usr/local/cuda/lib/libnccl.so.2",
+                               "/usr/local/cuda/lib64/libnccl.so.2"},
+                              errors);
   if (!library)
     return Status::error("a per-rank program on GPUs communicates with NCCL, "
                          "which cannot be loaded (" +

@@ -193,7 +193,9 @@ EXPORT cublasStatus_t cublasLtMatmul(
               operand(tb ? B[j + l * lb.ld] : B[l + j * lb.ld], desc.compute);
           sum += double(x) * y;
         }
-        D[i + j * ld.ld] = float(al * sum + be * C[i + j * lc.ld]);
+        // As cuBLASLt: with beta 0, C is not read (it may hold anything).
+        D[i + j * ld.ld] =
+            float(al * sum + (be == 0 ? 0.0f : be * C[i + j * lc.ld]));
       }
   }
   if (std::FILE *log = gemmLog()) {

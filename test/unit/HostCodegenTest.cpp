@@ -10,6 +10,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/host/HostCompiler.h"
+#include "codegen/kernels/BufferizedKernels.h"
+#include "codegen/kernels/GemmCalls.h"
+#include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/SplitFullReductions.h"
 #include "common/FileIO.h"
 #include "common/ModelConfig.h"
@@ -22,6 +25,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
@@ -34,6 +38,7 @@
 #include <cstdlib>
 #include <dlfcn.h>
 #include <random>
+#include <set>
 
 using namespace mlir;
 
@@ -111,6 +116,11 @@ callEntry(void *library, const std::string &function,
     buffers.push_back(r.data());
   if (entry)
     entry(buffers.data());
+  // The caller's arguments are read, never written (a GEMM that starts from
+  // its residual copies one it is handed).
+  for (size_t i = 0; i < args.size(); ++i)
+    EXPECT_TRUE(operands[i] == args[i].bytes)
+        << function << " wrote its argument " << i;
   return results;
 }
 
@@ -209,6 +219,116 @@ TEST(HostCodegen, LinearGeluResidual) {
                           "linear");
 }
 
+/// GEMMs as cblas_sgemm calls; attention's products as batches of them (a
+/// call per sample and head, LowerToLinalg.h's kBatchedGemmAttrName: how the
+/// GPU backend hands them to cuBLASLt).
+mlir::aim::HostCompileOptions withBlas() {
+  mlir::aim::HostCompileOptions options;
+  options.blas = true;
+  return options;
+}
+
+// A GEMM whose only use adds a tensor of its own shape starts from that
+// tensor (C = A B + R, the BLAS's beta = 1): the residual adds of the trunk
+// and the gradient sums of the backward. Here with a bias, without one (the
+// residual also returned, so it is copied, not overwritten), a residual
+// computed after the GEMM's operands, and a matmul whose residual is an
+// argument (the caller's buffer: copied too); loops and BLAS.
+const char *kResidualGemms = R"(
+    func.func @kernel(%x: tensor<2x3x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf32>,
+                      %r: tensor<2x3x16xf32>, %v: tensor<16x16xf32>, %a: tensor<6x16xf32>,
+                      %c: tensor<6x16xf32>)
+        -> (tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<6x16xf32>) {
+      %0 = aim.linear %x, %w, %b : tensor<2x3x8xf32>, tensor<16x8xf32>, tensor<16xf32> -> tensor<2x3x16xf32>
+      %1 = aim.add %r, %0 : tensor<2x3x16xf32>, tensor<2x3x16xf32> -> tensor<2x3x16xf32>
+      %2 = aim.linear %1, %v : tensor<2x3x16xf32>, tensor<16x16xf32> -> tensor<2x3x16xf32>
+      %g = aim.gelu %r, approximation = erf : tensor<2x3x16xf32> -> tensor<2x3x16xf32>
+      %3 = aim.add %2, %g : tensor<2x3x16xf32>, tensor<2x3x16xf32> -> tensor<2x3x16xf32>
+      %m = aim.matmul %a, %v, transpose_lhs = false, transpose_rhs = true : tensor<6x16xf32>, tensor<16x16xf32> -> tensor<6x16xf32>
+      %4 = aim.add %c, %m : tensor<6x16xf32>, tensor<6x16xf32> -> tensor<6x16xf32>
+      return %1, %3, %g, %4 : tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<6x16xf32>
+    })";
+
+TEST(HostCodegen, GemmsStartFromTheirResiduals) {
+  for (bool blas : {false, true}) {
+    MLIRContext context;
+    context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                        arith::ArithDialect>();
+    OwningOpRef<ModuleOp> module =
+        parseSourceString<ModuleOp>(kResidualGemms, &context);
+    ASSERT_TRUE(module);
+    ASSERT_TRUE(succeeded(mlir::aim::lowerAimToLinalg(*module, blas)));
+    // Three contractions (m, k, n), none starting from zeros, and nothing
+    // reads a contraction's result but the return and the next contraction
+    // (through reshapes): no add.
+    int contractions = 0;
+    auto isContraction = [](Operation *op) {
+      auto generic = dyn_cast<linalg::GenericOp>(op);
+      return generic && generic.getNumReductionLoops() == 1 &&
+             generic.getNumLoops() == 3;
+    };
+    module->walk([&](linalg::GenericOp op) {
+      if (!isContraction(op))
+        return;
+      ++contractions;
+      EXPECT_FALSE(op.getDpsInits()[0].getDefiningOp<linalg::FillOp>())
+          << "blas " << blas;
+      SmallVector<Value> results = {op.getResult(0)};
+      while (!results.empty()) {
+        Value v = results.pop_back_val();
+        for (Operation *user : v.getUsers()) {
+          if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(user))
+            results.push_back(user->getResult(0));
+          else
+            EXPECT_TRUE(isa<func::ReturnOp>(user) || isContraction(user))
+                << "blas " << blas << ": " << user->getName().getStringRef().str();
+        }
+      }
+    });
+    EXPECT_EQ(contractions, 3) << "blas " << blas;
+  }
+  checkAgainstInterpreter(kResidualGemms, "residual-loops");
+  checkAgainstInterpreter(kResidualGemms, "residual-blas", withBlas());
+}
+
+// A GEMM that starts from zeros calls the BLAS with beta 0 and no fill
+// before it (C is written once); one that starts from its bias, beta 1.
+const char *kPlainGemms = R"(
+    func.func @kernel(%a: tensor<6x16xf32>, %v: tensor<16x16xf32>, %x: tensor<2x3x16xf32>,
+                      %b: tensor<16xf32>) -> (tensor<6x16xf32>, tensor<2x3x16xf32>) {
+      %m = aim.matmul %a, %v, transpose_lhs = false, transpose_rhs = true : tensor<6x16xf32>, tensor<16x16xf32> -> tensor<6x16xf32>
+      %y = aim.linear %x, %v, %b : tensor<2x3x16xf32>, tensor<16x16xf32>, tensor<16xf32> -> tensor<2x3x16xf32>
+      return %m, %y : tensor<6x16xf32>, tensor<2x3x16xf32>
+    })";
+
+TEST(HostCodegen, ZeroStartedGemmsHaveBetaZero) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect, LLVM::LLVMDialect>();
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(kPlainGemms, &context);
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(
+      *module, /*blas=*/true, /*fuseElementwise=*/false,
+      /*splitReductionsFrom=*/0)));
+  mlir::aim::callGemmFunction(*module, "cblas_sgemm");
+  std::multiset<double> betas;
+  int fills = 0;
+  module->walk([&](linalg::FillOp) { ++fills; });
+  module->walk([&](func::CallOp call) {
+    if (call.getCallee() != "cblas_sgemm")
+      return;
+    auto beta = call.getOperand(11).getDefiningOp<arith::ConstantOp>();
+    ASSERT_TRUE(beta);
+    betas.insert(cast<FloatAttr>(beta.getValue()).getValueAsDouble());
+  });
+  EXPECT_EQ(betas, std::multiset<double>({0, 1}));
+  EXPECT_EQ(fills, 0);
+  // And the numbers: the result buffers the calls write start as NaN
+  // (callEntry), so a C that were still read would show.
+  checkAgainstInterpreter(kPlainGemms, "beta-zero", withBlas());
+}
+
 TEST(HostCodegen, LayerNormWithBroadcastAddAndTanhGelu) {
   checkAgainstInterpreter(R"(
     func.func @kernel(%x: tensor<2x5x12xf32>, %g: tensor<12xf32>, %b: tensor<12xf32>,
@@ -301,14 +421,6 @@ TEST(HostCodegen, LossAndItsGradient) {
                           "loss");
 }
 
-// Attention's products as loops, and as batches of GEMMs (a cblas_sgemm
-// call per sample and head, LowerToLinalg.h's kBatchedGemmAttrName: how the
-// GPU backend hands them to cuBLASLt).
-mlir::aim::HostCompileOptions withBlas() {
-  mlir::aim::HostCompileOptions options;
-  options.blas = true;
-  return options;
-}
 
 TEST(HostCodegen, AttentionEveryMaskAndLiveQueries) {
   const char *source = R"(
