@@ -1,5 +1,4 @@
-//===- OpenLibrary.h - a vendor library by dlopen, from candidates -*- C++
-//-*-===//
+//===- OpenLibrary.h - a vendor library by dlopen, from candidates -*- C++ -*-===//
 //
 // cuBLASLt and NCCL are opened with dlopen from a list of places (the
 // loader's path, CUDA's directories), or from the one file an environment
