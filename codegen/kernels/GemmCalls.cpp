@@ -123,6 +123,9 @@ Value reshapedFrom(Value v) {
 /// not read C, so the GEMM writes it once instead of twice --, else 1.
 float betaErasingZeroFill(linalg::GenericOp gemm) {
   Value c = reshapedFrom(gemm.getDpsInits()[0]);
+  for (Value input : gemm.getDpsInputs())
+    if (reshapedFrom(input) == c)
+      return 1; // the zeros are read as an operand too
   for (Operation *prev = gemm->getPrevNode(); prev;
        prev = prev->getPrevNode()) {
     if (isa<memref::CollapseShapeOp, memref::ExpandShapeOp,

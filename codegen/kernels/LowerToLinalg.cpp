@@ -821,39 +821,44 @@ struct LowerAdamW : OpRewritePattern<AdamWOp> {
            beta2 = op.getBeta2().convertToDouble(),
            eps = op.getEpsilon().convertToDouble(),
            decay = op.getWeightDecay().convertToDouble();
-    // The moments first, then the parameter from the new moments, each as
-    // the interpreter's kernel computes it (bias corrections in double).
-    auto moment = [&](Value previous, double beta, bool squared) {
-      return elementwise(
-          b, loc, type, {previous, op.getGrad(), op.getClipCoefficient()},
-          {id, id, scalar},
-          [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
-            Type t = a[0].getType();
-            Value g = arith::MulFOp::create(nb, l, a[1], a[2]);
-            if (squared)
-              g = arith::MulFOp::create(nb, l, g, g);
-            Value b1 = floatConstant(nb, l, t, beta);
-            Value keep = arith::MulFOp::create(nb, l, b1, a[0]);
-            Value rest =
-                arith::SubFOp::create(nb, l, floatConstant(nb, l, t, 1.0), b1);
-            Value add = arith::MulFOp::create(nb, l, rest, g);
-            return arith::AddFOp::create(nb, l, keep, add).getResult();
-          });
+    // One loop nest with three results (one kernel on a GPU, each input read
+    // once): the moments first, then the parameter from the new moments,
+    // each as the interpreter's kernel computes it (bias corrections in
+    // double).
+    Type t = type.getElementType();
+    auto moment = [&](OpBuilder &nb, Location l, Value previous, Value g,
+                      double beta, bool squared) {
+      if (squared)
+        g = arith::MulFOp::create(nb, l, g, g);
+      Value b1 = floatConstant(nb, l, t, beta);
+      Value keep = arith::MulFOp::create(nb, l, b1, previous);
+      Value rest =
+          arith::SubFOp::create(nb, l, floatConstant(nb, l, t, 1.0), b1);
+      Value add = arith::MulFOp::create(nb, l, rest, g);
+      return arith::AddFOp::create(nb, l, keep, add).getResult();
     };
-    Value m = moment(op.getExpAvg(), beta1, false);
-    Value v = moment(op.getExpAvgSq(), beta2, true);
-    Value p = elementwise(
-        b, loc, type, {op.getParam(), m, v, op.getLr(), op.getStep()},
-        {id, id, id, scalar, scalar},
-        [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
-          Type t = a[0].getType();
+    SmallVector<Value> outs;
+    for (int i = 0; i < 3; ++i)
+      outs.push_back(tensor::EmptyOp::create(b, loc, type.getShape(), t));
+    // ins: param, grad, m, v, clip coefficient, lr, step.
+    auto update = linalg::GenericOp::create(
+        b, loc, TypeRange{type, type, type},
+        ValueRange{op.getParam(), op.getGrad(), op.getExpAvg(),
+                   op.getExpAvgSq(), op.getClipCoefficient(), op.getLr(),
+                   op.getStep()},
+        outs,
+        ArrayRef<AffineMap>{id, id, id, id, scalar, scalar, scalar, id, id, id},
+        parallel(rank), [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value g = arith::MulFOp::create(nb, l, a[1], a[4]);
+          Value m = moment(nb, l, a[2], g, beta1, false);
+          Value v = moment(nb, l, a[3], g, beta2, true);
           Type f64 = nb.getF64Type();
           Value t1 = arith::SIToFPOp::create(
               nb, l, f64,
               arith::AddIOp::create(
-                  nb, l, a[4],
+                  nb, l, a[6],
                   arith::ConstantOp::create(
-                      nb, l, nb.getIntegerAttr(a[4].getType(), 1))));
+                      nb, l, nb.getIntegerAttr(a[6].getType(), 1))));
           auto correction = [&](double beta) {
             Value power = math::PowFOp::create(
                 nb, l, floatConstant(nb, l, f64, beta), t1);
@@ -861,7 +866,7 @@ struct LowerAdamW : OpRewritePattern<AdamWOp> {
                 nb, l, floatConstant(nb, l, f64, 1.0), power);
             return arith::TruncFOp::create(nb, l, t, c).getResult();
           };
-          Value lr = a[3];
+          Value lr = a[5];
           Value decayed = arith::SubFOp::create(
               nb, l, a[0],
               arith::MulFOp::create(
@@ -869,16 +874,19 @@ struct LowerAdamW : OpRewritePattern<AdamWOp> {
                   arith::MulFOp::create(nb, l, lr,
                                         floatConstant(nb, l, t, decay)),
                   a[0]));
-          Value mHat = arith::DivFOp::create(nb, l, a[1], correction(beta1));
+          Value mHat = arith::DivFOp::create(nb, l, m, correction(beta1));
           Value denominator = arith::AddFOp::create(
               nb, l,
               math::SqrtOp::create(
-                  nb, l, arith::DivFOp::create(nb, l, a[2], correction(beta2))),
+                  nb, l, arith::DivFOp::create(nb, l, v, correction(beta2))),
               floatConstant(nb, l, t, eps));
           Value step = arith::DivFOp::create(
               nb, l, arith::MulFOp::create(nb, l, lr, mHat), denominator);
-          return arith::SubFOp::create(nb, l, decayed, step).getResult();
+          Value p = arith::SubFOp::create(nb, l, decayed, step);
+          linalg::YieldOp::create(nb, l, ValueRange{p, m, v});
         });
+    Value p = update.getResult(0), m = update.getResult(1),
+          v = update.getResult(2);
     b.replaceOp(op, {p, m, v});
     return success();
   }
