@@ -89,24 +89,6 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
                               32, splitReductionsFrom / 16));
   }
 
-  // A GEMM that starts from a residual handed to its kernel (LowerToLinalg,
-  // residualAdd) must not write it in place: the caller would then copy the
-  // residual (the backward reads it) before every call. Read-only, the
-  // kernel copies it into its own output and accumulates there.
-  module.walk([&](linalg::GenericOp op) {
-    if (!op->hasAttr(kGemmAttrName))
-      return;
-    Value init = op.getDpsInits()[0];
-    while (auto reshape = init.getDefiningOp<tensor::CollapseShapeOp>())
-      init = reshape.getSrc();
-    auto arg = dyn_cast<BlockArgument>(init);
-    auto f = arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
-                 : func::FuncOp();
-    if (f && arg.getOwner()->isEntryBlock())
-      f.setArgAttr(arg.getArgNumber(),
-                   bufferization::BufferizationDialect::kWritableAttrName,
-                   BoolAttr::get(ctx, false));
-  });
   PassManager pm(ctx);
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;

@@ -276,6 +276,37 @@ void markGemm(Value contraction, bool transposeA, bool transposeB) {
                                      {transposeA ? 1 : 0, transposeB ? 1 : 0}));
 }
 
+/// A GEMM's initial C of `type`: zeros, or the bias (along the last
+/// dimension), the residual, or both added -- a new tensor either way, so
+/// that the GEMM accumulates into its kernel's output and never into a
+/// residual that someone else still reads. Built in the result's own shape:
+/// bufferization then hands the kernel's output buffer to the GEMM.
+Value initialC(OpBuilder &b, Location loc, RankedTensorType type, Value bias,
+               Value residual) {
+  MLIRContext *ctx = b.getContext();
+  unsigned rank = type.getRank();
+  SmallVector<Value> starts;
+  SmallVector<AffineMap> maps;
+  if (bias) {
+    starts.push_back(bias);
+    maps.push_back(
+        AffineMap::get(rank, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx));
+  }
+  if (residual) {
+    starts.push_back(residual);
+    maps.push_back(b.getMultiDimIdentityMap(rank));
+  }
+  if (starts.empty())
+    return zeros(b, loc, type);
+  return elementwise(
+      b, loc, type, starts, maps,
+      [](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+        return a.size() == 1
+                   ? a[0]
+                   : arith::AddFOp::create(nb, l, a[0], a[1]).getResult();
+      });
+}
+
 struct LowerLinear : OpRewritePattern<LinearOp> {
   LowerLinear(MLIRContext *ctx, bool blas)
       : OpRewritePattern(ctx), blas(blas) {}
@@ -291,34 +322,11 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     if (add)
       b.setInsertionPoint(add);
     Value x = collapseTo2d(b, loc, op.getInput());
-    // Every row starts from the bias, the residual, both or zero -- built
-    // in the result's own shape, so that bufferization hands the kernel's
-    // output buffer to the GEMM (no copy of a reshaped temporary).
-    Value residual = add ? residualOf(add, op.getResult()) : Value();
-    SmallVector<Value> starts;
-    SmallVector<AffineMap> startMaps;
-    unsigned rank = outType.getRank();
-    if (Value bias = op.getBias()) {
-      starts.push_back(bias);
-      startMaps.push_back(
-          AffineMap::get(rank, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx));
-    }
-    if (residual) {
-      starts.push_back(residual);
-      startMaps.push_back(b.getMultiDimIdentityMap(rank));
-    }
-    Value init =
-        starts.empty()
-            ? zeros(b, loc, outType)
-            : elementwise(b, loc, outType, starts, startMaps,
-                          [](OpBuilder &nb, Location l, ValueRange a,
-                             ValueRange) {
-                            return a.size() == 1
-                                       ? a[0]
-                                       : arith::AddFOp::create(nb, l, a[0], a[1])
-                                             .getResult();
-                          });
-    init = collapseTo2d(b, loc, init);
+    // Every row starts from the bias, the residual, both or zero.
+    Value init = collapseTo2d(
+        b, loc,
+        initialC(b, loc, outType, op.getBias(),
+                 add ? residualOf(add, op.getResult()) : Value()));
     // (m, k, n): x(m, k) * w(n, k). For loops, over a transposed copy of w
     // so that the inner loop is contiguous; for a BLAS, w as it is.
     Value y;
@@ -352,8 +360,8 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
     AddOp add = residualAdd(op.getResult());
     if (add) // where the residual is defined, as the GEMM's operands are
       b.setInsertionPoint(add);
-    Value init = add ? residualOf(add, op.getResult())
-                     : zeros(b, op.getLoc(), tensorType(op.getResult()));
+    Value init = initialC(b, op.getLoc(), tensorType(op.getResult()), Value(),
+                          add ? residualOf(add, op.getResult()) : Value());
     Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(), init,
                           lhsMap, rhsMap);
     markGemm(y, op.getTransposeLhs(), op.getTransposeRhs());
