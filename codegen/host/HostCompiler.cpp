@@ -61,9 +61,17 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
                                options.splitReductionsFrom);
   if (!kernels)
     return kernels.takeError();
-  if (options.gpuTileThreads > 0)
-    if (llvm::Error e = prepareKernelsForGpu(module))
+  if (options.gpuTileThreads > 0) {
+    // Rows of at least two tiles take gpuTileThreads "threads" each, so that
+    // small models' rows have several elements a thread and a partial last
+    // trip.
+    RowReductionOptions rows;
+    rows.threads = options.gpuTileThreads;
+    rows.minLength = 2 * options.gpuTileThreads;
+    if (llvm::Error e = prepareKernelsForGpu(
+            module, RowReductionTarget::HostEmulation, rows))
       return std::move(e);
+  }
 
   // 2. GEMMs to BLAS, loops, LLVM.
   if (options.blas)

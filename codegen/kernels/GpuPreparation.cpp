@@ -104,10 +104,12 @@ void parallelLoopsFirst(ModuleOp module) {
 }
 } // namespace
 
-llvm::Error prepareKernelsForGpu(ModuleOp module) {
+llvm::Error prepareKernelsForGpu(ModuleOp module, RowReductionTarget rowTarget,
+                                 const RowReductionOptions &rowOptions) {
   if (llvm::Error e = copyConstantsToAllocations(module))
     return e;
   parallelLoopsFirst(module);
+  lowerRowReductions(module, rowTarget, rowOptions);
   wrapSequentialOpsInKernels(module);
   return llvm::Error::success();
 }

@@ -4,7 +4,8 @@
 // to threads, so that the host side of the step only launches: constant
 // globals (which kernels cannot read) become buffers filled by a kernel,
 // parallel loops move before reductions (one kernel, a thread per output,
-// instead of a kernel per reduction step), and linalg ops without a parallel
+// instead of a kernel per reduction step), reductions along rows take a
+// block a row (RowReductions.h), and the other linalg ops without a parallel
 // loop (rank 0, or reducing every dimension) are wrapped in a one-iteration
 // scf.parallel, a one-thread kernel. The host
 // backend applies it too when it checks the GPU's loop structure on the CPU
@@ -14,13 +15,17 @@
 #ifndef AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
 #define AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
 
+#include "codegen/kernels/RowReductions.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
 namespace mlir::aim {
 
-/// Fails on a constant global that is not a splat.
-llvm::Error prepareKernelsForGpu(ModuleOp module);
+/// Fails on a constant global that is not a splat. Reductions along rows
+/// become `rowTarget`'s form of a block a row (RowReductions.h).
+llvm::Error prepareKernelsForGpu(ModuleOp module, RowReductionTarget rowTarget,
+                                 const RowReductionOptions &rowOptions);
 
 } // namespace mlir::aim
 

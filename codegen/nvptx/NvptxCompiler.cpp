@@ -166,7 +166,8 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   if (options.cublas)
     callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
   callCollectiveFunctions(module, CollectiveSymbols::cuda());
-  if (llvm::Error e = prepareKernelsForGpu(module))
+  if (llvm::Error e =
+          prepareKernelsForGpu(module, RowReductionTarget::GpuBlocks, {}))
     return e;
 
   // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
@@ -175,7 +176,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
       "func.func(convert-linalg-to-parallel-loops,loop-invariant-code-motion)";
   std::string toLaunches =
       "func.func(convert-parallel-loops-to-gpu)";
-  std::string toKernels = "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
+  // Constants and index arithmetic sink into the kernels first: trip counts
+  // and strides known to ptxas, fewer parameters.
+  std::string toKernels = "func.func(gpu-launch-sink-index-computations),"
+                          "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
   // ... merged into one (a single PTX module), then NVVM and PTX.
   std::string toPtx = llvm::formatv(
       "nvvm-attach-target{{chip={0} O=3 l={1}},"

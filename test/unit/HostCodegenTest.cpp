@@ -13,6 +13,7 @@
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
+#include "codegen/kernels/RowReductions.h"
 #include "codegen/kernels/SplitFullReductions.h"
 #include "common/FileIO.h"
 #include "common/ModelConfig.h"
@@ -23,10 +24,15 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/IR/MLIRContext.h"
@@ -687,4 +693,133 @@ TEST(SplitReductions, FullNarrowAndNonAdditive) {
   // Left without a parallel loop (one GPU thread): the last sum, over 4
   // chunks, and the maximum.
   EXPECT_EQ(oneThread, 2);
+}
+
+// Which reductions take a block a row (codegen/kernels/RowReductions.h), on
+// linalg on buffers as the GPU backend sees it: each rewritten op becomes a
+// gpu.launch of a block a row with one gpu.all_reduce an output; a fill of
+// the identity just before is dropped, any other initial value is combined
+// with the row's result.
+TEST(RowReductions, WhatIsRewritten) {
+  MLIRContext ctx;
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
+                  affine::AffineDialect>();
+  const char *source = R"mlir(
+    #rows = affine_map<(d0, d1) -> (d0, d1)>
+    #row = affine_map<(d0, d1) -> (d0)>
+    #cols = affine_map<(d0, d1) -> (d1, d0)>
+    #all = affine_map<(d0) -> (d0)>
+    #none = affine_map<(d0) -> ()>
+    func.func @f(%x: memref<6x40xf32>, %mean: memref<6xf32>,
+                 %max: memref<6xf32>, %acc: memref<6xf32>,
+                 %colsum: memref<40xf32>, %short: memref<6xf32>,
+                 %sum: memref<6xf32>, %sq: memref<6xf32>,
+                 %v: memref<200xf32>, %total: memref<f32>) {
+      %zero = arith.constant 0.0 : f32
+      %lowest = arith.constant 0xFF800000 : f32
+      // A row sum after a fill of zeros: the fill goes.
+      linalg.fill ins(%zero : f32) outs(%mean : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%mean : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.addf %o, %a : f32
+          linalg.yield %r : f32
+      }
+      // A masked maximum (softmax over the visible keys) after -inf.
+      linalg.fill ins(%lowest : f32) outs(%max : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%max : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %k = linalg.index 1 : index
+          %c20 = arith.constant 20 : index
+          %visible = arith.cmpi ult, %k, %c20 : index
+          %m = arith.maximumf %o, %a : f32
+          %r = arith.select %visible, %m, %o : f32
+          linalg.yield %r : f32
+      }
+      // Accumulating into what the output holds: kept, combined.
+      linalg.generic {indexing_maps = [#rows, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%acc : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.addf %a, %o : f32
+          linalg.yield %r : f32
+      }
+      // Column sums read across rows: left to a thread a column.
+      linalg.generic {indexing_maps = [#cols, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%colsum : memref<40xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.addf %o, %a : f32
+          linalg.yield %r : f32
+      }
+      // Two outputs, a sum and a sum of squares, in one op.
+      linalg.fill ins(%zero : f32) outs(%sum : memref<6xf32>)
+      linalg.fill ins(%zero : f32) outs(%sq : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%sum, %sq : memref<6xf32>, memref<6xf32>) {
+        ^bb0(%a: f32, %s: f32, %q: f32):
+          %a2 = arith.mulf %a, %a : f32
+          %r = arith.addf %s, %a : f32
+          %r2 = arith.addf %q, %a2 : f32
+          linalg.yield %r, %r2 : f32, f32
+      }
+      // A sum to a scalar: one block.
+      linalg.generic {indexing_maps = [#all, #none],
+                      iterator_types = ["reduction"]}
+          ins(%v : memref<200xf32>) outs(%total : memref<f32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.addf %o, %a : f32
+          linalg.yield %r : f32
+      }
+      // Not a combination of the output with the rest: left alone.
+      linalg.generic {indexing_maps = [#rows, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%short : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.addf %o, %a : f32
+          %r2 = arith.mulf %r, %o : f32
+          linalg.yield %r2 : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  mlir::aim::RowReductionOptions options;
+  options.minLength = 32;
+  EXPECT_EQ(mlir::aim::lowerRowReductions(
+                *module, mlir::aim::RowReductionTarget::GpuBlocks, options),
+            5);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  std::vector<int64_t> blocks, threads;
+  int allReduces = 0, fills = 0, generics = 0, combinedIntoOutput = 0;
+  module->walk([&](gpu::LaunchOp launch) {
+    blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
+    threads.push_back(*getConstantIntValue(launch.getBlockSizeX()));
+    launch.walk([&](memref::LoadOp load) {
+      combinedIntoOutput += load.getMemref() == module->lookupSymbol<func::FuncOp>("f").getArgument(3);
+    });
+  });
+  module->walk([&](gpu::AllReduceOp) { ++allReduces; });
+  module->walk([&](linalg::FillOp) { ++fills; });
+  module->walk([&](linalg::GenericOp) { ++generics; });
+  // Rows of 40: 32 threads; 200 to a scalar: 64 threads, one block.
+  EXPECT_EQ(blocks, (std::vector<int64_t>{6, 6, 6, 6, 1}));
+  EXPECT_EQ(threads, (std::vector<int64_t>{32, 32, 32, 32, 64}));
+  EXPECT_EQ(allReduces, 6);
+  EXPECT_EQ(fills, 0);
+  EXPECT_EQ(generics, 2); // the column sums and the non-combination
+  EXPECT_EQ(combinedIntoOutput, 1);
+  // Rows shorter than minLength stay a thread a row.
+  OwningOpRef<ModuleOp> again = parseSourceString<ModuleOp>(source, &ctx);
+  options.minLength = 41;
+  EXPECT_EQ(mlir::aim::lowerRowReductions(
+                *again, mlir::aim::RowReductionTarget::GpuBlocks, options),
+            1);
+  EXPECT_EQ(mlir::aim::rowReductionThreads(1536), 256);
+  EXPECT_EQ(mlir::aim::rowReductionThreads(257), 96);
 }
