@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -27,6 +28,52 @@
 #include <algorithm>
 
 namespace mlir::aim {
+
+namespace {
+
+/// buffer-results-to-out-params rewrites a function's returns before the
+/// calls inside it: a result that came from a call stays a temporary the
+/// callee writes, then copied into the out parameter (in train_step, a
+/// second pass over every parameter and both moments). Where the out
+/// parameter is used by that copy alone and the temporary is an allocation
+/// of the same type that nothing but its deallocation uses after the copy,
+/// the callee writes the out parameter itself.
+void forwardTemporariesToOutParams(ModuleOp module) {
+  for (auto function : module.getOps<func::FuncOp>()) {
+    if (function.isExternal())
+      continue;
+    Block &entry = function.front();
+    SmallVector<memref::CopyOp> copies(entry.getOps<memref::CopyOp>());
+    for (memref::CopyOp copy : copies) {
+      auto out = dyn_cast<BlockArgument>(copy.getTarget());
+      auto alloc = copy.getSource().getDefiningOp<memref::AllocOp>();
+      if (!out || out.getOwner() != &entry || !out.hasOneUse() || !alloc ||
+          alloc->getBlock() != &entry || alloc.getType() != out.getType())
+        continue;
+      SmallVector<Operation *> deallocs;
+      bool onlyFreedAfter = true;
+      for (Operation *user : alloc->getUsers()) {
+        Operation *inEntry = entry.findAncestorOpInBlock(*user);
+        if (user == copy.getOperation() || !inEntry ||
+            inEntry->isBeforeInBlock(copy))
+          continue;
+        if (isa<memref::DeallocOp>(user))
+          deallocs.push_back(user);
+        else
+          onlyFreedAfter = false;
+      }
+      if (!onlyFreedAfter)
+        continue;
+      for (Operation *dealloc : deallocs)
+        dealloc->erase();
+      copy.erase();
+      alloc.replaceAllUsesWith(out);
+      alloc.erase();
+    }
+  }
+}
+
+} // namespace
 
 llvm::Expected<KernelCount>
 lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
@@ -108,6 +155,7 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
   pm.addPass(createConvertBufferizationToMemRefPass());
   if (failed(pm.run(module)))
     return failure("bufferization failed (see the diagnostics)");
+  forwardTemporariesToOutParams(module);
   // Strided copies (into and out of slices) would lower to a call of MLIR's
   // C runtime helper memrefCopy, which no library here provides: as linalg
   // copies they become plain loops instead.
