@@ -1,6 +1,8 @@
 //===- EntryCall.cpp - call a compiled entry point with named buffers -----===//
 #include "runtime/EntryCall.h"
 
+#include <algorithm>
+
 namespace aim::rt {
 
 namespace {
@@ -41,6 +43,12 @@ StatusOr<EntryCall> EntryCall::prepare(const Artifact &artifact,
   call.entryPoint = entryPoint;
   call.entry = *function;
   call.program = &program;
+  if (const aimx::GpuCode *gpu = artifact.root->gpu())
+    if (gpu->in_place_results())
+      for (const aimx::InPlaceResults *r : *gpu->in_place_results())
+        if (r->entry() && r->entry()->str() == entryName && r->tensors())
+          for (const flatbuffers::String *name : *r->tensors())
+            call.sharingResults.push_back(name->str());
   for (const aimx::Tensor *t : *entryPoint->results()) {
     StatusOr<DType> type = hostType(t->element());
     if (!type)
@@ -84,7 +92,9 @@ void EntryCall::updateArgumentsInPlace() {
   for (size_t r = 0; r < names.size(); ++r)
     for (size_t a = 0; a < numArguments; ++a)
       if (nameOf(entryPoint->arguments()->Get(a)) == names[r])
-        pairs.push_back({numArguments + r, a});
+        pairs.push_back({numArguments + r, a,
+                         std::find(sharingResults.begin(), sharingResults.end(),
+                                   names[r]) != sharingResults.end()});
 }
 
 Status EntryCall::syncArgumentsToHost() {

@@ -48,6 +48,8 @@ private:
   std::vector<HostTensor> outputs;
   /// Results that update an argument (slots), once updateArgumentsInPlace.
   std::vector<Program::InPlace> pairs;
+  /// Results the GPU code may write into their arguments' buffers.
+  std::vector<std::string> sharingResults;
   /// The argument buffers of the last call.
   std::vector<BufferRef> lastArguments;
 };

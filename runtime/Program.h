@@ -36,6 +36,9 @@ public:
   /// parameters and optimiser state): slot indices into `buffers`.
   struct InPlace {
     size_t result, argument;
+    /// The compiled code may write the result into the argument's buffer
+    /// (GpuCode.in_place_results): a device gives it that buffer.
+    bool sharesBuffer = false;
   };
 
   /// Runs `function` on `buffers` (the first `numArguments` are read, the

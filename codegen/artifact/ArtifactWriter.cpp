@@ -119,11 +119,19 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
       kernels.push_back(fb::CreateGpuKernelDirect(
           fbb, k.name.c_str(), k.registers, k.sharedBytes, k.spillBytes,
           k.bytes, k.flops, k.rooflineSeconds));
+    std::vector<flatbuffers::Offset<fb::InPlaceResults>> inPlace;
+    for (const auto &[entry, names] : contents.gpuResultsSharingArguments) {
+      std::vector<flatbuffers::Offset<flatbuffers::String>> tensors;
+      for (const std::string &n : names)
+        tensors.push_back(fbb.CreateString(n));
+      inPlace.push_back(
+          fb::CreateInPlaceResultsDirect(fbb, entry.c_str(), &tensors));
+    }
     gpu = fb::CreateGpuCodeDirect(fbb, contents.gpuChip.c_str(),
                                   sharedObject(contents.gpuSharedObject),
                                   &kernels, contents.gpuHostTouchesMemory,
                                   contents.gpuVectorFlops,
-                                  contents.gpuMemoryBandwidth);
+                                  contents.gpuMemoryBandwidth, &inPlace);
   }
   flatbuffers::Offset<fb::Grid> grid;
   if (auto mesh = module.lookupSymbol<shard::GridOp>("mesh")) {

@@ -7,6 +7,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct ArtifactContents {
   std::string gpuSharedObject;  // the launcher code, linked
   std::vector<GpuKernel> gpuKernels;
   bool gpuHostTouchesMemory = true;
+  /// Entry point -> results the GPU code writes into their arguments.
+  std::map<std::string, std::vector<std::string>> gpuResultsSharingArguments;
   double gpuVectorFlops = 0, gpuMemoryBandwidth = 0; // of the roofline
 };
 

@@ -8,6 +8,7 @@
 #include "codegen/kernels/GpuLoopMapping.h"
 #include "codegen/kernels/GpuPreparation.h"
 #include "codegen/kernels/PromoteAccumulators.h"
+#include "codegen/kernels/SharedResultBuffers.h"
 #include "codegen/kernels/SplitFullReductions.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -163,6 +164,8 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
                                /*fuseElementwise=*/true, kSplitReductionsFrom);
   if (!kernels)
     return kernels.takeError();
+  std::map<std::string, std::vector<std::string>> sharing =
+      resultsSharingArgumentBuffers(module);
   if (options.cublas)
     callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
   callCollectiveFunctions(module, CollectiveSymbols::cuda());
@@ -230,6 +233,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   object.kernelCalls = kernels->launches;
   object.distinctKernels = kernels->distinct;
   object.hostTouchesMemory = hostSynchronous;
+  object.resultsSharingArguments = std::move(sharing);
   module.walk([&](gpu::BinaryOp binary) {
     for (Attribute a : binary.getObjects())
       if (auto o = dyn_cast<gpu::ObjectAttr>(a)) {

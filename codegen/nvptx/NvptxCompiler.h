@@ -17,6 +17,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ struct GpuObject {
   /// Whether host code between the launches reads or writes buffers (then
   /// every launch must finish first); false: the host only launches.
   bool hostTouchesMemory = true;
+  /// Entry point -> results written into their arguments' buffers
+  /// (SharedResultBuffers.h).
+  std::map<std::string, std::vector<std::string>> resultsSharingArguments;
 };
 
 /// Lowers (and consumes) `module` to GPU kernels in one gpu.binary holding

@@ -84,7 +84,8 @@ CudaProgram::~CudaProgram() {
   code.reset(); // unloads the module while the context lives
   for (auto &[function, entry] : entries) {
     for (auto &[pointer, bytes] : entry.slots)
-      driver->cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
+      if (pointer)
+        driver->cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
     if (entry.exec)
       driver->cuGraphExecDestroy(entry.exec);
     if (entry.graph)
@@ -125,17 +126,31 @@ Status CudaProgram::run(PackedEntry function,
   std::vector<std::pair<void *, size_t>> &slots = entry.slots;
   slots.resize(buffers.size(), {nullptr, 0});
   entry.resident.resize(buffers.size(), false);
+  // Results the code writes into their arguments' buffers get those
+  // buffers: no slot of their own, no copy after the step.
+  std::vector<long> sharedWith(buffers.size(), -1);
+  for (const InPlace &p : inPlace)
+    if (p.sharesBuffer && p.argument < numArguments &&
+        p.result < buffers.size() &&
+        buffers[p.argument].bytes == buffers[p.result].bytes)
+      sharedWith[p.result] = static_cast<long>(p.argument);
+  if (sharedWith != entry.sharedWith) {
+    forgetGraph(entry);
+    entry.sharedWith = sharedWith;
+  }
   std::vector<void *> pointers;
   for (size_t i = 0; i < buffers.size(); ++i) {
     auto &[pointer, bytes] = slots[i];
+    if (sharedWith[i] >= 0) {
+      if (pointer) // its own buffer from calls before
+        d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
+      pointer = nullptr;
+      bytes = 0;
+      pointers.push_back(pointers[sharedWith[i]]);
+      continue;
+    }
     if (bytes != buffers[i].bytes) {
-      if (entry.exec) { // the graph holds the old buffers
-        d.cuGraphExecDestroy(entry.exec);
-        d.cuGraphDestroy(entry.graph);
-        entry.exec = nullptr;
-        entry.graph = nullptr;
-        entry.calls = 0;
-      }
+      forgetGraph(entry); // the graph holds the old buffers
       if (pointer)
         d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
       CUdeviceptr p = 0;
@@ -179,6 +194,11 @@ Status CudaProgram::run(PackedEntry function,
   // back to the caller.
   std::vector<bool> kept(buffers.size(), false);
   for (const InPlace &p : inPlace) {
+    if (sharedWith[p.result] >= 0) { // written there already
+      entry.resident[p.argument] = true;
+      kept[p.result] = true;
+      continue;
+    }
     if (Status s = d.check(
             d.cuMemcpy(reinterpret_cast<CUdeviceptr>(pointers[p.argument]),
                        reinterpret_cast<CUdeviceptr>(pointers[p.result]),
@@ -199,6 +219,16 @@ Status CudaProgram::run(PackedEntry function,
           !s)
         return s;
   return Status::ok();
+}
+
+void CudaProgram::forgetGraph(EntryState &entry) {
+  if (!entry.exec)
+    return;
+  driver->cuGraphExecDestroy(entry.exec);
+  driver->cuGraphDestroy(entry.graph);
+  entry.exec = nullptr;
+  entry.graph = nullptr;
+  entry.calls = 0;
 }
 
 Status CudaProgram::launch(PackedEntry function, EntryState &entry,

@@ -78,6 +78,8 @@ private:
     int64_t calls = 0;
     CUgraph graph = nullptr;
     CUgraphExec exec = nullptr;
+    /// Per slot, the argument slot whose buffer the result shares, or -1.
+    std::vector<long> sharedWith;
   };
   std::map<PackedEntry, EntryState> entries;
   bool graphs = true;
@@ -87,6 +89,9 @@ private:
 
   /// A buffer for a step: device or managed memory (deviceMemoryOnly).
   CUresult allocate(CUdeviceptr *pointer, size_t bytes);
+
+  /// Drops the entry's captured graph (it holds buffers about to change).
+  void forgetGraph(EntryState &entry);
 
   /// Runs the entry point's launches on the stream: directly, by capturing
   /// them into a graph, or by replaying it.

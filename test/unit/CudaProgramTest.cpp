@@ -23,8 +23,9 @@ namespace fb = aim::aimx;
 
 namespace {
 /// An artifact with one entry point whose code (for the host and as GPU
-/// launcher code) is FakeStepLauncher.c.
-std::string fakeArtifact() {
+/// launcher code) is FakeStepLauncher.c; `sharedW`: its GPU code may write
+/// w' into w's buffer (and its loss says whether it was handed that).
+std::string fakeArtifact(bool sharedW = false) {
   StatusOr<std::string> code = readWholeFile(AIM_FAKE_STEP_LAUNCHER);
   EXPECT_TRUE(code) << code.status().message();
   std::vector<uint8_t> bytes(code->begin(), code->end());
@@ -41,17 +42,24 @@ std::string fakeArtifact() {
       tensor("loss", fb::Role::Output, scalar),
       tensor("w", fb::Role::Output, four)};
   std::vector<flatbuffers::Offset<fb::EntryPoint>> entries = {
-      fb::CreateEntryPointDirect(b, "train_step", "train_step_packed", &args,
-                                 &results, 0)};
+      fb::CreateEntryPointDirect(
+          b, "train_step",
+          sharedW ? "train_step_in_place_packed" : "train_step_packed", &args,
+          &results, 0)};
   std::vector<flatbuffers::Offset<fb::Parameter>> params = {
       fb::CreateParameterDirect(b, "w", &four, fb::InitKind::Zeros, false)};
   uint64_t checksum = fnv1a64(bytes.data(), bytes.size());
   auto host = fb::CreateHostCodeDirect(b, "x86-64", &bytes, checksum);
   auto launcher = fb::CreateHostCodeDirect(b, "x86-64", &bytes, checksum);
   std::vector<flatbuffers::Offset<fb::GpuKernel>> kernels;
+  std::vector<flatbuffers::Offset<flatbuffers::String>> sharing;
+  if (sharedW)
+    sharing.push_back(b.CreateString("w"));
+  std::vector<flatbuffers::Offset<fb::InPlaceResults>> inPlace = {
+      fb::CreateInPlaceResultsDirect(b, "train_step", &sharing)};
   auto gpu = fb::CreateGpuCodeDirect(b, "sm_90a", launcher, &kernels,
                                      /*host_touches_memory=*/true, 67e12,
-                                     3.35e12);
+                                     3.35e12, &inPlace);
   auto root = fb::CreateArtifactDirect(
       b, static_cast<uint32_t>(fb::SchemaVersion::Current), "test", "fake",
       "{}", 1, 1, 2, 2, 2, "iid", &params, &entries, host, gpu);
@@ -126,4 +134,38 @@ TEST(CudaProgram, WithoutInPlaceEveryArgumentIsCopiedEachCall) {
   // w never changes on the host: every loss is 4, and the result is w + x.
   EXPECT_EQ(runThreeSteps(*step, w, x), std::vector<float>({4, 4, 4}));
   EXPECT_EQ(at(step->result(1), 3), 1.0f + 3 * 4);
+}
+
+// An in-place result the artifact lets share its argument's buffer: the
+// device hands the code w's buffer for w' (the loss shows it: +1000), keeps
+// no buffer of its own for it and copies nothing after the step; the values
+// are those of the host, which never shares.
+TEST(CudaProgram, InPlaceResultsShareTheirArgumentsBuffers) {
+  setenv("AIMC_CUDA_DRIVER", AIM_FAKE_CUDA_DRIVER, 1);
+  setenv("AIMC_CUBLASLT", AIM_FAKE_CUBLASLT, 1);
+  StatusOr<Artifact> artifact =
+      verifyArtifact(fakeArtifact(/*sharedW=*/true), "fake.aimx");
+  ASSERT_TRUE(artifact) << artifact.status().message();
+  for (DeviceKind device : {DeviceKind::Host, DeviceKind::Cuda}) {
+    SCOPED_TRACE(device == DeviceKind::Host ? "host" : "cuda");
+    StatusOr<std::unique_ptr<Program>> program =
+        loadProgram(*artifact, device);
+    ASSERT_TRUE(program) << program.status().message();
+    StatusOr<EntryCall> step =
+        EntryCall::prepare(*artifact, **program, "train_step");
+    ASSERT_TRUE(step) << step.status().message();
+    HostTensor w = HostTensor::zeros(DType::F32, {4}),
+               x = HostTensor::zeros(DType::F32, {4});
+    // Not in place yet: w' has a buffer of its own.
+    std::map<std::string, HostTensor *> arguments = {{"w", &w}, {"x", &x}};
+    ASSERT_TRUE((*step)(arguments));
+    EXPECT_EQ(at(step->result(0), 0), 0.0f);
+    step->updateArgumentsInPlace();
+    float shared = device == DeviceKind::Cuda ? 1000 : 0;
+    EXPECT_EQ(runThreeSteps(*step, w, x),
+              std::vector<float>({shared, 10 + shared, 30 + shared}));
+    ASSERT_TRUE(step->syncArgumentsToHost());
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(at(w, i), 6.0f * (i + 1)) << "element " << i;
+  }
 }

@@ -14,6 +14,7 @@
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/RowReductions.h"
+#include "codegen/kernels/SharedResultBuffers.h"
 #include "codegen/kernels/SplitFullReductions.h"
 #include "common/FileIO.h"
 #include "common/ModelConfig.h"
@@ -822,4 +823,74 @@ TEST(RowReductions, WhatIsRewritten) {
             1);
   EXPECT_EQ(mlir::aim::rowReductionThreads(1536), 256);
   EXPECT_EQ(mlir::aim::rowReductionThreads(257), 96);
+}
+
+// Which in-place results may be written into their arguments' buffers
+// (codegen/kernels/SharedResultBuffers.h): only where every read of the
+// argument comes before the result's first write, or is that write's own
+// element-wise kernel at the same element.
+TEST(SharedResultBuffers, OnlyWhereNoReadFollowsTheWrite) {
+  MLIRContext ctx;
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, mlir::aim::AimDialect>();
+  const char *source = R"mlir(
+    #id = affine_map<(d0) -> (d0)>
+    #reversed = affine_map<(d0) -> (3 - d0)>
+    #none = affine_map<(d0) -> ()>
+    func.func private @update(%p: memref<4xf32>, %g: memref<4xf32>,
+                              %out: memref<4xf32>) {
+      linalg.generic {indexing_maps = [#id, #id, #id],
+                      iterator_types = ["parallel"]}
+          ins(%p, %g : memref<4xf32>, memref<4xf32>)
+          outs(%out : memref<4xf32>) {
+        ^bb0(%a: f32, %b: f32, %o: f32):
+          %s = arith.subf %a, %b : f32
+          linalg.yield %s : f32
+      }
+      return
+    }
+    func.func private @reverse(%p: memref<4xf32>, %out: memref<4xf32>) {
+      linalg.generic {indexing_maps = [#reversed, #id],
+                      iterator_types = ["parallel"]}
+          ins(%p : memref<4xf32>) outs(%out : memref<4xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          linalg.yield %a : f32
+      }
+      return
+    }
+    func.func private @sum(%p: memref<4xf32>, %out: memref<f32>) {
+      linalg.generic {indexing_maps = [#id, #none],
+                      iterator_types = ["reduction"]}
+          ins(%p : memref<4xf32>) outs(%out : memref<f32>) {
+        ^bb0(%a: f32, %o: f32):
+          %s = arith.addf %a, %o : f32
+          linalg.yield %s : f32
+      }
+      return
+    }
+    func.func @step(%w: memref<4xf32> {aim.param = "w"},
+                    %v: memref<4xf32> {aim.param = "v"},
+                    %u: memref<4xf32> {aim.state = "u"},
+                    %g: memref<4xf32> {aim.input = "g"},
+                    %loss: memref<f32> {aim.output = "loss"},
+                    %w2: memref<4xf32> {aim.param = "w"},
+                    %v2: memref<4xf32> {aim.param = "v"},
+                    %u2: memref<4xf32> {aim.state = "u"}) {
+      // w: read, then updated element by element: shared.
+      call @sum(%w, %loss) : (memref<4xf32>, memref<f32>) -> ()
+      call @update(%w, %g, %w2)
+          : (memref<4xf32>, memref<4xf32>, memref<4xf32>) -> ()
+      // v: read again after its update: a buffer of its own.
+      call @update(%v, %g, %v2)
+          : (memref<4xf32>, memref<4xf32>, memref<4xf32>) -> ()
+      call @sum(%v, %loss) : (memref<4xf32>, memref<f32>) -> ()
+      // u: each element written from another one: a buffer of its own.
+      call @reverse(%u, %u2) : (memref<4xf32>, memref<4xf32>) -> ()
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  auto shared = mlir::aim::resultsSharingArgumentBuffers(*module);
+  ASSERT_EQ(shared.size(), 1u);
+  EXPECT_EQ(shared["step"], std::vector<std::string>({"w"}));
 }

@@ -398,6 +398,8 @@ int compileArtifact(const aim::ModelConfig &config) {
       return error(toString(library.takeError()));
     contents.gpuChip = gpuChip;
     contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
+    contents.gpuResultsSharingArguments =
+        program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
     Expected<mlir::aim::TargetDescription> target =
         mlir::aim::loadTargetDescription(targetDescOption);
@@ -424,6 +426,11 @@ int compileArtifact(const aim::ModelConfig &config) {
                            ? ", each launch synchronised (host code reads "
                              "buffers between them)"
                            : ", asynchronous");
+    for (const auto &[entry, names] :
+         program->kernels.resultsSharingArguments)
+      summary += formatv("; {0} writes {1} results into their arguments' "
+                         "buffers",
+                         entry, names.size());
   }
   std::string bytes = mlir::aim::buildArtifact(*module, contents);
   if (aim::Status s = aim::writeFileAtomically(outputOption, bytes); !s)
