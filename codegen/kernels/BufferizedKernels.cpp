@@ -112,6 +112,7 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
           Operation *producer = operand->get().getDefiningOp();
           // A collective is a call of the runtime, not a loop nest.
           if (!producer || !producer->hasOneUse() ||
+              producer->hasAttr(kComputedOnceAttrName) ||
               isCollectiveMark(producer) ||
               isCollectiveMark(operand->getOwner()) ||
               operand->getOwner()->hasAttr(kBatchedGemmAttrName) ||

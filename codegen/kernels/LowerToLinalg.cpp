@@ -845,28 +845,24 @@ struct LowerAdamW : OpRewritePattern<AdamWOp> {
       Value add = arith::MulFOp::create(nb, l, rest, g);
       return arith::AddFOp::create(nb, l, keep, add).getResult();
     };
-    SmallVector<Value> outs;
-    for (int i = 0; i < 3; ++i)
-      outs.push_back(tensor::EmptyOp::create(b, loc, type.getShape(), t));
-    // ins: param, grad, m, v, clip coefficient, lr, step.
-    auto update = linalg::GenericOp::create(
-        b, loc, TypeRange{type, type, type},
-        ValueRange{op.getParam(), op.getGrad(), op.getExpAvg(),
-                   op.getExpAvgSq(), op.getClipCoefficient(), op.getLr(),
-                   op.getStep()},
-        outs,
-        ArrayRef<AffineMap>{id, id, id, id, scalar, scalar, scalar, id, id, id},
-        parallel(rank), [&](OpBuilder &nb, Location l, ValueRange a) {
-          Value g = arith::MulFOp::create(nb, l, a[1], a[4]);
-          Value m = moment(nb, l, a[2], g, beta1, false);
-          Value v = moment(nb, l, a[3], g, beta2, true);
+    // The bias corrections 1 - beta^(step + 1), in double as the
+    // interpreter computes them: once, not once an element (marked so that
+    // fusion keeps them out of the update's loop).
+    auto scalarType = RankedTensorType::get({}, t);
+    auto corrections = linalg::GenericOp::create(
+        b, loc, TypeRange{scalarType, scalarType}, ValueRange{op.getStep()},
+        ValueRange{tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{}, t),
+                   tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{}, t)},
+        ArrayRef<AffineMap>{scalarMap(b, 0), scalarMap(b, 0), scalarMap(b, 0)},
+        ArrayRef<utils::IteratorType>{},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
           Type f64 = nb.getF64Type();
           Value t1 = arith::SIToFPOp::create(
               nb, l, f64,
               arith::AddIOp::create(
-                  nb, l, a[6],
+                  nb, l, a[0],
                   arith::ConstantOp::create(
-                      nb, l, nb.getIntegerAttr(a[6].getType(), 1))));
+                      nb, l, nb.getIntegerAttr(a[0].getType(), 1))));
           auto correction = [&](double beta) {
             Value power = math::PowFOp::create(
                 nb, l, floatConstant(nb, l, f64, beta), t1);
@@ -874,6 +870,27 @@ struct LowerAdamW : OpRewritePattern<AdamWOp> {
                 nb, l, floatConstant(nb, l, f64, 1.0), power);
             return arith::TruncFOp::create(nb, l, t, c).getResult();
           };
+          linalg::YieldOp::create(
+              nb, l, ValueRange{correction(beta1), correction(beta2)});
+        });
+    corrections->setAttr(kComputedOnceAttrName, b.getUnitAttr());
+    SmallVector<Value> outs;
+    for (int i = 0; i < 3; ++i)
+      outs.push_back(tensor::EmptyOp::create(b, loc, type.getShape(), t));
+    // ins: param, grad, m, v, clip coefficient, lr, both corrections.
+    auto update = linalg::GenericOp::create(
+        b, loc, TypeRange{type, type, type},
+        ValueRange{op.getParam(), op.getGrad(), op.getExpAvg(),
+                   op.getExpAvgSq(), op.getClipCoefficient(), op.getLr(),
+                   corrections.getResult(0), corrections.getResult(1)},
+        outs,
+        ArrayRef<AffineMap>{id, id, id, id, scalar, scalar, scalar, scalar, id,
+                            id, id},
+        parallel(rank), [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value g = arith::MulFOp::create(nb, l, a[1], a[4]);
+          Value m = moment(nb, l, a[2], g, beta1, false);
+          Value v = moment(nb, l, a[3], g, beta2, true);
+          Value correction1 = a[6], correction2 = a[7];
           Value lr = a[5];
           Value decayed = arith::SubFOp::create(
               nb, l, a[0],
@@ -882,11 +899,11 @@ struct LowerAdamW : OpRewritePattern<AdamWOp> {
                   arith::MulFOp::create(nb, l, lr,
                                         floatConstant(nb, l, t, decay)),
                   a[0]));
-          Value mHat = arith::DivFOp::create(nb, l, m, correction(beta1));
+          Value mHat = arith::DivFOp::create(nb, l, m, correction1);
           Value denominator = arith::AddFOp::create(
               nb, l,
               math::SqrtOp::create(
-                  nb, l, arith::DivFOp::create(nb, l, v, correction(beta2))),
+                  nb, l, arith::DivFOp::create(nb, l, v, correction2)),
               floatConstant(nb, l, t, eps));
           Value step = arith::DivFOp::create(
               nb, l, arith::MulFOp::create(nb, l, lr, mHat), denominator);

@@ -17,6 +17,12 @@ inline constexpr llvm::StringLiteral kGemmAttrName = "aim.gemm";
 /// GemmCalls.h derives the layouts from the maps and the buffers' strides.
 inline constexpr llvm::StringLiteral kBatchedGemmAttrName = "aim.batched_gemm";
 
+/// Marks a scalar computation (a rank-0 linalg.generic) that elementwise
+/// fusion must not copy into its consumer's loop: AdamW's bias corrections,
+/// two double-precision powers, once a step instead of once an element.
+inline constexpr llvm::StringLiteral kComputedOnceAttrName =
+    "aim.computed_once";
+
 /// Rewrites the aim ops of `module` into linalg, tensor, arith and math ops
 /// on tensors. With `blas`, GEMM operands keep their stored layout (a BLAS
 /// reads them as they are). Fails, naming the op, when one has no lowering.

@@ -86,6 +86,26 @@ struct RowReduction {
   SmallVector<bool> filled;          // one an output
 };
 
+/// One step of a row kernel: a reduction of the row, an op on the row's
+/// scalars (the parallel loops only: LayerNorm's mean from the sum), or an
+/// element-wise op over the row (the parallel loops, then loops of the
+/// reduced dimensions' ranges: the normalised row).
+struct RowStage {
+  enum Kind { Reduction, RowWise, ElementWise } kind;
+  linalg::GenericOp op;
+  std::optional<RowReduction> reduction;
+};
+
+/// A reduction and the stages after it that one block a row can run:
+/// LayerNorm forward and backward, softmax. Thread t handles elements t,
+/// t + T, ... of the row in every stage, so an element one stage writes is
+/// read in a later one by the thread that wrote it; row results are in every
+/// thread's registers after their block reduction.
+struct RowKernel {
+  SmallVector<int64_t> rowShape, reducedShape;
+  std::vector<RowStage> stages;
+};
+
 int64_t product(ArrayRef<int64_t> shape) {
   int64_t p = 1;
   for (int64_t s : shape)
@@ -200,6 +220,151 @@ std::optional<RowReduction> matchRowReduction(linalg::GenericOp op,
   return row;
 }
 
+/// Whether `map` takes the parallel loops 0 .. rank-1 of a row kernel to a
+/// buffer of the row's scalars, in order.
+bool isRowMap(AffineMap map, size_t rank) {
+  if (map.getNumResults() != rank)
+    return false;
+  for (unsigned i = 0; i < rank; ++i)
+    if (map.getResult(i) != getAffineDimExpr(i, map.getContext()))
+      return false;
+  return true;
+}
+
+bool readsItsOutputs(linalg::GenericOp op) {
+  for (OpOperand &init : op.getDpsInitsMutable())
+    if (!op.getMatchingBlockArgument(&init).use_empty())
+      return true;
+  return false;
+}
+
+/// What the stages of a row kernel so far read and write, to admit a next
+/// stage only if every thread can run it after them without waiting for
+/// another thread's element.
+class StageDependences {
+public:
+  explicit StageDependences(size_t rowRank) : rowRank(rowRank) {}
+
+  bool admits(linalg::GenericOp op, RowStage::Kind kind) const {
+    for (OpOperand *input : op.getDpsInputOperands()) {
+      Value v = input->get();
+      if (!isa<MemRefType>(v.getType()))
+        continue;
+      AffineMap map = op.getMatchingIndexingMap(input);
+      if (rowScalars.contains(v)) {
+        if (!isRowMap(map, rowRank))
+          return false;
+      } else if (auto it = elements.find(v); it != elements.end()) {
+        // Only where the thread that wrote it reads it.
+        if (kind == RowStage::RowWise || it->second != map)
+          return false;
+      } else if (written.contains(rootBuffer(v))) {
+        return false; // a view of something written: not analysed
+      }
+    }
+    for (OpOperand &init : op.getDpsInitsMutable()) {
+      Value root = rootBuffer(init.get());
+      if (read.contains(root) || written.contains(root))
+        return false;
+      AffineMap map = op.getMatchingIndexingMap(&init);
+      if (kind == RowStage::ElementWise && !map.isPermutation())
+        return false;
+      if (kind == RowStage::RowWise && !isRowMap(map, rowRank))
+        return false;
+    }
+    return true;
+  }
+
+  void add(const RowStage &stage) {
+    linalg::GenericOp op = stage.op;
+    for (OpOperand *input : op.getDpsInputOperands())
+      if (isa<MemRefType>(input->get().getType()))
+        read.insert(rootBuffer(input->get()));
+    for (auto [i, init] : llvm::enumerate(op.getDpsInitsMutable())) {
+      written.insert(rootBuffer(init.get()));
+      AffineMap map = op.getMatchingIndexingMap(&init);
+      if (stage.kind == RowStage::ElementWise)
+        elements[init.get()] = map;
+      else if (isRowMap(map, rowRank))
+        rowScalars.insert(init.get());
+    }
+  }
+
+private:
+  size_t rowRank;
+  llvm::DenseSet<Value> read, written; // root buffers
+  llvm::DenseSet<Value> rowScalars;    // in registers after their stage
+  llvm::DenseMap<Value, AffineMap> elements; // written element-wise, by map
+};
+
+/// The stage `op` would be in a kernel of rows `rowShape` reducing
+/// `reducedShape`, if any.
+std::optional<RowStage::Kind>
+stageKind(linalg::GenericOp op, ArrayRef<int64_t> rowShape,
+          ArrayRef<int64_t> reducedShape,
+          const llvm::DenseMap<Operation *, RowReduction> &reductions) {
+  if (auto it = reductions.find(op); it != reductions.end())
+    return it->second.rowShape == rowShape &&
+                   it->second.reducedShape == reducedShape
+               ? std::optional(RowStage::Reduction)
+               : std::nullopt;
+  if (!op.hasPureBufferSemantics() || readsItsOutputs(op) ||
+      op.getNumParallelLoops() != op.getNumLoops())
+    return std::nullopt;
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  SmallVector<int64_t> elementShape(rowShape);
+  llvm::append_range(elementShape, reducedShape);
+  if (ArrayRef<int64_t>(ranges) == rowShape)
+    return RowStage::RowWise;
+  if (ArrayRef<int64_t>(ranges) == ArrayRef<int64_t>(elementShape))
+    return RowStage::ElementWise;
+  return std::nullopt;
+}
+
+/// The row kernel starting at `first`: it and the stages after it in its
+/// block (pure ops such as constants and views in between are passed over,
+/// so are allocations and the fills a next reduction drops).
+RowKernel formRowKernel(
+    const RowReduction &first,
+    const llvm::DenseMap<Operation *, RowReduction> &reductions) {
+  RowKernel kernel{first.rowShape, first.reducedShape, {}};
+  StageDependences dependences(first.rowShape.size());
+  kernel.stages.push_back({RowStage::Reduction, first.op, first});
+  dependences.add(kernel.stages.back());
+  for (Operation *next = first.op->getNextNode(); next;
+       next = next->getNextNode()) {
+    if (auto fill = dyn_cast<linalg::FillOp>(next)) {
+      Operation *after = next->getNextNode();
+      while (after && (isPure(after) || isa<linalg::FillOp, memref::AllocOp>(after)))
+        after = after->getNextNode();
+      auto it = after ? reductions.find(after) : reductions.end();
+      if (it == reductions.end() || !llvm::is_contained(it->second.fills, fill))
+        break;
+      continue;
+    }
+    // New buffers may be passed over too (the kernel goes after them); a
+    // deallocation may not (an earlier stage, moved after it, would read
+    // freed memory).
+    if (isPure(next) || isa<memref::AllocOp>(next))
+      continue;
+    auto op = dyn_cast<linalg::GenericOp>(next);
+    std::optional<RowStage::Kind> kind =
+        op ? stageKind(op, kernel.rowShape, kernel.reducedShape, reductions)
+           : std::nullopt;
+    if (!kind || !dependences.admits(op, *kind))
+      break;
+    std::optional<RowReduction> reduction;
+    if (*kind == RowStage::Reduction)
+      reduction = reductions.lookup(op);
+    kernel.stages.push_back({*kind, op, reduction});
+    dependences.add(kernel.stages.back());
+  }
+  // Trailing stages of the row's scalars alone are cheaper as they were.
+  while (kernel.stages.back().kind == RowStage::RowWise)
+    kernel.stages.pop_back();
+  return kernel;
+}
+
 Value indexConstant(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
@@ -245,15 +410,23 @@ SmallVector<Value> mapIndices(OpBuilder &b, Location loc, AffineMap map,
   return indices;
 }
 
-/// The op's body for one element: inputs loaded at the loop indices, the
-/// accumulators in place of the outputs; returns the updated accumulators.
+/// Scalars of the row being reduced, by the buffer they are stored in: row
+/// results of earlier stages of the same kernel, read from registers.
+using RowValues = llvm::DenseMap<Value, Value>;
+
+/// The op's body for one element: inputs loaded at the loop indices (or
+/// taken from `rowValues`), the accumulators in place of the outputs (none
+/// for stages that do not read their outputs); returns the yielded values.
 SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
-                             ValueRange loopIndices, ValueRange accumulators) {
+                             ValueRange loopIndices, ValueRange accumulators,
+                             const RowValues &rowValues) {
   Block &body = op.getRegion().front();
   IRMapping map;
   for (OpOperand *input : op.getDpsInputOperands()) {
     Value v = input->get();
-    if (isa<MemRefType>(v.getType()))
+    if (Value known = rowValues.lookup(v))
+      v = known;
+    else if (isa<MemRefType>(v.getType()))
       v = memref::LoadOp::create(
           b, loc, v,
           mapIndices(b, loc, op.getMatchingIndexingMap(input), loopIndices));
@@ -274,143 +447,268 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
   return updated;
 }
 
-/// Thread `thread` of `threads`: its elements of the row, combined from the
-/// identities.
-SmallVector<Value> threadPartials(OpBuilder &b, Location loc,
-                                  const RowReduction &row, ValueRange rowIndices,
-                                  Value thread, int64_t threads) {
-  linalg::GenericOp op = row.op;
-  int64_t length = product(row.reducedShape);
+/// Thread `thread` of `threads` takes elements thread, thread + threads, ...
+/// of a row of `length`: calls `element` with each one's linear index and
+/// the values carried from the one before (starting from `initial`).
+SmallVector<Value> strideRow(
+    OpBuilder &b, Location loc, int64_t length, Value thread, int64_t threads,
+    ValueRange initial,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
+        element) {
   int64_t trips = (length + threads - 1) / threads;
-  SmallVector<Value> identities;
-  for (auto [c, init] : llvm::zip(row.combiners, op.getDpsInits()))
-    identities.push_back(identity(
-        b, loc, c, cast<MemRefType>(init.getType()).getElementType()));
   Value count = indexConstant(b, loc, threads);
   auto loop = scf::ForOp::create(
       b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, trips),
-      indexConstant(b, loc, 1), identities,
-      [&](OpBuilder &lb, Location l, Value trip, ValueRange accs) {
+      indexConstant(b, loc, 1), initial,
+      [&](OpBuilder &lb, Location l, Value trip, ValueRange carried) {
         Value linear = arith::AddIOp::create(
             lb, l, arith::MulIOp::create(lb, l, trip, count), thread);
-        auto element = [&](OpBuilder &eb, Location el) {
-          SmallVector<Value> indices(rowIndices);
-          llvm::append_range(indices,
-                             delinearize(eb, el, linear, row.reducedShape));
-          return applyBody(eb, el, op, indices, accs);
-        };
         if (length % threads == 0) {
-          scf::YieldOp::create(lb, l, element(lb, l));
+          scf::YieldOp::create(lb, l, element(lb, l, linear, carried));
           return;
         }
-        // The last trip's threads past the row's end keep their partials.
+        // The last trip's threads past the row's end carry on unchanged.
         Value inside = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult,
                                              linear,
                                              indexConstant(lb, l, length));
         auto guarded = scf::IfOp::create(
             lb, l, inside,
             [&](OpBuilder &tb, Location tl) {
-              scf::YieldOp::create(tb, tl, element(tb, tl));
+              scf::YieldOp::create(tb, tl, element(tb, tl, linear, carried));
             },
             [&](OpBuilder &eb, Location el) {
-              scf::YieldOp::create(eb, el, accs);
+              scf::YieldOp::create(eb, el, carried);
             });
         scf::YieldOp::create(lb, l, guarded.getResults());
       });
   return loop.getResults();
 }
 
-/// out[row] = total, or out[row] (op) total where the output was not filled
-/// with the identity.
-void writeRow(OpBuilder &b, Location loc, const RowReduction &row,
-              ValueRange rowIndices, ValueRange totals) {
+/// Thread `thread`'s elements of the row, combined from the identities.
+SmallVector<Value> threadPartials(OpBuilder &b, Location loc,
+                                  const RowReduction &row, ValueRange rowIndices,
+                                  Value thread, int64_t threads,
+                                  const RowValues &rowValues) {
   linalg::GenericOp op = row.op;
-  // The outputs' maps do not use the reduction loops: any index will do.
-  SmallVector<Value> loopIndices(rowIndices);
-  loopIndices.resize(op.getNumLoops(), indexConstant(b, loc, 0));
-  for (auto [i, init] : llvm::enumerate(op.getDpsInitsMutable())) {
-    SmallVector<Value> indices =
-        mapIndices(b, loc, op.getMatchingIndexingMap(&init), loopIndices);
-    Value value = totals[i];
-    if (!row.filled[i])
-      value = combine(
-          b, loc, row.combiners[i],
-          memref::LoadOp::create(b, loc, init.get(), indices), value);
-    memref::StoreOp::create(b, loc, value, init.get(), indices);
-  }
+  SmallVector<Value> identities;
+  for (auto [c, init] : llvm::zip(row.combiners, op.getDpsInits()))
+    identities.push_back(identity(
+        b, loc, c, cast<MemRefType>(init.getType()).getElementType()));
+  return strideRow(
+      b, loc, product(row.reducedShape), thread, threads, identities,
+      [&](OpBuilder &eb, Location el, Value linear, ValueRange accs) {
+        SmallVector<Value> indices(rowIndices);
+        llvm::append_range(indices,
+                           delinearize(eb, el, linear, row.reducedShape));
+        return applyBody(eb, el, op, indices, accs, rowValues);
+      });
 }
 
-void launchOnGpu(OpBuilder &b, Location loc, const RowReduction &row,
+/// Thread `thread`'s elements of an element-wise stage, computed and stored.
+void elementwisePass(OpBuilder &b, Location loc, linalg::GenericOp op,
+                     ArrayRef<int64_t> reducedShape, ValueRange rowIndices,
+                     Value thread, int64_t threads,
+                     const RowValues &rowValues) {
+  strideRow(b, loc, product(reducedShape), thread, threads, ValueRange{},
+            [&](OpBuilder &eb, Location el, Value linear, ValueRange) {
+              SmallVector<Value> indices(rowIndices);
+              llvm::append_range(indices,
+                                 delinearize(eb, el, linear, reducedShape));
+              SmallVector<Value> results =
+                  applyBody(eb, el, op, indices, {}, rowValues);
+              for (auto [init, value] :
+                   llvm::zip(op.getDpsInitsMutable(), results))
+                memref::StoreOp::create(
+                    eb, el, value, init.get(),
+                    mapIndices(eb, el, op.getMatchingIndexingMap(&init),
+                               indices));
+              return SmallVector<Value>{};
+            });
+}
+
+/// A stored row result: written once a row, by the block's first thread.
+struct RowStore {
+  Value value, buffer;
+  SmallVector<Value> indices;
+};
+
+/// Each thread's partials of a reduction combined into the row's totals:
+/// across the block on a GPU, in thread order on the host.
+using CombineThreads = function_ref<SmallVector<Value>(
+    OpBuilder &, Location, const RowReduction &, ValueRange rowIndices,
+    const RowValues &)>;
+/// An element-wise stage run by every thread of the row.
+using RunThreads = function_ref<void(OpBuilder &, Location, linalg::GenericOp,
+                                     ValueRange rowIndices, const RowValues &)>;
+
+/// The stages of `kernel` for one row, in order; returns the row results to
+/// store.
+SmallVector<RowStore> emitStages(OpBuilder &b, Location loc,
+                                 const RowKernel &kernel, ValueRange rowIndices,
+                                 CombineThreads combineThreads,
+                                 RunThreads runThreads) {
+  RowValues rowValues;
+  SmallVector<RowStore> stores;
+  // Outputs' maps use the parallel loops only: pad the other indices.
+  auto outputIndices = [&](linalg::GenericOp op, OpOperand &init) {
+    SmallVector<Value> loopIndices(rowIndices);
+    loopIndices.resize(op.getNumLoops(), indexConstant(b, loc, 0));
+    return mapIndices(b, loc, op.getMatchingIndexingMap(&init), loopIndices);
+  };
+  for (const RowStage &stage : kernel.stages) {
+    linalg::GenericOp op = stage.op;
+    switch (stage.kind) {
+    case RowStage::Reduction: {
+      const RowReduction &row = *stage.reduction;
+      SmallVector<Value> totals =
+          combineThreads(b, loc, row, rowIndices, rowValues);
+      for (auto [i, init] : llvm::enumerate(op.getDpsInitsMutable())) {
+        SmallVector<Value> indices = outputIndices(op, init);
+        Value value = totals[i];
+        if (!row.filled[i]) // combined with what the output holds
+          value = combine(b, loc, row.combiners[i],
+                          memref::LoadOp::create(b, loc, init.get(), indices),
+                          value);
+        stores.push_back({value, init.get(), indices});
+        rowValues[init.get()] = value;
+      }
+      break;
+    }
+    case RowStage::RowWise: {
+      SmallVector<Value> results =
+          applyBody(b, loc, op, rowIndices, {}, rowValues);
+      for (auto [init, value] : llvm::zip(op.getDpsInitsMutable(), results)) {
+        stores.push_back({value, init.get(), outputIndices(op, init)});
+        rowValues[init.get()] = value;
+      }
+      break;
+    }
+    case RowStage::ElementWise:
+      runThreads(b, loc, op, rowIndices, rowValues);
+      break;
+    }
+  }
+  return stores;
+}
+
+void launchOnGpu(OpBuilder &b, Location loc, const RowKernel &kernel,
                  int64_t threads) {
   Value one = indexConstant(b, loc, 1);
   auto launch = gpu::LaunchOp::create(
-      b, loc, indexConstant(b, loc, product(row.rowShape)), one, one,
+      b, loc, indexConstant(b, loc, product(kernel.rowShape)), one, one,
       indexConstant(b, loc, threads), one, one);
   OpBuilder in = OpBuilder::atBlockEnd(&launch.getBody().front());
   Value thread = launch.getThreadIds().x;
   SmallVector<Value> rowIndices =
-      delinearize(in, loc, launch.getBlockIds().x, row.rowShape);
-  SmallVector<Value> totals;
-  for (auto [partial, c] :
-       llvm::zip(threadPartials(in, loc, row, rowIndices, thread, threads),
-                 row.combiners))
-    totals.push_back(gpu::AllReduceOp::create(
-        in, loc, partial,
-        gpu::AllReduceOperationAttr::get(b.getContext(), c.blockReduce),
-        /*uniform=*/true));
+      delinearize(in, loc, launch.getBlockIds().x, kernel.rowShape);
+  SmallVector<RowStore> stores = emitStages(
+      in, loc, kernel, rowIndices,
+      [&](OpBuilder &sb, Location sl, const RowReduction &row,
+          ValueRange indices, const RowValues &rowValues) {
+        SmallVector<Value> totals;
+        for (auto [partial, c] :
+             llvm::zip(threadPartials(sb, sl, row, indices, thread, threads,
+                                      rowValues),
+                       row.combiners))
+          totals.push_back(gpu::AllReduceOp::create(
+              sb, sl, partial,
+              gpu::AllReduceOperationAttr::get(sb.getContext(), c.blockReduce),
+              /*uniform=*/true));
+        return totals;
+      },
+      [&](OpBuilder &sb, Location sl, linalg::GenericOp op,
+          ValueRange indices, const RowValues &rowValues) {
+        elementwisePass(sb, sl, op, kernel.reducedShape, indices, thread,
+                        threads, rowValues);
+      });
   Value first = arith::CmpIOp::create(in, loc, arith::CmpIPredicate::eq,
                                       thread, indexConstant(in, loc, 0));
   scf::IfOp::create(in, loc, first, [&](OpBuilder &tb, Location tl) {
-    writeRow(tb, tl, row, rowIndices, totals);
+    for (const RowStore &s : stores)
+      memref::StoreOp::create(tb, tl, s.value, s.buffer, s.indices);
     scf::YieldOp::create(tb, tl);
   });
   gpu::TerminatorOp::create(in, loc);
 }
 
-/// Rows one after another; each row's threads one after another, their
-/// partial results kept, then combined in thread order.
-void emulateOnHost(OpBuilder &b, Location loc, const RowReduction &row,
+/// Rows one after another; in each stage the row's threads one after
+/// another, a reduction's partials kept and then combined in thread order.
+void emulateOnHost(OpBuilder &b, Location loc, const RowKernel &kernel,
                    int64_t threads) {
-  SmallVector<Value> partials;
-  linalg::GenericOp op = row.op;
-  for (Value init : op.getDpsInits())
-    partials.push_back(memref::AllocaOp::create(
-        b, loc,
-        MemRefType::get({threads},
-                        cast<MemRefType>(init.getType()).getElementType())));
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1),
         count = indexConstant(b, loc, threads);
+  auto forEachThread = [&](OpBuilder &sb, Location sl,
+                           function_ref<void(OpBuilder &, Location, Value)>
+                               body) {
+    scf::ForOp::create(sb, sl, zero, count, one, ValueRange{},
+                       [&](OpBuilder &tb, Location tl, Value thread,
+                           ValueRange) {
+                         body(tb, tl, thread);
+                         scf::YieldOp::create(tb, tl);
+                       });
+  };
+  // Each reduction's partials, one a thread (before the loop: an alloca in
+  // it would take stack every row).
+  llvm::DenseMap<Operation *, SmallVector<Value>> partialsOf;
+  for (const RowStage &stage : kernel.stages) {
+    if (stage.kind != RowStage::Reduction)
+      continue;
+    linalg::GenericOp op = stage.op;
+    for (Value init : op.getDpsInits())
+      partialsOf[op].push_back(memref::AllocaOp::create(
+          b, loc,
+          MemRefType::get({threads},
+                          cast<MemRefType>(init.getType()).getElementType())));
+  }
   scf::ForOp::create(
-      b, loc, zero, indexConstant(b, loc, product(row.rowShape)), one,
+      b, loc, zero, indexConstant(b, loc, product(kernel.rowShape)), one,
       ValueRange{}, [&](OpBuilder &rb, Location l, Value linearRow, ValueRange) {
         SmallVector<Value> rowIndices =
-            delinearize(rb, l, linearRow, row.rowShape);
-        scf::ForOp::create(
-            rb, l, zero, count, one, ValueRange{},
-            [&](OpBuilder &tb, Location tl, Value thread, ValueRange) {
-              for (auto [p, buffer] :
-                   llvm::zip(threadPartials(tb, tl, row, rowIndices, thread,
-                                            threads),
-                             partials))
-                memref::StoreOp::create(tb, tl, p, buffer, thread);
-              scf::YieldOp::create(tb, tl);
+            delinearize(rb, l, linearRow, kernel.rowShape);
+        SmallVector<RowStore> stores = emitStages(
+            rb, l, kernel, rowIndices,
+            [&](OpBuilder &sb, Location sl, const RowReduction &row,
+                ValueRange indices, const RowValues &rowValues) {
+              linalg::GenericOp op = row.op;
+              const SmallVector<Value> &partials =
+                  partialsOf.find(op.getOperation())->second;
+              forEachThread(sb, sl, [&](OpBuilder &tb, Location tl,
+                                        Value thread) {
+                for (auto [p, buffer] :
+                     llvm::zip(threadPartials(tb, tl, row, indices, thread,
+                                              threads, rowValues),
+                               partials))
+                  memref::StoreOp::create(tb, tl, p, buffer, thread);
+              });
+              SmallVector<Value> identities;
+              for (auto [c, p] : llvm::zip(row.combiners, partials))
+                identities.push_back(identity(
+                    sb, sl, c,
+                    cast<MemRefType>(p.getType()).getElementType()));
+              auto totals = scf::ForOp::create(
+                  sb, sl, zero, count, one, identities,
+                  [&](OpBuilder &tb, Location tl, Value thread,
+                      ValueRange accs) {
+                    SmallVector<Value> next;
+                    for (auto [c, p, acc] :
+                         llvm::zip(row.combiners, partials, accs))
+                      next.push_back(combine(
+                          tb, tl, c, acc,
+                          memref::LoadOp::create(tb, tl, p, thread)));
+                    scf::YieldOp::create(tb, tl, next);
+                  });
+              return SmallVector<Value>(totals.getResults());
+            },
+            [&](OpBuilder &sb, Location sl, linalg::GenericOp op,
+                ValueRange indices, const RowValues &rowValues) {
+              forEachThread(sb, sl, [&](OpBuilder &tb, Location tl,
+                                        Value thread) {
+                elementwisePass(tb, tl, op, kernel.reducedShape, indices,
+                                thread, threads, rowValues);
+              });
             });
-        SmallVector<Value> identities;
-        for (auto [c, p] : llvm::zip(row.combiners, partials))
-          identities.push_back(identity(
-              rb, l, c, cast<MemRefType>(p.getType()).getElementType()));
-        auto totals = scf::ForOp::create(
-            rb, l, zero, count, one, identities,
-            [&](OpBuilder &tb, Location tl, Value thread, ValueRange accs) {
-              SmallVector<Value> next;
-              for (auto [c, p, acc] :
-                   llvm::zip(row.combiners, partials, accs))
-                next.push_back(combine(
-                    tb, tl, c, acc,
-                    memref::LoadOp::create(tb, tl, p, thread)));
-              scf::YieldOp::create(tb, tl, next);
-            });
-        writeRow(rb, l, row, rowIndices, totals.getResults());
+        for (const RowStore &s : stores)
+          memref::StoreOp::create(rb, l, s.value, s.buffer, s.indices);
         scf::YieldOp::create(rb, l);
       });
 }
@@ -424,27 +722,43 @@ int64_t rowReductionThreads(int64_t length) {
 
 int lowerRowReductions(ModuleOp module, RowReductionTarget target,
                        const RowReductionOptions &options) {
-  std::vector<RowReduction> rows;
+  llvm::DenseMap<Operation *, RowReduction> reductions;
+  SmallVector<Operation *> order;
   module.walk([&](linalg::GenericOp op) {
     if (std::optional<RowReduction> row =
-            matchRowReduction(op, options.minLength))
-      rows.push_back(std::move(*row));
+            matchRowReduction(op, options.minLength)) {
+      reductions[op] = std::move(*row);
+      order.push_back(op);
+    }
   });
-  for (RowReduction &row : rows) {
-    OpBuilder b(row.op);
-    Location loc = row.op.getLoc();
+  std::vector<RowKernel> kernels;
+  llvm::DenseSet<Operation *> taken;
+  for (Operation *op : order) {
+    if (taken.contains(op))
+      continue;
+    kernels.push_back(formRowKernel(reductions.find(op)->second, reductions));
+    for (const RowStage &stage : kernels.back().stages)
+      taken.insert(stage.op);
+  }
+  for (RowKernel &kernel : kernels) {
+    // After the last stage: every stage's operands are defined there.
+    OpBuilder b(kernel.stages.back().op);
+    Location loc = kernel.stages.front().op.getLoc();
     int64_t threads = options.threads > 0
                           ? options.threads
-                          : rowReductionThreads(product(row.reducedShape));
+                          : rowReductionThreads(product(kernel.reducedShape));
     if (target == RowReductionTarget::GpuBlocks)
-      launchOnGpu(b, loc, row, threads);
+      launchOnGpu(b, loc, kernel, threads);
     else
-      emulateOnHost(b, loc, row, threads);
-    row.op.erase();
-    for (linalg::FillOp fill : row.fills)
-      fill.erase();
+      emulateOnHost(b, loc, kernel, threads);
+    for (RowStage &stage : kernel.stages) {
+      stage.op.erase();
+      if (stage.reduction)
+        for (linalg::FillOp fill : stage.reduction->fills)
+          fill.erase();
+    }
   }
-  return rows.size();
+  return kernels.size();
 }
 
 } // namespace mlir::aim

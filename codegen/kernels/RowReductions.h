@@ -17,6 +17,13 @@
 // A fill of the output with the combiner's identity right before the op is
 // dropped: the row's result is written, not combined into the output.
 //
+// The ops after it on the same rows join the same kernel: more reductions,
+// ops on the row's scalars (the mean from the sum), element-wise ops over
+// the row (the normalised row). Thread t takes the same elements in every
+// stage, so it reads only what it wrote itself or what the block reduced;
+// an op that would read another thread's element ends the kernel. LayerNorm
+// forward, its input gradient and softmax each become one kernel.
+//
 // The host backend runs the same partition when it checks the GPU's loop
 // structure on the CPU (HostCompileOptions::gpuTileThreads): each row's T
 // partial results, then their combination in thread order.
@@ -49,8 +56,8 @@ struct RowReductionOptions {
 /// four elements a thread, at most 256 threads.
 int64_t rowReductionThreads(int64_t length);
 
-/// Rewrites every such linalg.generic on buffers in `module`; returns how
-/// many.
+/// Rewrites every such linalg.generic on buffers in `module`, with the
+/// stages after it; returns how many kernels it made.
 int lowerRowReductions(ModuleOp module, RowReductionTarget target,
                        const RowReductionOptions &options = {});
 

@@ -172,6 +172,9 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   if (llvm::Error e =
           prepareKernelsForGpu(module, RowReductionTarget::GpuBlocks, {}))
     return e;
+  // The kernels on buffers, before loops (docs/gpu-codegen.md).
+  if (getenv("AIMC_DUMP_GPU_LINALG"))
+    module.print(llvm::errs());
 
   // Parallel loop nests, tiled for blocks of kBlockThreads threads, mapped
   // to blocks and threads, outlined into gpu.modules...

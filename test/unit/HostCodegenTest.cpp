@@ -31,6 +31,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -697,10 +698,10 @@ TEST(SplitReductions, FullNarrowAndNonAdditive) {
 }
 
 // Which reductions take a block a row (codegen/kernels/RowReductions.h), on
-// linalg on buffers as the GPU backend sees it: each rewritten op becomes a
-// gpu.launch of a block a row with one gpu.all_reduce an output; a fill of
-// the identity just before is dropped, any other initial value is combined
-// with the row's result.
+// linalg on buffers as the GPU backend sees it: consecutive reductions of the
+// same rows become one gpu.launch of a block a row with one gpu.all_reduce
+// an output; a fill of the identity just before is dropped, any other
+// initial value is combined with the row's result.
 TEST(RowReductions, WhatIsRewritten) {
   MLIRContext ctx;
   ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
@@ -792,9 +793,11 @@ TEST(RowReductions, WhatIsRewritten) {
   ASSERT_TRUE(module);
   mlir::aim::RowReductionOptions options;
   options.minLength = 32;
+  // The three reductions of x's rows, then the sum and the sum of squares
+  // (the column sums end the first kernel), then the sum to a scalar.
   EXPECT_EQ(mlir::aim::lowerRowReductions(
                 *module, mlir::aim::RowReductionTarget::GpuBlocks, options),
-            5);
+            3);
   ASSERT_TRUE(succeeded(verify(*module)));
   std::vector<int64_t> blocks, threads;
   int allReduces = 0, fills = 0, generics = 0, combinedIntoOutput = 0;
@@ -809,8 +812,8 @@ TEST(RowReductions, WhatIsRewritten) {
   module->walk([&](linalg::FillOp) { ++fills; });
   module->walk([&](linalg::GenericOp) { ++generics; });
   // Rows of 40: 32 threads; 200 to a scalar: 64 threads, one block.
-  EXPECT_EQ(blocks, (std::vector<int64_t>{6, 6, 6, 6, 1}));
-  EXPECT_EQ(threads, (std::vector<int64_t>{32, 32, 32, 32, 64}));
+  EXPECT_EQ(blocks, (std::vector<int64_t>{6, 6, 1}));
+  EXPECT_EQ(threads, (std::vector<int64_t>{32, 32, 64}));
   EXPECT_EQ(allReduces, 6);
   EXPECT_EQ(fills, 0);
   EXPECT_EQ(generics, 2); // the column sums and the non-combination
@@ -893,4 +896,107 @@ TEST(SharedResultBuffers, OnlyWhereNoReadFollowsTheWrite) {
   auto shared = mlir::aim::resultsSharingArgumentBuffers(*module);
   ASSERT_EQ(shared.size(), 1u);
   EXPECT_EQ(shared["step"], std::vector<std::string>({"w"}));
+}
+
+// LayerNorm's forward pass on buffers (as the GPU backend sees it): the sum,
+// the mean, the sum of squares, the reciprocal deviation and the normalised
+// rows become one block a row (two block reductions), the mean and the
+// deviation kept in registers. An element-wise op reading another thread's
+// element (the row reversed) starts a kernel of its own.
+TEST(RowReductions, LayerNormIsOneKernel) {
+  MLIRContext ctx;
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
+                  affine::AffineDialect, math::MathDialect>();
+  const char *source = R"mlir(
+    #rows = affine_map<(d0, d1) -> (d0, d1)>
+    #row = affine_map<(d0, d1) -> (d0)>
+    #col = affine_map<(d0, d1) -> (d1)>
+    #reversed = affine_map<(d0, d1) -> (d0, 39 - d1)>
+    #id = affine_map<(d0) -> (d0)>
+    func.func @f(%x: memref<6x40xf32>, %g: memref<40xf32>,
+                 %y: memref<6x40xf32>, %z: memref<6x40xf32>) {
+      %zero = arith.constant 0.0 : f32
+      %n = arith.constant 40.0 : f32
+      %eps = arith.constant 1.0e-6 : f32
+      %sum = memref.alloc() : memref<6xf32>
+      linalg.fill ins(%zero : f32) outs(%sum : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x : memref<6x40xf32>) outs(%sum : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.addf %o, %a : f32
+          linalg.yield %r : f32
+      }
+      %mean = memref.alloc() : memref<6xf32>
+      linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel"]}
+          ins(%sum : memref<6xf32>) outs(%mean : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.divf %a, %n : f32
+          linalg.yield %r : f32
+      }
+      %sq = memref.alloc() : memref<6xf32>
+      linalg.fill ins(%zero : f32) outs(%sq : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%x, %mean : memref<6x40xf32>, memref<6xf32>)
+          outs(%sq : memref<6xf32>) {
+        ^bb0(%a: f32, %m: f32, %o: f32):
+          %d = arith.subf %a, %m : f32
+          %d2 = arith.mulf %d, %d : f32
+          %r = arith.addf %o, %d2 : f32
+          linalg.yield %r : f32
+      }
+      %rstd = memref.alloc() : memref<6xf32>
+      linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel"]}
+          ins(%sq : memref<6xf32>) outs(%rstd : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %v = arith.divf %a, %n : f32
+          %ve = arith.addf %v, %eps : f32
+          %r = math.rsqrt %ve : f32
+          linalg.yield %r : f32
+      }
+      linalg.generic {indexing_maps = [#rows, #row, #row, #col, #rows],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%x, %mean, %rstd, %g
+              : memref<6x40xf32>, memref<6xf32>, memref<6xf32>, memref<40xf32>)
+          outs(%y : memref<6x40xf32>) {
+        ^bb0(%a: f32, %m: f32, %s: f32, %w: f32, %o: f32):
+          %d = arith.subf %a, %m : f32
+          %n1 = arith.mulf %d, %s : f32
+          %r = arith.mulf %n1, %w : f32
+          linalg.yield %r : f32
+      }
+      linalg.generic {indexing_maps = [#reversed, #rows],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%y : memref<6x40xf32>) outs(%z : memref<6x40xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          linalg.yield %a : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::lowerRowReductions(
+                *module, mlir::aim::RowReductionTarget::GpuBlocks, {}),
+            1);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  int launches = 0, allReduces = 0, generics = 0, fills = 0;
+  module->walk([&](gpu::LaunchOp) { ++launches; });
+  module->walk([&](gpu::AllReduceOp) { ++allReduces; });
+  module->walk([&](linalg::GenericOp) { ++generics; });
+  module->walk([&](linalg::FillOp) { ++fills; });
+  EXPECT_EQ(launches, 1);
+  EXPECT_EQ(allReduces, 2);
+  EXPECT_EQ(generics, 1); // the reversal
+  EXPECT_EQ(fills, 0);
+  // The mean is read from registers: the launch loads %sum and %mean
+  // nowhere (it stores them, once a row).
+  auto f = module->lookupSymbol<func::FuncOp>("f");
+  int rowLoads = 0;
+  module->walk([&](memref::LoadOp load) {
+    rowLoads += load.getMemref().getDefiningOp<memref::AllocOp>() != nullptr;
+  });
+  EXPECT_EQ(rowLoads, 0);
+  (void)f;
 }

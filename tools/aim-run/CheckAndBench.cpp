@@ -1,6 +1,7 @@
 //===- CheckAndBench.cpp - aim-run check and aim-run bench ----------------===//
 //
-// check: one artifact's loss_and_grads and one train_step on the host
+// check: one artifact's loss_and_grads, one train_step, and two train_steps
+// in place (as training calls it) on the host
 //   backend and on the GPU, on the same synthetic batch and initial
 //   parameters, compared tensor by tensor (tolerances below).
 // bench: train_step repeated on one batch; images/s, and with --per-kernel
@@ -254,9 +255,63 @@ int runCheck(int argc, char **argv) {
     return Tolerance{kGradTolerance, 2 * kLearningRate};
   });
   compared += step->host.results().size();
+
+  // Two train_steps in place, as aim-run train calls it: the new parameters
+  // and moments become the next step's arguments -- on the GPU written over
+  // the old ones where the artifact allows it (GpuCode.in_place_results).
+  // Each step adds its own differences: twice train_step's tolerances.
+  std::printf("%-44s %12s %12s %10s %s\n", "train_step x2, in place",
+              "max |diff|", "max |host|", "relative", "");
+  NamedTensors sides[2] = {*params, *params};
+  NamedTensors sideStates[2] = {zeroAdamState(*params),
+                                zeroAdamState(*params)};
+  Program *programs[2] = {host->program.get(), gpu->get()};
+  for (int side = 0; side < 2; ++side) {
+    StatusOr<EntryCall> call =
+        EntryCall::prepare(host->artifact, *programs[side], "train_step");
+    if (!call)
+      return fail(call.status().message());
+    call->updateArgumentsInPlace();
+    std::map<std::string, HostTensor *> inPlace = byName(sides[side]);
+    for (auto &[name, t] : sideStates[side])
+      inPlace[name] = &t;
+    inPlace["images"] = &batch.images;
+    inPlace["prefix"] = &batch.prefix;
+    inPlace["lr"] = &lr;
+    HostTensor index = HostTensor::zeros(DType::I64, {});
+    inPlace["step"] = &index;
+    for (int64_t s = 0; s < 2; ++s) {
+      reinterpret_cast<int64_t *>(index.bytes.data())[0] = s;
+      if (Status st = (*call)(inPlace); !st)
+        return fail(st.message());
+    }
+    if (Status st = call->syncArgumentsToHost(); !st)
+      return fail(st.message());
+  }
+  auto compareSides = [&](const NamedTensors &onHost, const NamedTensors &onGpu,
+                          auto toleranceOf) {
+    for (size_t i = 0; i < onHost.size(); ++i) {
+      auto [diff, scale] = maxDifference(onGpu[i].second, onHost[i].second);
+      Tolerance t = toleranceOf(onHost[i].first);
+      bool ok = diff <= t.relative * (scale > 0 ? scale : 1.0) + t.absolute;
+      failures += !ok;
+      std::printf("%-44s %12.3e %12.3e %10.2e %s\n", onHost[i].first.c_str(),
+                  diff, scale, scale > 0 ? diff / scale : diff,
+                  ok ? "ok" : "FAIL");
+    }
+    compared += onHost.size();
+  };
+  compareSides(sides[0], sides[1], [&](const std::string &) {
+    return Tolerance{2 * kGradTolerance, 4 * kLearningRate};
+  });
+  compareSides(sideStates[0], sideStates[1], [&](const std::string &n) {
+    return Tolerance{(endsWith(n, ".exp_avg_sq") ? 4 : 2) * kGradTolerance,
+                     0};
+  });
   std::printf("%s: %d of %zu tensors outside tolerance (loss and norm %.0e, "
               "gradients and moments %.0e-%.0e relative to each tensor's "
-              "largest entry, parameters that plus 2 lr)\n",
+              "largest entry, parameters that plus 2 lr; twice all that after two "
+              "steps in place)\n",
               failures ? "FAILED" : "passed", failures, compared,
               kLossTolerance, kGradTolerance, 2 * kGradTolerance);
   return failures ? 1 : 0;
