@@ -64,12 +64,15 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   if (options.gpuTileThreads > 0) {
     // Rows of at least two tiles take gpuTileThreads "threads" each, so that
     // small models' rows have several elements a thread and a partial last
-    // trip.
-    RowReductionOptions rows;
-    rows.threads = options.gpuTileThreads;
-    rows.minLength = 2 * options.gpuTileThreads;
-    if (llvm::Error e = prepareKernelsForGpu(
-            module, RowReductionTarget::HostEmulation, rows))
+    // trip; multi-tensor kernels a grid of three such blocks, so that every
+    // op's elements take several strides.
+    GpuPreparationOptions gpu;
+    gpu.target = KernelTarget::HostEmulation;
+    gpu.rows.threads = options.gpuTileThreads;
+    gpu.rows.minLength = 2 * options.gpuTileThreads;
+    gpu.multiTensor.threads = options.gpuTileThreads;
+    gpu.multiTensor.maxBlocks = 3;
+    if (llvm::Error e = prepareKernelsForGpu(module, gpu))
       return std::move(e);
   }
 

@@ -73,6 +73,42 @@ void forwardTemporariesToOutParams(ModuleOp module) {
   }
 }
 
+/// Identical scalar computations marked computed-once in one block (AdamW's
+/// bias corrections, the same for every parameter of the optimiser fusion)
+/// computed once. Not a general CSE: merging other ops would give producers
+/// several uses and keep them out of elementwise fusion.
+void reuseComputedOnce(ModuleOp module) {
+  module.walk([](Block *block) {
+    SmallVector<Operation *> kept;
+    for (Operation &op : llvm::make_early_inc_range(*block)) {
+      if (!op.hasAttr(kComputedOnceAttrName))
+        continue;
+      auto generic = dyn_cast<linalg::GenericOp>(op);
+      if (!generic)
+        continue;
+      // The same inputs, maps and body, into fresh tensors.
+      auto same = llvm::find_if(kept, [&](Operation *k) {
+        auto other = cast<linalg::GenericOp>(k);
+        auto fresh = [](Value v) { return v.getDefiningOp<tensor::EmptyOp>(); };
+        return other.getInputs() == generic.getInputs() &&
+               other.getIndexingMaps() == generic.getIndexingMaps() &&
+               other->getResultTypes() == generic->getResultTypes() &&
+               llvm::all_of(generic.getOutputs(), fresh) &&
+               llvm::all_of(other.getOutputs(), fresh) &&
+               OperationEquivalence::isRegionEquivalentTo(
+                   &other.getRegion(), &generic.getRegion(),
+                   OperationEquivalence::IgnoreLocations);
+      });
+      if (same == kept.end()) {
+        kept.push_back(&op);
+        continue;
+      }
+      op.replaceAllUsesWith(*same);
+      op.erase();
+    }
+  });
+}
+
 } // namespace
 
 llvm::Expected<KernelCount>
@@ -128,6 +164,7 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
     if (failed(applyPatternsGreedily(module, std::move(patterns))))
       return failure("elementwise fusion did not converge");
   }
+  reuseComputedOnce(module);
   if (splitReductionsFrom > 0) {
     splitFullReductions(module, splitReductionsFrom);
     // Then the long, narrow ones (and the full ones' second stages): up to

@@ -104,12 +104,13 @@ void parallelLoopsFirst(ModuleOp module) {
 }
 } // namespace
 
-llvm::Error prepareKernelsForGpu(ModuleOp module, RowReductionTarget rowTarget,
-                                 const RowReductionOptions &rowOptions) {
+llvm::Error prepareKernelsForGpu(ModuleOp module,
+                                 const GpuPreparationOptions &options) {
   if (llvm::Error e = copyConstantsToAllocations(module))
     return e;
   parallelLoopsFirst(module);
-  lowerRowReductions(module, rowTarget, rowOptions);
+  lowerRowReductions(module, options.target, options.rows);
+  mergeIndependentElementwise(module, options.target, options.multiTensor);
   wrapSequentialOpsInKernels(module);
   return llvm::Error::success();
 }

@@ -5,7 +5,8 @@
 // globals (which kernels cannot read) become buffers filled by a kernel,
 // parallel loops move before reductions (one kernel, a thread per output,
 // instead of a kernel per reduction step), reductions along rows take a
-// block a row (RowReductions.h), and the other linalg ops without a parallel
+// block a row (RowReductions.h), independent element-wise ops one kernel
+// (MultiTensorKernels.h), and the other linalg ops without a parallel
 // loop (rank 0, or reducing every dimension) are wrapped in a one-iteration
 // scf.parallel, a one-thread kernel. The host
 // backend applies it too when it checks the GPU's loop structure on the CPU
@@ -15,6 +16,7 @@
 #ifndef AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
 #define AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
 
+#include "codegen/kernels/MultiTensorKernels.h"
 #include "codegen/kernels/RowReductions.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -22,10 +24,19 @@
 
 namespace mlir::aim {
 
+struct GpuPreparationOptions {
+  /// The form of the kernels built directly (a gpu.launch, or its
+  /// emulation on the host).
+  KernelTarget target = KernelTarget::GpuLaunch;
+  RowReductionOptions rows;
+  MultiTensorOptions multiTensor;
+};
+
 /// Fails on a constant global that is not a splat. Reductions along rows
-/// become `rowTarget`'s form of a block a row (RowReductions.h).
-llvm::Error prepareKernelsForGpu(ModuleOp module, RowReductionTarget rowTarget,
-                                 const RowReductionOptions &rowOptions);
+/// become a block a row (RowReductions.h), runs of independent element-wise
+/// ops one kernel (MultiTensorKernels.h).
+llvm::Error prepareKernelsForGpu(ModuleOp module,
+                                 const GpuPreparationOptions &options);
 
 } // namespace mlir::aim
 

@@ -1,6 +1,8 @@
 //===- RowReductions.cpp - reductions along rows by whole blocks ----------===//
 #include "codegen/kernels/RowReductions.h"
 
+#include "codegen/kernels/KernelBuilding.h"
+
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -69,13 +71,6 @@ std::optional<Combiner> matchUpdate(Value acc, Value yielded) {
   return c;
 }
 
-/// The buffer a view (subview, reshape, cast) reads through.
-Value rootBuffer(Value v) {
-  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
-    v = view.getViewSource();
-  return v;
-}
-
 struct RowReduction {
   linalg::GenericOp op;
   unsigned parallelLoops;
@@ -106,13 +101,6 @@ struct RowKernel {
   std::vector<RowStage> stages;
 };
 
-int64_t product(ArrayRef<int64_t> shape) {
-  int64_t p = 1;
-  for (int64_t s : shape)
-    p *= s;
-  return p;
-}
-
 /// The constant a fill writes, if it is the combiner's identity.
 bool fillsIdentity(linalg::FillOp fill, const Combiner &c) {
   auto value = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>();
@@ -127,8 +115,10 @@ bool fillsIdentity(linalg::FillOp fill, const Combiner &c) {
 
 std::optional<RowReduction> matchRowReduction(linalg::GenericOp op,
                                               int64_t minLength) {
+  bool writesInBody = false;
+  buffersReadInBody(op, writesInBody);
   if (!op.hasPureBufferSemantics() || op.getNumDpsInits() == 0 ||
-      op->getParentOfType<gpu::LaunchOp>())
+      writesInBody || op->getParentOfType<gpu::LaunchOp>())
     return std::nullopt;
   RowReduction row{op};
   SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
@@ -231,13 +221,6 @@ bool isRowMap(AffineMap map, size_t rank) {
   return true;
 }
 
-bool readsItsOutputs(linalg::GenericOp op) {
-  for (OpOperand &init : op.getDpsInitsMutable())
-    if (!op.getMatchingBlockArgument(&init).use_empty())
-      return true;
-  return false;
-}
-
 /// What the stages of a row kernel so far read and write, to admit a next
 /// stage only if every thread can run it after them without waiting for
 /// another thread's element.
@@ -246,6 +229,14 @@ public:
   explicit StageDependences(size_t rowRank) : rowRank(rowRank) {}
 
   bool admits(linalg::GenericOp op, RowStage::Kind kind) const {
+    // Buffers the body loads itself: at indices of its own, so only if no
+    // stage before writes them.
+    bool writesInBody = false;
+    for (Value v : buffersReadInBody(op, writesInBody))
+      if (written.contains(rootBuffer(v)))
+        return false;
+    if (writesInBody)
+      return false;
     for (OpOperand *input : op.getDpsInputOperands()) {
       Value v = input->get();
       if (!isa<MemRefType>(v.getType()))
@@ -280,6 +271,9 @@ public:
     for (OpOperand *input : op.getDpsInputOperands())
       if (isa<MemRefType>(input->get().getType()))
         read.insert(rootBuffer(input->get()));
+    bool writesInBody = false;
+    for (Value v : buffersReadInBody(op, writesInBody))
+      read.insert(rootBuffer(v));
     for (auto [i, init] : llvm::enumerate(op.getDpsInitsMutable())) {
       written.insert(rootBuffer(init.get()));
       AffineMap map = op.getMatchingIndexingMap(&init);
@@ -365,26 +359,6 @@ RowKernel formRowKernel(
   return kernel;
 }
 
-Value indexConstant(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIndexOp::create(b, loc, v);
-}
-
-/// The indices of `shape` (row-major) whose linear index is `linear`.
-SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value linear,
-                               ArrayRef<int64_t> shape) {
-  SmallVector<Value> indices(shape.size());
-  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
-    if (i == 0) {
-      indices[i] = linear;
-      break;
-    }
-    Value size = indexConstant(b, loc, shape[i]);
-    indices[i] = arith::RemUIOp::create(b, loc, linear, size);
-    linear = arith::DivUIOp::create(b, loc, linear, size);
-  }
-  return indices;
-}
-
 Value identity(OpBuilder &b, Location loc, const Combiner &c, Type type) {
   auto ft = cast<FloatType>(type);
   APFloat v = c.isSum ? APFloat::getZero(ft.getFloatSemantics())
@@ -399,52 +373,6 @@ Value combine(OpBuilder &b, Location loc, const Combiner &c, Value x,
       .create(loc, c.op->getName().getIdentifier(), ValueRange{x, y},
               TypeRange{x.getType()}, c.op->getAttrs())
       ->getResult(0);
-}
-
-SmallVector<Value> mapIndices(OpBuilder &b, Location loc, AffineMap map,
-                              ValueRange loopIndices) {
-  SmallVector<Value> indices;
-  for (unsigned i = 0; i < map.getNumResults(); ++i)
-    indices.push_back(affine::AffineApplyOp::create(b, loc, map.getSubMap({i}),
-                                                    loopIndices));
-  return indices;
-}
-
-/// Scalars of the row being reduced, by the buffer they are stored in: row
-/// results of earlier stages of the same kernel, read from registers.
-using RowValues = llvm::DenseMap<Value, Value>;
-
-/// The op's body for one element: inputs loaded at the loop indices (or
-/// taken from `rowValues`), the accumulators in place of the outputs (none
-/// for stages that do not read their outputs); returns the yielded values.
-SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
-                             ValueRange loopIndices, ValueRange accumulators,
-                             const RowValues &rowValues) {
-  Block &body = op.getRegion().front();
-  IRMapping map;
-  for (OpOperand *input : op.getDpsInputOperands()) {
-    Value v = input->get();
-    if (Value known = rowValues.lookup(v))
-      v = known;
-    else if (isa<MemRefType>(v.getType()))
-      v = memref::LoadOp::create(
-          b, loc, v,
-          mapIndices(b, loc, op.getMatchingIndexingMap(input), loopIndices));
-    map.map(op.getMatchingBlockArgument(input), v);
-  }
-  for (auto [init, acc] : llvm::zip(op.getDpsInitsMutable(), accumulators))
-    map.map(op.getMatchingBlockArgument(&init), acc);
-  for (Operation &inner : body.without_terminator()) {
-    if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
-      map.map(index.getResult(), loopIndices[index.getDim()]);
-      continue;
-    }
-    b.clone(inner, map);
-  }
-  SmallVector<Value> updated;
-  for (Value v : body.getTerminator()->getOperands())
-    updated.push_back(map.lookup(v));
-  return updated;
 }
 
 /// Thread `thread` of `threads` takes elements thread, thread + threads, ...
@@ -488,7 +416,7 @@ SmallVector<Value> strideRow(
 SmallVector<Value> threadPartials(OpBuilder &b, Location loc,
                                   const RowReduction &row, ValueRange rowIndices,
                                   Value thread, int64_t threads,
-                                  const RowValues &rowValues) {
+                                  const KnownValues &rowValues) {
   linalg::GenericOp op = row.op;
   SmallVector<Value> identities;
   for (auto [c, init] : llvm::zip(row.combiners, op.getDpsInits()))
@@ -508,7 +436,7 @@ SmallVector<Value> threadPartials(OpBuilder &b, Location loc,
 void elementwisePass(OpBuilder &b, Location loc, linalg::GenericOp op,
                      ArrayRef<int64_t> reducedShape, ValueRange rowIndices,
                      Value thread, int64_t threads,
-                     const RowValues &rowValues) {
+                     const KnownValues &rowValues) {
   strideRow(b, loc, product(reducedShape), thread, threads, ValueRange{},
             [&](OpBuilder &eb, Location el, Value linear, ValueRange) {
               SmallVector<Value> indices(rowIndices);
@@ -536,10 +464,10 @@ struct RowStore {
 /// across the block on a GPU, in thread order on the host.
 using CombineThreads = function_ref<SmallVector<Value>(
     OpBuilder &, Location, const RowReduction &, ValueRange rowIndices,
-    const RowValues &)>;
+    const KnownValues &)>;
 /// An element-wise stage run by every thread of the row.
 using RunThreads = function_ref<void(OpBuilder &, Location, linalg::GenericOp,
-                                     ValueRange rowIndices, const RowValues &)>;
+                                     ValueRange rowIndices, const KnownValues &)>;
 
 /// The stages of `kernel` for one row, in order; returns the row results to
 /// store.
@@ -547,7 +475,7 @@ SmallVector<RowStore> emitStages(OpBuilder &b, Location loc,
                                  const RowKernel &kernel, ValueRange rowIndices,
                                  CombineThreads combineThreads,
                                  RunThreads runThreads) {
-  RowValues rowValues;
+  KnownValues rowValues;
   SmallVector<RowStore> stores;
   // Outputs' maps use the parallel loops only: pad the other indices.
   auto outputIndices = [&](linalg::GenericOp op, OpOperand &init) {
@@ -604,7 +532,7 @@ void launchOnGpu(OpBuilder &b, Location loc, const RowKernel &kernel,
   SmallVector<RowStore> stores = emitStages(
       in, loc, kernel, rowIndices,
       [&](OpBuilder &sb, Location sl, const RowReduction &row,
-          ValueRange indices, const RowValues &rowValues) {
+          ValueRange indices, const KnownValues &rowValues) {
         SmallVector<Value> totals;
         for (auto [partial, c] :
              llvm::zip(threadPartials(sb, sl, row, indices, thread, threads,
@@ -617,7 +545,7 @@ void launchOnGpu(OpBuilder &b, Location loc, const RowKernel &kernel,
         return totals;
       },
       [&](OpBuilder &sb, Location sl, linalg::GenericOp op,
-          ValueRange indices, const RowValues &rowValues) {
+          ValueRange indices, const KnownValues &rowValues) {
         elementwisePass(sb, sl, op, kernel.reducedShape, indices, thread,
                         threads, rowValues);
       });
@@ -668,7 +596,7 @@ void emulateOnHost(OpBuilder &b, Location loc, const RowKernel &kernel,
         SmallVector<RowStore> stores = emitStages(
             rb, l, kernel, rowIndices,
             [&](OpBuilder &sb, Location sl, const RowReduction &row,
-                ValueRange indices, const RowValues &rowValues) {
+                ValueRange indices, const KnownValues &rowValues) {
               linalg::GenericOp op = row.op;
               const SmallVector<Value> &partials =
                   partialsOf.find(op.getOperation())->second;
@@ -700,7 +628,7 @@ void emulateOnHost(OpBuilder &b, Location loc, const RowKernel &kernel,
               return SmallVector<Value>(totals.getResults());
             },
             [&](OpBuilder &sb, Location sl, linalg::GenericOp op,
-                ValueRange indices, const RowValues &rowValues) {
+                ValueRange indices, const KnownValues &rowValues) {
               forEachThread(sb, sl, [&](OpBuilder &tb, Location tl,
                                         Value thread) {
                 elementwisePass(tb, tl, op, kernel.reducedShape, indices,
@@ -720,7 +648,7 @@ int64_t rowReductionThreads(int64_t length) {
   return 32 * warps;
 }
 
-int lowerRowReductions(ModuleOp module, RowReductionTarget target,
+int lowerRowReductions(ModuleOp module, KernelTarget target,
                        const RowReductionOptions &options) {
   llvm::DenseMap<Operation *, RowReduction> reductions;
   SmallVector<Operation *> order;
@@ -747,7 +675,7 @@ int lowerRowReductions(ModuleOp module, RowReductionTarget target,
     int64_t threads = options.threads > 0
                           ? options.threads
                           : rowReductionThreads(product(kernel.reducedShape));
-    if (target == RowReductionTarget::GpuBlocks)
+    if (target == KernelTarget::GpuLaunch)
       launchOnGpu(b, loc, kernel, threads);
     else
       emulateOnHost(b, loc, kernel, threads);

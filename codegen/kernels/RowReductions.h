@@ -32,18 +32,14 @@
 #ifndef AIMC_CODEGEN_KERNELS_ROWREDUCTIONS_H
 #define AIMC_CODEGEN_KERNELS_ROWREDUCTIONS_H
 
+#include "codegen/kernels/KernelBuilding.h"
+
 #include "mlir/IR/BuiltinOps.h"
 
 #include <cstdint>
 
 namespace mlir::aim {
 
-enum class RowReductionTarget {
-  /// A gpu.launch a reduction: a block a row, gpu.all_reduce.
-  GpuBlocks,
-  /// The same partition as loops on the CPU.
-  HostEmulation,
-};
 
 struct RowReductionOptions {
   /// Reductions of fewer elements a row stay one thread a row.
@@ -58,7 +54,7 @@ int64_t rowReductionThreads(int64_t length);
 
 /// Rewrites every such linalg.generic on buffers in `module`, with the
 /// stages after it; returns how many kernels it made.
-int lowerRowReductions(ModuleOp module, RowReductionTarget target,
+int lowerRowReductions(ModuleOp module, KernelTarget target,
                        const RowReductionOptions &options = {});
 
 } // namespace mlir::aim

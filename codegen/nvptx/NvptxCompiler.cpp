@@ -170,7 +170,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
   callCollectiveFunctions(module, CollectiveSymbols::cuda());
   if (llvm::Error e =
-          prepareKernelsForGpu(module, RowReductionTarget::GpuBlocks, {}))
+          prepareKernelsForGpu(module, GpuPreparationOptions{}))
     return e;
   // The kernels on buffers, before loops (docs/gpu-codegen.md).
   if (getenv("AIMC_DUMP_GPU_LINALG"))

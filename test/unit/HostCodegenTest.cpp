@@ -13,6 +13,7 @@
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
+#include "codegen/kernels/MultiTensorKernels.h"
 #include "codegen/kernels/RowReductions.h"
 #include "codegen/kernels/SharedResultBuffers.h"
 #include "codegen/kernels/SplitFullReductions.h"
@@ -796,7 +797,7 @@ TEST(RowReductions, WhatIsRewritten) {
   // The three reductions of x's rows, then the sum and the sum of squares
   // (the column sums end the first kernel), then the sum to a scalar.
   EXPECT_EQ(mlir::aim::lowerRowReductions(
-                *module, mlir::aim::RowReductionTarget::GpuBlocks, options),
+                *module, mlir::aim::KernelTarget::GpuLaunch, options),
             3);
   ASSERT_TRUE(succeeded(verify(*module)));
   std::vector<int64_t> blocks, threads;
@@ -822,7 +823,7 @@ TEST(RowReductions, WhatIsRewritten) {
   OwningOpRef<ModuleOp> again = parseSourceString<ModuleOp>(source, &ctx);
   options.minLength = 41;
   EXPECT_EQ(mlir::aim::lowerRowReductions(
-                *again, mlir::aim::RowReductionTarget::GpuBlocks, options),
+                *again, mlir::aim::KernelTarget::GpuLaunch, options),
             1);
   EXPECT_EQ(mlir::aim::rowReductionThreads(1536), 256);
   EXPECT_EQ(mlir::aim::rowReductionThreads(257), 96);
@@ -978,7 +979,7 @@ TEST(RowReductions, LayerNormIsOneKernel) {
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
   ASSERT_TRUE(module);
   EXPECT_EQ(mlir::aim::lowerRowReductions(
-                *module, mlir::aim::RowReductionTarget::GpuBlocks, {}),
+                *module, mlir::aim::KernelTarget::GpuLaunch, {}),
             1);
   ASSERT_TRUE(succeeded(verify(*module)));
   int launches = 0, allReduces = 0, generics = 0, fills = 0;
@@ -999,4 +1000,81 @@ TEST(RowReductions, LayerNormIsOneKernel) {
   });
   EXPECT_EQ(rowLoads, 0);
   (void)f;
+}
+
+// Independent element-wise ops of one kernel function (the optimiser's
+// updates, one a parameter) become one multi-tensor kernel
+// (codegen/kernels/MultiTensorKernels.h); an op reading what one of them
+// wrote -- as an operand, or loaded in its body -- starts another.
+TEST(MultiTensorKernels, IndependentOpsShareAKernel) {
+  MLIRContext ctx;
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
+                  affine::AffineDialect>();
+  const char *source = R"mlir(
+    #id1 = affine_map<(d0) -> (d0)>
+    #id2 = affine_map<(d0, d1) -> (d0, d1)>
+    #t2 = affine_map<(d0, d1) -> (d1, d0)>
+    func.func @f(%a: memref<300xf32>, %b: memref<20x30xf32>,
+                 %c: memref<7xf32>, %a2: memref<300xf32>,
+                 %b2: memref<30x20xf32>, %c2: memref<7xf32>,
+                 %d: memref<300xf32>, %e: memref<7xf32>) {
+      %two = arith.constant 2.0 : f32
+      linalg.generic {indexing_maps = [#id1, #id1],
+                      iterator_types = ["parallel"]}
+          ins(%a : memref<300xf32>) outs(%a2 : memref<300xf32>) {
+        ^bb0(%x: f32, %o: f32):
+          %r = arith.mulf %x, %two : f32
+          linalg.yield %r : f32
+      }
+      // Transposed into its output: still one element an iteration.
+      linalg.generic {indexing_maps = [#id2, #t2],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%b : memref<20x30xf32>) outs(%b2 : memref<30x20xf32>) {
+        ^bb0(%x: f32, %o: f32):
+          %r = arith.addf %x, %two : f32
+          linalg.yield %r : f32
+      }
+      linalg.generic {indexing_maps = [#id1, #id1],
+                      iterator_types = ["parallel"]}
+          ins(%c : memref<7xf32>) outs(%c2 : memref<7xf32>) {
+        ^bb0(%x: f32, %o: f32):
+          %r = arith.subf %x, %two : f32
+          linalg.yield %r : f32
+      }
+      // Reads %a2, written above: a new kernel...
+      linalg.generic {indexing_maps = [#id1, #id1],
+                      iterator_types = ["parallel"]}
+          ins(%a2 : memref<300xf32>) outs(%d : memref<300xf32>) {
+        ^bb0(%x: f32, %o: f32):
+          %r = arith.mulf %x, %x : f32
+          linalg.yield %r : f32
+      }
+      // ... and so does this one, loading %d in its body.
+      linalg.generic {indexing_maps = [#id1], iterator_types = ["parallel"]}
+          outs(%e : memref<7xf32>) {
+        ^bb0(%o: f32):
+          %i = linalg.index 0 : index
+          %x = memref.load %d[%i] : memref<300xf32>
+          linalg.yield %x : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::mergeIndependentElementwise(
+                *module, mlir::aim::KernelTarget::GpuLaunch, {}),
+            1);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  std::vector<int64_t> blocks, threads;
+  module->walk([&](gpu::LaunchOp launch) {
+    blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
+    threads.push_back(*getConstantIntValue(launch.getBlockSizeX()));
+  });
+  // The largest op, 600 elements: 3 blocks of 256 threads.
+  EXPECT_EQ(blocks, std::vector<int64_t>({3}));
+  EXPECT_EQ(threads, std::vector<int64_t>({256}));
+  int generics = 0;
+  module->walk([&](linalg::GenericOp) { ++generics; });
+  EXPECT_EQ(generics, 2); // the last two, each a kernel of its own
 }

@@ -1,0 +1,111 @@
+//===- KernelBuilding.cpp - building blocks of hand-built kernels ---------===//
+#include "codegen/kernels/KernelBuilding.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "llvm/ADT/SetVector.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+namespace mlir::aim {
+
+Value rootBuffer(Value v) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+    v = view.getViewSource();
+  return v;
+}
+
+int64_t product(ArrayRef<int64_t> shape) {
+  int64_t p = 1;
+  for (int64_t s : shape)
+    p *= s;
+  return p;
+}
+
+Value indexConstant(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value linear,
+                               ArrayRef<int64_t> shape) {
+  SmallVector<Value> indices(shape.size());
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    if (i == 0) {
+      indices[i] = linear;
+      break;
+    }
+    Value size = indexConstant(b, loc, shape[i]);
+    indices[i] = arith::RemUIOp::create(b, loc, linear, size);
+    linear = arith::DivUIOp::create(b, loc, linear, size);
+  }
+  return indices;
+}
+
+SmallVector<Value> mapIndices(OpBuilder &b, Location loc, AffineMap map,
+                              ValueRange loopIndices) {
+  SmallVector<Value> indices;
+  for (unsigned i = 0; i < map.getNumResults(); ++i)
+    indices.push_back(affine::AffineApplyOp::create(b, loc, map.getSubMap({i}),
+                                                    loopIndices));
+  return indices;
+}
+
+SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
+                             ValueRange loopIndices, ValueRange accumulators,
+                             const KnownValues &known) {
+  Block &body = op.getRegion().front();
+  IRMapping map;
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    Value v = input->get();
+    if (Value k = known.lookup(v))
+      v = k;
+    else if (isa<MemRefType>(v.getType()))
+      v = memref::LoadOp::create(
+          b, loc, v,
+          mapIndices(b, loc, op.getMatchingIndexingMap(input), loopIndices));
+    map.map(op.getMatchingBlockArgument(input), v);
+  }
+  for (auto [init, acc] : llvm::zip(op.getDpsInitsMutable(), accumulators))
+    map.map(op.getMatchingBlockArgument(&init), acc);
+  for (Operation &inner : body.without_terminator()) {
+    if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
+      map.map(index.getResult(), loopIndices[index.getDim()]);
+      continue;
+    }
+    b.clone(inner, map);
+  }
+  SmallVector<Value> updated;
+  for (Value v : body.getTerminator()->getOperands())
+    updated.push_back(map.lookup(v));
+  return updated;
+}
+
+SmallVector<Value> buffersReadInBody(linalg::GenericOp op, bool &writesInBody) {
+  llvm::SetVector<Value> read;
+  writesInBody = false;
+  op.getRegion().walk([&](Operation *inner) {
+    if (auto load = dyn_cast<memref::LoadOp>(inner)) {
+      if (!op->isAncestor(load.getMemref().getParentBlock()->getParentOp()))
+        read.insert(load.getMemref());
+      return;
+    }
+    auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
+    if ((effects && effects.hasEffect<MemoryEffects::Write>()) ||
+        (!effects && !inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>() &&
+         !isa<linalg::YieldOp>(inner)))
+      writesInBody = true;
+  });
+  return read.takeVector();
+}
+
+bool readsItsOutputs(linalg::GenericOp op) {
+  for (OpOperand &init : op.getDpsInitsMutable())
+    if (!op.getMatchingBlockArgument(&init).use_empty())
+      return true;
+  return false;
+}
+
+} // namespace mlir::aim
