@@ -315,14 +315,51 @@ stageKind(linalg::GenericOp op, ArrayRef<int64_t> rowShape,
   return std::nullopt;
 }
 
-/// The row kernel starting at `first`: it and the stages after it in its
-/// block (pure ops such as constants and views in between are passed over,
-/// so are allocations and the fills a next reduction drops).
+/// The row kernel of `first`: it and the stages after it in its block (pure
+/// ops such as constants and views in between are passed over, so are
+/// allocations and the fills a next reduction drops), and element-wise
+/// stages just before it not `taken` by an earlier kernel.
 RowKernel formRowKernel(
     const RowReduction &first,
-    const llvm::DenseMap<Operation *, RowReduction> &reductions) {
+    const llvm::DenseMap<Operation *, RowReduction> &reductions,
+    const llvm::DenseSet<Operation *> &taken) {
   RowKernel kernel{first.rowShape, first.reducedShape, {}};
   StageDependences dependences(first.rowShape.size());
+  // Element-wise ops over the same rows just before it (softmax's scaling
+  // of the scores) join too: as many of the nearest as can run first.
+  SmallVector<linalg::GenericOp> before; // nearest first
+  for (Operation *prev = first.op->getPrevNode(); prev;
+       prev = prev->getPrevNode()) {
+    if (auto fill = dyn_cast<linalg::FillOp>(prev)) {
+      if (llvm::is_contained(first.fills, fill))
+        continue;
+      break;
+    }
+    if (isPure(prev) || isa<memref::AllocOp>(prev))
+      continue;
+    auto op = dyn_cast<linalg::GenericOp>(prev);
+    if (!op || taken.contains(op) ||
+        stageKind(op, kernel.rowShape, kernel.reducedShape, reductions) !=
+            RowStage::ElementWise)
+      break;
+    before.push_back(op);
+  }
+  for (; !before.empty(); before.pop_back()) {
+    StageDependences trial(first.rowShape.size());
+    bool admitted = true;
+    for (linalg::GenericOp op : llvm::reverse(before)) {
+      admitted = trial.admits(op, RowStage::ElementWise);
+      if (!admitted)
+        break;
+      trial.add({RowStage::ElementWise, op, std::nullopt});
+    }
+    if (admitted && trial.admits(first.op, RowStage::Reduction)) {
+      for (linalg::GenericOp op : llvm::reverse(before))
+        kernel.stages.push_back({RowStage::ElementWise, op, std::nullopt});
+      dependences = trial;
+      break;
+    }
+  }
   kernel.stages.push_back({RowStage::Reduction, first.op, first});
   dependences.add(kernel.stages.back());
   for (Operation *next = first.op->getNextNode(); next;
@@ -664,7 +701,8 @@ int lowerRowReductions(ModuleOp module, KernelTarget target,
   for (Operation *op : order) {
     if (taken.contains(op))
       continue;
-    kernels.push_back(formRowKernel(reductions.find(op)->second, reductions));
+    kernels.push_back(
+        formRowKernel(reductions.find(op)->second, reductions, taken));
     for (const RowStage &stage : kernels.back().stages)
       taken.insert(stage.op);
   }

@@ -1078,3 +1078,74 @@ TEST(MultiTensorKernels, IndependentOpsShareAKernel) {
   module->walk([&](linalg::GenericOp) { ++generics; });
   EXPECT_EQ(generics, 2); // the last two, each a kernel of its own
 }
+
+// Softmax on buffers: the scaling of the scores just before the row maximum
+// joins its row kernel, so the scaled scores are written and read back by
+// the same thread; the whole softmax is one kernel.
+TEST(RowReductions, SoftmaxWithItsScalingIsOneKernel) {
+  MLIRContext ctx;
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
+                  affine::AffineDialect, math::MathDialect>();
+  const char *source = R"mlir(
+    #rows = affine_map<(d0, d1) -> (d0, d1)>
+    #row = affine_map<(d0, d1) -> (d0)>
+    func.func @f(%x: memref<6x40xf32>, %p: memref<6x40xf32>) {
+      %scale = arith.constant 0.125 : f32
+      %zero = arith.constant 0.0 : f32
+      %lowest = arith.constant 0xFF800000 : f32
+      %s = memref.alloc() : memref<6x40xf32>
+      linalg.generic {indexing_maps = [#rows, #rows],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%x : memref<6x40xf32>) outs(%s : memref<6x40xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.mulf %a, %scale : f32
+          linalg.yield %r : f32
+      }
+      %m = memref.alloc() : memref<6xf32>
+      linalg.fill ins(%lowest : f32) outs(%m : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%s : memref<6x40xf32>) outs(%m : memref<6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.maximumf %o, %a : f32
+          linalg.yield %r : f32
+      }
+      %d = memref.alloc() : memref<6xf32>
+      linalg.fill ins(%zero : f32) outs(%d : memref<6xf32>)
+      linalg.generic {indexing_maps = [#rows, #row, #row],
+                      iterator_types = ["parallel", "reduction"]}
+          ins(%s, %m : memref<6x40xf32>, memref<6xf32>)
+          outs(%d : memref<6xf32>) {
+        ^bb0(%a: f32, %mx: f32, %o: f32):
+          %e = arith.subf %a, %mx : f32
+          %x2 = math.exp %e : f32
+          %r = arith.addf %o, %x2 : f32
+          linalg.yield %r : f32
+      }
+      linalg.generic {indexing_maps = [#rows, #row, #row, #rows],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%s, %m, %d : memref<6x40xf32>, memref<6xf32>, memref<6xf32>)
+          outs(%p : memref<6x40xf32>) {
+        ^bb0(%a: f32, %mx: f32, %sum: f32, %o: f32):
+          %e = arith.subf %a, %mx : f32
+          %x2 = math.exp %e : f32
+          %r = arith.divf %x2, %sum : f32
+          linalg.yield %r : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::lowerRowReductions(
+                *module, mlir::aim::KernelTarget::GpuLaunch, {}),
+            1);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  int launches = 0, generics = 0, fills = 0;
+  module->walk([&](gpu::LaunchOp) { ++launches; });
+  module->walk([&](linalg::GenericOp) { ++generics; });
+  module->walk([&](linalg::FillOp) { ++fills; });
+  EXPECT_EQ(launches, 1);
+  EXPECT_EQ(generics, 0);
+  EXPECT_EQ(fills, 0);
+}
