@@ -698,6 +698,20 @@ TEST(SplitReductions, FullNarrowAndNonAdditive) {
   EXPECT_EQ(oneThread, 2);
 }
 
+/// The dialects of kernels on buffers, as the GPU backend's preparation
+/// sees them.
+void loadBufferKernelDialects(MLIRContext &ctx) {
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
+                  affine::AffineDialect, math::MathDialect>();
+}
+
+template <typename OpTy> int countOps(ModuleOp module) {
+  int n = 0;
+  module->walk([&](OpTy) { ++n; });
+  return n;
+}
+
 // Which reductions take a block a row (codegen/kernels/RowReductions.h), on
 // linalg on buffers as the GPU backend sees it: consecutive reductions of the
 // same rows become one gpu.launch of a block a row with one gpu.all_reduce
@@ -705,9 +719,7 @@ TEST(SplitReductions, FullNarrowAndNonAdditive) {
 // initial value is combined with the row's result.
 TEST(RowReductions, WhatIsRewritten) {
   MLIRContext ctx;
-  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
-                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
-                  affine::AffineDialect>();
+  loadBufferKernelDialects(ctx);
   const char *source = R"mlir(
     #rows = affine_map<(d0, d1) -> (d0, d1)>
     #row = affine_map<(d0, d1) -> (d0)>
@@ -801,7 +813,7 @@ TEST(RowReductions, WhatIsRewritten) {
             3);
   ASSERT_TRUE(succeeded(verify(*module)));
   std::vector<int64_t> blocks, threads;
-  int allReduces = 0, fills = 0, generics = 0, combinedIntoOutput = 0;
+  int combinedIntoOutput = 0;
   module->walk([&](gpu::LaunchOp launch) {
     blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
     threads.push_back(*getConstantIntValue(launch.getBlockSizeX()));
@@ -809,9 +821,9 @@ TEST(RowReductions, WhatIsRewritten) {
       combinedIntoOutput += load.getMemref() == module->lookupSymbol<func::FuncOp>("f").getArgument(3);
     });
   });
-  module->walk([&](gpu::AllReduceOp) { ++allReduces; });
-  module->walk([&](linalg::FillOp) { ++fills; });
-  module->walk([&](linalg::GenericOp) { ++generics; });
+  int allReduces = countOps<gpu::AllReduceOp>(*module),
+      fills = countOps<linalg::FillOp>(*module),
+      generics = countOps<linalg::GenericOp>(*module);
   // Rows of 40: 32 threads; 200 to a scalar: 64 threads, one block.
   EXPECT_EQ(blocks, (std::vector<int64_t>{6, 6, 1}));
   EXPECT_EQ(threads, (std::vector<int64_t>{32, 32, 64}));
@@ -835,8 +847,8 @@ TEST(RowReductions, WhatIsRewritten) {
 // element-wise kernel at the same element.
 TEST(SharedResultBuffers, OnlyWhereNoReadFollowsTheWrite) {
   MLIRContext ctx;
-  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
-                  memref::MemRefDialect, mlir::aim::AimDialect>();
+  loadBufferKernelDialects(ctx);
+  ctx.loadDialect<mlir::aim::AimDialect>();
   const char *source = R"mlir(
     #id = affine_map<(d0) -> (d0)>
     #reversed = affine_map<(d0) -> (3 - d0)>
@@ -906,9 +918,7 @@ TEST(SharedResultBuffers, OnlyWhereNoReadFollowsTheWrite) {
 // element (the row reversed) starts a kernel of its own.
 TEST(RowReductions, LayerNormIsOneKernel) {
   MLIRContext ctx;
-  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
-                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
-                  affine::AffineDialect, math::MathDialect>();
+  loadBufferKernelDialects(ctx);
   const char *source = R"mlir(
     #rows = affine_map<(d0, d1) -> (d0, d1)>
     #row = affine_map<(d0, d1) -> (d0)>
@@ -982,24 +992,21 @@ TEST(RowReductions, LayerNormIsOneKernel) {
                 *module, mlir::aim::KernelTarget::GpuLaunch, {}),
             1);
   ASSERT_TRUE(succeeded(verify(*module)));
-  int launches = 0, allReduces = 0, generics = 0, fills = 0;
-  module->walk([&](gpu::LaunchOp) { ++launches; });
-  module->walk([&](gpu::AllReduceOp) { ++allReduces; });
-  module->walk([&](linalg::GenericOp) { ++generics; });
-  module->walk([&](linalg::FillOp) { ++fills; });
+  int launches = countOps<gpu::LaunchOp>(*module),
+      allReduces = countOps<gpu::AllReduceOp>(*module),
+      generics = countOps<linalg::GenericOp>(*module),
+      fills = countOps<linalg::FillOp>(*module);
   EXPECT_EQ(launches, 1);
   EXPECT_EQ(allReduces, 2);
   EXPECT_EQ(generics, 1); // the reversal
   EXPECT_EQ(fills, 0);
   // The mean is read from registers: the launch loads %sum and %mean
   // nowhere (it stores them, once a row).
-  auto f = module->lookupSymbol<func::FuncOp>("f");
   int rowLoads = 0;
   module->walk([&](memref::LoadOp load) {
     rowLoads += load.getMemref().getDefiningOp<memref::AllocOp>() != nullptr;
   });
   EXPECT_EQ(rowLoads, 0);
-  (void)f;
 }
 
 // Independent element-wise ops of one kernel function (the optimiser's
@@ -1008,9 +1015,7 @@ TEST(RowReductions, LayerNormIsOneKernel) {
 // wrote -- as an operand, or loaded in its body -- starts another.
 TEST(MultiTensorKernels, IndependentOpsShareAKernel) {
   MLIRContext ctx;
-  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
-                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
-                  affine::AffineDialect>();
+  loadBufferKernelDialects(ctx);
   const char *source = R"mlir(
     #id1 = affine_map<(d0) -> (d0)>
     #id2 = affine_map<(d0, d1) -> (d0, d1)>
@@ -1074,8 +1079,7 @@ TEST(MultiTensorKernels, IndependentOpsShareAKernel) {
   // The largest op, 600 elements: 3 blocks of 256 threads.
   EXPECT_EQ(blocks, std::vector<int64_t>({3}));
   EXPECT_EQ(threads, std::vector<int64_t>({256}));
-  int generics = 0;
-  module->walk([&](linalg::GenericOp) { ++generics; });
+  int generics = countOps<linalg::GenericOp>(*module);
   EXPECT_EQ(generics, 2); // the last two, each a kernel of its own
 }
 
@@ -1084,9 +1088,7 @@ TEST(MultiTensorKernels, IndependentOpsShareAKernel) {
 // the same thread; the whole softmax is one kernel.
 TEST(RowReductions, SoftmaxWithItsScalingIsOneKernel) {
   MLIRContext ctx;
-  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
-                  memref::MemRefDialect, gpu::GPUDialect, scf::SCFDialect,
-                  affine::AffineDialect, math::MathDialect>();
+  loadBufferKernelDialects(ctx);
   const char *source = R"mlir(
     #rows = affine_map<(d0, d1) -> (d0, d1)>
     #row = affine_map<(d0, d1) -> (d0)>
@@ -1141,10 +1143,9 @@ TEST(RowReductions, SoftmaxWithItsScalingIsOneKernel) {
                 *module, mlir::aim::KernelTarget::GpuLaunch, {}),
             1);
   ASSERT_TRUE(succeeded(verify(*module)));
-  int launches = 0, generics = 0, fills = 0;
-  module->walk([&](gpu::LaunchOp) { ++launches; });
-  module->walk([&](linalg::GenericOp) { ++generics; });
-  module->walk([&](linalg::FillOp) { ++fills; });
+  int launches = countOps<gpu::LaunchOp>(*module),
+      generics = countOps<linalg::GenericOp>(*module),
+      fills = countOps<linalg::FillOp>(*module);
   EXPECT_EQ(launches, 1);
   EXPECT_EQ(generics, 0);
   EXPECT_EQ(fills, 0);
