@@ -612,16 +612,20 @@ void emulateOnHost(OpBuilder &b, Location loc, const RowKernel &kernel,
                          scf::YieldOp::create(tb, tl);
                        });
   };
-  // Each reduction's partials, one a thread (before the loop: an alloca in
-  // it would take stack every row).
+  // Each reduction's partials, one a thread, at the function's start (an
+  // alloca in a loop would take stack every iteration).
   llvm::DenseMap<Operation *, SmallVector<Value>> partialsOf;
+  Operation *function = b.getInsertionBlock()->getParentOp();
+  while (function->getParentOp() && !isa<ModuleOp>(function->getParentOp()))
+    function = function->getParentOp();
+  OpBuilder atStart = OpBuilder::atBlockBegin(&function->getRegion(0).front());
   for (const RowStage &stage : kernel.stages) {
     if (stage.kind != RowStage::Reduction)
       continue;
     linalg::GenericOp op = stage.op;
     for (Value init : op.getDpsInits())
       partialsOf[op].push_back(memref::AllocaOp::create(
-          b, loc,
+          atStart, loc,
           MemRefType::get({threads},
                           cast<MemRefType>(init.getType()).getElementType())));
   }
