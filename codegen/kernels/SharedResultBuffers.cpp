@@ -1,6 +1,7 @@
 //===- SharedResultBuffers.cpp - results written over their arguments -----===//
 #include "codegen/kernels/SharedResultBuffers.h"
 
+#include "codegen/kernels/KernelBuilding.h"
 #include "dialects/aim/AimDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -86,14 +87,19 @@ bool mayShare(func::FuncOp function, unsigned argument, unsigned result) {
       return false;
     SmallVector<unsigned> argumentOperands;
     std::optional<unsigned> resultOperand;
+    bool throughViews = false;
     for (OpOperand &operand : call->getOpOperands()) {
-      if (operand.get() == function.getArgument(argument))
+      Value v = operand.get();
+      if (v == function.getArgument(argument))
         argumentOperands.push_back(operand.getOperandNumber());
-      else if (operand.get() == function.getArgument(result))
+      else if (v == function.getArgument(result))
         resultOperand = operand.getOperandNumber();
+      else if (rootBuffer(v) == function.getArgument(argument) ||
+               rootBuffer(v) == function.getArgument(result))
+        throughViews = true;
     }
-    // Not both passed as they are (a view of either): not analysed.
-    if (argumentOperands.empty() || !resultOperand ||
+    // Either passed through a view too: not analysed.
+    if (throughViews || argumentOperands.empty() || !resultOperand ||
         !updatesElementwise(call, argumentOperands, *resultOperand))
       return false;
   }
