@@ -39,19 +39,20 @@ public:
     SmallVector<Value> readInBody = buffersReadInBody(op, writesInBody);
     if (writesInBody)
       return false;
-    llvm::DenseSet<Value> more(buffers.begin(), buffers.end());
+    llvm::SmallDenseSet<Value> added;
     SmallVector<Value> used(op->getOperands());
     llvm::append_range(used, readInBody);
     for (Value v : used)
       if (isa<MemRefType>(v.getType())) {
         if (written.contains(rootBuffer(v)))
           return false;
-        more.insert(v);
+        if (!buffers.contains(v))
+          added.insert(v);
       }
     for (Value init : op.getDpsInits())
       if (read.contains(rootBuffer(init)))
         return false;
-    return static_cast<int64_t>(more.size()) <= maxBuffers;
+    return static_cast<int64_t>(buffers.size() + added.size()) <= maxBuffers;
   }
 
   void add(linalg::GenericOp op) {

@@ -4,6 +4,7 @@
 #include "codegen/kernels/KernelBuilding.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -612,10 +613,8 @@ void emulateOnHost(OpBuilder &b, Location loc, const RowKernel &kernel,
   // Each reduction's partials, one a thread, at the function's start (an
   // alloca in a loop would take stack every iteration).
   llvm::DenseMap<Operation *, SmallVector<Value>> partialsOf;
-  Operation *function = b.getInsertionBlock()->getParentOp();
-  while (function->getParentOp() && !isa<ModuleOp>(function->getParentOp()))
-    function = function->getParentOp();
-  OpBuilder atStart = OpBuilder::atBlockBegin(&function->getRegion(0).front());
+  auto function = kernel.stages.front().op->getParentOfType<func::FuncOp>();
+  OpBuilder atStart = OpBuilder::atBlockBegin(&function.front());
   for (const RowStage &stage : kernel.stages) {
     if (stage.kind != RowStage::Reduction)
       continue;

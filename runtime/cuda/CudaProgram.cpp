@@ -86,10 +86,7 @@ CudaProgram::~CudaProgram() {
     for (auto &[pointer, bytes] : entry.slots)
       if (pointer)
         driver->cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
-    if (entry.exec)
-      driver->cuGraphExecDestroy(entry.exec);
-    if (entry.graph)
-      driver->cuGraphDestroy(entry.graph);
+    forgetGraph(entry);
   }
   if (state.start)
     driver->cuEventDestroy(state.start);

@@ -145,6 +145,18 @@ struct Tolerance {
   double relative, absolute;
 };
 
+/// Prints a row for one tensor of both sides; whether it is within `t`.
+bool compareTensor(const std::string &name, const HostTensor &host,
+                   const HostTensor &gpu, Tolerance t) {
+  auto [diff, scale] = maxDifference(gpu, host);
+  double relative = scale > 0 ? diff / scale : diff;
+  // An all-zero host tensor: the relative tolerance as an absolute one.
+  bool ok = diff <= t.relative * (scale > 0 ? scale : 1.0) + t.absolute;
+  std::printf("%-44s %12.3e %12.3e %10.2e %s\n", name.c_str(), diff, scale,
+              relative, ok ? "ok" : "FAIL");
+  return ok;
+}
+
 /// Prints a row per result of the two calls and returns how many differ
 /// beyond `toleranceOf(index, name)`.
 int compareResults(
@@ -153,14 +165,8 @@ int compareResults(
   int failures = 0;
   for (size_t i = 0; i < host.results().size(); ++i) {
     const std::string &name = host.resultNames()[i];
-    auto [diff, scale] = maxDifference(gpu.result(i), host.result(i));
-    Tolerance t = toleranceOf(i, name);
-    double relative = scale > 0 ? diff / scale : diff;
-    // An all-zero host tensor: the relative tolerance as an absolute one.
-    bool ok = diff <= t.relative * (scale > 0 ? scale : 1.0) + t.absolute;
-    failures += !ok;
-    std::printf("%-44s %12.3e %12.3e %10.2e %s\n", name.c_str(), diff, scale,
-                relative, ok ? "ok" : "FAIL");
+    failures += !compareTensor(name, host.result(i), gpu.result(i),
+                               toleranceOf(i, name));
   }
   return failures;
 }
@@ -290,15 +296,9 @@ int runCheck(int argc, char **argv) {
   }
   auto compareSides = [&](const NamedTensors &onHost, const NamedTensors &onGpu,
                           auto toleranceOf) {
-    for (size_t i = 0; i < onHost.size(); ++i) {
-      auto [diff, scale] = maxDifference(onGpu[i].second, onHost[i].second);
-      Tolerance t = toleranceOf(onHost[i].first);
-      bool ok = diff <= t.relative * (scale > 0 ? scale : 1.0) + t.absolute;
-      failures += !ok;
-      std::printf("%-44s %12.3e %12.3e %10.2e %s\n", onHost[i].first.c_str(),
-                  diff, scale, scale > 0 ? diff / scale : diff,
-                  ok ? "ok" : "FAIL");
-    }
+    for (size_t i = 0; i < onHost.size(); ++i)
+      failures += !compareTensor(onHost[i].first, onHost[i].second,
+                                 onGpu[i].second, toleranceOf(onHost[i].first));
     compared += onHost.size();
   };
   compareSides(sides[0], sides[1], [&](const std::string &) {
