@@ -85,6 +85,23 @@ void split(linalg::GenericOp op) {
   op.erase();
 }
 
+/// Whether `op` reduces along rows: its one reduction loop is the innermost
+/// loop and the innermost dimension of every input it reduces. Such an op
+/// becomes a row kernel (RowReductions.h), a block a row with coalesced loads.
+bool reducesContiguousRows(linalg::GenericOp op) {
+  unsigned loops = op.getNumLoops();
+  if (op.getIteratorTypesArray().back() != utils::IteratorType::reduction)
+    return false;
+  AffineExpr innermost = getAffineDimExpr(loops - 1, op.getContext());
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(input);
+    if (map.isFunctionOfDim(loops - 1) &&
+        (map.getNumResults() == 0 || map.getResults().back() != innermost))
+      return false;
+  }
+  return true;
+}
+
 } // namespace
 
 int splitNarrowReductions(ModuleOp module, int64_t maxParallel,
@@ -109,7 +126,8 @@ int splitNarrowReductions(ModuleOp module, int64_t maxParallel,
       else
         reduced = range;
     }
-    if (parallel >= maxParallel || reduced < minReduced)
+    if (parallel >= maxParallel || reduced < minReduced ||
+        (parallel >= kRowsForRowKernels && reducesContiguousRows(op)))
       continue;
     // The most chunks (a power of two dividing the extent, each of at
     // least 16 elements) that keep the threads under maxParallel.

@@ -38,9 +38,18 @@ constexpr int64_t kSplitReductionsFrom = 4096;
 /// Returns how many were split.
 int splitFullReductions(ModuleOp module, int64_t minElements);
 
+/// Rows enough to fill the GPU with one block a row: a reduction along
+/// at least this many contiguous rows (LayerNorm's mean and variance at
+/// D = 1536) is left whole for the row kernels. Split into chunks, each
+/// row's sum took a partial-sums kernel and a sum-of-partials kernel, and
+/// the stages after it could not join one row kernel (aim-600m's LayerNorm
+/// backward was 24 kernels, 14 ms of a 330 ms step on an H100).
+constexpr int64_t kRowsForRowKernels = 256;
+
 /// Splits every single-dimension reduction with fewer than
 /// `maxParallel` parallel iterations whose reduced extent is at least
-/// `minReduced`, into enough chunks to reach about `maxParallel` threads.
+/// `minReduced`, into enough chunks to reach about `maxParallel` threads;
+/// not a reduction along kRowsForRowKernels or more contiguous rows.
 /// Returns how many were split.
 int splitNarrowReductions(ModuleOp module, int64_t maxParallel,
                           int64_t minReduced);

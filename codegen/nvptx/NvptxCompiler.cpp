@@ -7,6 +7,7 @@
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/GpuLoopMapping.h"
 #include "codegen/kernels/GpuPreparation.h"
+#include "codegen/kernels/MergedLaunches.h"
 #include "codegen/kernels/PromoteAccumulators.h"
 #include "codegen/kernels/SharedResultBuffers.h"
 #include "codegen/kernels/SplitFullReductions.h"
@@ -181,7 +182,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   std::string toLoops =
       "func.func(convert-linalg-to-parallel-loops,loop-invariant-code-motion)";
   std::string toLaunches =
-      "func.func(convert-parallel-loops-to-gpu)";
+      "func.func(convert-parallel-loops-to-gpu,canonicalize)";
   // Constants and index arithmetic sink into the kernels first: trip counts
   // and strides known to ptxas, fewer parameters.
   std::string toKernels = "func.func(gpu-launch-sink-index-computations),"
@@ -211,8 +212,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
       promoteLoopAccumulators(module);
       mapParallelLoopsToGpu(module);
     }
-    if (pipeline == toLaunches)
+    if (pipeline == toLaunches) {
       recordLaunchCosts(module);
+      mergeIndependentLaunches(module);
+    }
     if (pipeline == toKernels) {
       // Outlining keeps the launches in place, not their attributes:
       // pair them up again in order.

@@ -13,6 +13,7 @@
 #include "codegen/kernels/BufferizedKernels.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
+#include "codegen/kernels/MergedLaunches.h"
 #include "codegen/kernels/MultiTensorKernels.h"
 #include "codegen/kernels/RowReductions.h"
 #include "codegen/kernels/SharedResultBuffers.h"
@@ -1149,4 +1150,101 @@ TEST(RowReductions, SoftmaxWithItsScalingIsOneKernel) {
   EXPECT_EQ(launches, 1);
   EXPECT_EQ(generics, 0);
   EXPECT_EQ(fills, 0);
+}
+
+// Independent launches become one (codegen/kernels/MergedLaunches.h): each
+// keeps its own range of the merged grid, a launch with fewer threads runs
+// in the first ones, one that synchronises its block joins only a kernel of
+// its own block size, and a launch that reads what another writes waits for
+// the next level. The run's deallocation moves after the merged kernels.
+TEST(MergedLaunches, IndependentLaunchesShareAKernel) {
+  MLIRContext ctx;
+  loadBufferKernelDialects(ctx);
+  const char *source = R"mlir(
+    func.func @f(%x: memref<64xf32>, %y: memref<64xf32>, %w: memref<4x64xf32>,
+                 %s: memref<4xf32>, %s2: memref<4xf32>, %t: memref<64xf32>,
+                 %z: memref<8xf32>) {
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %c2 = arith.constant 2 : index
+      %c4 = arith.constant 4 : index
+      %c8 = arith.constant 8 : index
+      %c32 = arith.constant 32 : index
+      %c64 = arith.constant 64 : index
+      %one = arith.constant 1.0 : f32
+      // A: y = x + 1, 2 blocks of 32 threads.
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+        %base = arith.muli %bx, %sx : index
+        %i = arith.addi %base, %tx : index
+        %v = memref.load %x[%i] : memref<64xf32>
+        %r = arith.addf %v, %one : f32
+        memref.store %r, %y[%i] : memref<64xf32>
+        gpu.terminator
+      }
+      %tmp = memref.alloc() : memref<8xf32>
+      // B: a 1x2 grid of 4 threads fills %tmp.
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c2, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
+        %base = arith.muli %by, %c4 : index
+        %i = arith.addi %base, %tx : index
+        memref.store %one, %tmp[%i] : memref<8xf32>
+        gpu.terminator
+      }
+      // C: row sums of %w, a block of 64 a row.
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c4, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+        %v = memref.load %w[%bx, %tx] : memref<4x64xf32>
+        %sum = gpu.all_reduce add %v uniform {} : (f32) -> f32
+        memref.store %sum, %s[%bx] : memref<4xf32>
+        gpu.terminator
+      }
+      // C2: the same with 32 threads a row: not in C's kernel.
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c4, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+        %v = memref.load %w[%bx, %tx] : memref<4x64xf32>
+        %sum = gpu.all_reduce add %v uniform {} : (f32) -> f32
+        memref.store %sum, %s2[%bx] : memref<4xf32>
+        gpu.terminator
+      }
+      // D reads %y (A's) and E reads %tmp (B's): the next level.
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+        %v = memref.load %y[%tx] : memref<64xf32>
+        memref.store %v, %t[%tx] : memref<64xf32>
+        gpu.terminator
+      }
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c8, %sy = %c1, %sz = %c1) {
+        %v = memref.load %tmp[%tx] : memref<8xf32>
+        memref.store %v, %z[%tx] : memref<8xf32>
+        gpu.terminator
+      }
+      memref.dealloc %tmp : memref<8xf32>
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  // Six launches in, three out.
+  EXPECT_EQ(mlir::aim::mergeIndependentLaunches(*module), 5);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  std::vector<int64_t> blocks, threads;
+  std::vector<int> branches;
+  module->walk([&](gpu::LaunchOp launch) {
+    blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
+    threads.push_back(*getConstantIntValue(launch.getBlockSizeX()));
+    int ifs = 0;
+    for (Operation &op : launch.getBody().front())
+      ifs += isa<scf::IfOp>(op);
+    branches.push_back(ifs);
+  });
+  // Level 0: A (2 blocks), B (2), C (4) in 64 threads, then C2 alone;
+  // level 1: D and E (a block each) in 64 threads.
+  EXPECT_EQ(blocks, std::vector<int64_t>({8, 4, 2}));
+  EXPECT_EQ(threads, std::vector<int64_t>({64, 32, 64}));
+  EXPECT_EQ(branches, std::vector<int>({3, 0, 2}));
+  // The deallocation follows the last kernel that reads %tmp.
+  Operation *last = nullptr;
+  module->walk([&](gpu::LaunchOp launch) { last = launch; });
+  EXPECT_TRUE(isa<memref::DeallocOp>(last->getNextNode()));
 }
