@@ -2,7 +2,8 @@
 PyTorch peers' JSON lines (peer.py), as images/s, MFU and ratios.
 
 Usage: table.py MODEL BATCH PEERS_JSONL AIMC_BENCH_TXT...
-(each aim-run bench output: its header names the GEMM precision, if not fp32)
+(each aim-run bench output: its header names the GEMM precision, if not fp32, and
+the batch; BATCH where it does not)
 MFU as DESIGN.md defines it: 3 x the full model's forward FLOPs per image (AIM.md's
 count) x images/s / 989e12 (H100 SXM dense bf16), whatever precision ran.
 """
@@ -25,8 +26,11 @@ def main():
             continue
         m = re.search(r"^step ([0-9.]+) ms, ([0-9.]+) images/s", text, re.M)
         gemm = re.search(r", (\w+) GEMMs\)", text)
+        # The batch the artifact was compiled for, from the bench header.
+        own_batch = re.search(r": batch (\d+),", text)
         if m:
-            rows.append(("aimc", f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32", batch,
+            rows.append(("aimc", f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32",
+                         int(own_batch.group(1)) if own_batch else batch,
                          float(m.group(2))))
     try:
         for line in open(peers_jsonl):

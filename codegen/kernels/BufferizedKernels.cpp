@@ -4,6 +4,7 @@
 #include "codegen/kernels/CollectiveCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/SplitFullReductions.h"
+#include "codegen/kernels/SummedSlices.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -205,6 +206,7 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
                            copy.getTarget());
     copy.erase();
   }
+  copySlicesInsteadOfSummingPads(module);
   return kernels;
 }
 

@@ -18,6 +18,7 @@
 #include "codegen/kernels/RowReductions.h"
 #include "codegen/kernels/SharedResultBuffers.h"
 #include "codegen/kernels/SplitFullReductions.h"
+#include "codegen/kernels/SummedSlices.h"
 #include "common/FileIO.h"
 #include "common/ModelConfig.h"
 #include "dialects/aim/AimDialect.h"
@@ -1234,17 +1235,95 @@ TEST(MergedLaunches, IndependentLaunchesShareAKernel) {
     blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
     threads.push_back(*getConstantIntValue(launch.getBlockSizeX()));
     int ifs = 0;
-    for (Operation &op : launch.getBody().front())
-      ifs += isa<scf::IfOp>(op);
+    launch.getBody().walk([&](scf::IfOp) { ++ifs; });
     branches.push_back(ifs);
   });
   // Level 0: A (2 blocks), B (2), C (4) in 64 threads, then C2 alone;
   // level 1: D and E (a block each) in 64 threads.
   EXPECT_EQ(blocks, std::vector<int64_t>({8, 4, 2}));
   EXPECT_EQ(threads, std::vector<int64_t>({64, 32, 64}));
-  EXPECT_EQ(branches, std::vector<int>({3, 0, 2}));
+  // A binary search on the block id (two comparisons for three launches),
+  // and a guard for each launch with fewer threads (A, B; E).
+  EXPECT_EQ(branches, std::vector<int>({4, 0, 2}));
   // The deallocation follows the last kernel that reads %tmp.
   Operation *last = nullptr;
   module->walk([&](gpu::LaunchOp launch) { last = launch; });
   EXPECT_TRUE(isa<memref::DeallocOp>(last->getNextNode()));
+}
+
+// The gradient of disjoint slices (codegen/kernels/SummedSlices.h): a sum of
+// zero-padded slices becomes the slices copied into their places; zeros
+// only where no slice lands; overlapping slices stay a sum.
+TEST(SummedSlices, DisjointSlicesAreCopiedIntoPlace) {
+  MLIRContext ctx;
+  loadBufferKernelDialects(ctx);
+  const char *source = R"mlir(
+    #id = affine_map<(d0, d1) -> (d0, d1)>
+    func.func @f(%a: memref<4x2xf32>, %b: memref<4x3xf32>, %out: memref<4x6xf32>,
+                 %out2: memref<4x6xf32>) {
+      %zero = arith.constant 0.0 : f32
+      %pa = memref.alloc() : memref<4x6xf32>
+      linalg.fill ins(%zero : f32) outs(%pa : memref<4x6xf32>)
+      %sa = memref.subview %pa[0, 0] [4, 2] [1, 1]
+          : memref<4x6xf32> to memref<4x2xf32, strided<[6, 1]>>
+      linalg.copy ins(%a : memref<4x2xf32>) outs(%sa : memref<4x2xf32, strided<[6, 1]>>)
+      %pb = memref.alloc() : memref<4x6xf32>
+      linalg.fill ins(%zero : f32) outs(%pb : memref<4x6xf32>)
+      %sb = memref.subview %pb[0, 3] [4, 3] [1, 1]
+          : memref<4x6xf32> to memref<4x3xf32, strided<[6, 1], offset: 3>>
+      linalg.copy ins(%b : memref<4x3xf32>) outs(%sb : memref<4x3xf32, strided<[6, 1], offset: 3>>)
+      linalg.generic {indexing_maps = [#id, #id, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%pa, %pb : memref<4x6xf32>, memref<4x6xf32>)
+          outs(%out : memref<4x6xf32>) {
+        ^bb0(%x: f32, %y: f32, %o: f32):
+          %s = arith.addf %x, %y : f32
+          linalg.yield %s : f32
+      }
+      memref.dealloc %pa : memref<4x6xf32>
+      memref.dealloc %pb : memref<4x6xf32>
+      // Overlapping (columns 1 and 2 of both): a sum, left alone.
+      %qa = memref.alloc() : memref<4x6xf32>
+      linalg.fill ins(%zero : f32) outs(%qa : memref<4x6xf32>)
+      %ta = memref.subview %qa[0, 1] [4, 2] [1, 1]
+          : memref<4x6xf32> to memref<4x2xf32, strided<[6, 1], offset: 1>>
+      linalg.copy ins(%a : memref<4x2xf32>) outs(%ta : memref<4x2xf32, strided<[6, 1], offset: 1>>)
+      %qb = memref.alloc() : memref<4x6xf32>
+      linalg.fill ins(%zero : f32) outs(%qb : memref<4x6xf32>)
+      %tb = memref.subview %qb[0, 0] [4, 3] [1, 1]
+          : memref<4x6xf32> to memref<4x3xf32, strided<[6, 1]>>
+      linalg.copy ins(%b : memref<4x3xf32>) outs(%tb : memref<4x3xf32, strided<[6, 1]>>)
+      linalg.generic {indexing_maps = [#id, #id, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%qa, %qb : memref<4x6xf32>, memref<4x6xf32>)
+          outs(%out2 : memref<4x6xf32>) {
+        ^bb0(%x: f32, %y: f32, %o: f32):
+          %s = arith.addf %x, %y : f32
+          linalg.yield %s : f32
+      }
+      memref.dealloc %qa : memref<4x6xf32>
+      memref.dealloc %qb : memref<4x6xf32>
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::copySlicesInsteadOfSummingPads(*module), 1);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  // The first sum: %out zero-filled (column 2 is in no slice), two copies
+  // into it. The second untouched: two fills, two copies, the sum.
+  std::vector<Value> filled, copiedInto;
+  module->walk([&](linalg::FillOp fill) {
+    filled.push_back(mlir::aim::rootBuffer(fill.getOutputs()[0]));
+  });
+  module->walk([&](linalg::CopyOp copy) {
+    copiedInto.push_back(mlir::aim::rootBuffer(copy.getOutputs()[0]));
+  });
+  func::FuncOp f = *module->getOps<func::FuncOp>().begin();
+  Value out = f.getArgument(2);
+  ASSERT_EQ(filled.size(), 3u);
+  EXPECT_EQ(filled[0], out);
+  ASSERT_EQ(copiedInto.size(), 4u);
+  EXPECT_EQ(copiedInto[0], out);
+  EXPECT_EQ(copiedInto[1], out);
+  EXPECT_EQ(countOps<linalg::GenericOp>(*module), 1);
 }
