@@ -99,11 +99,16 @@ std::pair<double, double> maxDifference(const HostTensor &a,
 /// result read or written once (float32).
 double gemmRooflineSeconds(const aimx::GpuCode &gpu, const std::string &name) {
   long long m = 0, n = 0, k = 0, batch = 1;
-  if ((std::sscanf(name.c_str(), "cublasLt sgemm %lld x %lldx%lldx%lld",
-                   &batch, &m, &n, &k) != 4 &&
-       std::sscanf(name.c_str(), "cublasLt sgemm %lldx%lldx%lld", &m, &n,
-                   &k) != 3) ||
-      gpu.vector_flops() <= 0 || gpu.memory_bandwidth() <= 0)
+  // The batched form first; a failed match may have stored a field (a
+  // plain "2048x1536x6144" read 2048 as the batch before), so reset it.
+  if (std::sscanf(name.c_str(), "cublasLt sgemm %lld x %lldx%lldx%lld", &batch,
+                  &m, &n, &k) != 4) {
+    batch = 1;
+    if (std::sscanf(name.c_str(), "cublasLt sgemm %lldx%lldx%lld", &m, &n,
+                    &k) != 3)
+      return 0;
+  }
+  if (gpu.vector_flops() <= 0 || gpu.memory_bandwidth() <= 0)
     return 0;
   double flops = 2.0 * batch * m * n * k,
          bytes = 4.0 * batch * (m * k + k * n + 2.0 * m * n);
