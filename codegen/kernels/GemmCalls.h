@@ -28,9 +28,11 @@ Value dataPointer(OpBuilder &b, Location loc, Value memref,
                   Value elementOffset = nullptr);
 
 /// With `stridedBatchedSymbol` (aimcCudaSgemmStridedBatched), a batch of
-/// GEMMs is a call of it per outer batch index, the inner batch (heads) in
-/// one call: cblas_sgemm's signature with each matrix followed by its
-/// stride (i64) and the batch count last.
+/// GEMMs over (sample, head) is one call of it: cblas_sgemm's signature with
+/// each matrix followed by its stride (i64) and the batch count last. An
+/// operand whose (sample, head) offsets are not one stride ([B, N, heads,
+/// dh] views) is copied to a [B, heads, N, dh] buffer first (a result
+/// copied back after).
 void callGemmFunction(ModuleOp module, StringRef symbol,
                       StringRef stridedBatchedSymbol = {});
 

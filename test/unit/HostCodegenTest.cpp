@@ -1327,3 +1327,56 @@ TEST(SummedSlices, DisjointSlicesAreCopiedIntoPlace) {
   EXPECT_EQ(copiedInto[1], out);
   EXPECT_EQ(countOps<linalg::GenericOp>(*module), 1);
 }
+
+// Attention's products on the GPU (codegen/kernels/GemmCalls.h): a batch of
+// GEMMs over (sample, head) is one strided-batched call; operands laid out
+// [B, N, heads, dh] (per (sample, head) offsets b N H dh + h dh, not one
+// stride) are copied to [B, heads, N, dh] first, and a result so laid out is
+// copied back after the call.
+TEST(GemmCalls, AttentionBatchIsOneCall) {
+  MLIRContext ctx;
+  loadBufferKernelDialects(ctx);
+  ctx.loadDialect<LLVM::LLVMDialect>();
+  const char *source = R"mlir(
+    #a = affine_map<(o, i, m, n, k) -> (o, i, m, k)>
+    #b = affine_map<(o, i, m, n, k) -> (o, k, i, n)>
+    #c = affine_map<(o, i, m, n, k) -> (o, m, i, n)>
+    func.func @f(%p: memref<2x4x6x6xf32>, %v: memref<2x6x4x8xf32>,
+                 %out: memref<2x6x4x8xf32>) {
+      %zero = arith.constant 0.0 : f32
+      linalg.fill ins(%zero : f32) outs(%out : memref<2x6x4x8xf32>)
+      linalg.generic {indexing_maps = [#a, #b, #c],
+                      iterator_types = ["parallel", "parallel", "parallel",
+                                        "parallel", "reduction"]}
+          ins(%p, %v : memref<2x4x6x6xf32>, memref<2x6x4x8xf32>)
+          outs(%out : memref<2x6x4x8xf32>) attrs = {aim.batched_gemm} {
+        ^bb0(%x: f32, %y: f32, %acc: f32):
+          %m = arith.mulf %x, %y : f32
+          %s = arith.addf %acc, %m : f32
+          linalg.yield %s : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  mlir::aim::callGemmFunction(*module, "gemm", "gemm_batched");
+  ASSERT_TRUE(succeeded(verify(*module)));
+  std::vector<int64_t> batches;
+  module->walk([&](func::CallOp call) {
+    ASSERT_EQ(call.getCallee(), "gemm_batched");
+    batches.push_back(*getConstantIntValue(call.getOperands().back()));
+  });
+  EXPECT_EQ(batches, std::vector<int64_t>({8})); // 2 samples x 4 heads
+  // P is already one batch; V copied in, the result copied out (beta 0:
+  // the zero fill went, nothing copied in), both buffers freed.
+  std::vector<std::vector<int64_t>> copied;
+  module->walk([&](linalg::GenericOp copy) {
+    ArrayRef<int64_t> shape =
+        cast<MemRefType>(copy.getDpsInits()[0].getType()).getShape();
+    copied.emplace_back(shape.begin(), shape.end());
+  });
+  EXPECT_EQ(copied, (std::vector<std::vector<int64_t>>{{2, 4, 6, 8},
+                                                        {2, 6, 4, 8}}));
+  EXPECT_EQ(countOps<linalg::FillOp>(*module), 0);
+  EXPECT_EQ(countOps<memref::DeallocOp>(*module), 2);
+}
