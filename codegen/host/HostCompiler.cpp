@@ -77,8 +77,13 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   }
 
   // 2. GEMMs to BLAS, loops, LLVM.
-  if (options.blas)
+  if (options.blas && options.stridedBatchedGemms) {
+    callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched");
+    defineStridedBatchedLoop(module, "aimcHostSgemmStridedBatched",
+                             "cblas_sgemm");
+  } else if (options.blas) {
     callGemmFunction(module, "cblas_sgemm");
+  }
   callCollectiveFunctions(module);
   PassManager pm(ctx);
   if (options.gpuTileThreads > 0) {

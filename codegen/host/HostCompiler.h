@@ -32,6 +32,11 @@ struct HostCompileOptions {
   /// `gpuTileThreads`, guarded), run sequentially: checks that on the CPU.
   /// 0: plain loops.
   int64_t gpuTileThreads = 0;
+  /// With `blas`: batches of GEMMs as the GPU backend calls them (one
+  /// strided-batched call over (sample, head), operands copied batch-major
+  /// first; GemmCalls.h), the call a loop of cblas_sgemm: checks the GPU's
+  /// batching on the CPU. Otherwise one cblas_sgemm call a (sample, head).
+  bool stridedBatchedGemms = false;
   /// Sums of this many elements or more in two stages, as the GPU backend
   /// splits them (SplitFullReductions.h): one float32 accumulator over a
   /// whole gradient loses digits as it grows (aim-fmnist's gradient norm was

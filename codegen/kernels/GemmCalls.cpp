@@ -354,6 +354,41 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
 
 } // namespace
 
+void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
+                              StringRef gemmSymbol) {
+  func::FuncOp f = stridedBatchedDeclaration(module, symbol);
+  if (!f.isDeclaration())
+    return;
+  func::FuncOp gemm = gemmDeclaration(module, gemmSymbol);
+  MLIRContext *ctx = module.getContext();
+  Block *body = f.addEntryBlock();
+  OpBuilder b = OpBuilder::atBlockEnd(body);
+  Location loc = f.getLoc();
+  // (layout, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb,
+  //  strideB, beta, c, ldc, strideC, batch)
+  auto arg = [&](unsigned i) { return body->getArgument(i); };
+  Value batch = arith::IndexCastOp::create(b, loc, b.getIndexType(), arg(17));
+  auto loop = scf::ForOp::create(b, loc,
+                                 arith::ConstantIndexOp::create(b, loc, 0),
+                                 batch,
+                                 arith::ConstantIndexOp::create(b, loc, 1));
+  b.setInsertionPointToStart(loop.getBody());
+  Value i = arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                       loop.getInductionVar());
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto at = [&](unsigned matrix, unsigned stride) -> Value {
+    Value offset = arith::MulIOp::create(b, loc, i, arg(stride));
+    return LLVM::GEPOp::create(b, loc, ptr, b.getF32Type(), arg(matrix),
+                               ValueRange{offset});
+  };
+  func::CallOp::create(b, loc, gemm,
+                       ValueRange{arg(0), arg(1), arg(2), arg(3), arg(4),
+                                  arg(5), arg(6), at(7, 9), arg(8), at(10, 12),
+                                  arg(11), arg(13), at(14, 16), arg(15)});
+  b.setInsertionPointToEnd(body);
+  func::ReturnOp::create(b, loc);
+}
+
 void callGemmFunction(ModuleOp module, StringRef symbol,
                       StringRef stridedBatchedSymbol) {
   SmallVector<linalg::GenericOp> gemms, batches;

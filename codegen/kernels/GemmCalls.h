@@ -33,6 +33,13 @@ Value dataPointer(OpBuilder &b, Location loc, Value memref,
 /// operand whose (sample, head) offsets are not one stride ([B, N, heads,
 /// dh] views) is copied to a [B, heads, N, dh] buffer first (a result
 /// copied back after).
+/// Defines `symbol`, with the strided-batched signature above, as a loop of
+/// calls of `gemmSymbol` (cblas_sgemm), one a matrix of the batch: the host's
+/// stand-in for aimcCudaSgemmStridedBatched, so that the GPU's batching of
+/// GEMMs (one call, batch-major copies) runs and is checked on the CPU.
+void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
+                              StringRef gemmSymbol);
+
 void callGemmFunction(ModuleOp module, StringRef symbol,
                       StringRef stridedBatchedSymbol = {});
 

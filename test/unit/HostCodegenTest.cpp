@@ -593,6 +593,19 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   expectClose(expected, callEntry(tiledLibrary, "train_step", args, sizes),
               1e-4, "train_step, GPU tiling");
   dlclose(tiledLibrary);
+
+  // And with the GEMMs as the GPU backend calls them: attention's batches
+  // over (sample, head) one strided-batched call, its [B, N, heads, dh]
+  // operands and results copied batch-major and back (GemmCalls.h).
+  OwningOpRef<ModuleOp> batched = build();
+  gpuTiling.blas = true;
+  gpuTiling.stridedBatchedGemms = true;
+  void *batchedLibrary =
+      compileAndLoad(*batched, "train-step-gpu-gemm-batches", gpuTiling);
+  ASSERT_NE(batchedLibrary, nullptr);
+  expectClose(expected, callEntry(batchedLibrary, "train_step", args, sizes),
+              1e-4, "train_step, GPU GEMM batches");
+  dlclose(batchedLibrary);
 }
 
 // The GPU backend's reduction splits (codegen/kernels/SplitFullReductions.h)
