@@ -87,6 +87,8 @@ CudaProgram::~CudaProgram() {
       if (pointer)
         driver->cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
     forgetGraph(entry);
+    if (entry.arena)
+      driver->cuMemFree(entry.arena);
   }
   if (state.start)
     driver->cuEventDestroy(state.start);
@@ -102,6 +104,16 @@ CUresult CudaProgram::allocate(CUdeviceptr *pointer, size_t bytes) {
   return deviceMemoryOnly
              ? driver->cuMemAlloc(pointer, bytes)
              : driver->cuMemAllocManaged(pointer, bytes, CU_MEM_ATTACH_GLOBAL);
+}
+
+std::pair<size_t, size_t> CudaProgram::stepArenas() const {
+  std::pair<size_t, size_t> arenas{0, 0};
+  for (const auto &[function, entry] : entries)
+    if (entry.arena) {
+      arenas.first += entry.plan.bytes;
+      ++arenas.second;
+    }
+  return arenas;
 }
 
 std::string CudaProgram::description() const {
@@ -238,20 +250,45 @@ Status CudaProgram::launch(PackedEntry function, EntryState &entry,
   if (entry.exec && graphs && !state.profiling)
     return d.check(d.cuGraphLaunch(entry.exec, state.stream),
                    "replaying the step's CUDA graph");
-  // The first call runs directly: it fills the temporaries pool, so that
-  // the captured call allocates nothing.
-  bool capture = graphs && !entry.exec && !state.hostTouchesMemory &&
-                 !state.profiling && entry.calls >= 2;
+  // The first call runs directly, its temporaries from the pool, their
+  // sizes and lifetimes recorded; the captured call takes them from one
+  // arena placed by that record (MemoryPool.h, placeInArena), so a graph's
+  // temporaries take their liveness peak.
+  bool capturing = graphs && !entry.exec && !state.hostTouchesMemory &&
+                   !state.profiling;
+  bool capture = capturing && entry.calls >= 2;
   if (!capture) {
+    bool record = capturing && !entry.recorded;
+    if (record)
+      state.temporaries->startRecording();
     function(pointers);
+    if (record) {
+      entry.plan = state.temporaries->finishRecording();
+      entry.recorded = true;
+    }
     return Status::ok();
   }
+  if (entry.recorded && !entry.arena && entry.plan.bytes > 0 &&
+      allocate(&entry.arena, entry.plan.bytes) != CUDA_SUCCESS) {
+    entry.arena = 0;
+    if (!graphsUsePool) { // the first call's blocks, free now, make room
+      state.temporaries->trim();
+      if (allocate(&entry.arena, entry.plan.bytes) != CUDA_SUCCESS)
+        entry.arena = 0;
+    }
+  }
+  if (entry.arena)
+    state.temporaries->serve(reinterpret_cast<char *>(entry.arena),
+                             entry.plan);
   if (Status s = d.check(d.cuStreamBeginCapture(state.stream,
                                                 CU_STREAM_CAPTURE_MODE_RELAXED),
                          "starting a CUDA graph capture");
-      !s)
+      !s) {
+    state.temporaries->stopServing();
     return s;
+  }
   function(pointers);
+  bool fromArena = entry.arena && state.temporaries->stopServing();
   CUgraph graph = nullptr;
   Status ended =
       d.check(d.cuStreamEndCapture(state.stream, &graph), "capturing the step");
@@ -269,7 +306,12 @@ Status CudaProgram::launch(PackedEntry function, EntryState &entry,
   }
   entry.graph = graph;
   entry.exec = exec;
-  state.temporaries->setTrimOnFailure(false);
+  if (!fromArena) {
+    graphsUsePool = true;
+    state.temporaries->setTrimOnFailure(false);
+  } else if (!graphsUsePool) {
+    state.temporaries->trim(); // no graph holds the pool's blocks
+  }
   // The capture recorded the launches without running them.
   return d.check(d.cuGraphLaunch(exec, state.stream),
                  "launching the step's CUDA graph");

@@ -63,6 +63,9 @@ public:
   /// The pool of the step's temporaries (device memory, or managed memory
   /// when the launcher code touches buffers).
   const MemoryPool &temporaries() const { return *gpuCallState().temporaries; }
+  /// Bytes of the entry points' step arenas (the captured graphs'
+  /// temporaries) and how many there are.
+  std::pair<size_t, size_t> stepArenas() const;
 
 private:
   CudaProgram() = default;
@@ -80,9 +83,18 @@ private:
     CUgraphExec exec = nullptr;
     /// Per slot, the argument slot whose buffer the result shares, or -1.
     std::vector<long> sharedWith;
+    /// The temporaries of the first call, placed in one arena (recorded
+    /// then), and that arena once the capture allocated it: the graph's
+    /// temporaries take the liveness peak, not the pool's blocks by size.
+    bool recorded = false;
+    ArenaPlan plan;
+    CUdeviceptr arena = 0;
   };
   std::map<PackedEntry, EntryState> entries;
   bool graphs = true;
+  /// Whether a captured graph uses blocks of the temporaries pool (then
+  /// the pool's free blocks must stay: the graph reuses them).
+  bool graphsUsePool = false;
   /// Whether buffers live in plain device memory (the launcher code never
   /// touches them) or in managed memory.
   bool deviceMemoryOnly = false;

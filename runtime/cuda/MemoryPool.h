@@ -14,9 +14,25 @@
 #include <functional>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace aim::rt {
+
+/// The blocks of one recorded call, placed in one arena: blocks whose
+/// lifetimes overlap do not overlap in memory.
+struct ArenaPlan {
+  std::vector<size_t> sizes;   // in the order the call asked for them
+  std::vector<size_t> offsets; // in the arena (multiples of 256)
+  size_t bytes = 0;            // the arena's size
+};
+
+/// Places blocks of `sizes` alive over event intervals [starts[i],
+/// ends[i]) in one arena, largest first, each at the lowest offset free for
+/// its whole lifetime (greedy by size, as TFLite's and XLA's planners do).
+ArenaPlan placeInArena(const std::vector<size_t> &sizes,
+                       const std::vector<size_t> &starts,
+                       const std::vector<size_t> &ends);
 
 class MemoryPool {
 public:
@@ -41,17 +57,43 @@ public:
   /// holds the addresses of free blocks (it reuses them when replayed).
   void setTrimOnFailure(bool on) { trimOnFailure = on; }
 
+  /// Records the sizes and lifetimes of the blocks handed out until
+  /// finishRecording (one call of an entry point).
+  void startRecording();
+  /// The recorded blocks placed in one arena (placeInArena).
+  ArenaPlan finishRecording();
+  /// Hands out `arena` + the plan's offsets for the next gets while they
+  /// ask for the plan's sizes in its order; the first that does not ends
+  /// it (that and later gets come from the pool, as before). The arena
+  /// stays the caller's.
+  void serve(char *arena, const ArenaPlan &plan);
+  /// Ends serving; whether every get since serve() came from the arena.
+  bool stopServing();
+
   size_t bytesInUse() const { return inUse; }
   size_t bytesHeld() const { return held; }
   size_t driverAllocations() const { return allocations; }
 
 private:
+  void *getFromPool(size_t size);
+
   std::function<void *(size_t)> allocate;
   std::function<void(void *)> release;
   std::map<size_t, std::vector<void *>> freeBlocks; // by size
   std::unordered_map<void *, size_t> sizes;          // blocks handed out
   size_t inUse = 0, held = 0, allocations = 0;
   bool trimOnFailure = true;
+  // Recording: each block's size and [start, end) in get/put events.
+  bool recording = false;
+  size_t events = 0;
+  std::vector<size_t> recordedSizes, starts, ends;
+  std::unordered_map<void *, size_t> recordedIds; // live recorded blocks
+  // Serving a plan.
+  char *arena = nullptr;
+  const ArenaPlan *plan = nullptr;
+  size_t next = 0;
+  bool servedAll = true;
+  std::unordered_set<void *> fromArena; // live blocks handed out of it
 };
 
 } // namespace aim::rt

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 #include <set>
 #include <sys/stat.h>
 
@@ -228,6 +229,86 @@ TEST(MemoryPool, ReusesFreedBlocksBySizeAndTrims) {
   pool.trim();
   EXPECT_EQ(live, 0);
   EXPECT_EQ(pool.bytesHeld(), 0u);
+}
+
+// A recorded call's temporaries placed in one arena (the CUDA graph's):
+// blocks alive together never overlap, blocks that are not share memory,
+// and the same call served from the plan gets the arena's addresses; a call
+// that asks for other sizes falls back to the pool.
+TEST(MemoryPool, RecordedCallIsServedFromAnArena) {
+  aim::rt::MemoryPool pool([](size_t bytes) { return std::malloc(bytes); },
+                           [](void *p) { std::free(p); });
+  // A step: x (4 KiB) and y (1 KiB) alive together, x freed, then z (3 KiB)
+  // with y, then w (4 KiB) alone.
+  auto step = [&](std::vector<void *> &blocks) {
+    void *x = pool.get(4096), *y = pool.get(1000);
+    pool.put(x);
+    void *z = pool.get(3000);
+    pool.put(y);
+    pool.put(z);
+    void *w = pool.get(4096);
+    pool.put(w);
+    blocks = {x, y, z, w};
+  };
+  std::vector<void *> first, served, other;
+  pool.startRecording();
+  step(first);
+  aim::rt::ArenaPlan plan = pool.finishRecording();
+  ASSERT_EQ(plan.sizes, (std::vector<size_t>{4096, 1024, 3072, 4096}));
+  // x and y together, then y and z: 5 KiB, not the 12 KiB of the blocks.
+  EXPECT_EQ(plan.bytes, 5120u);
+  auto overlaps = [&](size_t i, size_t j) {
+    return plan.offsets[i] < plan.offsets[j] + plan.sizes[j] &&
+           plan.offsets[j] < plan.offsets[i] + plan.sizes[i];
+  };
+  EXPECT_FALSE(overlaps(0, 1));
+  EXPECT_FALSE(overlaps(1, 2));
+  std::vector<char> arena(plan.bytes);
+  pool.serve(arena.data(), plan);
+  size_t allocations = pool.driverAllocations();
+  step(served);
+  EXPECT_TRUE(pool.stopServing());
+  for (size_t i = 0; i < served.size(); ++i)
+    EXPECT_EQ(served[i], arena.data() + plan.offsets[i]);
+  EXPECT_EQ(pool.driverAllocations(), allocations);
+  EXPECT_EQ(pool.bytesInUse(), 0u);
+  // Another pattern: the first get of another size ends the plan.
+  pool.serve(arena.data(), plan);
+  void *big = pool.get(8192);
+  EXPECT_FALSE(pool.stopServing());
+  EXPECT_TRUE(big < static_cast<void *>(arena.data()) ||
+              big >= static_cast<void *>(arena.data() + arena.size()));
+  EXPECT_TRUE(pool.put(big));
+}
+
+// The placement on its own: many random lifetimes, no two blocks alive at
+// the same time share a byte, and the arena is at least the liveness peak.
+TEST(MemoryPool, ArenaPlacementKeepsLiveBlocksApart) {
+  std::mt19937 random(7);
+  std::vector<size_t> sizes, starts, ends;
+  for (size_t i = 0; i < 300; ++i) {
+    sizes.push_back(256 * (1 + random() % 64));
+    size_t start = random() % 1000;
+    starts.push_back(start);
+    ends.push_back(start + 1 + random() % 100);
+  }
+  aim::rt::ArenaPlan plan = aim::rt::placeInArena(sizes, starts, ends);
+  size_t peak = 0;
+  for (size_t t = 0; t < 1100; ++t) {
+    size_t live = 0;
+    for (size_t i = 0; i < sizes.size(); ++i)
+      live += starts[i] <= t && t < ends[i] ? sizes[i] : 0;
+    peak = std::max(peak, live);
+  }
+  EXPECT_GE(plan.bytes, peak);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_LE(plan.offsets[i] + sizes[i], plan.bytes);
+    for (size_t j = 0; j < i; ++j)
+      if (starts[i] < ends[j] && starts[j] < ends[i])
+        EXPECT_TRUE(plan.offsets[i] + sizes[i] <= plan.offsets[j] ||
+                    plan.offsets[j] + sizes[j] <= plan.offsets[i])
+            << "blocks " << i << " and " << j << " overlap";
+  }
 }
 
 TEST(MemoryPool, OutOfMemoryReturnsCachedBlocksAndRetries) {

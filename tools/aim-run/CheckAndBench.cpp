@@ -388,7 +388,7 @@ int runBench(int argc, char **argv) {
               : cuda->replaysGraph(step->function())
                   ? " (a CUDA graph replayed)"
                   : " (launches asynchronous, no graph)");
-  if (cuda)
+  if (cuda) {
     std::printf("temporaries: %zu MiB held in %zu driver allocations, %zu of "
                 "them during the timed steps; %zu bytes in use between steps\n",
                 cuda->temporaries().bytesHeld() >> 20,
@@ -396,6 +396,12 @@ int runBench(int argc, char **argv) {
                 cuda->temporaries().driverAllocations() -
                     allocationsAfterWarmup,
                 cuda->temporaries().bytesInUse());
+    auto [arenaBytes, arenas] = cuda->stepArenas();
+    if (arenas)
+      std::printf("step arenas (the graphs' temporaries, placed by the first "
+                  "call's lifetimes): %zu MiB in %zu\n",
+                  arenaBytes >> 20, arenas);
+  }
   if (!cuda || !o.perKernel)
     return 0;
 
