@@ -72,6 +72,11 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
     gpu.rows.minLength = 2 * options.gpuTileThreads;
     gpu.multiTensor.threads = options.gpuTileThreads;
     gpu.multiTensor.maxBlocks = 3;
+    // Element-wise kernels of 3 elements a thread: most ops end in a
+    // partial chunk.
+    gpu.elementwise.threads = options.gpuTileThreads;
+    gpu.elementwise.elementsPerThread = 3;
+    gpu.elementwise.minElements = 2 * options.gpuTileThreads;
     if (llvm::Error e = prepareKernelsForGpu(module, gpu))
       return std::move(e);
   }

@@ -111,6 +111,7 @@ llvm::Error prepareKernelsForGpu(ModuleOp module,
   parallelLoopsFirst(module);
   lowerRowReductions(module, options.target, options.rows);
   mergeIndependentElementwise(module, options.target, options.multiTensor);
+  lowerElementwiseOps(module, options.target, options.elementwise);
   wrapSequentialOpsInKernels(module);
   return llvm::Error::success();
 }

@@ -16,6 +16,7 @@
 #ifndef AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
 #define AIMC_CODEGEN_KERNELS_GPUPREPARATION_H
 
+#include "codegen/kernels/ElementwiseKernels.h"
 #include "codegen/kernels/MultiTensorKernels.h"
 #include "codegen/kernels/RowReductions.h"
 
@@ -30,6 +31,7 @@ struct GpuPreparationOptions {
   KernelTarget target = KernelTarget::GpuLaunch;
   RowReductionOptions rows;
   MultiTensorOptions multiTensor;
+  ElementwiseOptions elementwise;
 };
 
 /// Fails on a constant global that is not a splat. Reductions along rows

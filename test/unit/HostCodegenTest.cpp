@@ -11,6 +11,7 @@
 
 #include "codegen/host/HostCompiler.h"
 #include "codegen/kernels/BufferizedKernels.h"
+#include "codegen/kernels/ElementwiseKernels.h"
 #include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/MergedLaunches.h"
@@ -1392,4 +1393,72 @@ TEST(GemmCalls, AttentionBatchIsOneCall) {
                                                         {2, 6, 4, 8}}));
   EXPECT_EQ(countOps<linalg::FillOp>(*module), 0);
   EXPECT_EQ(countOps<memref::DeallocOp>(*module), 2);
+}
+
+// Element-wise ops of several elements a thread
+// (codegen/kernels/ElementwiseKernels.h): only ops reading and writing every
+// operand at the iteration's own element, and big enough; all loads of a
+// thread before its first store.
+TEST(ElementwiseKernels, WhatIsRewritten) {
+  MLIRContext ctx;
+  loadBufferKernelDialects(ctx);
+  const char *source = R"mlir(
+    #id = affine_map<(d0, d1) -> (d0, d1)>
+    #t = affine_map<(d0, d1) -> (d1, d0)>
+    func.func @f(%x: memref<48x100xf32>, %y: memref<48x100xf32>,
+                 %z: memref<48x100xf32>, %xt: memref<100x48xf32>,
+                 %s: memref<2x3xf32>, %s2: memref<2x3xf32>) {
+      // y = x * x + y, in place on y: rewritten.
+      linalg.generic {indexing_maps = [#id, #id, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%x, %y : memref<48x100xf32>, memref<48x100xf32>)
+          outs(%y : memref<48x100xf32>) {
+        ^bb0(%a: f32, %b: f32, %o: f32):
+          %m = arith.mulf %a, %a : f32
+          %r = arith.addf %m, %b : f32
+          linalg.yield %r : f32
+      }
+      // A transposed read: left to the tiled loops.
+      linalg.generic {indexing_maps = [#t, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%xt : memref<100x48xf32>) outs(%z : memref<48x100xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          linalg.yield %a : f32
+      }
+      // Too small: left alone.
+      linalg.generic {indexing_maps = [#id, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%s : memref<2x3xf32>) outs(%s2 : memref<2x3xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          linalg.yield %a : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::lowerElementwiseOps(*module,
+                                           mlir::aim::KernelTarget::GpuLaunch),
+            1);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  EXPECT_EQ(countOps<linalg::GenericOp>(*module), 2);
+  gpu::LaunchOp launch;
+  module->walk([&](gpu::LaunchOp l) { launch = l; });
+  ASSERT_TRUE(launch);
+  // 4800 elements in chunks of 256 x 4: 5 blocks, the last partial.
+  EXPECT_EQ(*getConstantIntValue(launch.getGridSizeX()), 5);
+  EXPECT_EQ(*getConstantIntValue(launch.getBlockSizeX()), 256);
+  // Eight loads (x and y, 4 elements each), all before the first store;
+  // four guarded stores.
+  int loads = 0, storesBefore = 0;
+  bool stored = false;
+  launch.getBody().walk([&](Operation *op) {
+    if (isa<memref::LoadOp>(op)) {
+      ++loads;
+      storesBefore += stored;
+    }
+    stored |= isa<memref::StoreOp>(op);
+  });
+  EXPECT_EQ(loads, 8);
+  EXPECT_EQ(storesBefore, 0);
+  EXPECT_EQ(countOps<scf::IfOp>(*module), 4);
 }
