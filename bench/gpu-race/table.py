@@ -26,10 +26,13 @@ def main():
             continue
         m = re.search(r"^step ([0-9.]+) ms, ([0-9.]+) images/s", text, re.M)
         gemm = re.search(r", (\w+) GEMMs\)", text)
-        # The batch the artifact was compiled for, from the bench header.
+        # The batch the artifact was compiled for, and its file name (its
+        # variant: -b16, -no-prefix), from the bench header.
         own_batch = re.search(r": batch (\d+),", text)
+        artifact = re.search(r"^bench (\S+?)(\.aimx)? on ", text, re.M)
+        name = "aimc " + artifact.group(1).rsplit("/", 1)[-1] if artifact else "aimc"
         if m:
-            rows.append(("aimc", f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32",
+            rows.append((name, f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32",
                          int(own_batch.group(1)) if own_batch else batch,
                          float(m.group(2))))
     try:
@@ -39,14 +42,14 @@ def main():
                 rows.append((r["peer"], r["precision"], r["batch"], r["images_per_second"]))
     except OSError:
         pass
-    same = {(p, b): ips for name, p, b, ips in rows if name != "aimc"}
-    print(f"{'contestant':<22} {'precision':<16} {'batch':>5} {'images/s':>10} {'MFU':>7} "
+    same = {(p, b): ips for name, p, b, ips in rows if not name.startswith("aimc")}
+    print(f"{'contestant':<26} {'precision':<16} {'batch':>5} {'images/s':>10} {'MFU':>7} "
           f"{'best aimc/this':>14}")
-    aimc = max((ips for name, _, _, ips in rows if name == "aimc"), default=None)
+    aimc = max((ips for name, _, _, ips in rows if name.startswith("aimc")), default=None)
     for name, precision, b, ips in rows:
         mfu = 3 * flops * ips / H100_BF16_DENSE
-        ratio = f"{aimc / ips:14.4f}" if aimc and name != "aimc" else f"{'':>14}"
-        print(f"{name:<22} {precision:<16} {b:>5} {ips:>10.2f} {100 * mfu:>6.2f}% {ratio}")
+        ratio = f"{aimc / ips:14.4f}" if aimc and not name.startswith("aimc") else f"{'':>14}"
+        print(f"{name:<26} {precision:<16} {b:>5} {ips:>10.2f} {100 * mfu:>6.2f}% {ratio}")
     if not same:
         print("(no peer finished)")
 
