@@ -84,8 +84,9 @@ TEST(ImageCodec, DamagedFilesAreErrorsNamingTheFile) {
     for (size_t keep : {size_t(4), size_t(40), bytes.size() / 2}) {
       StatusOr<Image> d = decodeImage(bytes.substr(0, keep), name);
       EXPECT_FALSE(d.isOk()) << name << " cut to " << keep;
-      if (!d.isOk())
+      if (!d.isOk()) {
         EXPECT_NE(d.status().message().find(name), std::string::npos);
+      }
     }
   }
   StatusOr<Image> text = decodeImage("hello, world", "notes.png");

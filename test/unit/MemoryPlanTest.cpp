@@ -77,8 +77,9 @@ TEST(MemoryPlan, TrainingStepOfAPresetIsConsistent) {
       largestLive = std::max(largestLive, live);
     }
     EXPECT_GE(plan.arenaBytes, largestLive) << name.str();
-    if (name == "loss_and_grads")
+    if (name == "loss_and_grads") {
       EXPECT_LT(plan.arenaBytes, total / 2) << "no reuse?";
+    }
     // The pass records the same plan.
     auto recorded = function->getAttrOfType<IntegerAttr>("aim.arena_bytes");
     ASSERT_TRUE(recorded);

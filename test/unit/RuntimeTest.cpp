@@ -304,10 +304,11 @@ TEST(MemoryPool, ArenaPlacementKeepsLiveBlocksApart) {
   for (size_t i = 0; i < sizes.size(); ++i) {
     EXPECT_LE(plan.offsets[i] + sizes[i], plan.bytes);
     for (size_t j = 0; j < i; ++j)
-      if (starts[i] < ends[j] && starts[j] < ends[i])
+      if (starts[i] < ends[j] && starts[j] < ends[i]) {
         EXPECT_TRUE(plan.offsets[i] + sizes[i] <= plan.offsets[j] ||
                     plan.offsets[j] + sizes[j] <= plan.offsets[i])
             << "blocks " << i << " and " << j << " overlap";
+      }
   }
 }
 
