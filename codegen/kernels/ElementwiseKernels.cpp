@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace mlir::aim {
 
@@ -41,10 +42,101 @@ bool qualifies(linalg::GenericOp op, int64_t minElements) {
   return true;
 }
 
+/// Whether every operand of `op` can be read and written W float32s at a
+/// time, 16-byte aligned: the innermost dimension a multiple of W, and every
+/// buffer's innermost stride 1 and its offset and other strides multiples
+/// of W (buffers themselves start 256-byte aligned: cuMemAlloc, the pool).
+bool vectorizable(linalg::GenericOp op, int64_t width) {
+  SmallVector<int64_t> shape = op.getStaticLoopRanges();
+  if (width <= 1 || shape.back() % width != 0)
+    return false;
+  for (Value v : op->getOperands()) {
+    auto type = dyn_cast<MemRefType>(v.getType());
+    if (!type || !type.getElementType().isF32())
+      return false;
+    SmallVector<int64_t> strides;
+    int64_t offset = 0;
+    if (failed(type.getStridesAndOffset(strides, offset)) ||
+        ShapedType::isDynamic(offset) || offset % width != 0 ||
+        strides.back() != 1)
+      return false;
+    for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
+      if (ShapedType::isDynamic(stride) || stride % width != 0)
+        return false;
+  }
+  return true;
+}
+
+/// Thread `thread` of block `block`, W float32s a vector: its K vectors of
+/// `op` (vectors t, t + T, ...), every input loaded first (16-byte loads),
+/// then each lane computed and the vector stored.
+void emitVectorThread(OpBuilder &b, Location loc, linalg::GenericOp op,
+                      Value block, Value thread,
+                      const ElementwiseOptions &options) {
+  SmallVector<int64_t> shape = op.getStaticLoopRanges();
+  int64_t w = options.vectorWidth, t = options.threads,
+          k = options.vectorsPerThread;
+  int64_t vectors = product(shape) / w;
+  bool partial = vectors % (t * k) != 0;
+  auto vectorType = VectorType::get({w}, b.getF32Type());
+  llvm::MaybeAlign aligned(4 * w);
+  Value base = arith::AddIOp::create(
+      b, loc, arith::MulIOp::create(b, loc, block, indexConstant(b, loc, t * k)),
+      thread);
+  Value last = indexConstant(b, loc, vectors - 1);
+  SmallVector<Value> ids;
+  SmallVector<SmallVector<Value>> indices;
+  SmallVector<llvm::DenseMap<Value, Value>> loaded(k);
+  for (int64_t i = 0; i < k; ++i) {
+    Value v = arith::AddIOp::create(b, loc, base, indexConstant(b, loc, i * t));
+    ids.push_back(v);
+    // Past the end, a load of the last vector (never stored).
+    Value at = partial ? arith::MinUIOp::create(b, loc, v, last).getResult() : v;
+    Value element = arith::MulIOp::create(b, loc, at, indexConstant(b, loc, w));
+    indices.push_back(delinearize(b, loc, element, shape));
+    for (Value input : op.getDpsInputs())
+      if (!loaded[i].count(input))
+        loaded[i][input] = vector::LoadOp::create(
+            b, loc, vectorType, input, indices[i], /*nontemporal=*/false,
+            aligned);
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    auto computeAndStore = [&](OpBuilder &sb, Location sl) {
+      SmallVector<SmallVector<Value>> lanes(op.getNumDpsInits());
+      for (int64_t lane = 0; lane < w; ++lane) {
+        SmallVector<Value> at = indices[i];
+        at.back() = arith::AddIOp::create(sb, sl, at.back(),
+                                          indexConstant(sb, sl, lane));
+        KnownValues known;
+        for (auto [input, vector] : loaded[i])
+          known[input] = vector::ExtractOp::create(sb, sl, vector, lane);
+        for (auto [o, value] : llvm::enumerate(applyBody(sb, sl, op, at, {}, known)))
+          lanes[o].push_back(value);
+      }
+      for (auto [init, values] : llvm::zip(op.getDpsInits(), lanes)) {
+        Value vector = vector::FromElementsOp::create(sb, sl, vectorType, values);
+        vector::StoreOp::create(sb, sl, vector, init, indices[i],
+                                /*nontemporal=*/false, aligned);
+      }
+    };
+    if (!partial) {
+      computeAndStore(b, loc);
+      continue;
+    }
+    Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                         ids[i], indexConstant(b, loc, vectors));
+    scf::IfOp::create(b, loc, inside, [&](OpBuilder &tb, Location tl) {
+      computeAndStore(tb, tl);
+      scf::YieldOp::create(tb, tl);
+    });
+  }
+}
+
 /// Thread `thread` of block `block`: its K elements of `op`, every input
 /// loaded first, then computed and stored.
-void emitThread(OpBuilder &b, Location loc, linalg::GenericOp op, Value block,
-                Value thread, const ElementwiseOptions &options) {
+void emitScalarThread(OpBuilder &b, Location loc, linalg::GenericOp op,
+                      Value block, Value thread,
+                      const ElementwiseOptions &options) {
   SmallVector<int64_t> shape = op.getStaticLoopRanges();
   int64_t n = product(shape), t = options.threads,
           k = options.elementsPerThread;
@@ -92,16 +184,24 @@ void emit(linalg::GenericOp op, KernelTarget target,
   OpBuilder b(op);
   Location loc = op.getLoc();
   int64_t n = product(op.getStaticLoopRanges());
-  int64_t chunk = options.threads * options.elementsPerThread;
+  bool vectors = vectorizable(op, options.vectorWidth);
+  int64_t chunk = options.threads * (vectors ? options.vectorWidth *
+                                                   options.vectorsPerThread
+                                             : options.elementsPerThread);
   int64_t blocks = (n + chunk - 1) / chunk;
+  auto emitThread = [&](OpBuilder &tb, Value block, Value thread) {
+    if (vectors)
+      emitVectorThread(tb, loc, op, block, thread, options);
+    else
+      emitScalarThread(tb, loc, op, block, thread, options);
+  };
   if (target == KernelTarget::GpuLaunch) {
     Value one = indexConstant(b, loc, 1);
     auto launch = gpu::LaunchOp::create(
         b, loc, indexConstant(b, loc, blocks), one, one,
         indexConstant(b, loc, options.threads), one, one);
     OpBuilder in = OpBuilder::atBlockEnd(&launch.getBody().front());
-    emitThread(in, loc, op, launch.getBlockIds().x, launch.getThreadIds().x,
-               options);
+    emitThread(in, launch.getBlockIds().x, launch.getThreadIds().x);
     gpu::TerminatorOp::create(in, loc);
     return;
   }
@@ -117,7 +217,7 @@ void emit(linalg::GenericOp op, KernelTarget target,
   };
   loop(b, blocks, [&](OpBuilder &bb, Value block) {
     loop(bb, options.threads, [&](OpBuilder &tb, Value thread) {
-      emitThread(tb, loc, op, block, thread, options);
+      emitThread(tb, block, thread);
     });
   });
 }
@@ -126,6 +226,7 @@ void emit(linalg::GenericOp op, KernelTarget target,
 
 int lowerElementwiseOps(ModuleOp module, KernelTarget target,
                         const ElementwiseOptions &options) {
+  module.getContext()->getOrLoadDialect<vector::VectorDialect>();
   SmallVector<linalg::GenericOp> ops;
   module.walk([&](linalg::GenericOp op) {
     if (qualifies(op, options.minElements))

@@ -8,7 +8,9 @@
 // at the same element (identity maps) becomes a kernel of blocks of T
 // threads over chunks of T K consecutive elements: thread t loads its K
 // elements t, t + T, ... of every input first (coalesced, K independent
-// loads in flight), then computes and stores each. Loads go before any
+// loads in flight), then computes and stores each. Where every operand is
+// float32 with 16-byte-aligned rows, the elements go four at a time
+// (vector<4xf32>: ld.global.v4), K vectors a thread. Loads go before any
 // store: each element is read and written only by its own iteration, so no
 // load of one element can depend on the store of another.
 //
@@ -29,7 +31,12 @@ namespace mlir::aim {
 
 struct ElementwiseOptions {
   int64_t threads = 256;         // T
-  int64_t elementsPerThread = 4; // K
+  int64_t elementsPerThread = 4; // K, as scalars
+  /// Where every operand allows it (float32, the innermost dimension and
+  /// every buffer's offset and outer strides multiples of it): vectors of
+  /// this many elements, 16-byte loads and stores for 4; K vectors a thread.
+  int64_t vectorWidth = 4;
+  int64_t vectorsPerThread = 2;
   /// Smaller ops keep a thread an element (one short block either way).
   int64_t minElements = 4096;
 };

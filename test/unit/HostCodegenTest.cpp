@@ -39,6 +39,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/IR/MLIRContext.h"
@@ -1444,21 +1445,54 @@ TEST(ElementwiseKernels, WhatIsRewritten) {
   gpu::LaunchOp launch;
   module->walk([&](gpu::LaunchOp l) { launch = l; });
   ASSERT_TRUE(launch);
-  // 4800 elements in chunks of 256 x 4: 5 blocks, the last partial.
-  EXPECT_EQ(*getConstantIntValue(launch.getGridSizeX()), 5);
+  // 4800 float32s, rows of 100: vectors of 4, two a thread, chunks of
+  // 256 x 8 elements: 3 blocks, the last partial.
+  EXPECT_EQ(*getConstantIntValue(launch.getGridSizeX()), 3);
   EXPECT_EQ(*getConstantIntValue(launch.getBlockSizeX()), 256);
-  // Eight loads (x and y, 4 elements each), all before the first store;
-  // four guarded stores.
+  // Four 16-byte loads (x and y, two vectors each), all before the first
+  // store; two guarded stores.
   int loads = 0, storesBefore = 0;
   bool stored = false;
   launch.getBody().walk([&](Operation *op) {
-    if (isa<memref::LoadOp>(op)) {
+    if (auto load = dyn_cast<vector::LoadOp>(op)) {
       ++loads;
       storesBefore += stored;
+      EXPECT_EQ(load.getAlignment(), 16u);
     }
-    stored |= isa<memref::StoreOp>(op);
+    stored |= isa<vector::StoreOp>(op);
   });
-  EXPECT_EQ(loads, 8);
+  EXPECT_EQ(loads, 4);
   EXPECT_EQ(storesBefore, 0);
-  EXPECT_EQ(countOps<scf::IfOp>(*module), 4);
+  EXPECT_EQ(countOps<scf::IfOp>(*module), 2);
+  EXPECT_EQ(countOps<memref::LoadOp>(*module), 0);
+}
+
+// Rows of 6 (not a multiple of 4): scalars, four a thread.
+TEST(ElementwiseKernels, ScalarsWhereRowsDoNotTakeVectors) {
+  MLIRContext ctx;
+  loadBufferKernelDialects(ctx);
+  const char *source = R"mlir(
+    #id = affine_map<(d0, d1) -> (d0, d1)>
+    func.func @f(%x: memref<1000x6xf32>, %y: memref<1000x6xf32>) {
+      linalg.generic {indexing_maps = [#id, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%x : memref<1000x6xf32>) outs(%y : memref<1000x6xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          %r = arith.negf %a : f32
+          linalg.yield %r : f32
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(mlir::aim::lowerElementwiseOps(*module,
+                                           mlir::aim::KernelTarget::GpuLaunch),
+            1);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  EXPECT_EQ(countOps<vector::LoadOp>(*module), 0);
+  EXPECT_EQ(countOps<memref::LoadOp>(*module), 4);
+  gpu::LaunchOp launch;
+  module->walk([&](gpu::LaunchOp l) { launch = l; });
+  // 6000 elements, chunks of 256 x 4: 6 blocks.
+  EXPECT_EQ(*getConstantIntValue(launch.getGridSizeX()), 6);
 }
