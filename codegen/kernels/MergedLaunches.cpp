@@ -8,6 +8,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -72,6 +73,10 @@ std::optional<Launch> analyse(gpu::LaunchOp op) {
       l.reads.insert(rootBuffer(load.getMemRef()));
     else if (auto store = dyn_cast<memref::StoreOp>(inner))
       l.writes.insert(rootBuffer(store.getMemRef()));
+    else if (auto load = dyn_cast<vector::LoadOp>(inner))
+      l.reads.insert(rootBuffer(load.getBase()));
+    else if (auto store = dyn_cast<vector::StoreOp>(inner))
+      l.writes.insert(rootBuffer(store.getBase()));
     else if (isa<gpu::AllReduceOp, gpu::BarrierOp, gpu::ShuffleOp>(inner))
       l.synchronizes = true;
     else if (inner->getNumRegions() == 0 && !isMemoryEffectFree(inner) &&

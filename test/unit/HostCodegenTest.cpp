@@ -1496,3 +1496,53 @@ TEST(ElementwiseKernels, ScalarsWhereRowsDoNotTakeVectors) {
   // 6000 elements, chunks of 256 x 4: 6 blocks.
   EXPECT_EQ(*getConstantIntValue(launch.getGridSizeX()), 6);
 }
+
+// The element-wise kernels' 16-byte loads and stores count as reads and
+// writes: launches that use them merge, but one reading with vector.load
+// what another wrote with vector.store waits for the next level.
+TEST(MergedLaunches, VectorAccessesAreReadsAndWrites) {
+  MLIRContext ctx;
+  loadBufferKernelDialects(ctx);
+  ctx.loadDialect<vector::VectorDialect>();
+  const char *source = R"mlir(
+    func.func @f(%x: memref<64xf32>, %y: memref<64xf32>, %z: memref<64xf32>,
+                 %w: memref<64xf32>) {
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %c4 = arith.constant 4 : index
+      %c16 = arith.constant 16 : index
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c16, %sy = %c1, %sz = %c1) {
+        %i = arith.muli %tx, %c4 : index
+        %v = vector.load %x[%i] : memref<64xf32>, vector<4xf32>
+        vector.store %v, %y[%i] : memref<64xf32>, vector<4xf32>
+        gpu.terminator
+      }
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c16, %sy = %c1, %sz = %c1) {
+        %i = arith.muli %tx, %c4 : index
+        %v = vector.load %y[%i] : memref<64xf32>, vector<4xf32>
+        vector.store %v, %z[%i] : memref<64xf32>, vector<4xf32>
+        gpu.terminator
+      }
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+                 threads(%tx, %ty, %tz) in (%sx = %c16, %sy = %c1, %sz = %c1) {
+        %i = arith.muli %tx, %c4 : index
+        %v = vector.load %x[%i] : memref<64xf32>, vector<4xf32>
+        vector.store %v, %w[%i] : memref<64xf32>, vector<4xf32>
+        gpu.terminator
+      }
+      return
+    })mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &ctx);
+  ASSERT_TRUE(module);
+  // x -> y and x -> w in one kernel (two launches gone, one made), then
+  // y -> z after it.
+  EXPECT_EQ(mlir::aim::mergeIndependentLaunches(*module), 2);
+  ASSERT_TRUE(succeeded(verify(*module)));
+  std::vector<int64_t> blocks;
+  module->walk([&](gpu::LaunchOp launch) {
+    blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
+  });
+  EXPECT_EQ(blocks, std::vector<int64_t>({2, 1}));
+}
