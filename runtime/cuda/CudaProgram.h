@@ -13,8 +13,10 @@
 // When the launcher code only launches (GpuCode.host_touches_memory false),
 // an entry point's second call is captured into a CUDA graph and every later
 // call replays it: one launch instead of hundreds. The host code is the same
-// every call (same buffers: staging slots are fixed, the temporaries pool
-// hands the same blocks back), so the graph stands for it.
+// every call (same buffers: staging slots are fixed, and the captured call
+// takes its temporaries from an arena placed by the first call's recorded
+// lifetimes, or else from the pool, which hands the same blocks back), so
+// the graph stands for it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_RUNTIME_CUDA_CUDAPROGRAM_H
