@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include "llvm/ADT/DenseSet.h"
 
@@ -141,6 +142,89 @@ void strideOp(OpBuilder &b, Location loc, linalg::GenericOp op, Value thread,
       });
 }
 
+/// Whether `op` can go four float32s at a time: its outputs and every input
+/// indexed by the iteration are read and written at the iteration's own
+/// element with 16-byte-aligned rows (ElementwiseKernels.h, `vectorizable`),
+/// its other inputs are scalars (rank 0: AdamW's learning rate and bias
+/// corrections).
+bool takesVectors(linalg::GenericOp op) {
+  SmallVector<int64_t> shape = op.getStaticLoopRanges();
+  if (shape.back() % 4 != 0)
+    return false;
+  for (OpOperand &operand : op->getOpOperands()) {
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    if (!type || !type.getElementType().isF32())
+      return false;
+    if (type.getRank() == 0 && op.isDpsInput(&operand))
+      continue;
+    SmallVector<int64_t> strides;
+    int64_t offset = 0;
+    if (!map.isIdentity() || failed(type.getStridesAndOffset(strides, offset)) ||
+        ShapedType::isDynamic(offset) || offset % 4 != 0 || strides.back() != 1)
+      return false;
+    for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
+      if (ShapedType::isDynamic(stride) || stride % 4 != 0)
+        return false;
+  }
+  return true;
+}
+
+/// strideOp four elements at a time: global thread g takes vectors g,
+/// g + stride, ... of `op`, 16-byte loads and stores, each lane computed.
+void strideVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
+                   Value thread, int64_t stride) {
+  SmallVector<int64_t> shape = op.getStaticLoopRanges();
+  int64_t vectors = elementsOf(op) / 4;
+  int64_t trips = (vectors + stride - 1) / stride;
+  auto vectorType = VectorType::get({4}, b.getF32Type());
+  llvm::MaybeAlign aligned(16);
+  scf::ForOp::create(
+      b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, trips),
+      indexConstant(b, loc, 1), ValueRange{},
+      [&](OpBuilder &lb, Location l, Value trip, ValueRange) {
+        Value v = arith::AddIOp::create(
+            lb, l,
+            arith::MulIOp::create(lb, l, trip, indexConstant(lb, l, stride)),
+            thread);
+        Value inside = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult,
+                                             v, indexConstant(lb, l, vectors));
+        scf::IfOp::create(lb, l, inside, [&](OpBuilder &tb, Location tl) {
+          Value element =
+              arith::MulIOp::create(tb, tl, v, indexConstant(tb, tl, 4));
+          SmallVector<Value> indices = delinearize(tb, tl, element, shape);
+          llvm::DenseMap<Value, Value> loaded, scalars;
+          for (Value input : op.getDpsInputs()) {
+            if (loaded.count(input) || scalars.count(input))
+              continue;
+            if (cast<MemRefType>(input.getType()).getRank() == 0)
+              scalars[input] = memref::LoadOp::create(tb, tl, input);
+            else
+              loaded[input] = vector::LoadOp::create(
+                  tb, tl, vectorType, input, indices, false, aligned);
+          }
+          SmallVector<SmallVector<Value>> lanes(op.getNumDpsInits());
+          for (int64_t lane = 0; lane < 4; ++lane) {
+            SmallVector<Value> at = indices;
+            at.back() = arith::AddIOp::create(tb, tl, at.back(),
+                                              indexConstant(tb, tl, lane));
+            KnownValues known = scalars;
+            for (auto [input, vector] : loaded)
+              known[input] = vector::ExtractOp::create(tb, tl, vector, lane);
+            for (auto [o, value] :
+                 llvm::enumerate(applyBody(tb, tl, op, at, {}, known)))
+              lanes[o].push_back(value);
+          }
+          for (auto [init, values] : llvm::zip(op.getDpsInits(), lanes))
+            vector::StoreOp::create(
+                tb, tl, vector::FromElementsOp::create(tb, tl, vectorType, values),
+                init, indices, false, aligned);
+          scf::YieldOp::create(tb, tl);
+        });
+        scf::YieldOp::create(lb, l);
+      });
+}
+
 void emit(OpBuilder &b, Location loc, ArrayRef<linalg::GenericOp> ops,
           KernelTarget target, const MultiTensorOptions &options) {
   int64_t largest = 0;
@@ -163,7 +247,8 @@ void emit(OpBuilder &b, Location loc, ArrayRef<linalg::GenericOp> ops,
                               indexConstant(in, loc, threads)),
         launch.getThreadIds().x);
     for (linalg::GenericOp op : ops)
-      strideOp(in, loc, op, thread, stride);
+      takesVectors(op) ? strideVectors(in, loc, op, thread, stride)
+                       : strideOp(in, loc, op, thread, stride);
     gpu::TerminatorOp::create(in, loc);
     return;
   }
@@ -173,7 +258,8 @@ void emit(OpBuilder &b, Location loc, ArrayRef<linalg::GenericOp> ops,
       indexConstant(b, loc, 1), ValueRange{},
       [&](OpBuilder &tb, Location tl, Value thread, ValueRange) {
         for (linalg::GenericOp op : ops)
-          strideOp(tb, tl, op, thread, stride);
+          takesVectors(op) ? strideVectors(tb, tl, op, thread, stride)
+                           : strideOp(tb, tl, op, thread, stride);
         scf::YieldOp::create(tb, tl);
       });
 }
@@ -182,6 +268,7 @@ void emit(OpBuilder &b, Location loc, ArrayRef<linalg::GenericOp> ops,
 
 int mergeIndependentElementwise(ModuleOp module, KernelTarget target,
                                 const MultiTensorOptions &options) {
+  module.getContext()->getOrLoadDialect<vector::VectorDialect>();
   std::vector<SmallVector<linalg::GenericOp>> runs;
   module.walk([&](Block *block) { collectRuns(*block, options, runs); });
   for (SmallVector<linalg::GenericOp> &run : runs) {
