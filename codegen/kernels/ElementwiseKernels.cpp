@@ -102,22 +102,7 @@ void emitVectorThread(OpBuilder &b, Location loc, linalg::GenericOp op,
   }
   for (int64_t i = 0; i < k; ++i) {
     auto computeAndStore = [&](OpBuilder &sb, Location sl) {
-      SmallVector<SmallVector<Value>> lanes(op.getNumDpsInits());
-      for (int64_t lane = 0; lane < w; ++lane) {
-        SmallVector<Value> at = indices[i];
-        at.back() = arith::AddIOp::create(sb, sl, at.back(),
-                                          indexConstant(sb, sl, lane));
-        KnownValues known;
-        for (auto [input, vector] : loaded[i])
-          known[input] = vector::ExtractOp::create(sb, sl, vector, lane);
-        for (auto [o, value] : llvm::enumerate(applyBody(sb, sl, op, at, {}, known)))
-          lanes[o].push_back(value);
-      }
-      for (auto [init, values] : llvm::zip(op.getDpsInits(), lanes)) {
-        Value vector = vector::FromElementsOp::create(sb, sl, vectorType, values);
-        vector::StoreOp::create(sb, sl, vector, init, indices[i],
-                                /*nontemporal=*/false, aligned);
-      }
+      applyBodyToVectors(sb, sl, op, indices[i], loaded[i], {}, w, aligned);
     };
     if (!partial) {
       computeAndStore(b, loc);

@@ -4,6 +4,7 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -81,6 +82,31 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
   for (Value v : body.getTerminator()->getOperands())
     updated.push_back(map.lookup(v));
   return updated;
+}
+
+void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
+                        ValueRange loopIndices,
+                        const llvm::DenseMap<Value, Value> &vectors,
+                        const KnownValues &known, int64_t width,
+                        llvm::MaybeAlign alignment) {
+  SmallVector<SmallVector<Value>> lanes(op.getNumDpsInits());
+  for (int64_t lane = 0; lane < width; ++lane) {
+    SmallVector<Value> at(loopIndices);
+    at.back() =
+        arith::AddIOp::create(b, loc, at.back(), indexConstant(b, loc, lane));
+    KnownValues laneValues = known;
+    for (auto [input, vector] : vectors)
+      laneValues[input] = vector::ExtractOp::create(b, loc, vector, lane);
+    for (auto [o, value] :
+         llvm::enumerate(applyBody(b, loc, op, at, {}, laneValues)))
+      lanes[o].push_back(value);
+  }
+  for (auto [init, values] : llvm::zip(op.getDpsInits(), lanes)) {
+    auto type = VectorType::get({width}, values.front().getType());
+    Value vector = vector::FromElementsOp::create(b, loc, type, values);
+    vector::StoreOp::create(b, loc, vector, init, loopIndices,
+                            /*nontemporal=*/false, alignment);
+  }
 }
 
 SmallVector<Value> buffersReadInBody(linalg::GenericOp op, bool &writesInBody) {

@@ -51,6 +51,18 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
                              ValueRange loopIndices, ValueRange accumulators,
                              const KnownValues &known = KnownValues());
 
+/// `op`'s body for the `width` consecutive elements along the innermost
+/// loop that start at `loopIndices` (lane j at innermost index + j), its
+/// inputs taken from `vectors` (lane j of an input's vector) and `known`
+/// (the same scalar for every lane); each output's lanes stored as one
+/// vector at `loopIndices`, `alignment`-aligned: the 16-byte accesses of
+/// the element-wise and multi-tensor kernels.
+void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
+                        ValueRange loopIndices,
+                        const llvm::DenseMap<Value, Value> &vectors,
+                        const KnownValues &known, int64_t width,
+                        llvm::MaybeAlign alignment);
+
 /// Whether `op`'s body reads any of its outputs' current values.
 bool readsItsOutputs(linalg::GenericOp op);
 

@@ -203,22 +203,7 @@ void strideVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
               loaded[input] = vector::LoadOp::create(
                   tb, tl, vectorType, input, indices, false, aligned);
           }
-          SmallVector<SmallVector<Value>> lanes(op.getNumDpsInits());
-          for (int64_t lane = 0; lane < 4; ++lane) {
-            SmallVector<Value> at = indices;
-            at.back() = arith::AddIOp::create(tb, tl, at.back(),
-                                              indexConstant(tb, tl, lane));
-            KnownValues known = scalars;
-            for (auto [input, vector] : loaded)
-              known[input] = vector::ExtractOp::create(tb, tl, vector, lane);
-            for (auto [o, value] :
-                 llvm::enumerate(applyBody(tb, tl, op, at, {}, known)))
-              lanes[o].push_back(value);
-          }
-          for (auto [init, values] : llvm::zip(op.getDpsInits(), lanes))
-            vector::StoreOp::create(
-                tb, tl, vector::FromElementsOp::create(tb, tl, vectorType, values),
-                init, indices, false, aligned);
+          applyBodyToVectors(tb, tl, op, indices, loaded, scalars, 4, aligned);
           scf::YieldOp::create(tb, tl);
         });
         scf::YieldOp::create(lb, l);
