@@ -42,110 +42,66 @@ bool qualifies(linalg::GenericOp op, int64_t minElements) {
   return true;
 }
 
-/// Whether every operand of `op` can be read and written W float32s at a
-/// time, 16-byte aligned: the innermost dimension a multiple of W, and every
-/// buffer's innermost stride 1 and its offset and other strides multiples
-/// of W (buffers themselves start 256-byte aligned: cuMemAlloc, the pool).
+/// Whether every operand of `op` can be read and written `width` float32s
+/// at a time (alignedForVectors), the innermost dimension a multiple of it.
 bool vectorizable(linalg::GenericOp op, int64_t width) {
-  SmallVector<int64_t> shape = op.getStaticLoopRanges();
-  if (width <= 1 || shape.back() % width != 0)
+  if (width <= 1 || op.getStaticLoopRanges().back() % width != 0)
     return false;
-  for (Value v : op->getOperands()) {
+  return llvm::all_of(op->getOperands(), [&](Value v) {
     auto type = dyn_cast<MemRefType>(v.getType());
-    if (!type || !type.getElementType().isF32())
-      return false;
-    SmallVector<int64_t> strides;
-    int64_t offset = 0;
-    if (failed(type.getStridesAndOffset(strides, offset)) ||
-        ShapedType::isDynamic(offset) || offset % width != 0 ||
-        strides.back() != 1)
-      return false;
-    for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
-      if (ShapedType::isDynamic(stride) || stride % width != 0)
-        return false;
-  }
-  return true;
+    return type && alignedForVectors(type, width);
+  });
 }
 
-/// Thread `thread` of block `block`, W float32s a vector: its K vectors of
-/// `op` (vectors t, t + T, ...), every input loaded first (16-byte loads),
-/// then each lane computed and the vector stored.
-void emitVectorThread(OpBuilder &b, Location loc, linalg::GenericOp op,
-                      Value block, Value thread,
-                      const ElementwiseOptions &options) {
+/// Thread `thread` of block `block`: its `count` units of `op` (a unit:
+/// `width` consecutive elements, a scalar for width 1), units t, t + T, ...;
+/// every input loaded first (16-byte loads for vectors of 4), then each unit
+/// computed and stored.
+void emitThread(OpBuilder &b, Location loc, linalg::GenericOp op, Value block,
+                Value thread, int64_t threads, int64_t width, int64_t count) {
   SmallVector<int64_t> shape = op.getStaticLoopRanges();
-  int64_t w = options.vectorWidth, t = options.threads,
-          k = options.vectorsPerThread;
-  int64_t vectors = product(shape) / w;
-  bool partial = vectors % (t * k) != 0;
-  auto vectorType = VectorType::get({w}, b.getF32Type());
-  llvm::MaybeAlign aligned(4 * w);
+  int64_t units = product(shape) / width;
+  bool partial = units % (threads * count) != 0;
+  auto vectorType = VectorType::get({width}, b.getF32Type());
+  llvm::MaybeAlign aligned(4 * width);
   Value base = arith::AddIOp::create(
-      b, loc, arith::MulIOp::create(b, loc, block, indexConstant(b, loc, t * k)),
+      b, loc,
+      arith::MulIOp::create(b, loc, block,
+                            indexConstant(b, loc, threads * count)),
       thread);
-  Value last = indexConstant(b, loc, vectors - 1);
+  Value last = indexConstant(b, loc, units - 1);
   SmallVector<Value> ids;
   SmallVector<SmallVector<Value>> indices;
-  SmallVector<llvm::DenseMap<Value, Value>> loaded(k);
-  for (int64_t i = 0; i < k; ++i) {
-    Value v = arith::AddIOp::create(b, loc, base, indexConstant(b, loc, i * t));
-    ids.push_back(v);
-    // Past the end, a load of the last vector (never stored).
-    Value at = partial ? arith::MinUIOp::create(b, loc, v, last).getResult() : v;
-    Value element = arith::MulIOp::create(b, loc, at, indexConstant(b, loc, w));
-    indices.push_back(delinearize(b, loc, element, shape));
-    for (Value input : op.getDpsInputs())
-      if (!loaded[i].count(input))
-        loaded[i][input] = vector::LoadOp::create(
-            b, loc, vectorType, input, indices[i], /*nontemporal=*/false,
-            aligned);
-  }
-  for (int64_t i = 0; i < k; ++i) {
-    auto computeAndStore = [&](OpBuilder &sb, Location sl) {
-      applyBodyToVectors(sb, sl, op, indices[i], loaded[i], {}, w, aligned);
-    };
-    if (!partial) {
-      computeAndStore(b, loc);
-      continue;
-    }
-    Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                         ids[i], indexConstant(b, loc, vectors));
-    scf::IfOp::create(b, loc, inside, [&](OpBuilder &tb, Location tl) {
-      computeAndStore(tb, tl);
-      scf::YieldOp::create(tb, tl);
-    });
-  }
-}
-
-/// Thread `thread` of block `block`: its K elements of `op`, every input
-/// loaded first, then computed and stored.
-void emitScalarThread(OpBuilder &b, Location loc, linalg::GenericOp op,
-                      Value block, Value thread,
-                      const ElementwiseOptions &options) {
-  SmallVector<int64_t> shape = op.getStaticLoopRanges();
-  int64_t n = product(shape), t = options.threads,
-          k = options.elementsPerThread;
-  bool partial = n % (t * k) != 0;
-  Value base = arith::AddIOp::create(
-      b, loc, arith::MulIOp::create(b, loc, block, indexConstant(b, loc, t * k)),
-      thread);
-  Value last = indexConstant(b, loc, n - 1);
-  SmallVector<Value> elements;
-  SmallVector<SmallVector<Value>> indices;
-  SmallVector<KnownValues> loaded(k);
-  for (int64_t i = 0; i < k; ++i) {
-    Value e = arith::AddIOp::create(b, loc, base, indexConstant(b, loc, i * t));
-    elements.push_back(e);
-    // Past the end, a load of the last element (never stored): every load
+  SmallVector<KnownValues> loaded(count);
+  for (int64_t i = 0; i < count; ++i) {
+    Value u =
+        arith::AddIOp::create(b, loc, base, indexConstant(b, loc, i * threads));
+    ids.push_back(u);
+    // Past the end, a load of the last unit (never stored): every load
     // stays unconditional, so all of them can be in flight at once.
-    Value at = partial ? arith::MinUIOp::create(b, loc, e, last).getResult() : e;
+    Value at = partial ? arith::MinUIOp::create(b, loc, u, last).getResult() : u;
+    if (width > 1)
+      at = arith::MulIOp::create(b, loc, at, indexConstant(b, loc, width));
     indices.push_back(delinearize(b, loc, at, shape));
-    for (Value input : op.getDpsInputs())
-      if (isa<MemRefType>(input.getType()) && !loaded[i].count(input))
-        loaded[i][input] = memref::LoadOp::create(b, loc, input, indices[i]);
+    for (Value input : op.getDpsInputs()) {
+      if (!isa<MemRefType>(input.getType()) || loaded[i].count(input))
+        continue;
+      loaded[i][input] =
+          width == 1 ? memref::LoadOp::create(b, loc, input, indices[i])
+                           .getResult()
+                     : vector::LoadOp::create(b, loc, vectorType, input,
+                                              indices[i], /*nontemporal=*/false,
+                                              aligned)
+                           .getResult();
+    }
   }
-  for (int64_t i = 0; i < k; ++i) {
+  for (int64_t i = 0; i < count; ++i) {
     auto computeAndStore = [&](OpBuilder &sb, Location sl) {
+      if (width > 1) {
+        applyBodyToVectors(sb, sl, op, indices[i], loaded[i], KnownValues(), width,
+                           aligned);
+        return;
+      }
       SmallVector<Value> results =
           applyBody(sb, sl, op, indices[i], {}, loaded[i]);
       for (auto [init, value] : llvm::zip(op.getDpsInits(), results))
@@ -156,7 +112,7 @@ void emitScalarThread(OpBuilder &b, Location loc, linalg::GenericOp op,
       continue;
     }
     Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                         elements[i], indexConstant(b, loc, n));
+                                         ids[i], indexConstant(b, loc, units));
     scf::IfOp::create(b, loc, inside, [&](OpBuilder &tb, Location tl) {
       computeAndStore(tb, tl);
       scf::YieldOp::create(tb, tl);
@@ -170,15 +126,13 @@ void emit(linalg::GenericOp op, KernelTarget target,
   Location loc = op.getLoc();
   int64_t n = product(op.getStaticLoopRanges());
   bool vectors = vectorizable(op, options.vectorWidth);
-  int64_t chunk = options.threads * (vectors ? options.vectorWidth *
-                                                   options.vectorsPerThread
-                                             : options.elementsPerThread);
+  int64_t width = vectors ? options.vectorWidth : 1;
+  int64_t count =
+      vectors ? options.vectorsPerThread : options.elementsPerThread;
+  int64_t chunk = options.threads * width * count;
   int64_t blocks = (n + chunk - 1) / chunk;
-  auto emitThread = [&](OpBuilder &tb, Value block, Value thread) {
-    if (vectors)
-      emitVectorThread(tb, loc, op, block, thread, options);
-    else
-      emitScalarThread(tb, loc, op, block, thread, options);
+  auto threadBody = [&](OpBuilder &tb, Value block, Value thread) {
+    emitThread(tb, loc, op, block, thread, options.threads, width, count);
   };
   if (target == KernelTarget::GpuLaunch) {
     Value one = indexConstant(b, loc, 1);
@@ -186,7 +140,7 @@ void emit(linalg::GenericOp op, KernelTarget target,
         b, loc, indexConstant(b, loc, blocks), one, one,
         indexConstant(b, loc, options.threads), one, one);
     OpBuilder in = OpBuilder::atBlockEnd(&launch.getBody().front());
-    emitThread(in, launch.getBlockIds().x, launch.getThreadIds().x);
+    threadBody(in, launch.getBlockIds().x, launch.getThreadIds().x);
     gpu::TerminatorOp::create(in, loc);
     return;
   }
@@ -202,7 +156,7 @@ void emit(linalg::GenericOp op, KernelTarget target,
   };
   loop(b, blocks, [&](OpBuilder &bb, Value block) {
     loop(bb, options.threads, [&](OpBuilder &tb, Value thread) {
-      emitThread(tb, block, thread);
+      threadBody(tb, block, thread);
     });
   });
 }

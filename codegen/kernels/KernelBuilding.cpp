@@ -84,6 +84,20 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
   return updated;
 }
 
+bool alignedForVectors(MemRefType type, int64_t width) {
+  SmallVector<int64_t> strides;
+  int64_t offset = 0;
+  if (!type.getElementType().isF32() || type.getRank() == 0 ||
+      failed(type.getStridesAndOffset(strides, offset)) ||
+      ShapedType::isDynamic(offset) || offset % width != 0 ||
+      strides.back() != 1)
+    return false;
+  for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
+    if (ShapedType::isDynamic(stride) || stride % width != 0)
+      return false;
+  return true;
+}
+
 void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
                         ValueRange loopIndices,
                         const llvm::DenseMap<Value, Value> &vectors,

@@ -51,6 +51,12 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
                              ValueRange loopIndices, ValueRange accumulators,
                              const KnownValues &known = KnownValues());
 
+/// Whether `type` can be read `width` float32s at a time, 4 * width-byte
+/// aligned: float32, innermost stride 1, a static offset and outer strides
+/// that are multiples of `width` (buffers themselves start 256-byte
+/// aligned: cuMemAlloc, the temporaries pool and arenas).
+bool alignedForVectors(MemRefType type, int64_t width);
+
 /// `op`'s body for the `width` consecutive elements along the innermost
 /// loop that start at `loopIndices` (lane j at innermost index + j), its
 /// inputs taken from `vectors` (lane j of an input's vector) and `known`

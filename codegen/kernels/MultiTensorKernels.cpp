@@ -111,89 +111,65 @@ int64_t elementsOf(linalg::GenericOp op) {
   return product(op.getStaticLoopRanges());
 }
 
-/// Global thread `thread` of `stride` threads: its elements of `op`, g,
-/// g + stride, ..., computed and stored.
-void strideOp(OpBuilder &b, Location loc, linalg::GenericOp op, Value thread,
-              int64_t stride) {
-  int64_t n = elementsOf(op);
-  int64_t trips = (n + stride - 1) / stride;
-  SmallVector<int64_t> shape = op.getStaticLoopRanges();
-  scf::ForOp::create(
-      b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, trips),
-      indexConstant(b, loc, 1), ValueRange{},
-      [&](OpBuilder &lb, Location l, Value trip, ValueRange) {
-        Value linear = arith::AddIOp::create(
-            lb, l,
-            arith::MulIOp::create(lb, l, trip, indexConstant(lb, l, stride)),
-            thread);
-        Value inside = arith::CmpIOp::create(
-            lb, l, arith::CmpIPredicate::ult, linear, indexConstant(lb, l, n));
-        scf::IfOp::create(lb, l, inside, [&](OpBuilder &tb, Location tl) {
-          SmallVector<Value> indices = delinearize(tb, tl, linear, shape);
-          SmallVector<Value> results = applyBody(tb, tl, op, indices, {});
-          for (auto [init, value] :
-               llvm::zip(op.getDpsInitsMutable(), results))
-            memref::StoreOp::create(
-                tb, tl, value, init.get(),
-                mapIndices(tb, tl, op.getMatchingIndexingMap(&init), indices));
-          scf::YieldOp::create(tb, tl);
-        });
-        scf::YieldOp::create(lb, l);
-      });
-}
-
 /// Whether `op` can go four float32s at a time: its outputs and every input
-/// indexed by the iteration are read and written at the iteration's own
-/// element with 16-byte-aligned rows (ElementwiseKernels.h, `vectorizable`),
-/// its other inputs are scalars (rank 0: AdamW's learning rate and bias
-/// corrections).
+/// indexed by the iteration read and written at the iteration's own element
+/// (alignedForVectors), its other inputs scalars (rank 0: AdamW's learning
+/// rate and bias corrections).
 bool takesVectors(linalg::GenericOp op) {
-  SmallVector<int64_t> shape = op.getStaticLoopRanges();
-  if (shape.back() % 4 != 0)
+  if (op.getStaticLoopRanges().back() % 4 != 0)
     return false;
   for (OpOperand &operand : op->getOpOperands()) {
     auto type = dyn_cast<MemRefType>(operand.get().getType());
-    AffineMap map = op.getMatchingIndexingMap(&operand);
     if (!type || !type.getElementType().isF32())
       return false;
     if (type.getRank() == 0 && op.isDpsInput(&operand))
       continue;
-    SmallVector<int64_t> strides;
-    int64_t offset = 0;
-    if (!map.isIdentity() || failed(type.getStridesAndOffset(strides, offset)) ||
-        ShapedType::isDynamic(offset) || offset % 4 != 0 || strides.back() != 1)
+    if (!op.getMatchingIndexingMap(&operand).isIdentity() ||
+        !alignedForVectors(type, 4))
       return false;
-    for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
-      if (ShapedType::isDynamic(stride) || stride % 4 != 0)
-        return false;
   }
   return true;
 }
 
-/// strideOp four elements at a time: global thread g takes vectors g,
-/// g + stride, ... of `op`, 16-byte loads and stores, each lane computed.
-void strideVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
-                   Value thread, int64_t stride) {
+/// Global thread `thread` of `stride` threads: its units of `op`, g,
+/// g + stride, ..., computed and stored; a unit is an element, or four
+/// (16-byte loads and stores, each lane computed) where takesVectors.
+void strideOp(OpBuilder &b, Location loc, linalg::GenericOp op, Value thread,
+              int64_t stride) {
+  int64_t width = takesVectors(op) ? 4 : 1;
+  int64_t units = elementsOf(op) / width;
+  int64_t trips = (units + stride - 1) / stride;
   SmallVector<int64_t> shape = op.getStaticLoopRanges();
-  int64_t vectors = elementsOf(op) / 4;
-  int64_t trips = (vectors + stride - 1) / stride;
-  auto vectorType = VectorType::get({4}, b.getF32Type());
-  llvm::MaybeAlign aligned(16);
+  auto vectorType = VectorType::get({width}, b.getF32Type());
+  llvm::MaybeAlign aligned(4 * width);
   scf::ForOp::create(
       b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, trips),
       indexConstant(b, loc, 1), ValueRange{},
       [&](OpBuilder &lb, Location l, Value trip, ValueRange) {
-        Value v = arith::AddIOp::create(
+        Value unit = arith::AddIOp::create(
             lb, l,
             arith::MulIOp::create(lb, l, trip, indexConstant(lb, l, stride)),
             thread);
-        Value inside = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult,
-                                             v, indexConstant(lb, l, vectors));
+        Value inside = arith::CmpIOp::create(
+            lb, l, arith::CmpIPredicate::ult, unit, indexConstant(lb, l, units));
         scf::IfOp::create(lb, l, inside, [&](OpBuilder &tb, Location tl) {
+          if (width == 1) {
+            SmallVector<Value> indices = delinearize(tb, tl, unit, shape);
+            SmallVector<Value> results = applyBody(tb, tl, op, indices, {});
+            for (auto [init, value] :
+                 llvm::zip(op.getDpsInitsMutable(), results))
+              memref::StoreOp::create(
+                  tb, tl, value, init.get(),
+                  mapIndices(tb, tl, op.getMatchingIndexingMap(&init),
+                             indices));
+            scf::YieldOp::create(tb, tl);
+            return;
+          }
           Value element =
-              arith::MulIOp::create(tb, tl, v, indexConstant(tb, tl, 4));
+              arith::MulIOp::create(tb, tl, unit, indexConstant(tb, tl, width));
           SmallVector<Value> indices = delinearize(tb, tl, element, shape);
-          llvm::DenseMap<Value, Value> loaded, scalars;
+          llvm::DenseMap<Value, Value> loaded;
+          KnownValues scalars;
           for (Value input : op.getDpsInputs()) {
             if (loaded.count(input) || scalars.count(input))
               continue;
@@ -203,7 +179,8 @@ void strideVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
               loaded[input] = vector::LoadOp::create(
                   tb, tl, vectorType, input, indices, false, aligned);
           }
-          applyBodyToVectors(tb, tl, op, indices, loaded, scalars, 4, aligned);
+          applyBodyToVectors(tb, tl, op, indices, loaded, scalars, width,
+                             aligned);
           scf::YieldOp::create(tb, tl);
         });
         scf::YieldOp::create(lb, l);
@@ -232,8 +209,7 @@ void emit(OpBuilder &b, Location loc, ArrayRef<linalg::GenericOp> ops,
                               indexConstant(in, loc, threads)),
         launch.getThreadIds().x);
     for (linalg::GenericOp op : ops)
-      takesVectors(op) ? strideVectors(in, loc, op, thread, stride)
-                       : strideOp(in, loc, op, thread, stride);
+      strideOp(in, loc, op, thread, stride);
     gpu::TerminatorOp::create(in, loc);
     return;
   }
@@ -243,8 +219,7 @@ void emit(OpBuilder &b, Location loc, ArrayRef<linalg::GenericOp> ops,
       indexConstant(b, loc, 1), ValueRange{},
       [&](OpBuilder &tb, Location tl, Value thread, ValueRange) {
         for (linalg::GenericOp op : ops)
-          takesVectors(op) ? strideVectors(tb, tl, op, thread, stride)
-                           : strideOp(tb, tl, op, thread, stride);
+          strideOp(tb, tl, op, thread, stride);
         scf::YieldOp::create(tb, tl);
       });
 }
