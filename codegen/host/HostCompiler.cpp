@@ -58,7 +58,10 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   llvm::Expected<KernelCount> kernels =
       lowerToBufferizedKernels(module, options.blas,
                                /*fuseElementwise=*/options.gpuTileThreads > 0,
-                               options.splitReductionsFrom);
+                               options.splitReductionsFrom,
+                               options.tiledAttention
+                                   ? std::optional(KernelTarget::HostEmulation)
+                                   : std::nullopt);
   if (!kernels)
     return kernels.takeError();
   if (options.gpuTileThreads > 0) {

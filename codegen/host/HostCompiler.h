@@ -37,6 +37,9 @@ struct HostCompileOptions {
   /// first; GemmCalls.h), the call a loop of cblas_sgemm: checks the GPU's
   /// batching on the CPU. Otherwise one cblas_sgemm call a (sample, head).
   bool stridedBatchedGemms = false;
+  /// Float32 attention as the GPU backend's tiled kernels
+  /// (TiledAttention.h), a warp's 32 lanes at once: checks them on the CPU.
+  bool tiledAttention = false;
   /// Sums of this many elements or more in two stages, as the GPU backend
   /// splits them (SplitFullReductions.h): one float32 accumulator over a
   /// whole gradient loses digits as it grows (aim-fmnist's gradient norm was

@@ -5,6 +5,7 @@
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/SplitFullReductions.h"
 #include "codegen/kernels/SummedSlices.h"
+#include "codegen/kernels/TiledAttention.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -114,7 +115,8 @@ void reuseComputedOnce(ModuleOp module) {
 
 llvm::Expected<KernelCount>
 lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
-                         int64_t splitReductionsFrom) {
+                         int64_t splitReductionsFrom,
+                         std::optional<KernelTarget> tiledAttention) {
   auto failure = [](const char *message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -131,7 +133,9 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
                    scf::SCFDialect>();
 
   KernelCount kernels = outlineKernels(module);
-  if (failed(lowerAimToLinalg(module, blas)))
+  if (failed(lowerAimToLinalg(module, blas,
+                              tiledAttention ? AttentionLowering::Tiled
+                                             : AttentionLowering::Dense)))
     return failure("the module has ops code generation cannot lower yet");
   if (failed(markCollectives(module)))
     return failure("the module has collectives the runtime cannot do (see "
@@ -207,6 +211,8 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
     copy.erase();
   }
   copySlicesInsteadOfSummingPads(module);
+  if (tiledAttention)
+    lowerAttentionKernels(module, *tiledAttention);
   return kernels;
 }
 

@@ -12,6 +12,7 @@
 #ifndef AIMC_CODEGEN_KERNELS_BUFFERIZEDKERNELS_H
 #define AIMC_CODEGEN_KERNELS_BUFFERIZEDKERNELS_H
 
+#include "codegen/kernels/KernelBuilding.h"
 #include "codegen/kernels/OutlineKernels.h"
 
 #include "llvm/Support/Error.h"
@@ -24,11 +25,14 @@ namespace mlir::aim {
 /// loop nest, no buffer between them: one GPU kernel instead of two), and
 /// then sums to a scalar of at least `splitReductionsFrom` elements, and
 /// long narrow sums of at least a sixteenth of it, are split in two stages
-/// (SplitFullReductions.h; 0: none).
+/// (SplitFullReductions.h; 0: none). With `tiledAttention`, float32
+/// attention and its gradient become the tiled kernels for that target
+/// (TiledAttention.h) instead of dense [B, heads, N, N] products.
 llvm::Expected<KernelCount>
 lowerToBufferizedKernels(ModuleOp module, bool blas,
                          bool fuseElementwise = false,
-                         int64_t splitReductionsFrom = 0);
+                         int64_t splitReductionsFrom = 0,
+                         std::optional<KernelTarget> tiledAttention = {});
 
 /// Tiles every outermost scf.parallel nest by 1 x ... x 1 x `threads`, with
 /// constant tile bounds and a guard inside (the GPU backend's blocks: a

@@ -11,11 +11,14 @@
 
 #include "codegen/kernels/LowerToLinalg.h"
 
+#include "codegen/kernels/TiledAttention.h"
 #include "dialects/aim/AimOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
@@ -1439,9 +1442,11 @@ struct LowerScatterLiveRows : OpRewritePattern<ScatterLiveRowsOp> {
   }
 };
 
-/// Whether query q may see key k under `mask` (prefix: K_b as an index).
-Value visible(OpBuilder &b, Location loc, MaskKind mask, Value q, Value k,
-              Value prefix) {
+} // namespace
+
+Value mlir::aim::keyIsVisible(OpBuilder &b, Location loc, MaskKind mask,
+                              Value q, Value k,
+                   Value prefix) {
   Value causal = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, k, q);
   switch (mask) {
   case MaskKind::bidirectional:
@@ -1455,6 +1460,8 @@ Value visible(OpBuilder &b, Location loc, MaskKind mask, Value q, Value k,
   }
   return causal;
 }
+
+namespace {
 
 /// C(o, i, m, n) += sum_k A(o, i, m, k) B(o, i, k, n) as a generic over
 /// (o, i, m, n, k), marked as a batch of GEMMs (kBatchedGemmAttrName); each
@@ -1638,7 +1645,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       Value s = linalg::IndexOp::create(nb, l, 0);
       Value qi = linalg::IndexOp::create(nb, l, 2);
       Value ki = linalg::IndexOp::create(nb, l, 3);
-      return visible(nb, l, mask, qi, ki, prefixOfSample(nb, l, prefix, s));
+      return keyIsVisible(nb, l, mask, qi, ki, prefixOfSample(nb, l, prefix, s));
     };
     Value rowMax =
         linalg::GenericOp::create(
@@ -1706,7 +1713,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     auto full = AttentionOp::create(
         b, loc, TypeRange{keyType, statsType}, queries, op.getKey(),
         op.getValue(), op.getPrefix(), op.getHeadsAttr(), op.getMaskAttr(),
-        op.getScaleAttr(), nullptr, nullptr, nullptr);
+        op.getScaleAttr(), op.getTileEmptyFromAttr(),
+        op.getTileFullUntilAttr(), nullptr);
     Value out = GatherLiveRowsOp::create(b, loc, op.getResult().getType(),
                                          full.getResult(), op.getPrefix());
     // [B, heads, N] -> [B, N, heads] -> live rows [R, heads].
@@ -1749,7 +1757,7 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     AffineMap row4 = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
     auto visibleHere = [&](OpBuilder &nb, Location l) {
       Value s = linalg::IndexOp::create(nb, l, 0);
-      return visible(nb, l, mask, linalg::IndexOp::create(nb, l, 2),
+      return keyIsVisible(nb, l, mask, linalg::IndexOp::create(nb, l, 2),
                      linalg::IndexOp::create(nb, l, 3),
                      prefixOfSample(nb, l, prefix, s));
     };
@@ -1838,7 +1846,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
         b, loc, TypeRange{keyType, keyType, keyType}, toFull(op.getGrad()),
         toFull(op.getQuery()), op.getKey(), op.getValue(),
         toFull(op.getOutput()), lse, op.getPrefix(), op.getHeadsAttr(),
-        op.getMaskAttr(), op.getScaleAttr(), nullptr, nullptr, nullptr);
+        op.getMaskAttr(), op.getScaleAttr(), op.getTileEmptyFromAttr(),
+        op.getTileFullUntilAttr(), nullptr);
     Value dq = GatherLiveRowsOp::create(b, loc, op.getQueryGrad().getType(),
                                         full.getQueryGrad(), op.getPrefix());
     b.replaceOp(op, {dq, full.getKeyGrad(), full.getValueGrad()});
@@ -1848,7 +1857,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
 
 } // namespace
 
-LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas) {
+LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas,
+                                          AttentionLowering attention) {
   MLIRContext *ctx = module.getContext();
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
@@ -1861,10 +1871,16 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas) {
       LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt,
       LowerReweight, LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
   patterns.add<LowerLinear, LowerAttention, LowerAttentionGrad>(ctx, blas);
+  if (attention == AttentionLowering::Tiled) {
+    ctx->loadDialect<bufferization::BufferizationDialect,
+                     memref::MemRefDialect>();
+    populateTiledAttentionPatterns(patterns);
+  }
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";
   WalkResult left = module.walk([](Operation *op) {
-    if (isa<AimDialect>(op->getDialect())) {
+    if (isa<AimDialect>(op->getDialect()) &&
+        !isa<AttentionKernelOp, AttentionGradKernelOp>(op)) {
       op->emitOpError() << "has no host lowering yet";
       return WalkResult::interrupt();
     }

@@ -3,6 +3,9 @@
 #ifndef AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H
 #define AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H
 
+#include "dialects/aim/AimOps.h"
+
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
 namespace mlir::aim {
@@ -23,10 +26,28 @@ inline constexpr llvm::StringLiteral kBatchedGemmAttrName = "aim.batched_gemm";
 inline constexpr llvm::StringLiteral kComputedOnceAttrName =
     "aim.computed_once";
 
+/// How attention is lowered.
+enum class AttentionLowering {
+  /// Scores and probabilities as [B, heads, N, N] tensors: batches of GEMMs
+  /// and element-wise and row ops around them.
+  Dense,
+  /// Float32 attention as aim.attention_kernel / aim.attention_grad_kernel
+  /// on buffers, kernels that never hold an N x N tensor (TiledAttention.h).
+  Tiled,
+};
+
 /// Rewrites the aim ops of `module` into linalg, tensor, arith and math ops
-/// on tensors. With `blas`, GEMM operands keep their stored layout (a BLAS
+/// on tensors (with Tiled attention, also the attention kernel ops on
+/// buffers). With `blas`, GEMM operands keep their stored layout (a BLAS
 /// reads them as they are). Fails, naming the op, when one has no lowering.
-LogicalResult lowerAimToLinalg(ModuleOp module, bool blas = false);
+LogicalResult
+lowerAimToLinalg(ModuleOp module, bool blas = false,
+                 AttentionLowering attention = AttentionLowering::Dense);
+
+/// Whether query position q may see key position k under `mask` (`prefix`:
+/// the sample's prefix length as an index; unused unless prefix_causal).
+Value keyIsVisible(OpBuilder &b, Location loc, MaskKind mask, Value q, Value k,
+                   Value prefix);
 
 } // namespace mlir::aim
 

@@ -161,8 +161,11 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   std::call_once(passesRegistered, [] { registerAllPasses(); });
 
   llvm::Expected<KernelCount> kernels =
-      lowerToBufferizedKernels(module, options.cublas,
-                               /*fuseElementwise=*/true, kSplitReductionsFrom);
+      lowerToBufferizedKernels(
+          module, options.cublas,
+          /*fuseElementwise=*/true, kSplitReductionsFrom,
+          options.tiledAttention ? std::optional(KernelTarget::GpuLaunch)
+                                 : std::nullopt);
   if (!kernels)
     return kernels.takeError();
   std::map<std::string, std::vector<std::string>> sharing =

@@ -33,6 +33,10 @@ struct GpuCompileOptions {
   /// GEMMs as calls of aimcCudaSgemm (cuBLASLt in aim-run) instead of loop
   /// kernels (codegen/kernels/GemmCalls.h).
   bool cublas = true;
+  /// Float32 attention as the tiled kernels (TiledAttention.h: a warp a
+  /// row, the tile rule, nothing N x N) instead of dense batched GEMMs and
+  /// softmax kernels over [B, heads, N, N].
+  bool tiledAttention = false;
 };
 
 /// What ptxas says of one kernel.

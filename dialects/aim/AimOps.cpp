@@ -32,7 +32,8 @@ std::string shapeString(ArrayRef<int64_t> shape) {
 
 LogicalResult expectSameElementType(Operation *op, Value a, StringRef aName,
                                     Value b, StringRef bName) {
-  Type ea = tensorType(a).getElementType(), eb = tensorType(b).getElementType();
+  Type ea = cast<ShapedType>(a.getType()).getElementType(),
+       eb = cast<ShapedType>(b.getType()).getElementType();
   if (ea != eb)
     return op->emitOpError()
            << aName << " has element type " << ea << " but " << bName << " has "
@@ -42,7 +43,7 @@ LogicalResult expectSameElementType(Operation *op, Value a, StringRef aName,
 
 LogicalResult expectShape(Operation *op, Value v, StringRef name,
                           ArrayRef<int64_t> expected) {
-  ArrayRef<int64_t> actual = tensorType(v).getShape();
+  ArrayRef<int64_t> actual = cast<ShapedType>(v.getType()).getShape();
   if (actual != expected)
     return op->emitOpError()
            << name << " must have shape " << shapeString(expected)
@@ -212,7 +213,8 @@ verifyAttentionOperands(Operation *op, Value query, Value key,
                         ArrayRef<std::pair<Value, StringRef>> keySide,
                         Value rowLogSumExp, Value prefix, int64_t heads,
                         MaskKind mask, double scale, bool liveQueries) {
-  auto k = tensorType(key), q = tensorType(query);
+  // Tensors, or buffers for the attention kernels.
+  auto k = cast<ShapedType>(key.getType()), q = cast<ShapedType>(query.getType());
   if (k.getRank() != 3)
     return op->emitOpError()
            << "key must be [B, N, heads * dh] (rank 3) but has rank "
@@ -265,6 +267,24 @@ verifyAttentionOperands(Operation *op, Value query, Value key,
   return success();
 }
 } // namespace
+
+LogicalResult AttentionKernelOp::verify() {
+  return verifyAttentionOperands(
+      *this, getQuery(), getKey(), {{getResult(), "result"}},
+      {{getValue(), "value"}}, getRowLogsumexp(), getPrefix(), getHeads(),
+      getMask(), getScale().convertToDouble(), /*liveQueries=*/false);
+}
+
+LogicalResult AttentionGradKernelOp::verify() {
+  return verifyAttentionOperands(
+      *this, getQuery(), getKey(),
+      {{getGrad(), "grad"}, {getOutput(), "output"},
+       {getQueryGrad(), "query_grad"}},
+      {{getValue(), "value"}, {getKeyGrad(), "key_grad"},
+       {getValueGrad(), "value_grad"}},
+      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
+      getScale().convertToDouble(), /*liveQueries=*/false);
+}
 
 LogicalResult AttentionOp::verify() {
   return verifyAttentionOperands(

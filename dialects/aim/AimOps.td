@@ -842,4 +842,97 @@ def Aim_YieldOp : Aim_Op<"yield", [Pure, Terminator, ReturnLike,
   let builders = [OpBuilder<(ins), [{ }]>];
 }
 
+//===----------------------------------------------------------------------===//
+// Attention kernels on buffers (codegen, --attention=tiled)
+//===----------------------------------------------------------------------===//
+
+def Aim_F32Buffer : MemRefRankOf<[F32], [2, 3]>;
+def Aim_PrefixBuffer : MemRefRankOf<[I32, I64], [1]>;
+
+def Aim_AttentionKernelOp : Aim_Op<"attention_kernel"> {
+  let summary = "aim.attention on buffers, for the tiled attention kernel";
+  let description = [{
+    What code generation turns an `aim.attention` into when attention is
+    tiled (`aimc --attention=tiled`): the same operands and attributes, on
+    float32 buffers, writing its results into `result` and `row_logsumexp`
+    instead of returning tensors. It exists only between bufferization and
+    the kernel that replaces it (codegen/kernels/TiledAttention.h), which
+    walks the (query, key) tiles by the recorded tile rule: empty tiles are
+    never loaded, full tiles test no mask. Not produced with `live_queries`
+    (those rows are scattered to their positions first).
+
+    Example:
+    ```mlir
+    aim.attention_kernel %q, %k, %v, heads = 6, mask = prefix_causal(%K),
+        scale = 0.17677669529663687 into %o, %lse
+        : memref<8x49x192xf32>, memref<8x49x192xf32>, memref<8x49x192xf32>,
+          memref<8xi32>, memref<8x49x192xf32>, memref<8x6x49xf32>
+    ```
+  }];
+  let arguments = (ins Arg<Aim_F32Buffer, "", [MemRead]>:$query,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$key,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$value,
+                       Arg<Optional<Aim_PrefixBuffer>, "", [MemRead]>:$prefix,
+                       Arg<Aim_F32Buffer, "", [MemWrite]>:$result,
+                       Arg<Aim_F32Buffer, "", [MemWrite]>:$row_logsumexp,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$heads,
+                       Aim_MaskKind:$mask, F64Attr:$scale,
+                       OptionalAttr<AffineMapAttr>:$tile_empty_from,
+                       OptionalAttr<AffineMapAttr>:$tile_full_until);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` `heads` `=` $heads `,`
+    `mask` `=` $mask (`(` $prefix^ `)`)? `,` `scale` `=` $scale
+    `into` $result `,` $row_logsumexp attr-dict
+    `:` type($query) `,` type($key) `,` type($value) (`,` type($prefix)^)?
+    `,` type($result) `,` type($row_logsumexp)
+  }];
+  let hasVerifier = 1;
+}
+
+def Aim_AttentionGradKernelOp : Aim_Op<"attention_grad_kernel"> {
+  let summary = "aim.attention_grad on buffers, for the tiled attention kernels";
+  let description = [{
+    `aim.attention_grad` on float32 buffers, writing the three gradients into
+    `query_grad`, `key_grad` and `value_grad`; as `aim.attention_kernel`, it
+    lives only between bufferization and the kernels that replace it (one a
+    query row for `query_grad`, one a key row for `key_grad` and
+    `value_grad`; codegen/kernels/TiledAttention.h).
+
+    Example:
+    ```mlir
+    aim.attention_grad_kernel %do, %q, %k, %v, %o, %lse, heads = 6,
+        mask = prefix_causal(%K), scale = 0.17677669529663687
+        into %dq, %dk, %dv
+        : memref<8x49x192xf32>, memref<8x49x192xf32>, memref<8x49x192xf32>,
+          memref<8x49x192xf32>, memref<8x49x192xf32>, memref<8x6x49xf32>,
+          memref<8xi32>, memref<8x49x192xf32>, memref<8x49x192xf32>,
+          memref<8x49x192xf32>
+    ```
+  }];
+  let arguments = (ins Arg<Aim_F32Buffer, "", [MemRead]>:$grad,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$query,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$key,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$value,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$output,
+                       Arg<Aim_F32Buffer, "", [MemRead]>:$row_logsumexp,
+                       Arg<Optional<Aim_PrefixBuffer>, "", [MemRead]>:$prefix,
+                       Arg<Aim_F32Buffer, "", [MemWrite]>:$query_grad,
+                       Arg<Aim_F32Buffer, "", [MemWrite]>:$key_grad,
+                       Arg<Aim_F32Buffer, "", [MemWrite]>:$value_grad,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$heads,
+                       Aim_MaskKind:$mask, F64Attr:$scale,
+                       OptionalAttr<AffineMapAttr>:$tile_empty_from,
+                       OptionalAttr<AffineMapAttr>:$tile_full_until);
+  let assemblyFormat = [{
+    $grad `,` $query `,` $key `,` $value `,` $output `,` $row_logsumexp `,`
+    `heads` `=` $heads `,` `mask` `=` $mask (`(` $prefix^ `)`)? `,`
+    `scale` `=` $scale `into` $query_grad `,` $key_grad `,` $value_grad
+    attr-dict `:` type($grad) `,` type($query) `,` type($key) `,`
+    type($value) `,` type($output) `,` type($row_logsumexp)
+    (`,` type($prefix)^)? `,` type($query_grad) `,` type($key_grad) `,`
+    type($value_grad)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // AIM_OPS_TD

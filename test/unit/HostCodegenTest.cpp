@@ -50,6 +50,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <dlfcn.h>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -194,9 +195,19 @@ bool callsBlas(const std::string &source,
   return object && object->bytes.find("cblas_sgemm") != std::string::npos;
 }
 
+mlir::aim::HostCompileOptions tiledAttention() {
+  mlir::aim::HostCompileOptions options;
+  options.tiledAttention = true;
+  return options;
+}
+
+/// `source`'s @kernel compiled with `options` against the interpreter on
+/// random arguments (`adjust` may change them first); within 1e-5 of the
+/// largest magnitude of each result.
 void checkAgainstInterpreter(
     const std::string &source, const char *name,
-    const mlir::aim::HostCompileOptions &options = {}) {
+    const mlir::aim::HostCompileOptions &options = {},
+    const std::function<void(std::vector<::aim::HostTensor> &)> &adjust = {}) {
   MLIRContext context;
   context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
                       arith::ArithDialect>();
@@ -207,6 +218,8 @@ void checkAgainstInterpreter(
   ASSERT_TRUE(reference && compiled);
   auto f = reference->lookupSymbol<func::FuncOp>("kernel");
   std::vector<::aim::HostTensor> args = randomArguments(f, 3);
+  if (adjust)
+    adjust(args);
   auto expected = ::aim::interp::runFunction(
       f, args, ::aim::interp::Options(::aim::interp::Precision::F32));
   ASSERT_TRUE(bool(expected)) << llvm::toString(expected.takeError());
@@ -451,6 +464,7 @@ TEST(HostCodegen, AttentionEveryMaskAndLiveQueries) {
   checkAgainstInterpreter(source, "attention");
   EXPECT_TRUE(callsBlas(source, withBlas()));
   checkAgainstInterpreter(source, "attention-blas", withBlas());
+  checkAgainstInterpreter(source, "attention-tiled", tiledAttention());
 }
 
 TEST(HostCodegen, LiveRowsRoundTrip) {
@@ -485,6 +499,84 @@ TEST(HostCodegen, AttentionGradients) {
   checkAgainstInterpreter(source, "attention-grad");
   EXPECT_TRUE(callsBlas(source, withBlas()));
   checkAgainstInterpreter(source, "attention-grad-blas", withBlas());
+  checkAgainstInterpreter(source, "attention-grad-tiled", tiledAttention());
+}
+
+// The tiled attention kernels (codegen/kernels/TiledAttention.h), emulated
+// on the host with the GPU's rows, lanes and tiles, against the
+// interpreter: 70 tokens (key and query tiles of 32: two full-size tiles and
+// a partial one), dh = 40 (two values a lane, lanes 8..31 without a
+// second), the prefix-causal tile rule as aim-prefix-mask records it, and
+// prefixes 1, 40 (past the first tile: full tiles from the prefix) and 70.
+// Tolerance 1e-5 of the largest magnitude, as the other attention tests:
+// the online softmax rescales in a different order than the interpreter's
+// two passes.
+constexpr const char *kTiledAttentionSource = R"(
+    func.func @kernel(%q: tensor<3x70x80xf32>, %k: tensor<3x70x80xf32>,
+                      %v: tensor<3x70x80xf32>, %dout: tensor<3x70x80xf32>,
+                      %K: tensor<3xi32>)
+        -> (tensor<3x70x80xf32>, tensor<3x2x70xf32>, tensor<3x70x80xf32>,
+            tensor<3x70x80xf32>, tensor<3x70x80xf32>) {
+      %o, %l = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.25 {tile_empty_from = EMPTY, tile_full_until = FULL} : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3xi32> -> tensor<3x70x80xf32>, tensor<3x2x70xf32>
+      %dq, %dk, %dv = aim.attention_grad %dout, %q, %k, %v, %o, %l, heads = 2, mask = prefix_causal(%K), scale = 0.25 {tile_empty_from = EMPTY, tile_full_until = FULL} : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x2x70xf32>, tensor<3xi32> -> tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>
+      return %o, %l, %dq, %dk, %dv : tensor<3x70x80xf32>, tensor<3x2x70xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>
+    })";
+
+std::string tiledAttentionSource(const std::string &empty,
+                                 const std::string &full) {
+  std::string s = kTiledAttentionSource;
+  for (auto [key, value] : {std::pair{std::string("EMPTY"), empty},
+                            std::pair{std::string("FULL"), full}})
+    for (size_t at; (at = s.find(key)) != std::string::npos;)
+      s.replace(at, key.size(), value);
+  return s;
+}
+
+void prefixes1And40And70(std::vector<::aim::HostTensor> &args) {
+  args[4] = ::aim::HostTensor::fromDoubles(::aim::DType::I32, {3}, {1, 40, 70});
+}
+
+TEST(TiledAttention, KernelsFollowTheTileRuleAndMatchTheInterpreter) {
+  const std::string rule =
+      tiledAttentionSource("affine_map<(d0, d1)[s0] -> (s0, d1)>",
+                           "affine_map<(d0, d1)[s0] -> (s0, d0 + 1)>");
+  checkAgainstInterpreter(rule, "tiled-attention-rule", tiledAttention(),
+                          prefixes1And40And70);
+}
+
+// The kernels read the rule, not the mask alone: a rule that calls every
+// tile full (no mask test) or every key past the prefix empty (never
+// visited) gives other results than the interpreter's, which ignores it.
+TEST(TiledAttention, AWrongTileRuleChangesTheKernels) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
+  for (auto [empty, full, name] :
+       {std::tuple{"affine_map<(d0, d1)[s0] -> (s0, d1)>",
+                   "affine_map<(d0, d1)[s0] -> (1000)>", "tiled-all-full"},
+        std::tuple{"affine_map<(d0, d1)[s0] -> (s0)>",
+                   "affine_map<(d0, d1)[s0] -> (s0, d0 + 1)>",
+                   "tiled-prefix-only"}}) {
+    std::string source = tiledAttentionSource(empty, full);
+    OwningOpRef<ModuleOp> reference =
+        parseSourceString<ModuleOp>(source, &context);
+    OwningOpRef<ModuleOp> compiled =
+        parseSourceString<ModuleOp>(source, &context);
+    ASSERT_TRUE(reference && compiled);
+    auto f = reference->lookupSymbol<func::FuncOp>("kernel");
+    std::vector<::aim::HostTensor> args = randomArguments(f, 3);
+    prefixes1And40And70(args);
+    std::vector<int64_t> sizes;
+    std::vector<::aim::HostTensor> expected = interpretF32(f, args, sizes);
+    auto got =
+        compileAndRun(*compiled, "kernel", name, args, sizes, tiledAttention());
+    ASSERT_EQ(got.size(), expected.size());
+    std::vector<double> want = expected[0].toDoubles();
+    double largest = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      largest = std::max(largest, std::abs(got[0][i] - want[i]));
+    EXPECT_GT(largest, 1e-2) << name;
+  }
 }
 
 TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
@@ -608,6 +700,18 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   expectClose(expected, callEntry(batchedLibrary, "train_step", args, sizes),
               1e-4, "train_step, GPU GEMM batches");
   dlclose(batchedLibrary);
+
+  // And with attention as the tiled kernels (TiledAttention.h), on the tile
+  // rule aim-prefix-mask recorded, the live rows of the last block too.
+  OwningOpRef<ModuleOp> tiledAttentionStep = build();
+  gpuTiling.tiledAttention = true;
+  void *tiledAttentionLibrary = compileAndLoad(
+      *tiledAttentionStep, "train-step-gpu-tiled-attention", gpuTiling);
+  ASSERT_NE(tiledAttentionLibrary, nullptr);
+  expectClose(expected,
+              callEntry(tiledAttentionLibrary, "train_step", args, sizes), 1e-4,
+              "train_step, GPU tiled attention");
+  dlclose(tiledAttentionLibrary);
 }
 
 // The GPU backend's reduction splits (codegen/kernels/SplitFullReductions.h)

@@ -139,6 +139,18 @@ cl::opt<bool> hostBlasOption(
              "sample and head) call cblas_sgemm (aim-run carries OpenBLAS); "
              "--host-blas=false compiles them as loops"),
     cl::init(true), cl::cat(aimcCategory));
+enum class AttentionChoice { Dense, Tiled };
+cl::opt<AttentionChoice> attentionOption(
+    "attention",
+    cl::desc("How GPU code computes float32 attention (--target sm_90a, "
+             "--report=gpu-kernels)"),
+    cl::values(clEnumValN(AttentionChoice::Dense, "dense",
+                          "scores as [B, heads, N, N] buffers: cuBLASLt "
+                          "batched GEMMs and softmax kernels (default)"),
+               clEnumValN(AttentionChoice::Tiled, "tiled",
+                          "a warp a row, keys in tiles by the recorded tile "
+                          "rule, online softmax; nothing N x N stored")),
+    cl::init(AttentionChoice::Dense), cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
                                   cl::cat(aimcCategory));
@@ -388,6 +400,7 @@ int compileArtifact(const aim::ModelConfig &config) {
     mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
     mlir::aim::GpuCompileOptions gpu;
     gpu.chip = gpuChip;
+    gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
     Expected<mlir::aim::GpuProgram> program =
         mlir::aim::compileGpuProgram(*lowered, gpu, cpuOption);
     if (!program)
@@ -450,6 +463,7 @@ int reportGpuKernels(const aim::ModelConfig &config) {
     return 1;
   mlir::aim::GpuCompileOptions gpu;
   gpu.chip = gpuChipOption;
+  gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
   Expected<mlir::aim::GpuObject> object =
       mlir::aim::compileToPtx(*module, gpu);
   if (!object)
