@@ -25,14 +25,18 @@ def main():
         except OSError:
             continue
         m = re.search(r"^step ([0-9.]+) ms, ([0-9.]+) images/s", text, re.M)
-        gemm = re.search(r", (\w+) GEMMs\)", text)
+        gemm = re.search(r", (\w+) GEMMs[,)]", text)
+        bf16_operands = ", bf16 GEMM operands)" in text
         # The batch the artifact was compiled for, and its file name (its
         # variant: -b16, -no-prefix), from the bench header.
         own_batch = re.search(r": batch (\d+),", text)
         artifact = re.search(r"^bench (\S+?)(\.aimx)? on ", text, re.M)
         name = "aimc " + artifact.group(1).rsplit("/", 1)[-1] if artifact else "aimc"
         if m:
-            rows.append((name, f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32",
+            precision = f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32"
+            if bf16_operands:
+                precision = "fp32, bf16 operands"
+            rows.append((name, precision,
                          int(own_batch.group(1)) if own_batch else batch,
                          float(m.group(2))))
     try:

@@ -131,7 +131,9 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
                                   sharedObject(contents.gpuSharedObject),
                                   &kernels, contents.gpuHostTouchesMemory,
                                   contents.gpuVectorFlops,
-                                  contents.gpuMemoryBandwidth, &inPlace);
+                                  contents.gpuMemoryBandwidth, &inPlace,
+                                  contents.gpuBf16GemmOperands ? "bf16"
+                                                               : nullptr);
   }
   flatbuffers::Offset<fb::Grid> grid;
   if (auto mesh = module.lookupSymbol<shard::GridOp>("mesh")) {

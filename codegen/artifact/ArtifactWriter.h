@@ -32,6 +32,7 @@ struct ArtifactContents {
   /// Entry point -> results the GPU code writes into their arguments.
   std::map<std::string, std::vector<std::string>> gpuResultsSharingArguments;
   double gpuVectorFlops = 0, gpuMemoryBandwidth = 0; // of the roofline
+  bool gpuBf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

@@ -85,12 +85,16 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   }
 
   // 2. GEMMs to BLAS, loops, LLVM.
+  const GemmOperands operands = options.bf16GemmOperands
+                                    ? GemmOperands::BF16AsF32
+                                    : GemmOperands::F32;
   if (options.blas && options.stridedBatchedGemms) {
-    callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched");
+    callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched",
+                     operands);
     defineStridedBatchedLoop(module, "aimcHostSgemmStridedBatched",
                              "cblas_sgemm");
   } else if (options.blas) {
-    callGemmFunction(module, "cblas_sgemm");
+    callGemmFunction(module, "cblas_sgemm", {}, operands);
   }
   callCollectiveFunctions(module);
   PassManager pm(ctx);

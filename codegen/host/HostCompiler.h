@@ -40,6 +40,10 @@ struct HostCompileOptions {
   /// Float32 attention as the GPU backend's tiled kernels
   /// (TiledAttention.h), a warp's 32 lanes at once: checks them on the CPU.
   bool tiledAttention = false;
+  /// With `blas`: GEMM operands rounded to bfloat16 as the GPU backend's
+  /// --gemm-operands bf16 copies them (kept as float32 for cblas_sgemm):
+  /// checks those copies on the CPU.
+  bool bf16GemmOperands = false;
   /// Sums of this many elements or more in two stages, as the GPU backend
   /// splits them (SplitFullReductions.h): one float32 accumulator over a
   /// whole gradient loses digits as it grows (aim-fmnist's gradient norm was

@@ -162,11 +162,43 @@ std::optional<SmallVector<int64_t>> loopStrides(Value operand, AffineMap map) {
   return strides;
 }
 
+/// `x` (float32) rounded to bfloat16: the bfloat16 value, or with
+/// `asF32` the same value as a float32 (its low 16 bits cleared, rounded to
+/// nearest, ties to even, in integer arithmetic).
+Value roundToBf16(OpBuilder &b, Location loc, Value x, bool asF32) {
+  if (!asF32)
+    return arith::TruncFOp::create(b, loc, b.getBF16Type(), x);
+  Type i32 = b.getI32Type();
+  auto constant = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i32, v);
+  };
+  Value bits = arith::BitcastOp::create(b, loc, i32, x);
+  Value odd = arith::AndIOp::create(
+      b, loc, arith::ShRUIOp::create(b, loc, bits, constant(16)), constant(1));
+  Value rounded = arith::AddIOp::create(
+      b, loc, bits, arith::AddIOp::create(b, loc, odd, constant(0x7fff)));
+  Value kept = arith::AndIOp::create(b, loc, rounded,
+                                     constant(static_cast<int32_t>(0xffff0000)));
+  return arith::BitcastOp::create(b, loc, b.getF32Type(), kept);
+}
+
+bool roundsOperands(GemmOperands operands) {
+  return operands != GemmOperands::F32;
+}
+
+/// The element type of a GEMM operand's copy.
+Type copyElementType(OpBuilder &b, Value operand, GemmOperands operands) {
+  return operands == GemmOperands::BF16
+             ? b.getBF16Type()
+             : cast<MemRefType>(operand.getType()).getElementType();
+}
+
 /// An element-wise copy between `operand`, read or written through
 /// `operandMap` (over the buffer's dimensions), and the identity-laid-out
-/// `buffer`.
+/// `buffer`; copied into the buffer, rounded as `rounding` asks.
 void copyBetween(OpBuilder &b, Location loc, Value operand, Value buffer,
-                 AffineMap operandMap, bool toBuffer) {
+                 AffineMap operandMap, bool toBuffer,
+                 GemmOperands rounding = GemmOperands::F32) {
   unsigned rank = operandMap.getNumDims();
   AffineMap identity = b.getMultiDimIdentityMap(rank);
   SmallVector<utils::IteratorType> parallel(rank,
@@ -176,9 +208,28 @@ void copyBetween(OpBuilder &b, Location loc, Value operand, Value buffer,
             toMap = toBuffer ? identity : operandMap;
   linalg::GenericOp::create(b, loc, ValueRange{from}, ValueRange{to},
                             ArrayRef<AffineMap>{fromMap, toMap}, parallel,
-                            [](OpBuilder &nb, Location l, ValueRange args) {
-                              linalg::YieldOp::create(nb, l, args[0]);
+                            [&](OpBuilder &nb, Location l, ValueRange args) {
+                              Value x = args[0];
+                              if (toBuffer && roundsOperands(rounding))
+                                x = roundToBf16(
+                                    nb, l, x,
+                                    rounding == GemmOperands::BF16AsF32);
+                              linalg::YieldOp::create(nb, l, x);
                             });
+}
+
+/// A GEMM operand copied to a fresh buffer of its shape, rounded as
+/// `operands` asks (the caller deallocates it).
+Value roundedCopy(OpBuilder &b, Location loc, Value operand,
+                  GemmOperands operands) {
+  auto type = cast<MemRefType>(operand.getType());
+  Value buffer = memref::AllocOp::create(
+      b, loc,
+      MemRefType::get(type.getShape(), copyElementType(b, operand, operands)));
+  copyBetween(b, loc, operand, buffer,
+              b.getMultiDimIdentityMap(type.getRank()), /*toBuffer=*/true,
+              operands);
+  return buffer;
 }
 
 /// Whether the batch loops (o, i) of an operand with loop strides `s` are one
@@ -197,9 +248,9 @@ bool uniformBatch(ArrayRef<int64_t> s, ArrayRef<int64_t> range) {
 /// [B, heads, N, dh], each product is one cuBLASLt call instead of one per
 /// sample (aim-600m: 1344 calls a step, 38 ms of a 312 ms fp32 step, at
 /// 7 TFLOP/s).
-std::pair<Value, AffineMap> batchMajorBuffer(OpBuilder &b, Location loc,
-                                             Value operand, AffineMap map,
-                                             bool copyIn) {
+std::pair<Value, AffineMap>
+batchMajorBuffer(OpBuilder &b, Location loc, Value operand, AffineMap map,
+                 bool copyIn, GemmOperands rounding = GemmOperands::F32) {
   auto type = cast<MemRefType>(operand.getType());
   unsigned rank = map.getNumResults();
   SmallVector<unsigned> order; // operand dims, in the new buffer's order
@@ -217,12 +268,13 @@ std::pair<Value, AffineMap> batchMajorBuffer(OpBuilder &b, Location loc,
     gemmResults.push_back(map.getResult(r));
     readResults[r] = b.getAffineDimExpr(position);
   }
-  auto bufferType = MemRefType::get(shape, type.getElementType());
+  auto bufferType =
+      MemRefType::get(shape, copyElementType(b, operand, rounding));
   Value buffer = memref::AllocOp::create(b, loc, bufferType);
   if (copyIn)
     copyBetween(b, loc, operand, buffer,
                 AffineMap::get(rank, 0, readResults, b.getContext()),
-                /*toBuffer=*/true);
+                /*toBuffer=*/true, rounding);
   return {buffer, AffineMap::get(map.getNumDims(), 0, gemmResults,
                                  b.getContext())};
 }
@@ -235,7 +287,7 @@ std::pair<Value, AffineMap> batchMajorBuffer(OpBuilder &b, Location loc,
 /// GEMM per (o, i). False (and nothing changed) where a layout is not one a
 /// BLAS reads: a matrix without a unit-stride dimension.
 bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
-                     func::FuncOp stridedBatched) {
+                     func::FuncOp stridedBatched, GemmOperands rounding) {
   enum { O, I, M, N, K };
   Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
         c = op.getDpsInits()[0];
@@ -266,10 +318,14 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     std::optional<SmallVector<int64_t>> *strides[3] = {&sa, &sb, &sc};
     Value cBuffer;
     for (int x = 0; x < 3; ++x) {
-      if (uniformBatch(**strides[x], range))
+      // A and B are copied when rounded (batch-major on the way); C only
+      // when it is not one uniform batch.
+      bool rounded = x < 2 && roundsOperands(rounding);
+      if (!rounded && uniformBatch(**strides[x], range))
         continue;
-      auto [buffer, map] = batchMajorBuffer(b, loc, operands[x], maps[x],
-                                            /*copyIn=*/x < 2 || beta != 0);
+      auto [buffer, map] = batchMajorBuffer(
+          b, loc, operands[x], maps[x], /*copyIn=*/x < 2 || beta != 0,
+          rounded ? rounding : GemmOperands::F32);
       operands[x] = buffer;
       maps[x] = map;
       *strides[x] = loopStrides(buffer, map);
@@ -312,6 +368,18 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   }
   int64_t lda = transposeA ? (*sa)[K] : (*sa)[M];
   int64_t ldb = transposeB ? (*sb)[N] : (*sb)[K];
+  // Rounded copies keep the operands' shapes: the same strides.
+  Value roundedA, roundedB;
+  if (roundsOperands(rounding)) {
+    a = roundedA = roundedCopy(b, loc, a, rounding);
+    bm = roundedB = roundedCopy(b, loc, bm, rounding);
+  }
+  auto freeRounded = [&] {
+    OpBuilder after(op);
+    for (Value copy : {roundedA, roundedB})
+      if (copy)
+        memref::DeallocOp::create(after, loc, copy);
+  };
   auto outer = scf::ForOp::create(b, loc, index(0), index(range[O]), index(1));
   b.setInsertionPointToStart(outer.getBody());
   if (stridedBatched) {
@@ -332,6 +400,7 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
                  int32(ldb), int64((*sb)[I]), betaValue, at(c, *sc),
                  int32((*sc)[M]), int64((*sc)[I]), int32(range[I])});
     func::CallOp::create(b, loc, stridedBatched, args);
+    freeRounded();
     op->erase();
     return true;
   }
@@ -348,6 +417,7 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   };
   callGemm(b, loc, gemm, transposeA, transposeB, range[M], range[N], range[K],
            at(a, *sa), lda, at(bm, *sb), ldb, beta, at(c, *sc), (*sc)[M]);
+  freeRounded();
   op->erase();
   return true;
 }
@@ -390,7 +460,7 @@ void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
 }
 
 void callGemmFunction(ModuleOp module, StringRef symbol,
-                      StringRef stridedBatchedSymbol) {
+                      StringRef stridedBatchedSymbol, GemmOperands operands) {
   SmallVector<linalg::GenericOp> gemms, batches;
   module.walk([&](linalg::GenericOp op) {
     if (op->hasAttr(kGemmAttrName))
@@ -403,7 +473,8 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
         op, gemmDeclaration(module, symbol),
         stridedBatchedSymbol.empty()
             ? func::FuncOp()
-            : stridedBatchedDeclaration(module, stridedBatchedSymbol));
+            : stridedBatchedDeclaration(module, stridedBatchedSymbol),
+        operands);
   for (linalg::GenericOp op : gemms) {
     Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
           c = op.getDpsInits()[0];
@@ -419,9 +490,18 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
     const float beta = betaErasingZeroFill(op);
     OpBuilder b(op);
     Location loc = op.getLoc();
+    if (roundsOperands(operands)) {
+      a = roundedCopy(b, loc, a, operands);
+      bm = roundedCopy(b, loc, bm, operands);
+    }
     callGemm(b, loc, gemmDeclaration(module, symbol), transposeA, transposeB, m,
              n, k, dataPointer(b, loc, a), aShape[1], dataPointer(b, loc, bm),
              bShape[1], beta, dataPointer(b, loc, c), n);
+    if (roundsOperands(operands)) {
+      OpBuilder after(op);
+      memref::DeallocOp::create(after, loc, a);
+      memref::DeallocOp::create(after, loc, bm);
+    }
     op->erase();
   }
 }

@@ -40,8 +40,23 @@ Value dataPointer(OpBuilder &b, Location loc, Value memref,
 void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
                               StringRef gemmSymbol);
 
+/// How a GEMM call's A and B reach it.
+enum class GemmOperands {
+  /// As they are: float32.
+  F32,
+  /// Copied to bfloat16 buffers (rounded to nearest, ties to even) that the
+  /// call reads (aimcCudaGemmBf16: cuBLASLt with bfloat16 A and B, float32 C
+  /// and accumulation). Batch-major copies (above) round as they copy.
+  BF16,
+  /// The host's stand-in: the same copies holding the bfloat16 values as
+  /// float32 (cblas_sgemm reads them), so that the rounding is checked on
+  /// the CPU.
+  BF16AsF32,
+};
+
 void callGemmFunction(ModuleOp module, StringRef symbol,
-                      StringRef stridedBatchedSymbol = {});
+                      StringRef stridedBatchedSymbol = {},
+                      GemmOperands operands = GemmOperands::F32);
 
 } // namespace mlir::aim
 

@@ -170,7 +170,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     return kernels.takeError();
   std::map<std::string, std::vector<std::string>> sharing =
       resultsSharingArgumentBuffers(module);
-  if (options.cublas)
+  if (options.cublas && options.bf16GemmOperands)
+    callGemmFunction(module, "aimcCudaGemmBf16",
+                     "aimcCudaGemmBf16StridedBatched", GemmOperands::BF16);
+  else if (options.cublas)
     callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
   callCollectiveFunctions(module, CollectiveSymbols::cuda());
   if (llvm::Error e =

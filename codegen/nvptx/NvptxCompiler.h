@@ -37,6 +37,10 @@ struct GpuCompileOptions {
   /// row, the tile rule, nothing N x N) instead of dense batched GEMMs and
   /// softmax kernels over [B, heads, N, N].
   bool tiledAttention = false;
+  /// With `cublas`: every GEMM's A and B copied to bfloat16 (rounded to
+  /// nearest even) and multiplied by cuBLASLt as bfloat16, C and the
+  /// accumulation float32 (aimcCudaGemmBf16; GemmCalls.h).
+  bool bf16GemmOperands = false;
 };
 
 /// What ptxas says of one kernel.

@@ -75,7 +75,8 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   if (it != plans.end())
     return &it->second;
   auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA, strideB,
-        strideC] = shape;
+        strideC, bf16Operands] = shape;
+  const cudaDataType operandType = bf16Operands ? CUDA_R_16BF : CUDA_R_32F;
   Plan p;
   // Column-major view: C^T (n x m) = op(B)^T (n x k) op(A)^T (k x m). The
   // row-major B (k x n, or n x k when transposed) read column-major is B^T
@@ -85,8 +86,12 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   cublasOperation_t opY = transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
   std::string what = "cuBLASLt plan for a " + std::to_string(m) + "x" +
                      std::to_string(n) + "x" + std::to_string(k) + " GEMM";
-  if (Status s = check(cublasLtMatmulDescCreate(&p.desc, computeType,
-                                                CUDA_R_32F),
+  if (bf16Operands)
+    what += " of bfloat16 operands";
+  if (Status s = check(cublasLtMatmulDescCreate(
+                           &p.desc,
+                           bf16Operands ? CUBLAS_COMPUTE_32F : computeType,
+                           CUDA_R_32F),
                        what);
       !s)
     return s;
@@ -95,11 +100,11 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opY,
                                  sizeof(opY));
   Status made = check(
-      cublasLtMatrixLayoutCreate(&p.x, CUDA_R_32F, transposeB ? k : n,
+      cublasLtMatrixLayoutCreate(&p.x, operandType, transposeB ? k : n,
                                  transposeB ? n : k, ldb),
       what);
   if (made)
-    made = check(cublasLtMatrixLayoutCreate(&p.y, CUDA_R_32F,
+    made = check(cublasLtMatrixLayoutCreate(&p.y, operandType,
                                             transposeA ? m : k,
                                             transposeA ? k : m, lda),
                  what);
@@ -167,21 +172,44 @@ Status CublasLt::sgemmStridedBatched(
     int64_t k, float alpha, const float *a, int64_t lda, int64_t strideA,
     const float *b, int64_t ldb, int64_t strideB, float beta, float *c,
     int64_t ldc, int64_t strideC, int64_t batch) {
+  return matmul(stream,
+                {transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA,
+                 strideB, strideC, false},
+                alpha, a, b, beta, c);
+}
+
+Status CublasLt::gemmBf16StridedBatched(
+    CUstream stream, bool transposeA, bool transposeB, int64_t m, int64_t n,
+    int64_t k, float alpha, const void *a, int64_t lda, int64_t strideA,
+    const void *b, int64_t ldb, int64_t strideB, float beta, float *c,
+    int64_t ldc, int64_t strideC, int64_t batch) {
+  return matmul(stream,
+                {transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA,
+                 strideB, strideC, true},
+                alpha, a, b, beta, c);
+}
+
+Status CublasLt::matmul(CUstream stream, const Shape &shape, float alpha,
+                        const void *a, const void *b, float beta, float *c) {
+  Shape key = shape;
+  int64_t batch = std::get<8>(key);
   if (batch < 1)
     return Status::error("a batch of " + std::to_string(batch) + " GEMMs");
-  if (batch == 1)
-    strideA = strideB = strideC = 0; // one plan per shape, batched or not
-  StatusOr<Plan *> p = plan({transposeA, transposeB, m, n, k, lda, ldb, ldc,
-                             batch, strideA, strideB, strideC});
+  if (batch == 1) // one plan per shape, batched or not
+    std::get<9>(key) = std::get<10>(key) = std::get<11>(key) = 0;
+  StatusOr<Plan *> p = plan(key);
   if (!p)
     return p.status();
+  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, count, strideA,
+        strideB, strideC, bf16Operands] = key;
   return check(cublasLtMatmul(handle, (*p)->desc, &alpha, b, (*p)->x, a,
                               (*p)->y, &beta, c, (*p)->c, c, (*p)->c,
                               &(*p)->algo, reinterpret_cast<void *>(workspace),
                               kCublasLtWorkspaceBytes, stream),
                "cublasLtMatmul (" + std::to_string(batch) + " x " +
                    std::to_string(m) + "x" + std::to_string(n) + "x" +
-                   std::to_string(k) + ")");
+                   std::to_string(k) +
+                   (bf16Operands ? ", bfloat16 operands)" : ")"));
 }
 
 } // namespace aim::rt

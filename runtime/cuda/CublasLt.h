@@ -66,6 +66,18 @@ public:
                              float beta, float *c, int64_t ldc, int64_t strideC,
                              int64_t batch);
 
+  /// The same with A and B bfloat16 (the GPU backend's --gemm-operands
+  /// bf16: rounded copies), C float32, accumulated in float32
+  /// (CUBLAS_COMPUTE_32F whatever the GemmPrecision: the operands are
+  /// already bfloat16).
+  Status gemmBf16StridedBatched(CUstream stream, bool transposeA,
+                                bool transposeB, int64_t m, int64_t n,
+                                int64_t k, float alpha, const void *a,
+                                int64_t lda, int64_t strideA, const void *b,
+                                int64_t ldb, int64_t strideB, float beta,
+                                float *c, int64_t ldc, int64_t strideC,
+                                int64_t batch);
+
   /// Shapes seen so far (each with its descriptors and algorithm).
   size_t cachedShapes() const { return plans.size(); }
 
@@ -82,11 +94,14 @@ private:
     cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  // transposes, m, n, k, leading dimensions, batch count and strides.
+  // transposes, m, n, k, leading dimensions, batch count and strides,
+  // whether A and B are bfloat16.
   using Shape =
       std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
-                 int64_t, int64_t, int64_t, int64_t, int64_t>;
+                 int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
   StatusOr<Plan *> plan(const Shape &shape);
+  Status matmul(CUstream stream, const Shape &shape, float alpha,
+                const void *a, const void *b, float beta, float *c);
 
   void *library = nullptr;
   CudaDriver *driver = nullptr;

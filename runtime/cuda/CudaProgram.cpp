@@ -21,6 +21,8 @@ CudaProgram::load(const Artifact &artifact, int ordinal, GemmPrecision gemm) {
   std::unique_ptr<CudaProgram> program(new CudaProgram);
   program->driver = std::move(*driver);
   program->chip = gpu->chip()->str();
+  program->bf16GemmOperands =
+      gpu->gemm_operands() && gpu->gemm_operands()->str() == "bf16";
   program->gemm = gemm;
   CudaDriver &d = *program->driver;
   if (d.chip() != program->chip)
@@ -122,7 +124,7 @@ std::string CudaProgram::description() const {
          (gemm == GemmPrecision::F32
               ? std::string()
               : std::string(", ") + gemmPrecisionName(gemm) + " GEMMs") +
-         ")";
+         (bf16GemmOperands ? ", bf16 GEMM operands" : "") + ")";
 }
 
 Status CudaProgram::run(PackedEntry function,

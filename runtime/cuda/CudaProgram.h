@@ -74,6 +74,7 @@ private:
   std::unique_ptr<CudaDriver> driver;
   std::unique_ptr<SharedObject> code;
   std::string chip;
+  bool bf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
   GemmPrecision gemm = GemmPrecision::F32;
   /// Per entry point: device copies of its buffers by slot, its calls, and
   /// its graph once captured.

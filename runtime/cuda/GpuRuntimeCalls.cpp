@@ -309,6 +309,37 @@ extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
           });
 }
 
+/// aimcCudaSgemm with A and B bfloat16 (aimc --gemm-operands bf16), C
+/// float32, accumulated in float32.
+extern "C" void aimcCudaGemmBf16(int order, int transA, int transB, int m,
+                                 int n, int k, float alpha, const void *a,
+                                 int lda, const void *b, int ldb, float beta,
+                                 float *c, int ldc) {
+  runGemm("aimcCudaGemmBf16", order, "cublasLt bf16 gemm " + shapeName(m, n, k),
+          [&](aim::rt::CublasLt &lt, CUstream stream) {
+            return lt.gemmBf16StridedBatched(stream, transA == kTrans,
+                                             transB == kTrans, m, n, k, alpha,
+                                             a, lda, 0, b, ldb, 0, beta, c, ldc,
+                                             0, 1);
+          });
+}
+
+/// aimcCudaSgemmStridedBatched with A and B bfloat16.
+extern "C" void aimcCudaGemmBf16StridedBatched(
+    int order, int transA, int transB, int m, int n, int k, float alpha,
+    const void *a, int lda, int64_t strideA, const void *b, int ldb,
+    int64_t strideB, float beta, float *c, int ldc, int64_t strideC,
+    int batch) {
+  runGemm("aimcCudaGemmBf16StridedBatched", order,
+          "cublasLt bf16 gemm " + std::to_string(batch) + " x " +
+              shapeName(m, n, k),
+          [&](aim::rt::CublasLt &lt, CUstream stream) {
+            return lt.gemmBf16StridedBatched(
+                stream, transA == kTrans, transB == kTrans, m, n, k, alpha, a,
+                lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch);
+          });
+}
+
 /// `batch` GEMMs of one shape (attention's heads), the i-th operands `i *
 /// stride` elements past the first (codegen/kernels/GemmCalls.h).
 extern "C" void aimcCudaSgemmStridedBatched(int order, int transA, int transB,

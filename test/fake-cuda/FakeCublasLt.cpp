@@ -7,8 +7,9 @@
 // It rejects operands whose layouts do not fit together, the mistake a
 // row-major caller makes. The fast compute types round each operand as the
 // tensor cores do before multiplying (TF32: 10 explicit significand bits,
-// bfloat16: 7; to nearest, ties to even). FAKE_CUBLASLT_LOG=FILE logs each
-// GEMM with its compute type.
+// bfloat16: 7; to nearest, ties to even). A and B may be bfloat16 themselves
+// (CUDA_R_16BF layouts: aimc --gemm-operands bf16); C and D are float32.
+// FAKE_CUBLASLT_LOG=FILE logs each GEMM with its compute type and operands.
 //
 //===----------------------------------------------------------------------===//
 #include <cublasLt.h>
@@ -21,6 +22,7 @@
 
 namespace {
 struct Layout {
+  cudaDataType type;
   uint64_t rows, cols;
   int64_t ld;
   int32_t batch = 1;  // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT
@@ -46,6 +48,16 @@ float operand(float x, cublasComputeType_t compute) {
   return compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? roundSignificand(x, 10)
          : compute == CUBLAS_COMPUTE_32F_FAST_16BF ? roundSignificand(x, 7)
                                                    : x;
+}
+
+/// Element `i` of a matrix of `type` (float32 or bfloat16) at `base`.
+float element(const void *base, cudaDataType type, int64_t i) {
+  if (type == CUDA_R_32F)
+    return static_cast<const float *>(base)[i];
+  uint32_t bits = uint32_t(static_cast<const uint16_t *>(base)[i]) << 16;
+  float x;
+  std::memcpy(&x, &bits, 4);
+  return x;
 }
 
 const char *computeName(cublasComputeType_t compute) {
@@ -111,9 +123,11 @@ EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l,
                                                  cudaDataType type,
                                                  uint64_t rows, uint64_t cols,
                                                  int64_t ld) {
-  if (type != CUDA_R_32F || ld < static_cast<int64_t>(rows))
+  if ((type != CUDA_R_32F && type != CUDA_R_16BF) ||
+      ld < static_cast<int64_t>(rows))
     return CUBLAS_STATUS_INVALID_VALUE; // column-major: ld >= rows
-  *l = reinterpret_cast<cublasLtMatrixLayout_t>(new Layout{rows, cols, ld});
+  *l = reinterpret_cast<cublasLtMatrixLayout_t>(
+      new Layout{type, rows, cols, ld});
   return CUBLAS_STATUS_SUCCESS;
 }
 EXPORT cublasStatus_t cublasLtMatrixLayoutSetAttribute(
@@ -176,21 +190,27 @@ EXPORT cublasStatus_t cublasLtMatmul(
     return CUBLAS_STATUS_INVALID_VALUE;
   if (la.batch != lb.batch || la.batch != lc.batch || la.batch != ld.batch)
     return CUBLAS_STATUS_INVALID_VALUE;
+  // Operands of one type; float32 results.
+  if (la.type != lb.type || lc.type != CUDA_R_32F || ld.type != CUDA_R_32F)
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   float al = *static_cast<const float *>(alpha),
         be = *static_cast<const float *>(beta);
   for (int32_t g = 0; g < la.batch; ++g) {
-    const float *A = static_cast<const float *>(a) + g * la.stride;
-    const float *B = static_cast<const float *>(b) + g * lb.stride;
+    const int64_t offsetA = g * la.stride, offsetB = g * lb.stride;
     const float *C = static_cast<const float *>(c) + g * lc.stride;
     float *D = static_cast<float *>(d) + g * ld.stride;
     for (uint64_t j = 0; j < n; ++j)
       for (uint64_t i = 0; i < m; ++i) {
         double sum = 0;
         for (uint64_t l = 0; l < k; ++l) {
-          float x =
-              operand(ta ? A[l + i * la.ld] : A[i + l * la.ld], desc.compute);
-          float y =
-              operand(tb ? B[j + l * lb.ld] : B[l + j * lb.ld], desc.compute);
+          float x = operand(
+              element(a, la.type,
+                      offsetA + (ta ? l + i * la.ld : i + l * la.ld)),
+              desc.compute);
+          float y = operand(
+              element(b, lb.type,
+                      offsetB + (tb ? j + l * lb.ld : l + j * lb.ld)),
+              desc.compute);
           sum += double(x) * y;
         }
         // As cuBLASLt: with beta 0, C is not read (it may hold anything).
@@ -199,12 +219,13 @@ EXPORT cublasStatus_t cublasLtMatmul(
       }
   }
   if (std::FILE *log = gemmLog()) {
-    std::fprintf(log, "gemm %s%llux%llux%llu %c%c %s\n",
+    std::fprintf(log, "gemm %s%llux%llux%llu %c%c %s%s\n",
                  la.batch > 1 ? (std::to_string(la.batch) + " x ").c_str() : "",
                  static_cast<unsigned long long>(m),
                  static_cast<unsigned long long>(n),
                  static_cast<unsigned long long>(k), ta ? 'T' : 'N',
-                 tb ? 'T' : 'N', computeName(desc.compute));
+                 tb ? 'T' : 'N', computeName(desc.compute),
+                 la.type == CUDA_R_16BF ? ", bf16 operands" : "");
     std::fflush(log);
   }
   return CUBLAS_STATUS_SUCCESS;

@@ -16,7 +16,9 @@
 
 #include <map>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 using namespace aim::rt;
@@ -101,6 +103,35 @@ TEST_F(CudaGemm, StridedBatchMatchesOneGemmPerHead) {
   EXPECT_FALSE(gemms->sgemmStridedBatched(nullptr, false, true, n, n, dh, 1.0f,
                                           q.data(), width, dh, k.data(), width,
                                           dh, 1.0f, c.data(), n, n * n, 0));
+}
+
+// bfloat16 A and B (aimc --gemm-operands bf16), float32 C: the same batched
+// products as float32 operands holding the same values, in separate plans.
+TEST_F(CudaGemm, Bf16OperandsMatchTheirFloat32Values) {
+  const int64_t n = 3, heads = 2, dh = 4, width = heads * dh;
+  auto toBf16 = [](const std::vector<float> &v) {
+    std::vector<uint16_t> out;
+    for (float x : v) {
+      uint32_t bits;
+      std::memcpy(&bits, &x, 4);
+      out.push_back(uint16_t(bits >> 16)); // ramp values are exact in bf16
+    }
+    return out;
+  };
+  std::vector<float> q = ramp(n * width, 0.5f), k = ramp(n * width, 0.25f);
+  std::vector<uint16_t> q16 = toBf16(q), k16 = toBf16(k);
+  std::vector<float> c(heads * n * n, 1.0f), want(heads * n * n, 1.0f);
+  ASSERT_TRUE(gemms->sgemmStridedBatched(nullptr, false, true, n, n, dh, 1.0f,
+                                         q.data(), width, dh, k.data(), width,
+                                         dh, 1.0f, want.data(), n, n * n,
+                                         heads));
+  aim::Status s = gemms->gemmBf16StridedBatched(
+      nullptr, false, true, n, n, dh, 1.0f, q16.data(), width, dh, k16.data(),
+      width, dh, 1.0f, c.data(), n, n * n, heads);
+  ASSERT_TRUE(s) << s.message();
+  for (int64_t i = 0; i < heads * n * n; ++i)
+    EXPECT_FLOAT_EQ(c[i], want[i]) << "element " << i;
+  EXPECT_EQ(gemms->cachedShapes(), 2u);
 }
 
 TEST(CudaGemmPrecision, FastComputeTypesRoundTheOperands) {

@@ -49,6 +49,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
 #include <functional>
 #include <random>
@@ -500,6 +501,95 @@ TEST(HostCodegen, AttentionGradients) {
   EXPECT_TRUE(callsBlas(source, withBlas()));
   checkAgainstInterpreter(source, "attention-grad-blas", withBlas());
   checkAgainstInterpreter(source, "attention-grad-tiled", tiledAttention());
+}
+
+/// `v` rounded to bfloat16 (nearest, ties to even), as float32.
+double roundedToBf16(double v) {
+  float x = static_cast<float>(v);
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
+void roundArgumentToBf16(std::vector<::aim::HostTensor> &args, size_t i) {
+  std::vector<double> v = args[i].toDoubles();
+  for (double &x : v)
+    x = roundedToBf16(x);
+  args[i] = ::aim::HostTensor::fromDoubles(::aim::DType::F32, args[i].shape, v);
+}
+
+// The GPU backend's --gemm-operands bf16 (GemmCalls.h: A and B copied to
+// bfloat16, C float32), with the host's stand-in that keeps the rounded
+// values as float32 for cblas_sgemm. A linear layer: equal within 1e-5 to the
+// interpreter given x and W rounded to bfloat16 (the bias, C, is not), and
+// not equal to it given them unrounded -- the rounding happens, on exactly
+// the GEMM's operands. Attention's batched products (copied batch-major,
+// rounding as they copy): within bfloat16's error (2^-8 of the largest
+// output; the probabilities are rounded too, which the interpreter does not
+// do) of the interpreter given q, k and v rounded.
+TEST(GemmOperands, Bf16CopiesRoundExactlyTheGemmOperands) {
+  mlir::aim::HostCompileOptions bf16 = withBlas();
+  bf16.stridedBatchedGemms = true;
+  bf16.bf16GemmOperands = true;
+  const char *linear = R"(
+    func.func @kernel(%x: tensor<2x3x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf32>)
+        -> tensor<2x3x16xf32> {
+      %0 = aim.linear %x, %w, %b : tensor<2x3x8xf32>, tensor<16x8xf32>, tensor<16xf32> -> tensor<2x3x16xf32>
+      return %0 : tensor<2x3x16xf32>
+    })";
+  auto roundXAndW = [](std::vector<::aim::HostTensor> &args) {
+    roundArgumentToBf16(args, 0);
+    roundArgumentToBf16(args, 1);
+  };
+  checkAgainstInterpreter(linear, "bf16-linear-exact-inputs", bf16, roundXAndW);
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
+  OwningOpRef<ModuleOp> reference = parseSourceString<ModuleOp>(linear, &context);
+  OwningOpRef<ModuleOp> compiled = parseSourceString<ModuleOp>(linear, &context);
+  ASSERT_TRUE(reference && compiled);
+  auto f = reference->lookupSymbol<func::FuncOp>("kernel");
+  std::vector<::aim::HostTensor> args = randomArguments(f, 3), rounded = args;
+  roundXAndW(rounded);
+  std::vector<int64_t> sizes;
+  std::vector<::aim::HostTensor> exact = interpretF32(f, args, sizes),
+                                  ofRounded = interpretF32(f, rounded, sizes);
+  auto got = compileAndRun(*compiled, "kernel", "bf16-linear", args,
+                           {sizes[0]}, bf16);
+  ASSERT_EQ(got.size(), 1u);
+  expectClose(ofRounded, got, 1e-5, "bf16 linear");
+  std::vector<double> want = exact[0].toDoubles();
+  double largest = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    largest = std::max(largest, std::abs(got[0][i] - want[i]));
+  EXPECT_GT(largest, 1e-4) << "the operands were not rounded";
+
+  const char *attention = R"(
+    func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
+                      %K: tensor<2xi32> {test.at_least_one})
+        -> (tensor<2x5x8xf32>, tensor<2x2x5xf32>) {
+      %o, %l = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x2x5xf32>
+      return %o, %l : tensor<2x5x8xf32>, tensor<2x2x5xf32>
+    })";
+  context.getOrLoadDialect<mlir::aim::AimDialect>();
+  OwningOpRef<ModuleOp> attentionReference =
+      parseSourceString<ModuleOp>(attention, &context);
+  OwningOpRef<ModuleOp> attentionCompiled =
+      parseSourceString<ModuleOp>(attention, &context);
+  ASSERT_TRUE(attentionReference && attentionCompiled);
+  auto g = attentionReference->lookupSymbol<func::FuncOp>("kernel");
+  std::vector<::aim::HostTensor> qkv = randomArguments(g, 5);
+  for (size_t i = 0; i < 3; ++i)
+    roundArgumentToBf16(qkv, i);
+  std::vector<int64_t> attentionSizes;
+  std::vector<::aim::HostTensor> attentionWant =
+      interpretF32(g, qkv, attentionSizes);
+  expectClose(attentionWant,
+              compileAndRun(*attentionCompiled, "kernel", "bf16-attention", qkv,
+                            attentionSizes, bf16),
+              0x1p-8, "bf16 attention");
 }
 
 // The tiled attention kernels (codegen/kernels/TiledAttention.h), emulated

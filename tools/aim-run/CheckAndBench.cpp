@@ -213,12 +213,19 @@ int runCheck(int argc, char **argv) {
   // judged relative to its tensor's largest entry (entries near zero carry
   // cancellation), with a 100x margin over that estimate: 1e-4; the loss, a
   // mean of positive terms at the end of the chain, by 1e-5.
-  // With --gemm-precision tf32 or bf16 each GEMM rounds its operands to u
+  // With --gemm-precision tf32 or bf16 (or bfloat16 operands) each GEMM
+  // rounds its operands to u
   // (2^-11, 2^-8): its result is off by about 2u of the tensor's largest
   // entry, and a gradient passes through up to ~2 (L + M) GEMMs (16 for
   // aim-fmnist), the loss through about half as many: 32u and 16u.
-  const bool fast = o.gemm != GemmPrecision::F32;
-  const double u = gemmUnitRoundoff(o.gemm);
+  // An artifact compiled with --gemm-operands bf16 rounds A and B to
+  // bfloat16 whatever --gemm-precision says: bfloat16's u.
+  const aimx::GpuCode *gpuCode = host->artifact.root->gpu();
+  const bool bf16Operands = gpuCode && gpuCode->gemm_operands() &&
+                            gpuCode->gemm_operands()->str() == "bf16";
+  const GemmPrecision effective = bf16Operands ? GemmPrecision::BF16 : o.gemm;
+  const bool fast = effective != GemmPrecision::F32;
+  const double u = gemmUnitRoundoff(effective);
   const double kLossTolerance = fast ? 16 * u : 1e-5,
                kGradTolerance = fast ? 32 * u : 1e-4;
   std::printf("%-44s %12s %12s %10s %s\n", "loss_and_grads", "max |diff|",

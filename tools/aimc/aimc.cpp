@@ -151,6 +151,17 @@ cl::opt<AttentionChoice> attentionOption(
                           "a warp a row, keys in tiles by the recorded tile "
                           "rule, online softmax; nothing N x N stored")),
     cl::init(AttentionChoice::Dense), cl::cat(aimcCategory));
+enum class GemmOperandChoice { F32, BF16 };
+cl::opt<GemmOperandChoice> gemmOperandsOption(
+    "gemm-operands",
+    cl::desc("What the GPU code's cuBLASLt GEMMs read (--target sm_90a, "
+             "--report=gpu-kernels)"),
+    cl::values(clEnumValN(GemmOperandChoice::F32, "f32",
+                          "the float32 operands as they are (default)"),
+               clEnumValN(GemmOperandChoice::BF16, "bf16",
+                          "A and B copied to bfloat16 (rounded to nearest "
+                          "even); C, results and accumulation float32")),
+    cl::init(GemmOperandChoice::F32), cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
                                   cl::cat(aimcCategory));
@@ -167,6 +178,16 @@ mlir::aim::PipelineOptions pipelineFromFlags() {
   pipeline.fuse = !noFuseOption;
   pipeline.target = targetDescOption;
   return pipeline;
+}
+
+/// The GPU backend's options for `chip` as the flags ask (--attention,
+/// --gemm-operands).
+mlir::aim::GpuCompileOptions gpuOptionsFromFlags(const std::string &chip) {
+  mlir::aim::GpuCompileOptions gpu;
+  gpu.chip = chip;
+  gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
+  gpu.bf16GemmOperands = gemmOperandsOption == GemmOperandChoice::BF16;
+  return gpu;
 }
 
 int error(const Twine &message) {
@@ -398,9 +419,7 @@ int compileArtifact(const aim::ModelConfig &config) {
   }
   if (!gpuChip.empty()) {
     mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
-    mlir::aim::GpuCompileOptions gpu;
-    gpu.chip = gpuChip;
-    gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
+    mlir::aim::GpuCompileOptions gpu = gpuOptionsFromFlags(gpuChip);
     Expected<mlir::aim::GpuProgram> program =
         mlir::aim::compileGpuProgram(*lowered, gpu, cpuOption);
     if (!program)
@@ -411,6 +430,7 @@ int compileArtifact(const aim::ModelConfig &config) {
       return error(toString(library.takeError()));
     contents.gpuChip = gpuChip;
     contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
+    contents.gpuBf16GemmOperands = gpu.bf16GemmOperands;
     contents.gpuResultsSharingArguments =
         program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
@@ -461,9 +481,7 @@ int reportGpuKernels(const aim::ModelConfig &config) {
       context, config, mlir::aim::Stage::Kernels, pipelineFromFlags());
   if (!module)
     return 1;
-  mlir::aim::GpuCompileOptions gpu;
-  gpu.chip = gpuChipOption;
-  gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
+  mlir::aim::GpuCompileOptions gpu = gpuOptionsFromFlags(gpuChipOption);
   Expected<mlir::aim::GpuObject> object =
       mlir::aim::compileToPtx(*module, gpu);
   if (!object)
