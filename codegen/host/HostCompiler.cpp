@@ -61,7 +61,8 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
                                options.splitReductionsFrom,
                                options.tiledAttention
                                    ? std::optional(KernelTarget::HostEmulation)
-                                   : std::nullopt);
+                                   : std::nullopt,
+                               options.blas && options.gemmEpilogues);
   if (!kernels)
     return kernels.takeError();
   if (options.gpuTileThreads > 0) {
@@ -88,14 +89,17 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   const GemmOperands operands = options.bf16GemmOperands
                                     ? GemmOperands::BF16AsF32
                                     : GemmOperands::F32;
+  StringRef epilogue = options.gemmEpilogues ? "aimcHostGemm" : "";
   if (options.blas && options.stridedBatchedGemms) {
     callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched",
-                     operands);
+                     operands, epilogue);
     defineStridedBatchedLoop(module, "aimcHostSgemmStridedBatched",
                              "cblas_sgemm");
   } else if (options.blas) {
-    callGemmFunction(module, "cblas_sgemm", {}, operands);
+    callGemmFunction(module, "cblas_sgemm", {}, operands, epilogue);
   }
+  if (options.blas && options.gemmEpilogues)
+    defineEpilogueGemm(module, "aimcHostGemm", "cblas_sgemm");
   callCollectiveFunctions(module);
   PassManager pm(ctx);
   if (options.gpuTileThreads > 0) {

@@ -44,6 +44,10 @@ struct HostCompileOptions {
   /// --gemm-operands bf16 copies them (kept as float32 for cblas_sgemm):
   /// checks those copies on the CPU.
   bool bf16GemmOperands = false;
+  /// With `blas`: GEMMs carry their bias and residual to the call as the
+  /// GPU backend's do (aimcCudaGemm), the call a stand-in that adds them
+  /// and calls cblas_sgemm: checks the GPU's epilogues on the CPU.
+  bool gemmEpilogues = false;
   /// Sums of this many elements or more in two stages, as the GPU backend
   /// splits them (SplitFullReductions.h): one float32 accumulator over a
   /// whole gradient loses digits as it grows (aim-fmnist's gradient norm was

@@ -116,7 +116,8 @@ void reuseComputedOnce(ModuleOp module) {
 llvm::Expected<KernelCount>
 lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
                          int64_t splitReductionsFrom,
-                         std::optional<KernelTarget> tiledAttention) {
+                         std::optional<KernelTarget> tiledAttention,
+                         bool gemmEpilogues) {
   auto failure = [](const char *message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -135,7 +136,8 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
   KernelCount kernels = outlineKernels(module);
   if (failed(lowerAimToLinalg(module, blas,
                               tiledAttention ? AttentionLowering::Tiled
-                                             : AttentionLowering::Dense)))
+                                             : AttentionLowering::Dense,
+                              gemmEpilogues)))
     return failure("the module has ops code generation cannot lower yet");
   if (failed(markCollectives(module)))
     return failure("the module has collectives the runtime cannot do (see "

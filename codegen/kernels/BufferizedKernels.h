@@ -27,12 +27,15 @@ namespace mlir::aim {
 /// long narrow sums of at least a sixteenth of it, are split in two stages
 /// (SplitFullReductions.h; 0: none). With `tiledAttention`, float32
 /// attention and its gradient become the tiled kernels for that target
-/// (TiledAttention.h) instead of dense [B, heads, N, N] products.
+/// (TiledAttention.h) instead of dense [B, heads, N, N] products. With
+/// `gemmEpilogues` (and `blas`), GEMMs carry their bias and residual for the
+/// call to add (kGemmEpilogueAttrName).
 llvm::Expected<KernelCount>
 lowerToBufferizedKernels(ModuleOp module, bool blas,
                          bool fuseElementwise = false,
                          int64_t splitReductionsFrom = 0,
-                         std::optional<KernelTarget> tiledAttention = {});
+                         std::optional<KernelTarget> tiledAttention = {},
+                         bool gemmEpilogues = false);
 
 /// Tiles every outermost scf.parallel nest by 1 x ... x 1 x `threads`, with
 /// constant tile bounds and a guard inside (the GPU backend's blocks: a

@@ -78,6 +78,24 @@ func::FuncOp stridedBatchedDeclaration(ModuleOp module, StringRef symbol) {
   return f;
 }
 
+/// The declaration of `symbol` with aimcCudaGemm's signature (GemmCalls.h),
+/// made on first use.
+func::FuncOp epilogueDeclaration(ModuleOp module, StringRef symbol) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(symbol))
+    return f;
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto type = b.getFunctionType({i32, i32, i32, i32, i32, i32, i32, f32, ptr,
+                                 i32, ptr, i32, f32, ptr, i32, ptr, i32, ptr},
+                                {});
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), symbol, type);
+  f.setPrivate();
+  return f;
+}
+
 Value integer(OpBuilder &b, Location loc, unsigned bits, int64_t v) {
   return arith::ConstantIntOp::create(b, loc, b.getIntegerType(bits), v);
 }
@@ -422,6 +440,59 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   return true;
 }
 
+/// A GEMM with its epilogue (kGemmEpilogueAttrName) as one call of
+/// `gemm` (aimcCudaGemm's signature): D = A op(B) + [1 residual] + [bias],
+/// C the residual's buffer (beta 1) or none (beta 0, C = D, not read).
+void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
+                      GemmOperands operands) {
+  auto has = op->getAttrOfType<DenseI64ArrayAttr>(kGemmEpilogueAttrName);
+  ValueRange inputs = op.getDpsInputs();
+  Value a = inputs[0], bm = inputs[1], d = op.getDpsInits()[0];
+  unsigned next = 2;
+  Value bias = has[0] ? inputs[next++] : Value();
+  Value residual = has[1] ? inputs[next++] : Value();
+  SmallVector<Value> buffers = {a, bm, d};
+  for (Value v : {bias, residual})
+    if (v)
+      buffers.push_back(v);
+  if (!llvm::all_of(buffers, isContiguousF32))
+    return; // stays a loop nest (its body adds the epilogue itself)
+  auto flags = op->getAttrOfType<DenseI64ArrayAttr>(kGemmAttrName);
+  bool transposeA = flags[0] != 0, transposeB = flags[1] != 0;
+  auto aShape = cast<MemRefType>(a.getType()).getShape();
+  auto bShape = cast<MemRefType>(bm.getType()).getShape();
+  auto dShape = cast<MemRefType>(d.getType()).getShape();
+  int64_t m = dShape[0], n = dShape[1], k = transposeA ? aShape[0] : aShape[1];
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Value roundedA, roundedB;
+  if (roundsOperands(operands)) {
+    a = roundedA = roundedCopy(b, loc, a, operands);
+    bm = roundedB = roundedCopy(b, loc, bm, operands);
+  }
+  auto ptr = LLVM::LLVMPointerType::get(b.getContext());
+  Value dPointer = dataPointer(b, loc, d);
+  SmallVector<Value> args = {
+      integer(b, loc, 32, operands == GemmOperands::BF16 ? 1 : 0)};
+  llvm::append_range(args,
+                     gemmPrologue(b, loc, transposeA, transposeB, m, n, k));
+  args.append(
+      {arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0)),
+       dataPointer(b, loc, a), integer(b, loc, 32, aShape[1]),
+       dataPointer(b, loc, bm), integer(b, loc, 32, bShape[1]),
+       arith::ConstantOp::create(b, loc,
+                                 b.getF32FloatAttr(residual ? 1.0 : 0.0)),
+       residual ? dataPointer(b, loc, residual) : dPointer,
+       integer(b, loc, 32, n), dPointer, integer(b, loc, 32, n),
+       bias ? dataPointer(b, loc, bias)
+            : LLVM::ZeroOp::create(b, loc, ptr).getResult()});
+  func::CallOp::create(b, loc, gemm, args);
+  for (Value copy : {roundedA, roundedB})
+    if (copy)
+      memref::DeallocOp::create(b, loc, copy);
+  op->erase();
+}
+
 } // namespace
 
 void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
@@ -459,8 +530,80 @@ void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
   func::ReturnOp::create(b, loc);
 }
 
+void defineEpilogueGemm(ModuleOp module, StringRef symbol,
+                        StringRef gemmSymbol) {
+  func::FuncOp f = epilogueDeclaration(module, symbol);
+  if (!f.isDeclaration())
+    return;
+  func::FuncOp gemm = gemmDeclaration(module, gemmSymbol);
+  MLIRContext *ctx = module.getContext();
+  Block *body = f.addEntryBlock();
+  OpBuilder b = OpBuilder::atBlockEnd(body);
+  Location loc = f.getLoc();
+  // (operands, layout, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta,
+  //  c, ldc, d, ldd, bias)
+  auto arg = [&](unsigned i) { return body->getArgument(i); };
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  Type f32 = b.getF32Type(), i64 = b.getI64Type();
+  auto index = [&](Value v) {
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), v).getResult();
+  };
+  Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
+  Value hasBias = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::ne,
+                                       arg(17), LLVM::ZeroOp::create(b, loc, ptr));
+  Value readsC = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE,
+                                       arg(12), zero);
+  auto c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  auto c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  // D[i, j] = bias[j] + beta C[i, j] (each where present)...
+  auto rows = scf::ForOp::create(b, loc, c0, index(arg(4)), c1);
+  b.setInsertionPointToStart(rows.getBody());
+  auto cols = scf::ForOp::create(b, loc, c0, index(arg(5)), c1);
+  b.setInsertionPointToStart(cols.getBody());
+  auto toI64 = [&](Value v) {
+    return arith::IndexCastOp::create(b, loc, i64, v).getResult();
+  };
+  Value i = toI64(rows.getInductionVar()), j = toI64(cols.getInductionVar());
+  auto at = [&](Value base, Value offset) {
+    return LLVM::GEPOp::create(b, loc, ptr, f32, base, ValueRange{offset});
+  };
+  auto rowMajor = [&](Value ld) {
+    return arith::AddIOp::create(
+        b, loc,
+        arith::MulIOp::create(b, loc, i,
+                              arith::ExtSIOp::create(b, loc, i64, ld)),
+        j);
+  };
+  auto loadIf = [&](Value condition, Value base, Value offset) {
+    auto choice = scf::IfOp::create(
+        b, loc, condition,
+        [&](OpBuilder &tb, Location tl) {
+          Value v = LLVM::LoadOp::create(
+              tb, tl, f32,
+              LLVM::GEPOp::create(tb, tl, ptr, f32, base, ValueRange{offset}));
+          scf::YieldOp::create(tb, tl, v);
+        },
+        [&](OpBuilder &eb, Location el) { scf::YieldOp::create(eb, el, zero); });
+    return choice.getResult(0);
+  };
+  Value start = arith::AddFOp::create(
+      b, loc, loadIf(hasBias, arg(17), j),
+      arith::MulFOp::create(b, loc, arg(12),
+                            loadIf(readsC, arg(13), rowMajor(arg(14)))));
+  LLVM::StoreOp::create(b, loc, start, at(arg(15), rowMajor(arg(16))));
+  // ... then D += alpha op(A) op(B).
+  b.setInsertionPointToEnd(body);
+  Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0));
+  func::CallOp::create(b, loc, gemm,
+                       ValueRange{arg(1), arg(2), arg(3), arg(4), arg(5),
+                                  arg(6), arg(7), arg(8), arg(9), arg(10),
+                                  arg(11), one, arg(15), arg(16)});
+  func::ReturnOp::create(b, loc);
+}
+
 void callGemmFunction(ModuleOp module, StringRef symbol,
-                      StringRef stridedBatchedSymbol, GemmOperands operands) {
+                      StringRef stridedBatchedSymbol, GemmOperands operands,
+                      StringRef epilogueSymbol) {
   SmallVector<linalg::GenericOp> gemms, batches;
   module.walk([&](linalg::GenericOp op) {
     if (op->hasAttr(kGemmAttrName))
@@ -476,6 +619,12 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
             : stridedBatchedDeclaration(module, stridedBatchedSymbol),
         operands);
   for (linalg::GenericOp op : gemms) {
+    if (op->hasAttr(kGemmEpilogueAttrName)) {
+      if (!epilogueSymbol.empty()) // else a loop nest
+        callEpilogueGemm(op, epilogueDeclaration(module, epilogueSymbol),
+                         operands);
+      continue;
+    }
     Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
           c = op.getDpsInits()[0];
     if (!llvm::all_of(ValueRange{a, bm, c}, isContiguousF32))

@@ -54,9 +54,23 @@ enum class GemmOperands {
   BF16AsF32,
 };
 
+/// With `epilogueSymbol` (aimcCudaGemm), each GEMM that carries its bias
+/// and residual (kGemmEpilogueAttrName) is one call of it:
+///   (operands: 0 float32, 1 bfloat16; order, transA, transB, M, N, K,
+///    alpha, A, lda, B, ldb, beta, C, ldc, D, ldd, bias)
+/// computing D = alpha op(A) op(B) + beta C + bias (bias[j] on column j, a
+/// null bias none), C the residual's buffer (beta 1) or D (beta 0, unread).
 void callGemmFunction(ModuleOp module, StringRef symbol,
                       StringRef stridedBatchedSymbol = {},
-                      GemmOperands operands = GemmOperands::F32);
+                      GemmOperands operands = GemmOperands::F32,
+                      StringRef epilogueSymbol = {});
+
+/// Defines `symbol`, with the epilogue signature above, as D = bias + beta C
+/// (loops) then a call of `gemmSymbol` (cblas_sgemm) with beta 1 on D: the
+/// host's stand-in for aimcCudaGemm, so that the GPU's GEMM epilogues run
+/// and are checked on the CPU.
+void defineEpilogueGemm(ModuleOp module, StringRef symbol,
+                        StringRef gemmSymbol);
 
 } // namespace mlir::aim
 

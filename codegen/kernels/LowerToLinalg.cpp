@@ -310,10 +310,60 @@ Value initialC(OpBuilder &b, Location loc, RankedTensorType type, Value bias,
       });
 }
 
+/// A GEMM with its epilogue in the op (for calls that take a bias and a C
+/// apart from the result D, as cuBLASLt does): over (m, k, n), inputs lhs,
+/// rhs, then the bias (along n) and the residual (m, n) where given; the
+/// output starts empty and each element starts from bias + residual (or 0)
+/// at k = 0. Marked kGemmEpilogueAttrName = [has bias, has residual].
+/// `empty` is the (unwritten) output, a 2-d view of the result's own shape
+/// so that bufferization hands the kernel's output buffer to the call.
+Value contractionWithEpilogue(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                              Value empty, Value bias, Value residual,
+                              AffineMap lhsMap, AffineMap rhsMap) {
+  MLIRContext *ctx = b.getContext();
+  auto type = cast<RankedTensorType>(empty.getType());
+  SmallVector<Value> inputs = {lhs, rhs};
+  SmallVector<AffineMap> maps = {lhsMap, rhsMap};
+  AffineMap outMap = map3(ctx, 0, 2);
+  if (bias) {
+    inputs.push_back(bias);
+    maps.push_back(AffineMap::get(3, 0, {getAffineDimExpr(2, ctx)}, ctx));
+  }
+  if (residual) {
+    inputs.push_back(residual);
+    maps.push_back(outMap);
+  }
+  maps.push_back(outMap);
+  auto op = linalg::GenericOp::create(
+      b, loc, type, inputs, empty, maps,
+      {utils::IteratorType::parallel, utils::IteratorType::reduction,
+       utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value start = floatConstant(nb, l, type.getElementType(), 0.0);
+        unsigned next = 2;
+        if (bias)
+          start = args[next++];
+        if (residual)
+          start = bias ? arith::AddFOp::create(nb, l, start, args[next++])
+                             .getResult()
+                       : args[next++];
+        Value first = arith::CmpIOp::create(
+            nb, l, arith::CmpIPredicate::eq, linalg::IndexOp::create(nb, l, 1),
+            arith::ConstantIndexOp::create(nb, l, 0));
+        Value acc = arith::SelectOp::create(nb, l, first, start, args.back());
+        Value product = arith::MulFOp::create(nb, l, args[0], args[1]);
+        linalg::YieldOp::create(
+            nb, l, arith::AddFOp::create(nb, l, acc, product).getResult());
+      });
+  op->setAttr(kGemmEpilogueAttrName,
+              DenseI64ArrayAttr::get(ctx, {bias ? 1 : 0, residual ? 1 : 0}));
+  return op.getResult(0);
+}
+
 struct LowerLinear : OpRewritePattern<LinearOp> {
-  LowerLinear(MLIRContext *ctx, bool blas)
-      : OpRewritePattern(ctx), blas(blas) {}
-  bool blas;
+  LowerLinear(MLIRContext *ctx, bool blas, bool epilogues)
+      : OpRewritePattern(ctx), blas(blas), epilogues(epilogues) {}
+  bool blas, epilogues;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
@@ -325,6 +375,26 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     if (add)
       b.setInsertionPoint(add);
     Value x = collapseTo2d(b, loc, op.getInput());
+    if (blas && epilogues) {
+      Value residual = add ? collapseTo2d(b, loc, residualOf(add, op.getResult()))
+                           : Value();
+      Value empty = collapseTo2d(
+          b, loc,
+          tensor::EmptyOp::create(b, loc, outType.getShape(),
+                                  outType.getElementType()));
+      Value y = contractionWithEpilogue(b, loc, x, op.getWeight(), empty,
+                                        op.getBias(), residual,
+                                        map3(ctx, 0, 1), map3(ctx, 2, 1));
+      markGemm(y, false, true);
+      Value result = expandFrom2d(b, loc, y, outType);
+      if (add) {
+        b.replaceOp(add, result);
+        b.eraseOp(op);
+      } else {
+        b.replaceOp(op, result);
+      }
+      return success();
+    }
     // Every row starts from the bias, the residual, both or zero.
     Value init = collapseTo2d(
         b, loc,
@@ -353,7 +423,9 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
 };
 
 struct LowerMatmul : OpRewritePattern<MatmulOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerMatmul(MLIRContext *ctx, bool epilogues)
+      : OpRewritePattern(ctx), epilogues(epilogues) {}
+  bool epilogues; // the residual as the call's C (contractionWithEpilogue)
   LogicalResult matchAndRewrite(MatmulOp op,
                                 PatternRewriter &b) const override {
     MLIRContext *ctx = op.getContext();
@@ -363,9 +435,18 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
     AddOp add = residualAdd(op.getResult());
     if (add) // where the residual is defined, as the GEMM's operands are
       b.setInsertionPoint(add);
-    Value init = initialC(b, op.getLoc(), tensorType(op.getResult()), Value(),
-                          add ? residualOf(add, op.getResult()) : Value());
-    Value y = contraction(b, op.getLoc(), op.getLhs(), op.getRhs(), init,
+    Value residual = add ? residualOf(add, op.getResult()) : Value();
+    Value y =
+        epilogues
+            ? contractionWithEpilogue(
+                  b, op.getLoc(), op.getLhs(), op.getRhs(),
+                  tensor::EmptyOp::create(
+                      b, op.getLoc(), tensorType(op.getResult()).getShape(),
+                      tensorType(op.getResult()).getElementType()),
+                  Value(), residual, lhsMap, rhsMap)
+            : contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
+                          initialC(b, op.getLoc(), tensorType(op.getResult()),
+                                   Value(), residual),
                           lhsMap, rhsMap);
     markGemm(y, op.getTransposeLhs(), op.getTransposeRhs());
     if (add) {
@@ -1858,19 +1939,22 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
 } // namespace
 
 LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas,
-                                          AttentionLowering attention) {
+                                          AttentionLowering attention,
+                                          bool gemmEpilogues) {
   MLIRContext *ctx = module.getContext();
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
   RewritePatternSet patterns(ctx);
   patterns.add<
-      LowerAdd, LowerGelu, LowerCast, LowerMatmul, LowerSumLeading,
+      LowerAdd, LowerGelu, LowerCast, LowerSumLeading,
       LowerLayerNorm, LowerReshape, LowerSlice, LowerPad, LowerGeluGrad,
       LowerPosEmbed, LowerPatchify, LowerClipCoefficient, LowerGlobalNorm,
       LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
       LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt,
       LowerReweight, LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
-  patterns.add<LowerLinear, LowerAttention, LowerAttentionGrad>(ctx, blas);
+  patterns.add<LowerAttention, LowerAttentionGrad>(ctx, blas);
+  patterns.add<LowerLinear>(ctx, blas, blas && gemmEpilogues);
+  patterns.add<LowerMatmul>(ctx, blas && gemmEpilogues);
   if (attention == AttentionLowering::Tiled) {
     ctx->loadDialect<bufferization::BufferizationDialect,
                      memref::MemRefDialect>();

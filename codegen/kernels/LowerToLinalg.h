@@ -14,6 +14,13 @@ namespace mlir::aim {
 /// array [transpose A, transpose B] on the linalg.generic.
 inline constexpr llvm::StringLiteral kGemmAttrName = "aim.gemm";
 
+/// On a GEMM (beside kGemmAttrName) whose epilogue is in the op: [has bias,
+/// has residual]. Its inputs are A, B, then the bias [N] and the residual
+/// [M, N] where present; its output starts empty, each element from bias +
+/// residual at k = 0. A call then computes D = A B + 1 C + bias with C the
+/// residual's buffer (GemmCalls.h): no kernel writes a starting C.
+inline constexpr llvm::StringLiteral kGemmEpilogueAttrName = "aim.gemm_epilogue";
+
 /// Marks a batch of GEMMs (attention's products per sample and head): a
 /// linalg.generic over (outer batch, inner batch, m, n, k), its operand
 /// maps permutations of those dimensions, C(o, i, m, n) += A(m, k) B(k, n).
@@ -39,10 +46,13 @@ enum class AttentionLowering {
 /// Rewrites the aim ops of `module` into linalg, tensor, arith and math ops
 /// on tensors (with Tiled attention, also the attention kernel ops on
 /// buffers). With `blas`, GEMM operands keep their stored layout (a BLAS
-/// reads them as they are). Fails, naming the op, when one has no lowering.
+/// reads them as they are); with `gemmEpilogues` too, the plain GEMMs carry
+/// their bias and residual (kGemmEpilogueAttrName) instead of starting from
+/// a C a kernel fills. Fails, naming the op, when one has no lowering.
 LogicalResult
 lowerAimToLinalg(ModuleOp module, bool blas = false,
-                 AttentionLowering attention = AttentionLowering::Dense);
+                 AttentionLowering attention = AttentionLowering::Dense,
+                 bool gemmEpilogues = false);
 
 /// Whether query position q may see key position k under `mask` (`prefix`:
 /// the sample's prefix length as an index; unused unless prefix_causal).

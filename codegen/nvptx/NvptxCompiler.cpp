@@ -165,16 +165,19 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
           module, options.cublas,
           /*fuseElementwise=*/true, kSplitReductionsFrom,
           options.tiledAttention ? std::optional(KernelTarget::GpuLaunch)
-                                 : std::nullopt);
+                                 : std::nullopt,
+          /*gemmEpilogues=*/options.cublas);
   if (!kernels)
     return kernels.takeError();
   std::map<std::string, std::vector<std::string>> sharing =
       resultsSharingArgumentBuffers(module);
+  // Every plain GEMM carries its epilogue (bias, residual): aimcCudaGemm.
   if (options.cublas && options.bf16GemmOperands)
-    callGemmFunction(module, "aimcCudaGemmBf16",
-                     "aimcCudaGemmBf16StridedBatched", GemmOperands::BF16);
+    callGemmFunction(module, "aimcCudaSgemm", "aimcCudaGemmBf16StridedBatched",
+                     GemmOperands::BF16, "aimcCudaGemm");
   else if (options.cublas)
-    callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched");
+    callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched",
+                     GemmOperands::F32, "aimcCudaGemm");
   callCollectiveFunctions(module, CollectiveSymbols::cuda());
   if (llvm::Error e =
           prepareKernelsForGpu(module, GpuPreparationOptions{}))

@@ -52,6 +52,7 @@ CublasLt::~CublasLt() {
     cublasLtMatrixLayoutDestroy(p.x);
     cublasLtMatrixLayoutDestroy(p.y);
     cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatrixLayoutDestroy(p.d);
     cublasLtMatmulDescDestroy(p.desc);
   }
   if (workspace)
@@ -70,50 +71,77 @@ Status CublasLt::check(cublasStatus_t status, const std::string &what) const {
                        (name ? name : "cuBLAS status " + std::to_string(status)));
 }
 
-StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
+CublasLt::Shape CublasLt::shapeOf(const Gemm &g) {
+  // One plan per shape, batched or not.
+  bool batched = g.batch > 1;
+  return {g.transposeA, g.transposeB, g.m,     g.n,
+          g.k,          g.lda,        g.ldb,   g.ldc,
+          g.ldd,        g.batch,      batched ? g.strideA : 0,
+          batched ? g.strideB : 0,    batched ? g.strideC : 0,
+          g.bf16Operands,             g.bias != nullptr};
+}
+
+StatusOr<CublasLt::Plan *> CublasLt::plan(const Gemm &g) {
+  const Shape shape = shapeOf(g);
   auto it = plans.find(shape);
   if (it != plans.end())
     return &it->second;
-  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA, strideB,
-        strideC, bf16Operands] = shape;
-  const cudaDataType operandType = bf16Operands ? CUDA_R_16BF : CUDA_R_32F;
   Plan p;
   // Column-major view: C^T (n x m) = op(B)^T (n x k) op(A)^T (k x m). The
   // row-major B (k x n, or n x k when transposed) read column-major is B^T
   // (or B); so each operand keeps its flag and its layout's rows and
-  // columns are its row-major columns and rows.
-  cublasOperation_t opX = transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasOperation_t opY = transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
-  std::string what = "cuBLASLt plan for a " + std::to_string(m) + "x" +
-                     std::to_string(n) + "x" + std::to_string(k) + " GEMM";
-  if (bf16Operands)
+  // columns are its row-major columns and rows. The bias, along row-major
+  // columns, is along the view's rows: cuBLASLt's bias.
+  cublasOperation_t opX = g.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opY = g.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cudaDataType operandType = g.bf16Operands ? CUDA_R_16BF : CUDA_R_32F;
+  std::string what = "cuBLASLt plan for a " + std::to_string(g.m) + "x" +
+                     std::to_string(g.n) + "x" + std::to_string(g.k) + " GEMM";
+  if (g.bf16Operands)
     what += " of bfloat16 operands";
   if (Status s = check(cublasLtMatmulDescCreate(
                            &p.desc,
-                           bf16Operands ? CUBLAS_COMPUTE_32F : computeType,
+                           g.bf16Operands ? CUBLAS_COMPUTE_32F : computeType,
                            CUDA_R_32F),
                        what);
       !s)
     return s;
-  cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opX,
-                                 sizeof(opX));
-  cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opY,
-                                 sizeof(opY));
-  Status made = check(
-      cublasLtMatrixLayoutCreate(&p.x, operandType, transposeB ? k : n,
-                                 transposeB ? n : k, ldb),
-      what);
+  Status made =
+      check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                           &opX, sizeof(opX)),
+            what) &&
+              check(cublasLtMatmulDescSetAttribute(
+                        p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opY, sizeof(opY)),
+                    what)
+          ? Status::ok()
+          : Status::error(what + ": cannot set the transpositions");
+  if (made && g.bias) {
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    made = check(cublasLtMatmulDescSetAttribute(p.desc,
+                                                CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                &epilogue, sizeof(epilogue)),
+                 what + " (bias epilogue)");
+  }
   if (made)
-    made = check(cublasLtMatrixLayoutCreate(&p.y, operandType,
-                                            transposeA ? m : k,
-                                            transposeA ? k : m, lda),
+    made = check(cublasLtMatrixLayoutCreate(&p.x, operandType,
+                                            g.transposeB ? g.k : g.n,
+                                            g.transposeB ? g.n : g.k, g.ldb),
                  what);
   if (made)
-    made = check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, m, ldc), what);
+    made = check(cublasLtMatrixLayoutCreate(&p.y, operandType,
+                                            g.transposeA ? g.m : g.k,
+                                            g.transposeA ? g.k : g.m, g.lda),
+                 what);
+  if (made)
+    made = check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, g.n, g.m, g.ldc),
+                 what);
+  if (made)
+    made = check(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, g.n, g.m, g.ldd),
+                 what);
   // Batches: the layouts of the column-major view (x: B, y: A) each with
-  // the count and its operand's stride.
+  // the count and its operand's stride (D's is C's).
   auto batched = [&](cublasLtMatrixLayout_t layout, int64_t stride) {
-    int32_t count = static_cast<int32_t>(batch);
+    int32_t count = static_cast<int32_t>(g.batch);
     return check(cublasLtMatrixLayoutSetAttribute(
                      layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
                      sizeof(count)),
@@ -123,12 +151,12 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
                      &stride, sizeof(stride)),
                  what);
   };
-  if (made && batch > 1)
-    made =
-        batched(p.x, strideB) && batched(p.y, strideA) && batched(p.c, strideC)
-            ? Status::ok()
-            : Status::error(what + ": cannot describe a batch of " +
-                            std::to_string(batch));
+  if (made && g.batch > 1)
+    made = batched(p.x, g.strideB) && batched(p.y, g.strideA) &&
+                   batched(p.c, g.strideC) && batched(p.d, g.strideC)
+               ? Status::ok()
+               : Status::error(what + ": cannot describe a batch of " +
+                               std::to_string(g.batch));
   cublasLtMatmulPreference_t preference = nullptr;
   if (made)
     made = check(cublasLtMatmulPreferenceCreate(&preference), what);
@@ -140,7 +168,7 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     made = check(cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.x, p.y, p.c,
-                                                p.c, preference, 1, &result,
+                                                p.d, preference, 1, &result,
                                                 &found),
                  what);
     if (made && found == 0)
@@ -150,13 +178,40 @@ StatusOr<CublasLt::Plan *> CublasLt::plan(const Shape &shape) {
   if (preference)
     cublasLtMatmulPreferenceDestroy(preference);
   if (!made) {
-    for (cublasLtMatrixLayout_t l : {p.x, p.y, p.c})
+    for (cublasLtMatrixLayout_t l : {p.x, p.y, p.c, p.d})
       if (l)
         cublasLtMatrixLayoutDestroy(l);
     cublasLtMatmulDescDestroy(p.desc);
     return made;
   }
   return &(plans[shape] = p);
+}
+
+Status CublasLt::gemm(CUstream stream, const Gemm &g) {
+  if (g.batch < 1)
+    return Status::error("a batch of " + std::to_string(g.batch) + " GEMMs");
+  StatusOr<Plan *> p = plan(g);
+  if (!p)
+    return p.status();
+  std::string what = "cublasLtMatmul (" + std::to_string(g.batch) + " x " +
+                     std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+                     std::to_string(g.k) +
+                     (g.bf16Operands ? ", bfloat16 operands" : "") +
+                     (g.bias ? ", bias" : "") + ")";
+  // The bias pointer is read when the call is made (or captured).
+  if (g.bias)
+    if (Status s = check(cublasLtMatmulDescSetAttribute(
+                             (*p)->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                             &g.bias, sizeof(g.bias)),
+                         what);
+        !s)
+      return s;
+  const float *c = g.beta == 0 ? g.d : g.c; // C unread: any valid pointer
+  return check(cublasLtMatmul(handle, (*p)->desc, &g.alpha, g.b, (*p)->x, g.a,
+                              (*p)->y, &g.beta, c, (*p)->c, g.d, (*p)->d,
+                              &(*p)->algo, reinterpret_cast<void *>(workspace),
+                              kCublasLtWorkspaceBytes, stream),
+               what);
 }
 
 Status CublasLt::sgemm(CUstream stream, bool transposeA, bool transposeB,
@@ -172,44 +227,27 @@ Status CublasLt::sgemmStridedBatched(
     int64_t k, float alpha, const float *a, int64_t lda, int64_t strideA,
     const float *b, int64_t ldb, int64_t strideB, float beta, float *c,
     int64_t ldc, int64_t strideC, int64_t batch) {
-  return matmul(stream,
-                {transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA,
-                 strideB, strideC, false},
-                alpha, a, b, beta, c);
-}
-
-Status CublasLt::gemmBf16StridedBatched(
-    CUstream stream, bool transposeA, bool transposeB, int64_t m, int64_t n,
-    int64_t k, float alpha, const void *a, int64_t lda, int64_t strideA,
-    const void *b, int64_t ldb, int64_t strideB, float beta, float *c,
-    int64_t ldc, int64_t strideC, int64_t batch) {
-  return matmul(stream,
-                {transposeA, transposeB, m, n, k, lda, ldb, ldc, batch, strideA,
-                 strideB, strideC, true},
-                alpha, a, b, beta, c);
-}
-
-Status CublasLt::matmul(CUstream stream, const Shape &shape, float alpha,
-                        const void *a, const void *b, float beta, float *c) {
-  Shape key = shape;
-  int64_t batch = std::get<8>(key);
-  if (batch < 1)
-    return Status::error("a batch of " + std::to_string(batch) + " GEMMs");
-  if (batch == 1) // one plan per shape, batched or not
-    std::get<9>(key) = std::get<10>(key) = std::get<11>(key) = 0;
-  StatusOr<Plan *> p = plan(key);
-  if (!p)
-    return p.status();
-  auto [transposeA, transposeB, m, n, k, lda, ldb, ldc, count, strideA,
-        strideB, strideC, bf16Operands] = key;
-  return check(cublasLtMatmul(handle, (*p)->desc, &alpha, b, (*p)->x, a,
-                              (*p)->y, &beta, c, (*p)->c, c, (*p)->c,
-                              &(*p)->algo, reinterpret_cast<void *>(workspace),
-                              kCublasLtWorkspaceBytes, stream),
-               "cublasLtMatmul (" + std::to_string(batch) + " x " +
-                   std::to_string(m) + "x" + std::to_string(n) + "x" +
-                   std::to_string(k) +
-                   (bf16Operands ? ", bfloat16 operands)" : ")"));
+  Gemm g;
+  g.transposeA = transposeA;
+  g.transposeB = transposeB;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.alpha = alpha;
+  g.beta = beta;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = ldc;
+  g.d = c;
+  g.ldd = ldc;
+  g.batch = batch;
+  g.strideA = strideA;
+  g.strideB = strideB;
+  g.strideC = strideC;
+  return gemm(stream, g);
 }
 
 } // namespace aim::rt

@@ -1,7 +1,9 @@
 //===- CublasLt.h - the step's GEMMs through cuBLASLt, loaded with dlopen -*- C++ -*-===//
 //
-// The GPU backend calls `aimcCudaSgemm` (cblas_sgemm's signature, row-major:
-// C = op(A) op(B) + C) for every GEMM (codegen/kernels/GemmCalls.h). aim-run
+// The GPU backend calls `aimcCudaGemm` for every GEMM (row-major D = op(A)
+// op(B) + beta C + bias, cblas_sgemm's arguments with D, the bias and the
+// operands' type added; strided batches through aimcCudaSgemmStridedBatched;
+// codegen/kernels/GemmCalls.h). aim-run
 // runs it with cuBLASLt, opened with dlopen like the driver
 // (libcublasLt.so.13, or $AIMC_CUBLASLT). Row-major C is column-major C^T,
 // so the call computes C^T = op(B)^T op(A)^T: the operands swap places and
@@ -9,7 +11,9 @@
 // (CUBLAS_COMPUTE_32F, no TF32: the results are checked against the host's
 // float32 GEMMs) unless a GemmPrecision asks for tensor cores: TF32 or
 // bfloat16 multiplies of the float32 operands, float32 accumulation and
-// results (CUBLAS_COMPUTE_32F_FAST_TF32 / _FAST_16BF). Each shape's descriptors and algorithm are chosen on its
+// results (CUBLAS_COMPUTE_32F_FAST_TF32 / _FAST_16BF); or bfloat16 A and B
+// themselves. A bias is cuBLASLt's CUBLASLT_EPILOGUE_BIAS. Each shape's
+// descriptors and algorithm are chosen on its
 // first call -- before any CUDA graph capture, which happens on the second
 // call of an entry point -- and cached.
 //
@@ -53,6 +57,28 @@ public:
   CublasLt(const CublasLt &) = delete;
   CublasLt &operator=(const CublasLt &) = delete;
 
+  /// One row-major GEMM (or a strided batch of them):
+  /// D[m, n] = alpha op(A) op(B) + beta C + bias (bias[j] added to column j;
+  /// C is not read when beta is 0; C may be D).
+  struct Gemm {
+    bool transposeA = false, transposeB = false;
+    int64_t m = 0, n = 0, k = 0;
+    float alpha = 1, beta = 0;
+    const void *a = nullptr, *b = nullptr; // float32, or bfloat16 if bf16
+    int64_t lda = 0, ldb = 0;
+    const float *c = nullptr;
+    int64_t ldc = 0;
+    float *d = nullptr;
+    int64_t ldd = 0;
+    const float *bias = nullptr; // CUBLASLT_EPILOGUE_BIAS when set
+    /// A and B are bfloat16 (aimc --gemm-operands bf16): CUDA_R_16BF
+    /// layouts, CUBLAS_COMPUTE_32F whatever the GemmPrecision.
+    bool bf16Operands = false;
+    int64_t batch = 1, strideA = 0, strideB = 0, strideC = 0; // D's is C's
+  };
+  /// Enqueues `g` on `stream`.
+  Status gemm(CUstream stream, const Gemm &g);
+
   /// Row-major C[m, n] = alpha op(A) op(B) + beta C, enqueued on `stream`.
   Status sgemm(CUstream stream, bool transposeA, bool transposeB, int64_t m,
                int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
@@ -65,18 +91,6 @@ public:
                              const float *b, int64_t ldb, int64_t strideB,
                              float beta, float *c, int64_t ldc, int64_t strideC,
                              int64_t batch);
-
-  /// The same with A and B bfloat16 (the GPU backend's --gemm-operands
-  /// bf16: rounded copies), C float32, accumulated in float32
-  /// (CUBLAS_COMPUTE_32F whatever the GemmPrecision: the operands are
-  /// already bfloat16).
-  Status gemmBf16StridedBatched(CUstream stream, bool transposeA,
-                                bool transposeB, int64_t m, int64_t n,
-                                int64_t k, float alpha, const void *a,
-                                int64_t lda, int64_t strideA, const void *b,
-                                int64_t ldb, int64_t strideB, float beta,
-                                float *c, int64_t ldc, int64_t strideC,
-                                int64_t batch);
 
   /// Shapes seen so far (each with its descriptors and algorithm).
   size_t cachedShapes() const { return plans.size(); }
@@ -91,17 +105,15 @@ private:
 
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
+    cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  // transposes, m, n, k, leading dimensions, batch count and strides,
-  // whether A and B are bfloat16.
-  using Shape =
-      std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t,
-                 int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
-  StatusOr<Plan *> plan(const Shape &shape);
-  Status matmul(CUstream stream, const Shape &shape, float alpha,
-                const void *a, const void *b, float beta, float *c);
+  // What a plan depends on: a Gemm without its pointers and scalars.
+  using Shape = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                           int64_t, bool, bool>;
+  static Shape shapeOf(const Gemm &g);
+  StatusOr<Plan *> plan(const Gemm &g);
 
   void *library = nullptr;
   CudaDriver *driver = nullptr;

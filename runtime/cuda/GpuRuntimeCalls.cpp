@@ -302,25 +302,48 @@ extern "C" void aimcCudaSgemm(int order, int transA, int transB, int m, int n,
                               int k, float alpha, const float *a, int lda,
                               const float *b, int ldb, float beta, float *c,
                               int ldc) {
-  runGemm("aimcCudaSgemm", order, "cublasLt sgemm " + shapeName(m, n, k),
+  runGemm("aimcCudaSgemm", order, "cublasLt gemm " + shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
             return lt.sgemm(stream, transA == kTrans, transB == kTrans, m, n, k,
                             alpha, a, lda, b, ldb, beta, c, ldc);
           });
 }
 
-/// aimcCudaSgemm with A and B bfloat16 (aimc --gemm-operands bf16), C
-/// float32, accumulated in float32.
-extern "C" void aimcCudaGemmBf16(int order, int transA, int transB, int m,
-                                 int n, int k, float alpha, const void *a,
-                                 int lda, const void *b, int ldb, float beta,
-                                 float *c, int ldc) {
-  runGemm("aimcCudaGemmBf16", order, "cublasLt bf16 gemm " + shapeName(m, n, k),
+/// A GEMM of the step with its epilogue (codegen/kernels/GemmCalls.h):
+/// row-major D = alpha op(A) op(B) + beta C + bias (bias[j] on column j;
+/// null: none), A and B float32 (`operands` 0) or bfloat16 (1).
+extern "C" void aimcCudaGemm(int operands, int order, int transA, int transB,
+                             int m, int n, int k, float alpha, const void *a,
+                             int lda, const void *b, int ldb, float beta,
+                             const float *c, int ldc, float *d, int ldd,
+                             const float *bias) {
+  runGemm("aimcCudaGemm", order,
+          std::string("cublasLt ") + (operands == 1 ? "bf16 " : "") +
+              (bias ? "bias " : "") + "gemm " + shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
-            return lt.gemmBf16StridedBatched(stream, transA == kTrans,
-                                             transB == kTrans, m, n, k, alpha,
-                                             a, lda, 0, b, ldb, 0, beta, c, ldc,
-                                             0, 1);
+            if (operands != 0 && operands != 1)
+              return aim::Status::error(
+                  "aimcCudaGemm: operand type " + std::to_string(operands) +
+                  " is neither float32 (0) nor bfloat16 (1)");
+            aim::rt::CublasLt::Gemm g;
+            g.transposeA = transA == kTrans;
+            g.transposeB = transB == kTrans;
+            g.m = m;
+            g.n = n;
+            g.k = k;
+            g.alpha = alpha;
+            g.beta = beta;
+            g.a = a;
+            g.lda = lda;
+            g.b = b;
+            g.ldb = ldb;
+            g.c = c;
+            g.ldc = ldc;
+            g.d = d;
+            g.ldd = ldd;
+            g.bias = bias;
+            g.bf16Operands = operands == 1;
+            return lt.gemm(stream, g);
           });
 }
 
@@ -334,9 +357,28 @@ extern "C" void aimcCudaGemmBf16StridedBatched(
           "cublasLt bf16 gemm " + std::to_string(batch) + " x " +
               shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
-            return lt.gemmBf16StridedBatched(
-                stream, transA == kTrans, transB == kTrans, m, n, k, alpha, a,
-                lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch);
+            aim::rt::CublasLt::Gemm g;
+            g.transposeA = transA == kTrans;
+            g.transposeB = transB == kTrans;
+            g.m = m;
+            g.n = n;
+            g.k = k;
+            g.alpha = alpha;
+            g.beta = beta;
+            g.a = a;
+            g.lda = lda;
+            g.b = b;
+            g.ldb = ldb;
+            g.c = c;
+            g.ldc = ldc;
+            g.d = c;
+            g.ldd = ldc;
+            g.bf16Operands = true;
+            g.batch = batch;
+            g.strideA = strideA;
+            g.strideB = strideB;
+            g.strideC = strideC;
+            return lt.gemm(stream, g);
           });
 }
 
@@ -350,7 +392,7 @@ extern "C" void aimcCudaSgemmStridedBatched(int order, int transA, int transB,
                                             float beta, float *c, int ldc,
                                             int64_t strideC, int batch) {
   runGemm("aimcCudaSgemmStridedBatched", order,
-          "cublasLt sgemm " + std::to_string(batch) + " x " +
+          "cublasLt gemm " + std::to_string(batch) + " x " +
               shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
             return lt.sgemmStridedBatched(

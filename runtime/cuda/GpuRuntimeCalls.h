@@ -3,8 +3,9 @@
 // The launcher code of an artifact (codegen/nvptx/GpuProgramCompiler.h)
 // calls upstream MLIR's GPU runtime ABI -- mgpuModuleLoad, mgpuLaunchKernel,
 // ... --, the generic allocation functions of memref-to-llvm, and
-// aimcCudaSgemm and aimcCudaSgemmStridedBatched for GEMMs (aimcCudaGemmBf16
-// and aimcCudaGemmBf16StridedBatched with bfloat16 A and B)
+// aimcCudaGemm (a GEMM with its epilogue), aimcCudaSgemm and
+// aimcCudaSgemmStridedBatched for GEMMs (aimcCudaGemmBf16StridedBatched
+// with bfloat16 A and B)
 // (codegen/kernels/GemmCalls.h). aim-run
 // exports them (tools/aim-run/CMakeLists.txt) and implements them here over
 // the dlopen'd driver, on one device and one stream. The launcher code has

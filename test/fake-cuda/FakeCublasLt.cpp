@@ -8,7 +8,8 @@
 // row-major caller makes. The fast compute types round each operand as the
 // tensor cores do before multiplying (TF32: 10 explicit significand bits,
 // bfloat16: 7; to nearest, ties to even). A and B may be bfloat16 themselves
-// (CUDA_R_16BF layouts: aimc --gemm-operands bf16); C and D are float32.
+// (CUDA_R_16BF layouts: aimc --gemm-operands bf16); C and D are float32, D
+// apart from C or not; CUBLASLT_EPILOGUE_BIAS adds a bias to each row of D.
 // FAKE_CUBLASLT_LOG=FILE logs each GEMM with its compute type and operands.
 //
 //===----------------------------------------------------------------------===//
@@ -31,6 +32,8 @@ struct Layout {
 struct Desc {
   cublasOperation_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const float *bias = nullptr; // CUBLASLT_MATMUL_DESC_BIAS_POINTER
 };
 
 /// `x` rounded to `keep` explicit significand bits (of float's 23).
@@ -109,14 +112,21 @@ cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d,
                                cublasLtMatmulDescAttributes_t a,
                                const void *value, size_t size) {
   auto *desc = reinterpret_cast<Desc *>(d);
-  if (size != sizeof(cublasOperation_t))
-    return CUBLAS_STATUS_INVALID_VALUE;
-  if (a == CUBLASLT_MATMUL_DESC_TRANSA)
-    std::memcpy(&desc->transa, value, size);
-  else if (a == CUBLASLT_MATMUL_DESC_TRANSB)
-    std::memcpy(&desc->transb, value, size);
+  if ((a == CUBLASLT_MATMUL_DESC_TRANSA || a == CUBLASLT_MATMUL_DESC_TRANSB) &&
+      size == sizeof(cublasOperation_t))
+    std::memcpy(a == CUBLASLT_MATMUL_DESC_TRANSA ? &desc->transa
+                                                 : &desc->transb,
+                value, size);
+  else if (a == CUBLASLT_MATMUL_DESC_EPILOGUE && size == sizeof(uint32_t))
+    std::memcpy(&desc->epilogue, value, size);
+  else if (a == CUBLASLT_MATMUL_DESC_BIAS_POINTER &&
+           size == sizeof(const float *))
+    std::memcpy(&desc->bias, value, size);
   else
     return CUBLAS_STATUS_INVALID_VALUE;
+  if (desc->epilogue != CUBLASLT_EPILOGUE_DEFAULT &&
+      desc->epilogue != CUBLASLT_EPILOGUE_BIAS)
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   return CUBLAS_STATUS_SUCCESS;
 }
 EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l,
@@ -193,6 +203,9 @@ EXPORT cublasStatus_t cublasLtMatmul(
   // Operands of one type; float32 results.
   if (la.type != lb.type || lc.type != CUDA_R_32F || ld.type != CUDA_R_32F)
     return CUBLAS_STATUS_NOT_SUPPORTED;
+  const bool biased = desc.epilogue == CUBLASLT_EPILOGUE_BIAS;
+  if (biased && !desc.bias)
+    return CUBLAS_STATUS_INVALID_VALUE; // the bias epilogue without a bias
   float al = *static_cast<const float *>(alpha),
         be = *static_cast<const float *>(beta);
   for (int32_t g = 0; g < la.batch; ++g) {
@@ -213,19 +226,23 @@ EXPORT cublasStatus_t cublasLtMatmul(
               desc.compute);
           sum += double(x) * y;
         }
-        // As cuBLASLt: with beta 0, C is not read (it may hold anything).
-        D[i + j * ld.ld] =
-            float(al * sum + (be == 0 ? 0.0f : be * C[i + j * lc.ld]));
+        // As cuBLASLt: with beta 0, C is not read (it may hold anything);
+        // the bias (one value a row of the column-major D) is added last.
+        double value = al * sum + (be == 0 ? 0.0f : be * C[i + j * lc.ld]);
+        if (biased)
+          value += desc.bias[i];
+        D[i + j * ld.ld] = float(value);
       }
   }
   if (std::FILE *log = gemmLog()) {
-    std::fprintf(log, "gemm %s%llux%llux%llu %c%c %s%s\n",
+    std::fprintf(log, "gemm %s%llux%llux%llu %c%c %s%s%s%s\n",
                  la.batch > 1 ? (std::to_string(la.batch) + " x ").c_str() : "",
                  static_cast<unsigned long long>(m),
                  static_cast<unsigned long long>(n),
                  static_cast<unsigned long long>(k), ta ? 'T' : 'N',
                  tb ? 'T' : 'N', computeName(desc.compute),
-                 la.type == CUDA_R_16BF ? ", bf16 operands" : "");
+                 la.type == CUDA_R_16BF ? ", bf16 operands" : "",
+                 biased ? ", bias" : "", c != d ? ", C apart from D" : "");
     std::fflush(log);
   }
   return CUBLAS_STATUS_SUCCESS;

@@ -125,13 +125,63 @@ TEST_F(CudaGemm, Bf16OperandsMatchTheirFloat32Values) {
                                          q.data(), width, dh, k.data(), width,
                                          dh, 1.0f, want.data(), n, n * n,
                                          heads));
-  aim::Status s = gemms->gemmBf16StridedBatched(
-      nullptr, false, true, n, n, dh, 1.0f, q16.data(), width, dh, k16.data(),
-      width, dh, 1.0f, c.data(), n, n * n, heads);
+  CublasLt::Gemm g;
+  g.transposeB = true;
+  g.m = g.n = n;
+  g.k = dh;
+  g.beta = 1.0f;
+  g.a = q16.data();
+  g.b = k16.data();
+  g.lda = g.ldb = width;
+  g.c = g.d = c.data();
+  g.ldc = g.ldd = n;
+  g.bf16Operands = true;
+  g.batch = heads;
+  g.strideA = g.strideB = dh;
+  g.strideC = n * n;
+  aim::Status s = gemms->gemm(nullptr, g);
   ASSERT_TRUE(s) << s.message();
   for (int64_t i = 0; i < heads * n * n; ++i)
     EXPECT_FLOAT_EQ(c[i], want[i]) << "element " << i;
   EXPECT_EQ(gemms->cachedShapes(), 2u);
+}
+
+// The epilogue aimcCudaGemm asks for: D = A B^T + C + bias with C (the
+// residual) apart from D and the bias on every column j, against a
+// row-major reference; and the same without C (beta 0, C not read).
+TEST_F(CudaGemm, BiasEpilogueAndCApartFromD) {
+  const int64_t m = 3, n = 5, k = 4;
+  std::vector<float> a = ramp(m * k, 0.5f), w = ramp(n * k, 0.25f),
+                     residual = ramp(m * n, 1.0f), bias = ramp(n, 2.0f);
+  for (float beta : {1.0f, 0.0f}) {
+    std::vector<float> d(m * n, -7.0f);
+    CublasLt::Gemm g;
+    g.transposeB = true;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.beta = beta;
+    g.a = a.data();
+    g.lda = k;
+    g.b = w.data();
+    g.ldb = k;
+    g.c = residual.data();
+    g.ldc = n;
+    g.d = d.data();
+    g.ldd = n;
+    g.bias = bias.data();
+    aim::Status s = gemms->gemm(nullptr, g);
+    ASSERT_TRUE(s) << s.message();
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double want = bias[j] + beta * residual[i * n + j];
+        for (int64_t l = 0; l < k; ++l)
+          want += double(a[i * k + l]) * w[j * k + l];
+        EXPECT_NEAR(d[i * n + j], want, 1e-5) << "beta " << beta << " (" << i
+                                              << ", " << j << ")";
+      }
+  }
+  EXPECT_EQ(residual, ramp(m * n, 1.0f)); // C only read
 }
 
 TEST(CudaGemmPrecision, FastComputeTypesRoundTheOperands) {

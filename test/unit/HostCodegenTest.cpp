@@ -318,6 +318,7 @@ TEST(HostCodegen, GemmsStartFromTheirResiduals) {
   checkAgainstInterpreter(kResidualGemms, "residual-blas", withBlas());
 }
 
+
 // A GEMM that starts from zeros calls the BLAS with beta 0 and no fill
 // before it (C is written once); one that starts from its bias, beta 1.
 const char *kPlainGemms = R"(
@@ -354,6 +355,76 @@ TEST(HostCodegen, ZeroStartedGemmsHaveBetaZero) {
   // And the numbers: the result buffers the calls write start as NaN
   // (callEntry), so a C that were still read would show.
   checkAgainstInterpreter(kPlainGemms, "beta-zero", withBlas());
+}
+
+mlir::aim::HostCompileOptions withEpilogues() {
+  mlir::aim::HostCompileOptions options = withBlas();
+  options.gemmEpilogues = true;
+  return options;
+}
+
+// The GPU backend's GEMMs carry their epilogue (LowerToLinalg.h,
+// kGemmEpilogueAttrName): each is one call of aimcCudaGemm with the bias and
+// the residual (as C, apart from D), and no kernel builds a starting C --
+// after bufferization nothing but the calls is left of their fusions. The same
+// calls on the host (the stand-in adds bias and C, then cblas_sgemm) match
+// the interpreter, the GEMMs that start from zeros too (their D buffers
+// start as NaN: a D that were read would show).
+TEST(HostCodegen, GemmEpiloguesAddBiasAndResidualInTheCall) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect, LLVM::LLVMDialect>();
+  // The GEMMs as aim-fuse groups them: each with its residual's add.
+  const char *fused = R"(
+    func.func @kernel(%x: tensor<2x3x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf32>,
+                      %r: tensor<2x3x16xf32>, %a: tensor<6x16xf32>, %v: tensor<16x16xf32>)
+        -> (tensor<2x3x16xf32>, tensor<6x16xf32>, tensor<6x16xf32>) {
+      %y = aim.fusion "gemm" (%x, %w, %b, %r) : (tensor<2x3x8xf32>, tensor<16x8xf32>, tensor<16xf32>, tensor<2x3x16xf32>) -> tensor<2x3x16xf32> {
+      ^bb0(%x0: tensor<2x3x8xf32>, %w0: tensor<16x8xf32>, %b0: tensor<16xf32>, %r0: tensor<2x3x16xf32>):
+        %0 = aim.linear %x0, %w0, %b0 : tensor<2x3x8xf32>, tensor<16x8xf32>, tensor<16xf32> -> tensor<2x3x16xf32>
+        %1 = aim.add %r0, %0 : tensor<2x3x16xf32>, tensor<2x3x16xf32> -> tensor<2x3x16xf32>
+        aim.yield %1 : tensor<2x3x16xf32>
+      }
+      %z = aim.fusion "gemm" (%a, %v) : (tensor<6x16xf32>, tensor<16x16xf32>) -> tensor<6x16xf32> {
+      ^bb0(%a0: tensor<6x16xf32>, %v0: tensor<16x16xf32>):
+        %0 = aim.matmul %a0, %v0, transpose_lhs = false, transpose_rhs = true : tensor<6x16xf32>, tensor<16x16xf32> -> tensor<6x16xf32>
+        %1 = aim.add %a0, %0 : tensor<6x16xf32>, tensor<6x16xf32> -> tensor<6x16xf32>
+        aim.yield %1 : tensor<6x16xf32>
+      }
+      %m = aim.fusion "gemm" (%a, %v) : (tensor<6x16xf32>, tensor<16x16xf32>) -> tensor<6x16xf32> {
+      ^bb0(%a1: tensor<6x16xf32>, %v1: tensor<16x16xf32>):
+        %0 = aim.matmul %a1, %v1, transpose_lhs = false, transpose_rhs = false : tensor<6x16xf32>, tensor<16x16xf32> -> tensor<6x16xf32>
+        aim.yield %0 : tensor<6x16xf32>
+      }
+      return %y, %z, %m : tensor<2x3x16xf32>, tensor<6x16xf32>, tensor<6x16xf32>
+    })";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(fused, &context);
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(
+      *module, /*blas=*/true, /*fuseElementwise=*/true,
+      /*splitReductionsFrom=*/0, /*tiledAttention=*/std::nullopt,
+      /*gemmEpilogues=*/true)));
+  mlir::aim::callGemmFunction(*module, "cblas_sgemm", {},
+                              mlir::aim::GemmOperands::F32, "aimcCudaGemm");
+  int calls = 0, withBias = 0, withResidual = 0, generics = 0;
+  module->walk([&](func::CallOp call) {
+    if (call.getCallee() != "aimcCudaGemm")
+      return;
+    ++calls;
+    withBias += !call.getOperand(17).getDefiningOp<LLVM::ZeroOp>();
+    auto beta = call.getOperand(12).getDefiningOp<arith::ConstantOp>();
+    ASSERT_TRUE(beta);
+    withResidual += cast<FloatAttr>(beta.getValue()).getValueAsDouble() == 1.0;
+  });
+  // No kernel: no starting C, no copy into the results' buffers.
+  module->walk([&](linalg::LinalgOp) { ++generics; });
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(withBias, 1);     // the linear
+  EXPECT_EQ(withResidual, 2); // the linear and the first matmul
+  EXPECT_EQ(generics, 0);
+  checkAgainstInterpreter(fused, "fused-epilogues", withEpilogues());
+  checkAgainstInterpreter(kResidualGemms, "residual-epilogues", withEpilogues());
+  checkAgainstInterpreter(kPlainGemms, "plain-epilogues", withEpilogues());
 }
 
 TEST(HostCodegen, LayerNormWithBroadcastAddAndTanhGelu) {
@@ -532,6 +603,7 @@ void roundArgumentToBf16(std::vector<::aim::HostTensor> &args, size_t i) {
 TEST(GemmOperands, Bf16CopiesRoundExactlyTheGemmOperands) {
   mlir::aim::HostCompileOptions bf16 = withBlas();
   bf16.stridedBatchedGemms = true;
+  bf16.gemmEpilogues = true; // as the GPU backend calls them
   bf16.bf16GemmOperands = true;
   const char *linear = R"(
     func.func @kernel(%x: tensor<2x3x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf32>)
@@ -780,10 +852,12 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
 
   // And with the GEMMs as the GPU backend calls them: attention's batches
   // over (sample, head) one strided-batched call, its [B, N, heads, dh]
-  // operands and results copied batch-major and back (GemmCalls.h).
+  // operands and results copied batch-major and back, the others with
+  // their bias and residual in the call (GemmCalls.h).
   OwningOpRef<ModuleOp> batched = build();
   gpuTiling.blas = true;
   gpuTiling.stridedBatchedGemms = true;
+  gpuTiling.gemmEpilogues = true;
   void *batchedLibrary =
       compileAndLoad(*batched, "train-step-gpu-gemm-batches", gpuTiling);
   ASSERT_NE(batchedLibrary, nullptr);

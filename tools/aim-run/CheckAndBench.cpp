@@ -94,24 +94,38 @@ std::pair<double, double> maxDifference(const HostTensor &a,
   }
   return {diff, scale};
 }
-/// The roofline time of a "cublasLt sgemm MxNxK" (or "... B x MxNxK", a
-/// strided batch) entry: 2MNK operations per GEMM, each operand and the
-/// result read or written once (float32).
+/// The roofline time of a "cublasLt [bf16 ][bias ]gemm MxNxK" (or "...
+/// B x MxNxK", a strided batch) entry (GpuRuntimeCalls.cpp names them so):
+/// 2MNK operations per GEMM, each operand and the result read or written
+/// once (A and B in bfloat16 or float32).
 double gemmRooflineSeconds(const aimx::GpuCode &gpu, const std::string &name) {
+  std::string rest = name;
+  auto take = [&](const std::string &word) {
+    if (rest.compare(0, word.size(), word) != 0)
+      return false;
+    rest.erase(0, word.size());
+    return true;
+  };
+  if (!take("cublasLt "))
+    return 0;
+  const bool bf16 = take("bf16 ");
+  take("bias ");
+  if (!take("gemm "))
+    return 0;
   long long m = 0, n = 0, k = 0, batch = 1;
   // The batched form first; a failed match may have stored a field (a
   // plain "2048x1536x6144" read 2048 as the batch before), so reset it.
-  if (std::sscanf(name.c_str(), "cublasLt sgemm %lld x %lldx%lldx%lld", &batch,
-                  &m, &n, &k) != 4) {
+  if (std::sscanf(rest.c_str(), "%lld x %lldx%lldx%lld", &batch, &m, &n, &k) !=
+      4) {
     batch = 1;
-    if (std::sscanf(name.c_str(), "cublasLt sgemm %lldx%lldx%lld", &m, &n,
-                    &k) != 3)
+    if (std::sscanf(rest.c_str(), "%lldx%lldx%lld", &m, &n, &k) != 3)
       return 0;
   }
   if (gpu.vector_flops() <= 0 || gpu.memory_bandwidth() <= 0)
     return 0;
+  double operandBytes = bf16 ? 2.0 : 4.0;
   double flops = 2.0 * batch * m * n * k,
-         bytes = 4.0 * batch * (m * k + k * n + 2.0 * m * n);
+         bytes = batch * (operandBytes * (m * k + k * n) + 8.0 * m * n);
   return std::max(flops / gpu.vector_flops(), bytes / gpu.memory_bandwidth());
 }
 /// AdamW's state at step 0 (zero moments) for `params`, in train_step's
