@@ -55,14 +55,20 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   ctx->loadDialect<LLVM::LLVMDialect>();
 
   // 1. One function per distinct kernel, on buffers.
+  BufferizedKernelOptions lowering;
+  lowering.linalg.blas = options.blas;
+  lowering.linalg.gemmEpilogues = options.blas && options.gemmEpilogues;
+  lowering.linalg.gemmOperands = options.bf16GemmOperands
+                                     ? GemmOperands::BF16AsF32
+                                     : GemmOperands::F32;
+  lowering.linalg.attention = options.tiledAttention
+                                  ? AttentionLowering::Tiled
+                                  : AttentionLowering::Dense;
+  lowering.attentionTarget = KernelTarget::HostEmulation;
+  lowering.fuseElementwise = options.gpuTileThreads > 0;
+  lowering.splitReductionsFrom = options.splitReductionsFrom;
   llvm::Expected<KernelCount> kernels =
-      lowerToBufferizedKernels(module, options.blas,
-                               /*fuseElementwise=*/options.gpuTileThreads > 0,
-                               options.splitReductionsFrom,
-                               options.tiledAttention
-                                   ? std::optional(KernelTarget::HostEmulation)
-                                   : std::nullopt,
-                               options.blas && options.gemmEpilogues);
+      lowerToBufferizedKernels(module, lowering);
   if (!kernels)
     return kernels.takeError();
   if (options.gpuTileThreads > 0) {

@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Pass/PassManager.h"
@@ -111,13 +112,84 @@ void reuseComputedOnce(ModuleOp module) {
   });
 }
 
+/// A GEMM operand's bfloat16 copy (kGemmOperandCastAttrName) of a value an
+/// element-wise op computes for other uses too (a saved activation:
+/// elementwise fusion leaves such producers alone, or would compute them
+/// twice): the producer yields the copy as a second result, so that one
+/// kernel writes both and nothing reads the float32 value back to round it.
+void mergeGemmCastsIntoProducers(ModuleOp module) {
+  SmallVector<linalg::GenericOp> casts;
+  module.walk([&](linalg::GenericOp op) {
+    if (op->hasAttr(kGemmOperandCastAttrName))
+      casts.push_back(op);
+  });
+  IRRewriter rewriter(module.getContext());
+  for (linalg::GenericOp copy : casts) {
+    auto producer = copy.getDpsInputs()[0].getDefiningOp<linalg::GenericOp>();
+    // Both over the same elements: the producer's output and the copy's
+    // operands indexed by the identity.
+    if (!producer || producer->getNumResults() != 1 ||
+        producer.getNumReductionLoops() != 0 ||
+        !producer.getIndexingMapsArray().back().isIdentity() ||
+        !llvm::all_of(copy.getIndexingMapsArray(),
+                      [](AffineMap m) { return m.isIdentity(); }) ||
+        producer->getBlock() != copy->getBlock() ||
+        producer.getNumLoops() != copy.getNumLoops())
+      continue;
+    // The copy's (empty, static) output tensor made before the producer.
+    auto empty = copy.getDpsInits()[0].getDefiningOp<tensor::EmptyOp>();
+    if (!empty || empty->getNumOperands() != 0)
+      continue;
+    empty->moveBefore(producer);
+    // The producer again, with the copy's output added and its rounding
+    // (the copy's body, on the value it yields) yielded too.
+    rewriter.setInsertionPoint(producer);
+    SmallVector<Value> inits = {producer.getDpsInits()[0],
+                                copy.getDpsInits()[0]};
+    SmallVector<AffineMap> maps = producer.getIndexingMapsArray();
+    maps.push_back(copy.getIndexingMapsArray()[1]);
+    auto merged = linalg::GenericOp::create(
+        rewriter, producer.getLoc(),
+        TypeRange{producer->getResultTypes()[0], copy->getResultTypes()[0]},
+        producer.getDpsInputs(), inits, maps,
+        producer.getIteratorTypesArray());
+    Block *body = rewriter.createBlock(&merged.getRegion());
+    for (BlockArgument arg : producer.getRegion().front().getArguments())
+      body->addArgument(arg.getType(), arg.getLoc());
+    body->addArgument(copy.getRegion().front().getArguments().back().getType(),
+                      copy.getLoc());
+    IRMapping mapping;
+    for (auto [from, to] : llvm::zip(producer.getRegion().front().getArguments(),
+                                     body->getArguments()))
+      mapping.map(from, to);
+    rewriter.setInsertionPointToStart(body);
+    for (Operation &op : producer.getRegion().front().without_terminator())
+      rewriter.clone(op, mapping);
+    auto yield = cast<linalg::YieldOp>(
+        producer.getRegion().front().getTerminator());
+    Value value = mapping.lookupOrDefault(yield.getOperand(0));
+    Block &castBody = copy.getRegion().front();
+    IRMapping castMapping;
+    castMapping.map(castBody.getArgument(0), value);
+    castMapping.map(castBody.getArgument(1), body->getArguments().back());
+    for (Operation &op : castBody.without_terminator())
+      rewriter.clone(op, castMapping);
+    Value rounded = castMapping.lookupOrDefault(
+        castBody.getTerminator()->getOperand(0));
+    linalg::YieldOp::create(rewriter, yield.getLoc(),
+                            ValueRange{value, rounded});
+    rewriter.replaceOp(copy, merged.getResult(1));
+    rewriter.replaceOp(producer, merged.getResult(0));
+  }
+}
+
 } // namespace
 
 llvm::Expected<KernelCount>
-lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
-                         int64_t splitReductionsFrom,
-                         std::optional<KernelTarget> tiledAttention,
-                         bool gemmEpilogues) {
+lowerToBufferizedKernels(ModuleOp module,
+                         const BufferizedKernelOptions &options) {
+  const bool fuseElementwise = options.fuseElementwise;
+  const int64_t splitReductionsFrom = options.splitReductionsFrom;
   auto failure = [](const char *message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -134,10 +206,7 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
                    scf::SCFDialect>();
 
   KernelCount kernels = outlineKernels(module);
-  if (failed(lowerAimToLinalg(module, blas,
-                              tiledAttention ? AttentionLowering::Tiled
-                                             : AttentionLowering::Dense,
-                              gemmEpilogues)))
+  if (failed(lowerAimToLinalg(module, options.linalg)))
     return failure("the module has ops code generation cannot lower yet");
   if (failed(markCollectives(module)))
     return failure("the module has collectives the runtime cannot do (see "
@@ -172,6 +241,8 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
       return failure("elementwise fusion did not converge");
   }
   reuseComputedOnce(module);
+  if (fuseElementwise)
+    mergeGemmCastsIntoProducers(module);
   if (splitReductionsFrom > 0) {
     splitFullReductions(module, splitReductionsFrom);
     // Then the long, narrow ones (and the full ones' second stages): up to
@@ -213,8 +284,8 @@ lowerToBufferizedKernels(ModuleOp module, bool blas, bool fuseElementwise,
     copy.erase();
   }
   copySlicesInsteadOfSummingPads(module);
-  if (tiledAttention)
-    lowerAttentionKernels(module, *tiledAttention);
+  if (options.linalg.attention == AttentionLowering::Tiled)
+    lowerAttentionKernels(module, options.attentionTarget);
   return kernels;
 }
 

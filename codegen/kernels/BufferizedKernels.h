@@ -13,29 +13,35 @@
 #define AIMC_CODEGEN_KERNELS_BUFFERIZEDKERNELS_H
 
 #include "codegen/kernels/KernelBuilding.h"
+#include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/OutlineKernels.h"
 
 #include "llvm/Support/Error.h"
 
 namespace mlir::aim {
 
-/// Rewrites `module` in place; `blas` keeps GEMM operands in their stored
-/// layout and marks the GEMMs (see LowerToLinalg.h); `fuseElementwise` merges
-/// each elementwise producer with a single use into its consumer first (one
-/// loop nest, no buffer between them: one GPU kernel instead of two), and
-/// then sums to a scalar of at least `splitReductionsFrom` elements, and
-/// long narrow sums of at least a sixteenth of it, are split in two stages
-/// (SplitFullReductions.h; 0: none). With `tiledAttention`, float32
-/// attention and its gradient become the tiled kernels for that target
-/// (TiledAttention.h) instead of dense [B, heads, N, N] products. With
-/// `gemmEpilogues` (and `blas`), GEMMs carry their bias and residual for the
-/// call to add (kGemmEpilogueAttrName).
+struct BufferizedKernelOptions {
+  /// GEMM operands in their stored layout, the GEMMs marked (see
+  /// LowerToLinalg.h), and with `gemmEpilogues` carrying their bias and
+  /// residual, with `gemmOperands` their A and B rounded to bfloat16 before
+  /// fusion (the rounding fused into their producers).
+  LinalgLoweringOptions linalg;
+  /// Each elementwise producer with a single use merged into its consumer
+  /// first (one loop nest, no buffer between them: one GPU kernel instead of
+  /// two); also a producer of other uses into a GEMM operand's bfloat16 copy.
+  bool fuseElementwise = false;
+  /// Sums to a scalar of at least this many elements, and long narrow sums
+  /// of at least a sixteenth of it, in two stages (SplitFullReductions.h;
+  /// 0: none).
+  int64_t splitReductionsFrom = 0;
+  /// With AttentionLowering::Tiled: the target of its kernels.
+  KernelTarget attentionTarget = KernelTarget::GpuLaunch;
+};
+
+/// Rewrites `module` in place.
 llvm::Expected<KernelCount>
-lowerToBufferizedKernels(ModuleOp module, bool blas,
-                         bool fuseElementwise = false,
-                         int64_t splitReductionsFrom = 0,
-                         std::optional<KernelTarget> tiledAttention = {},
-                         bool gemmEpilogues = false);
+lowerToBufferizedKernels(ModuleOp module,
+                         const BufferizedKernelOptions &options);
 
 /// Tiles every outermost scf.parallel nest by 1 x ... x 1 x `threads`, with
 /// constant tile bounds and a guard inside (the GPU backend's blocks: a

@@ -32,6 +32,25 @@ Value dataPointer(OpBuilder &b, Location loc, Value memref,
       b, loc, LLVM::LLVMPointerType::get(b.getContext()), address);
 }
 
+// As a float32: its low 16 bits cleared, rounded to nearest, ties to even,
+// in integer arithmetic (the host has no bfloat16 conversion to call).
+Value roundToBf16(OpBuilder &b, Location loc, Value x, bool asF32) {
+  if (!asF32)
+    return arith::TruncFOp::create(b, loc, b.getBF16Type(), x);
+  Type i32 = b.getI32Type();
+  auto constant = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i32, v);
+  };
+  Value bits = arith::BitcastOp::create(b, loc, i32, x);
+  Value odd = arith::AndIOp::create(
+      b, loc, arith::ShRUIOp::create(b, loc, bits, constant(16)), constant(1));
+  Value rounded = arith::AddIOp::create(
+      b, loc, bits, arith::AddIOp::create(b, loc, odd, constant(0x7fff)));
+  Value kept = arith::AndIOp::create(b, loc, rounded,
+                                     constant(static_cast<int32_t>(0xffff0000)));
+  return arith::BitcastOp::create(b, loc, b.getF32Type(), kept);
+}
+
 namespace {
 
 constexpr int64_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
@@ -39,6 +58,12 @@ constexpr int64_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 bool isContiguousF32(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
   return t && t.getElementType().isF32() &&
+         memref::isStaticShapeAndContiguousRowMajor(t);
+}
+
+bool isContiguousBf16(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  return t && t.getElementType().isBF16() &&
          memref::isStaticShapeAndContiguousRowMajor(t);
 }
 
@@ -178,26 +203,6 @@ std::optional<SmallVector<int64_t>> loopStrides(Value operand, AffineMap map) {
     stride *= shape[r];
   }
   return strides;
-}
-
-/// `x` (float32) rounded to bfloat16: the bfloat16 value, or with
-/// `asF32` the same value as a float32 (its low 16 bits cleared, rounded to
-/// nearest, ties to even, in integer arithmetic).
-Value roundToBf16(OpBuilder &b, Location loc, Value x, bool asF32) {
-  if (!asF32)
-    return arith::TruncFOp::create(b, loc, b.getBF16Type(), x);
-  Type i32 = b.getI32Type();
-  auto constant = [&](int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, i32, v);
-  };
-  Value bits = arith::BitcastOp::create(b, loc, i32, x);
-  Value odd = arith::AndIOp::create(
-      b, loc, arith::ShRUIOp::create(b, loc, bits, constant(16)), constant(1));
-  Value rounded = arith::AddIOp::create(
-      b, loc, bits, arith::AddIOp::create(b, loc, odd, constant(0x7fff)));
-  Value kept = arith::AndIOp::create(b, loc, rounded,
-                                     constant(static_cast<int32_t>(0xffff0000)));
-  return arith::BitcastOp::create(b, loc, b.getF32Type(), kept);
 }
 
 bool roundsOperands(GemmOperands operands) {
@@ -451,12 +456,18 @@ void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
   unsigned next = 2;
   Value bias = has[0] ? inputs[next++] : Value();
   Value residual = has[1] ? inputs[next++] : Value();
-  SmallVector<Value> buffers = {a, bm, d};
+  SmallVector<Value> buffers = {d};
   for (Value v : {bias, residual})
     if (v)
       buffers.push_back(v);
-  if (!llvm::all_of(buffers, isContiguousF32))
+  // A and B: float32, or bfloat16 both (rounded before fusion,
+  // kGemmOperandsRoundedAttrName).
+  bool bf16 = isContiguousBf16(a) && isContiguousBf16(bm);
+  if (!llvm::all_of(buffers, isContiguousF32) ||
+      !(bf16 || (isContiguousF32(a) && isContiguousF32(bm))))
     return; // stays a loop nest (its body adds the epilogue itself)
+  const bool roundHere =
+      roundsOperands(operands) && !op->hasAttr(kGemmOperandsRoundedAttrName);
   auto flags = op->getAttrOfType<DenseI64ArrayAttr>(kGemmAttrName);
   bool transposeA = flags[0] != 0, transposeB = flags[1] != 0;
   auto aShape = cast<MemRefType>(a.getType()).getShape();
@@ -466,14 +477,14 @@ void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
   OpBuilder b(op);
   Location loc = op.getLoc();
   Value roundedA, roundedB;
-  if (roundsOperands(operands)) {
+  if (roundHere) {
     a = roundedA = roundedCopy(b, loc, a, operands);
     bm = roundedB = roundedCopy(b, loc, bm, operands);
+    bf16 = operands == GemmOperands::BF16;
   }
   auto ptr = LLVM::LLVMPointerType::get(b.getContext());
   Value dPointer = dataPointer(b, loc, d);
-  SmallVector<Value> args = {
-      integer(b, loc, 32, operands == GemmOperands::BF16 ? 1 : 0)};
+  SmallVector<Value> args = {integer(b, loc, 32, bf16 ? 1 : 0)};
   llvm::append_range(args,
                      gemmPrologue(b, loc, transposeA, transposeB, m, n, k));
   args.append(

@@ -60,6 +60,10 @@ enum class GemmOperands {
 ///    alpha, A, lda, B, ldb, beta, C, ldc, D, ldd, bias)
 /// computing D = alpha op(A) op(B) + beta C + bias (bias[j] on column j, a
 /// null bias none), C the residual's buffer (beta 1) or D (beta 0, unread).
+/// `x` (float32) rounded to bfloat16 (nearest, ties to even): the bfloat16
+/// value, or with `asF32` the same value as a float32 (BF16AsF32).
+Value roundToBf16(OpBuilder &b, Location loc, Value x, bool asF32);
+
 void callGemmFunction(ModuleOp module, StringRef symbol,
                       StringRef stridedBatchedSymbol = {},
                       GemmOperands operands = GemmOperands::F32,

@@ -310,6 +310,24 @@ Value initialC(OpBuilder &b, Location loc, RankedTensorType type, Value bias,
       });
 }
 
+/// A GEMM operand rounded to bfloat16 (a bfloat16 tensor, or for
+/// BF16AsF32 the rounded values as float32), marked so that fusion moves its
+/// producer into it (kGemmOperandCastAttrName).
+Value roundedGemmOperand(OpBuilder &b, Location loc, Value x,
+                         GemmOperands operands) {
+  auto type = tensorType(x);
+  bool asF32 = operands == GemmOperands::BF16AsF32;
+  auto outType = RankedTensorType::get(
+      type.getShape(), asF32 ? type.getElementType() : b.getBF16Type());
+  Value rounded = elementwise(
+      b, loc, outType, {x}, {b.getMultiDimIdentityMap(type.getRank())},
+      [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+        return roundToBf16(nb, l, a[0], asF32);
+      });
+  rounded.getDefiningOp()->setAttr(kGemmOperandCastAttrName, b.getUnitAttr());
+  return rounded;
+}
+
 /// A GEMM with its epilogue in the op (for calls that take a bias and a C
 /// apart from the result D, as cuBLASLt does): over (m, k, n), inputs lhs,
 /// rhs, then the bias (along n) and the residual (m, n) where given; the
@@ -319,9 +337,14 @@ Value initialC(OpBuilder &b, Location loc, RankedTensorType type, Value bias,
 /// so that bufferization hands the kernel's output buffer to the call.
 Value contractionWithEpilogue(OpBuilder &b, Location loc, Value lhs, Value rhs,
                               Value empty, Value bias, Value residual,
-                              AffineMap lhsMap, AffineMap rhsMap) {
+                              AffineMap lhsMap, AffineMap rhsMap,
+                              GemmOperands operands) {
   MLIRContext *ctx = b.getContext();
   auto type = cast<RankedTensorType>(empty.getType());
+  if (operands != GemmOperands::F32) {
+    lhs = roundedGemmOperand(b, loc, lhs, operands);
+    rhs = roundedGemmOperand(b, loc, rhs, operands);
+  }
   SmallVector<Value> inputs = {lhs, rhs};
   SmallVector<AffineMap> maps = {lhsMap, rhsMap};
   AffineMap outMap = map3(ctx, 0, 2);
@@ -351,19 +374,31 @@ Value contractionWithEpilogue(OpBuilder &b, Location loc, Value lhs, Value rhs,
             nb, l, arith::CmpIPredicate::eq, linalg::IndexOp::create(nb, l, 1),
             arith::ConstantIndexOp::create(nb, l, 0));
         Value acc = arith::SelectOp::create(nb, l, first, start, args.back());
-        Value product = arith::MulFOp::create(nb, l, args[0], args[1]);
+        auto widened = [&](Value x) { // bfloat16 operands, float32 sums
+          return x.getType() == type.getElementType()
+                     ? x
+                     : arith::ExtFOp::create(nb, l, type.getElementType(), x)
+                           .getResult();
+        };
+        Value product =
+            arith::MulFOp::create(nb, l, widened(args[0]), widened(args[1]));
         linalg::YieldOp::create(
             nb, l, arith::AddFOp::create(nb, l, acc, product).getResult());
       });
   op->setAttr(kGemmEpilogueAttrName,
               DenseI64ArrayAttr::get(ctx, {bias ? 1 : 0, residual ? 1 : 0}));
+  if (operands != GemmOperands::F32)
+    op->setAttr(kGemmOperandsRoundedAttrName, b.getUnitAttr());
   return op.getResult(0);
 }
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
-  LowerLinear(MLIRContext *ctx, bool blas, bool epilogues)
-      : OpRewritePattern(ctx), blas(blas), epilogues(epilogues) {}
+  LowerLinear(MLIRContext *ctx, bool blas, bool epilogues,
+              GemmOperands operands)
+      : OpRewritePattern(ctx), blas(blas), epilogues(epilogues),
+        operands(operands) {}
   bool blas, epilogues;
+  GemmOperands operands; // with epilogues: A and B rounded here
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
@@ -384,7 +419,8 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
                                   outType.getElementType()));
       Value y = contractionWithEpilogue(b, loc, x, op.getWeight(), empty,
                                         op.getBias(), residual,
-                                        map3(ctx, 0, 1), map3(ctx, 2, 1));
+                                        map3(ctx, 0, 1), map3(ctx, 2, 1),
+                                        operands);
       markGemm(y, false, true);
       Value result = expandFrom2d(b, loc, y, outType);
       if (add) {
@@ -423,9 +459,10 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
 };
 
 struct LowerMatmul : OpRewritePattern<MatmulOp> {
-  LowerMatmul(MLIRContext *ctx, bool epilogues)
-      : OpRewritePattern(ctx), epilogues(epilogues) {}
+  LowerMatmul(MLIRContext *ctx, bool epilogues, GemmOperands operands)
+      : OpRewritePattern(ctx), epilogues(epilogues), operands(operands) {}
   bool epilogues; // the residual as the call's C (contractionWithEpilogue)
+  GemmOperands operands; // with epilogues: A and B rounded here
   LogicalResult matchAndRewrite(MatmulOp op,
                                 PatternRewriter &b) const override {
     MLIRContext *ctx = op.getContext();
@@ -443,7 +480,7 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
                   tensor::EmptyOp::create(
                       b, op.getLoc(), tensorType(op.getResult()).getShape(),
                       tensorType(op.getResult()).getElementType()),
-                  Value(), residual, lhsMap, rhsMap)
+                  Value(), residual, lhsMap, rhsMap, operands)
             : contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
                           initialC(b, op.getLoc(), tensorType(op.getResult()),
                                    Value(), residual),
@@ -1938,9 +1975,9 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
 
 } // namespace
 
-LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas,
-                                          AttentionLowering attention,
-                                          bool gemmEpilogues) {
+LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module,
+                                          const LinalgLoweringOptions &options) {
+  const bool blas = options.blas;
   MLIRContext *ctx = module.getContext();
   ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                    math::MathDialect, scf::SCFDialect, tensor::TensorDialect>();
@@ -1953,9 +1990,12 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module, bool blas,
       LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt,
       LowerReweight, LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
   patterns.add<LowerAttention, LowerAttentionGrad>(ctx, blas);
-  patterns.add<LowerLinear>(ctx, blas, blas && gemmEpilogues);
-  patterns.add<LowerMatmul>(ctx, blas && gemmEpilogues);
-  if (attention == AttentionLowering::Tiled) {
+  const bool epilogues = blas && options.gemmEpilogues;
+  const GemmOperands operands =
+      epilogues ? options.gemmOperands : GemmOperands::F32;
+  patterns.add<LowerLinear>(ctx, blas, epilogues, operands);
+  patterns.add<LowerMatmul>(ctx, epilogues, operands);
+  if (options.attention == AttentionLowering::Tiled) {
     ctx->loadDialect<bufferization::BufferizationDialect,
                      memref::MemRefDialect>();
     populateTiledAttentionPatterns(patterns);

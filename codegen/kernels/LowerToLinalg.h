@@ -3,6 +3,7 @@
 #ifndef AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H
 #define AIMC_CODEGEN_KERNELS_LOWERTOLINALG_H
 
+#include "codegen/kernels/GemmCalls.h"
 #include "dialects/aim/AimOps.h"
 
 #include "mlir/IR/Builders.h"
@@ -43,16 +44,36 @@ enum class AttentionLowering {
   Tiled,
 };
 
+/// Marks the float32-to-bfloat16 copy of a GEMM operand made before fusion
+/// (LinalgLoweringOptions::gemmOperands): elementwise fusion moves its
+/// producer into it even when the producer has other uses, so that the
+/// producing kernel writes the bfloat16 copy beside its float32 result.
+inline constexpr llvm::StringLiteral kGemmOperandCastAttrName =
+    "aim.gemm_operand_cast";
+
+/// On a GEMM whose A and B were rounded that way: the call reads them as
+/// they are.
+inline constexpr llvm::StringLiteral kGemmOperandsRoundedAttrName =
+    "aim.gemm_operands_rounded";
+
+struct LinalgLoweringOptions {
+  /// GEMM operands keep their stored layout (a BLAS reads them as they
+  /// are), and GEMMs are marked (kGemmAttrName, kBatchedGemmAttrName).
+  bool blas = false;
+  AttentionLowering attention = AttentionLowering::Dense;
+  /// With `blas`: plain GEMMs carry their bias and residual
+  /// (kGemmEpilogueAttrName) instead of starting from a C a kernel fills.
+  bool gemmEpilogues = false;
+  /// With `gemmEpilogues`: their A and B rounded to bfloat16 here, by copies
+  /// (kGemmOperandCastAttrName) that fusion merges into the producers.
+  GemmOperands gemmOperands = GemmOperands::F32;
+};
+
 /// Rewrites the aim ops of `module` into linalg, tensor, arith and math ops
 /// on tensors (with Tiled attention, also the attention kernel ops on
-/// buffers). With `blas`, GEMM operands keep their stored layout (a BLAS
-/// reads them as they are); with `gemmEpilogues` too, the plain GEMMs carry
-/// their bias and residual (kGemmEpilogueAttrName) instead of starting from
-/// a C a kernel fills. Fails, naming the op, when one has no lowering.
-LogicalResult
-lowerAimToLinalg(ModuleOp module, bool blas = false,
-                 AttentionLowering attention = AttentionLowering::Dense,
-                 bool gemmEpilogues = false);
+/// buffers). Fails, naming the op, when one has no lowering.
+LogicalResult lowerAimToLinalg(ModuleOp module,
+                               const LinalgLoweringOptions &options = {});
 
 /// Whether query position q may see key position k under `mask` (`prefix`:
 /// the sample's prefix length as an index; unused unless prefix_causal).

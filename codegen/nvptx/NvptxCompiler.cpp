@@ -160,18 +160,24 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   static std::once_flag passesRegistered;
   std::call_once(passesRegistered, [] { registerAllPasses(); });
 
+  BufferizedKernelOptions lowering;
+  lowering.linalg.blas = options.cublas;
+  // Every plain GEMM carries its epilogue (bias, residual): aimcCudaGemm.
+  lowering.linalg.gemmEpilogues = options.cublas;
+  lowering.linalg.gemmOperands =
+      options.bf16GemmOperands ? GemmOperands::BF16 : GemmOperands::F32;
+  lowering.linalg.attention = options.tiledAttention
+                                  ? AttentionLowering::Tiled
+                                  : AttentionLowering::Dense;
+  lowering.attentionTarget = KernelTarget::GpuLaunch;
+  lowering.fuseElementwise = true;
+  lowering.splitReductionsFrom = kSplitReductionsFrom;
   llvm::Expected<KernelCount> kernels =
-      lowerToBufferizedKernels(
-          module, options.cublas,
-          /*fuseElementwise=*/true, kSplitReductionsFrom,
-          options.tiledAttention ? std::optional(KernelTarget::GpuLaunch)
-                                 : std::nullopt,
-          /*gemmEpilogues=*/options.cublas);
+      lowerToBufferizedKernels(module, lowering);
   if (!kernels)
     return kernels.takeError();
   std::map<std::string, std::vector<std::string>> sharing =
       resultsSharingArgumentBuffers(module);
-  // Every plain GEMM carries its epilogue (bias, residual): aimcCudaGemm.
   if (options.cublas && options.bf16GemmOperands)
     callGemmFunction(module, "aimcCudaSgemm", "aimcCudaGemmBf16StridedBatched",
                      GemmOperands::BF16, "aimcCudaGemm");

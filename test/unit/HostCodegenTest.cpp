@@ -284,7 +284,9 @@ TEST(HostCodegen, GemmsStartFromTheirResiduals) {
     OwningOpRef<ModuleOp> module =
         parseSourceString<ModuleOp>(kResidualGemms, &context);
     ASSERT_TRUE(module);
-    ASSERT_TRUE(succeeded(mlir::aim::lowerAimToLinalg(*module, blas)));
+    mlir::aim::LinalgLoweringOptions lowering;
+    lowering.blas = blas;
+    ASSERT_TRUE(succeeded(mlir::aim::lowerAimToLinalg(*module, lowering)));
     // Three contractions (m, k, n), none starting from zeros, and nothing
     // reads a contraction's result but the return and the next contraction
     // (through reshapes): no add.
@@ -336,9 +338,9 @@ TEST(HostCodegen, ZeroStartedGemmsHaveBetaZero) {
   OwningOpRef<ModuleOp> module =
       parseSourceString<ModuleOp>(kPlainGemms, &context);
   ASSERT_TRUE(module);
-  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(
-      *module, /*blas=*/true, /*fuseElementwise=*/false,
-      /*splitReductionsFrom=*/0)));
+  mlir::aim::BufferizedKernelOptions lowering;
+  lowering.linalg.blas = true;
+  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(*module, lowering)));
   mlir::aim::callGemmFunction(*module, "cblas_sgemm");
   std::multiset<double> betas;
   int fills = 0;
@@ -400,10 +402,11 @@ TEST(HostCodegen, GemmEpiloguesAddBiasAndResidualInTheCall) {
     })";
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(fused, &context);
   ASSERT_TRUE(module);
-  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(
-      *module, /*blas=*/true, /*fuseElementwise=*/true,
-      /*splitReductionsFrom=*/0, /*tiledAttention=*/std::nullopt,
-      /*gemmEpilogues=*/true)));
+  mlir::aim::BufferizedKernelOptions lowering;
+  lowering.linalg.blas = true;
+  lowering.linalg.gemmEpilogues = true;
+  lowering.fuseElementwise = true;
+  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(*module, lowering)));
   mlir::aim::callGemmFunction(*module, "cblas_sgemm", {},
                               mlir::aim::GemmOperands::F32, "aimcCudaGemm");
   int calls = 0, withBias = 0, withResidual = 0, generics = 0;
@@ -662,6 +665,56 @@ TEST(GemmOperands, Bf16CopiesRoundExactlyTheGemmOperands) {
               compileAndRun(*attentionCompiled, "kernel", "bf16-attention", qkv,
                             attentionSizes, bf16),
               0x1p-8, "bf16 attention");
+}
+
+// With bfloat16 operands the GPU backend rounds a GEMM's A and B before
+// fusion, and fusion moves an elementwise producer into that copy even when
+// the producer's float32 result is used elsewhere (a saved activation): one
+// kernel writes GELU's float32 result and its bfloat16 copy; only the
+// weight, an argument, is copied on its own.
+TEST(GemmOperands, Bf16CopiesAreFusedIntoTheirProducers) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect, LLVM::LLVMDialect>();
+  const char *source = R"(
+    func.func @kernel(%x: tensor<6x16xf32>, %w: tensor<8x16xf32>, %b: tensor<8xf32>)
+        -> (tensor<6x16xf32>, tensor<6x8xf32>) {
+      %g, %y = aim.fusion "gemm" (%x, %w, %b) : (tensor<6x16xf32>, tensor<8x16xf32>, tensor<8xf32>) -> (tensor<6x16xf32>, tensor<6x8xf32>) {
+      ^bb0(%x0: tensor<6x16xf32>, %w0: tensor<8x16xf32>, %b0: tensor<8xf32>):
+        %0 = aim.gelu %x0, approximation = erf : tensor<6x16xf32> -> tensor<6x16xf32>
+        %1 = aim.linear %0, %w0, %b0 : tensor<6x16xf32>, tensor<8x16xf32>, tensor<8xf32> -> tensor<6x8xf32>
+        aim.yield %0, %1 : tensor<6x16xf32>, tensor<6x8xf32>
+      }
+      return %g, %y : tensor<6x16xf32>, tensor<6x8xf32>
+    })";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
+  ASSERT_TRUE(module);
+  mlir::aim::BufferizedKernelOptions lowering;
+  lowering.linalg.blas = true;
+  lowering.linalg.gemmEpilogues = true;
+  lowering.linalg.gemmOperands = mlir::aim::GemmOperands::BF16;
+  lowering.fuseElementwise = true;
+  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(*module, lowering)));
+  int elementwise = 0, geluWithCopy = 0, gemms = 0;
+  module->walk([&](linalg::GenericOp op) {
+    if (op->hasAttr(mlir::aim::kGemmAttrName)) {
+      ++gemms;
+      for (Value in : ArrayRef<Value>(op.getDpsInputs()).take_front(2))
+        EXPECT_TRUE(cast<MemRefType>(in.getType()).getElementType().isBF16());
+      return;
+    }
+    ++elementwise;
+    bool erf = false;
+    op.walk([&](math::ErfOp) { erf = true; });
+    SmallVector<Type> outs;
+    for (Value v : op.getDpsInits())
+      outs.push_back(cast<MemRefType>(v.getType()).getElementType());
+    if (erf && outs.size() == 2 && outs[0].isF32() != outs[1].isF32())
+      ++geluWithCopy;
+  });
+  EXPECT_EQ(gemms, 1);
+  EXPECT_EQ(geluWithCopy, 1);
+  EXPECT_EQ(elementwise, 2); // GELU with its copy; the weight's copy
 }
 
 // The tiled attention kernels (codegen/kernels/TiledAttention.h), emulated
