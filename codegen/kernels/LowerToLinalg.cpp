@@ -410,42 +410,35 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     if (add)
       b.setInsertionPoint(add);
     Value x = collapseTo2d(b, loc, op.getInput());
+    Value y;
     if (blas && epilogues) {
+      // The bias and the residual go to the call (GemmCalls.h).
       Value residual = add ? collapseTo2d(b, loc, residualOf(add, op.getResult()))
                            : Value();
       Value empty = collapseTo2d(
           b, loc,
           tensor::EmptyOp::create(b, loc, outType.getShape(),
                                   outType.getElementType()));
-      Value y = contractionWithEpilogue(b, loc, x, op.getWeight(), empty,
-                                        op.getBias(), residual,
-                                        map3(ctx, 0, 1), map3(ctx, 2, 1),
-                                        operands);
-      markGemm(y, false, true);
-      Value result = expandFrom2d(b, loc, y, outType);
-      if (add) {
-        b.replaceOp(add, result);
-        b.eraseOp(op);
-      } else {
-        b.replaceOp(op, result);
-      }
-      return success();
-    }
-    // Every row starts from the bias, the residual, both or zero.
-    Value init = collapseTo2d(
-        b, loc,
-        initialC(b, loc, outType, op.getBias(),
-                 add ? residualOf(add, op.getResult()) : Value()));
-    // (m, k, n): x(m, k) * w(n, k). For loops, over a transposed copy of w
-    // so that the inner loop is contiguous; for a BLAS, w as it is.
-    Value y;
-    if (blas) {
-      y = contraction(b, loc, x, op.getWeight(), init, map3(ctx, 0, 1),
-                      map3(ctx, 2, 1));
+      y = contractionWithEpilogue(b, loc, x, op.getWeight(), empty,
+                                  op.getBias(), residual, map3(ctx, 0, 1),
+                                  map3(ctx, 2, 1), operands);
       markGemm(y, false, true);
     } else {
-      y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
-                      map3(ctx, 0, 1), map3(ctx, 1, 2));
+      // Every row starts from the bias, the residual, both or zero.
+      Value init = collapseTo2d(
+          b, loc,
+          initialC(b, loc, outType, op.getBias(),
+                   add ? residualOf(add, op.getResult()) : Value()));
+      // (m, k, n): x(m, k) * w(n, k). For loops, over a transposed copy of
+      // w so that the inner loop is contiguous; for a BLAS, w as it is.
+      if (blas) {
+        y = contraction(b, loc, x, op.getWeight(), init, map3(ctx, 0, 1),
+                        map3(ctx, 2, 1));
+        markGemm(y, false, true);
+      } else {
+        y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
+                        map3(ctx, 0, 1), map3(ctx, 1, 2));
+      }
     }
     Value result = expandFrom2d(b, loc, y, outType);
     if (add) {

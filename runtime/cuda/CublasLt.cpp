@@ -227,27 +227,9 @@ Status CublasLt::sgemmStridedBatched(
     int64_t k, float alpha, const float *a, int64_t lda, int64_t strideA,
     const float *b, int64_t ldb, int64_t strideB, float beta, float *c,
     int64_t ldc, int64_t strideC, int64_t batch) {
-  Gemm g;
-  g.transposeA = transposeA;
-  g.transposeB = transposeB;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.alpha = alpha;
-  g.beta = beta;
-  g.a = a;
-  g.lda = lda;
-  g.b = b;
-  g.ldb = ldb;
-  g.c = c;
-  g.ldc = ldc;
-  g.d = c;
-  g.ldd = ldc;
-  g.batch = batch;
-  g.strideA = strideA;
-  g.strideB = strideB;
-  g.strideC = strideC;
-  return gemm(stream, g);
+  return gemm(stream, Gemm::inPlace(transposeA, transposeB, m, n, k, alpha, a,
+                                    lda, b, ldb, beta, c, ldc)
+                         .strided(batch, strideA, strideB, strideC));
 }
 
 } // namespace aim::rt

@@ -75,6 +75,37 @@ public:
     /// layouts, CUBLAS_COMPUTE_32F whatever the GemmPrecision.
     bool bf16Operands = false;
     int64_t batch = 1, strideA = 0, strideB = 0, strideC = 0; // D's is C's
+
+    /// cblas_sgemm's C = alpha op(A) op(B) + beta C: D is C.
+    static Gemm inPlace(bool transposeA, bool transposeB, int64_t m,
+                        int64_t n, int64_t k, float alpha, const void *a,
+                        int64_t lda, const void *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc) {
+      Gemm g;
+      g.transposeA = transposeA;
+      g.transposeB = transposeB;
+      g.m = m;
+      g.n = n;
+      g.k = k;
+      g.alpha = alpha;
+      g.beta = beta;
+      g.a = a;
+      g.lda = lda;
+      g.b = b;
+      g.ldb = ldb;
+      g.c = g.d = c;
+      g.ldc = g.ldd = ldc;
+      return g;
+    }
+    /// `batch` of them, the i-th operands `i * stride` elements on.
+    Gemm &strided(int64_t count, int64_t strideOfA, int64_t strideOfB,
+                  int64_t strideOfC) {
+      batch = count;
+      strideA = strideOfA;
+      strideB = strideOfB;
+      strideC = strideOfC;
+      return *this;
+    }
   };
   /// Enqueues `g` on `stream`.
   Status gemm(CUstream stream, const Gemm &g);

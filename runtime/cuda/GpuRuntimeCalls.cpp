@@ -325,22 +325,11 @@ extern "C" void aimcCudaGemm(int operands, int order, int transA, int transB,
               return aim::Status::error(
                   "aimcCudaGemm: operand type " + std::to_string(operands) +
                   " is neither float32 (0) nor bfloat16 (1)");
-            aim::rt::CublasLt::Gemm g;
-            g.transposeA = transA == kTrans;
-            g.transposeB = transB == kTrans;
-            g.m = m;
-            g.n = n;
-            g.k = k;
-            g.alpha = alpha;
-            g.beta = beta;
-            g.a = a;
-            g.lda = lda;
-            g.b = b;
-            g.ldb = ldb;
-            g.c = c;
+            auto g = aim::rt::CublasLt::Gemm::inPlace(
+                transA == kTrans, transB == kTrans, m, n, k, alpha, a, lda, b,
+                ldb, beta, d, ldd);
+            g.c = c; // the residual, apart from D
             g.ldc = ldc;
-            g.d = d;
-            g.ldd = ldd;
             g.bias = bias;
             g.bf16Operands = operands == 1;
             return lt.gemm(stream, g);
@@ -357,27 +346,11 @@ extern "C" void aimcCudaGemmBf16StridedBatched(
           "cublasLt bf16 gemm " + std::to_string(batch) + " x " +
               shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
-            aim::rt::CublasLt::Gemm g;
-            g.transposeA = transA == kTrans;
-            g.transposeB = transB == kTrans;
-            g.m = m;
-            g.n = n;
-            g.k = k;
-            g.alpha = alpha;
-            g.beta = beta;
-            g.a = a;
-            g.lda = lda;
-            g.b = b;
-            g.ldb = ldb;
-            g.c = c;
-            g.ldc = ldc;
-            g.d = c;
-            g.ldd = ldc;
+            auto g = aim::rt::CublasLt::Gemm::inPlace(
+                         transA == kTrans, transB == kTrans, m, n, k, alpha, a,
+                         lda, b, ldb, beta, c, ldc)
+                         .strided(batch, strideA, strideB, strideC);
             g.bf16Operands = true;
-            g.batch = batch;
-            g.strideA = strideA;
-            g.strideB = strideB;
-            g.strideC = strideC;
             return lt.gemm(stream, g);
           });
 }
