@@ -22,7 +22,7 @@
 // threads runs in the first ones. A launch that synchronises its block
 // (gpu.all_reduce, gpu.barrier) joins only a kernel of exactly its block
 // size, so that every thread of the block takes part. A kernel takes at most
-// kMaxKernelBuffers captured values (its parameters must fit PTX's 4 KB).
+// maxCaptured captured values (its parameters must fit PTX ISA 8.1's 32 KB).
 //
 //===----------------------------------------------------------------------===//
 #ifndef AIMC_CODEGEN_KERNELS_MERGEDLAUNCHES_H
@@ -34,7 +34,7 @@ namespace mlir::aim {
 
 struct MergedLaunchOptions {
   /// Captured values (kernel parameters) a merged kernel may take.
-  int64_t maxCaptured = 400;
+  int64_t maxCaptured = 3800;
   /// Launches a merged kernel may take (code size, ptxas time).
   int64_t maxLaunches = 512;
 };

@@ -9,9 +9,10 @@
 // the first op's elements, then the second's, and so on; thread g takes
 // elements g, g + G T, g + 2 G T, ... of each.
 //
-// A kernel's parameters (a pointer a buffer) must fit the 4 KB that PTX
-// allows them: a run takes ops until their buffers would pass
-// kMaxKernelBuffers, then a new kernel starts.
+// A kernel's parameters (a pointer a buffer) must fit the 32 KB that PTX ISA
+// 8.1 allows them on sm_70 and later (4 KB before): a run takes ops until
+// their buffers would pass kMaxKernelBuffers, then a new kernel starts.
+// aim-600m's AdamW, about 1600 buffers, is one kernel (six with 4 KB).
 //
 // The host backend runs the same partition when it checks the GPU's loop
 // structure on the CPU (HostCompileOptions::gpuTileThreads).
@@ -29,8 +30,8 @@
 namespace mlir::aim {
 
 /// Distinct buffers one multi-tensor kernel may take (8 bytes each of the
-/// 4 KB of kernel parameters, with room for scalars).
-inline constexpr int64_t kMaxKernelBuffers = 400;
+/// 32764 bytes of kernel parameters, with room for scalars).
+inline constexpr int64_t kMaxKernelBuffers = 3800;
 
 struct MultiTensorOptions {
   int64_t threads = 256; // T

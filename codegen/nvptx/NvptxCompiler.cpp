@@ -202,9 +202,12 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   // and strides known to ptxas, fewer parameters.
   std::string toKernels = "func.func(gpu-launch-sink-index-computations),"
                           "gpu-kernel-outlining,lower-affine,convert-scf-to-cf";
-  // ... merged into one (a single PTX module), then NVVM and PTX.
+  // ... merged into one (a single PTX module), then NVVM and PTX. PTX ISA
+  // 8.1: kernel parameters up to 32 KB on sm_70 and later (CUDA 12.1
+  // drivers on), so that AdamW over every parameter is one kernel
+  // (MultiTensorKernels.h).
   std::string toPtx = llvm::formatv(
-      "nvvm-attach-target{{chip={0} O=3 l={1}},"
+      "nvvm-attach-target{{chip={0} features=+ptx81 O=3 l={1}},"
       "gpu.module(convert-gpu-to-nvvm{{use-bare-ptr-memref-call-conv=1}),"
       "reconcile-unrealized-casts,"
       "gpu-module-to-binary{{format=isa}",
