@@ -142,6 +142,10 @@ const std::vector<std::string> &supportedGpuChips() {
 
 llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
                                            const GpuCompileOptions &options) {
+  if (options.bf16GemmOperands && !options.gemmEpilogues)
+    return codegenError("bfloat16 GEMM operands need the GEMM epilogue calls "
+                        "(aimcCudaGemm): drop --gemm-epilogues=false or "
+                        "--gemm-operands bf16");
   if (!llvm::is_contained(supportedGpuChips(), options.chip))
     return codegenError(
         "the GPU backend does not support '" + options.chip +
@@ -163,7 +167,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   BufferizedKernelOptions lowering;
   lowering.linalg.blas = options.cublas;
   // Every plain GEMM carries its epilogue (bias, residual): aimcCudaGemm.
-  lowering.linalg.gemmEpilogues = options.cublas;
+  lowering.linalg.gemmEpilogues = options.cublas && options.gemmEpilogues;
   lowering.linalg.gemmOperands =
       options.bf16GemmOperands ? GemmOperands::BF16 : GemmOperands::F32;
   lowering.linalg.attention = options.tiledAttention

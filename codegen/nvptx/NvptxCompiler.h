@@ -41,6 +41,12 @@ struct GpuCompileOptions {
   /// nearest even) and multiplied by cuBLASLt as bfloat16, C and the
   /// accumulation float32 (aimcCudaGemmBf16; GemmCalls.h).
   bool bf16GemmOperands = false;
+  /// With `cublas`: each linear layer's and matmul's bias and residual added
+  /// by the call (aimcCudaGemm: cuBLASLt's bias epilogue, C apart from D);
+  /// false: a kernel writes the starting C first (aimcCudaSgemm, beta 1), as
+  /// before the epilogues -- kept to tell the two apart on a GPU. Needs
+  /// float32 operands.
+  bool gemmEpilogues = true;
 };
 
 /// What ptxas says of one kernel.

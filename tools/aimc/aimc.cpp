@@ -162,6 +162,12 @@ cl::opt<GemmOperandChoice> gemmOperandsOption(
                           "A and B copied to bfloat16 (rounded to nearest "
                           "even); C, results and accumulation float32")),
     cl::init(GemmOperandChoice::F32), cl::cat(aimcCategory));
+cl::opt<bool> gemmEpiloguesOption(
+    "gemm-epilogues",
+    cl::desc("GPU code adds each GEMM's bias and residual in the cuBLASLt "
+             "call (default); =false: a kernel writes the starting C first, "
+             "as before (to tell the two apart on a GPU)"),
+    cl::init(true), cl::cat(aimcCategory));
 cl::opt<std::string> outputOption("o", cl::desc("Output file ('-' = stdout)"),
                                   cl::value_desc("file"), cl::init("-"),
                                   cl::cat(aimcCategory));
@@ -187,6 +193,7 @@ mlir::aim::GpuCompileOptions gpuOptionsFromFlags(const std::string &chip) {
   gpu.chip = chip;
   gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
   gpu.bf16GemmOperands = gemmOperandsOption == GemmOperandChoice::BF16;
+  gpu.gemmEpilogues = gemmEpiloguesOption;
   return gpu;
 }
 
