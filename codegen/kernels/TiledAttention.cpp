@@ -350,44 +350,28 @@ Value ruleBound(OpBuilder &b, Location loc, AffineMapAttr rule, Value qBegin,
   return bound;
 }
 
-/// One pass over the pairs of a tile: `visit(pair index, state)` for each
-/// index in [begin, end), masked by `visibleAt` (null: a full tile, no
-/// test), threading `state`.
+/// `visit(index, state)` for each index in [begin, end), threading `state`.
 using Visit = function_ref<SmallVector<Value>(OpBuilder &, Location, Value,
                                               ValueRange)>;
-SmallVector<Value> overTile(OpBuilder &b, Location loc, Value begin, Value end,
-                            ValueRange state,
-                            function_ref<Value(OpBuilder &, Location, Value)>
-                                visibleAt,
-                            Visit visit) {
+SmallVector<Value> overIndices(OpBuilder &b, Location loc, Value begin,
+                               Value end, ValueRange state, Visit visit) {
   auto loop = scf::ForOp::create(
       b, loc, begin, end, indexConstant(b, loc, 1), state,
       [&](OpBuilder &lb, Location ll, Value i, ValueRange current) {
-        if (!visibleAt) {
-          scf::YieldOp::create(lb, ll, visit(lb, ll, i, current));
-          return;
-        }
-        auto test = scf::IfOp::create(
-            lb, ll, visibleAt(lb, ll, i),
-            [&](OpBuilder &tb, Location tl) {
-              scf::YieldOp::create(tb, tl, visit(tb, tl, i, current));
-            },
-            [&](OpBuilder &eb, Location el) {
-              scf::YieldOp::create(eb, el, current);
-            });
-        scf::YieldOp::create(lb, ll, test.getResults());
+        scf::YieldOp::create(lb, ll, visit(lb, ll, i, current));
       });
   return loop.getResults();
 }
 
 /// A tile's pairs: without the mask test where `full`, with it otherwise
-/// (a branch the whole warp takes alike).
+/// (a branch the whole warp takes alike, in one loop: as two loops, ptxas
+/// spilled in the dq kernel).
 SmallVector<Value> fullOrPartial(
     OpBuilder &b, Location loc, Value full, Value begin, Value end,
     ValueRange state,
     function_ref<Value(OpBuilder &, Location, Value)> visibleAt, Visit visit) {
-  return overTile(
-      b, loc, begin, end, state, {},
+  return overIndices(
+      b, loc, begin, end, state,
       [&](OpBuilder &lb, Location ll, Value i,
           ValueRange current) -> SmallVector<Value> {
         auto choice = scf::IfOp::create(
