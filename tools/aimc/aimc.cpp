@@ -197,6 +197,19 @@ mlir::aim::GpuCompileOptions gpuOptionsFromFlags(const std::string &chip) {
   return gpu;
 }
 
+/// The first GPU-code flag given on the command line (--attention,
+/// --gemm-operands, --gemm-epilogues), if any: they mean nothing without GPU
+/// code, and silence would hide a mistyped --target.
+std::optional<std::string> gpuOnlyFlagGiven() {
+  if (attentionOption.getNumOccurrences())
+    return std::string("--attention");
+  if (gemmOperandsOption.getNumOccurrences())
+    return std::string("--gemm-operands");
+  if (gemmEpiloguesOption.getNumOccurrences())
+    return std::string("--gemm-epilogues");
+  return std::nullopt;
+}
+
 int error(const Twine &message) {
   WithColor::error(errs(), "aimc") << message << "\n";
   return 1;
@@ -375,6 +388,10 @@ int compileArtifact(const aim::ModelConfig &config) {
   }
   if (!forHost && gpuChip.empty())
     return error("--target names no target (host, sm_90a)");
+  if (gpuChip.empty())
+    if (std::optional<std::string> flag = gpuOnlyFlagGiven())
+      return error(*flag + " chooses how GPU code is built: add a GPU to "
+                           "--target (e.g. --target host,sm_90a)");
   if (outputOption == "-")
     return error("--target writes a binary artifact: give -o <file>.aimx");
   // --mesh: the program of one rank (host or GPU code).
@@ -576,6 +593,9 @@ int main(int argc, char **argv) {
   }
   if (!targetOption.empty())
     return compileArtifact(*config);
+  if (std::optional<std::string> flag = gpuOnlyFlagGiven())
+    return error(*flag + " chooses how GPU code is built: it goes with "
+                         "--target sm_90a or --report=gpu-kernels");
 
   // --mlir-timing reports the frontend, the verifier and every pass.
   mlir::DefaultTimingManager timing;
