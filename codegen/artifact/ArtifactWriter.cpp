@@ -133,7 +133,9 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
                                   contents.gpuVectorFlops,
                                   contents.gpuMemoryBandwidth, &inPlace,
                                   contents.gpuBf16GemmOperands ? "bf16"
-                                                               : nullptr);
+                                                               : nullptr,
+                                  contents.gpuTiledAttention ? "tiled"
+                                                             : nullptr);
   }
   flatbuffers::Offset<fb::Grid> grid;
   if (auto mesh = module.lookupSymbol<shard::GridOp>("mesh")) {

@@ -455,6 +455,7 @@ int compileArtifact(const aim::ModelConfig &config) {
     contents.gpuChip = gpuChip;
     contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
     contents.gpuBf16GemmOperands = gpu.bf16GemmOperands;
+    contents.gpuTiledAttention = gpu.tiledAttention;
     contents.gpuResultsSharingArguments =
         program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
