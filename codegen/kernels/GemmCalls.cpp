@@ -506,16 +506,37 @@ void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
 
 } // namespace
 
+namespace {
+/// The body of a host stand-in `f` (a declaration until now) that calls
+/// `gemm`: its entry block and a builder at its end.
+struct StandIn {
+  func::FuncOp gemm;
+  Block *body;
+  OpBuilder b;
+  Location loc;
+};
+std::optional<StandIn> beginStandIn(ModuleOp module, func::FuncOp f,
+                                    StringRef gemmSymbol) {
+  if (!f.isDeclaration())
+    return std::nullopt; // defined already
+  Block *body = f.addEntryBlock();
+  return StandIn{gemmDeclaration(module, gemmSymbol), body,
+                 OpBuilder::atBlockEnd(body), f.getLoc()};
+}
+} // namespace
+
 void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
                               StringRef gemmSymbol) {
-  func::FuncOp f = stridedBatchedDeclaration(module, symbol);
-  if (!f.isDeclaration())
+  std::optional<StandIn> in = beginStandIn(
+      module, stridedBatchedDeclaration(module, symbol), gemmSymbol);
+  if (!in)
     return;
-  func::FuncOp gemm = gemmDeclaration(module, gemmSymbol);
+  // References, not a structured binding: lambdas below capture them.
+  func::FuncOp gemm = in->gemm;
+  Block *body = in->body;
+  OpBuilder &b = in->b;
+  Location loc = in->loc;
   MLIRContext *ctx = module.getContext();
-  Block *body = f.addEntryBlock();
-  OpBuilder b = OpBuilder::atBlockEnd(body);
-  Location loc = f.getLoc();
   // (layout, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb,
   //  strideB, beta, c, ldc, strideC, batch)
   auto arg = [&](unsigned i) { return body->getArgument(i); };
@@ -543,14 +564,16 @@ void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
 
 void defineEpilogueGemm(ModuleOp module, StringRef symbol,
                         StringRef gemmSymbol) {
-  func::FuncOp f = epilogueDeclaration(module, symbol);
-  if (!f.isDeclaration())
+  std::optional<StandIn> in =
+      beginStandIn(module, epilogueDeclaration(module, symbol), gemmSymbol);
+  if (!in)
     return;
-  func::FuncOp gemm = gemmDeclaration(module, gemmSymbol);
+  // References, not a structured binding: lambdas below capture them.
+  func::FuncOp gemm = in->gemm;
+  Block *body = in->body;
+  OpBuilder &b = in->b;
+  Location loc = in->loc;
   MLIRContext *ctx = module.getContext();
-  Block *body = f.addEntryBlock();
-  OpBuilder b = OpBuilder::atBlockEnd(body);
-  Location loc = f.getLoc();
   // (operands, layout, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta,
   //  c, ldc, d, ldd, bias)
   auto arg = [&](unsigned i) { return body->getArgument(i); };

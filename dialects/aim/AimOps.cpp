@@ -268,29 +268,35 @@ verifyAttentionOperands(Operation *op, Value query, Value key,
 }
 } // namespace
 
-LogicalResult AttentionKernelOp::verify() {
+/// aim.attention and its buffer form aim.attention_kernel (same operands).
+template <typename OpTy>
+LogicalResult verifyAttention(OpTy op, bool liveQueries) {
   return verifyAttentionOperands(
-      *this, getQuery(), getKey(), {{getResult(), "result"}},
-      {{getValue(), "value"}}, getRowLogsumexp(), getPrefix(), getHeads(),
-      getMask(), getScale().convertToDouble(), /*liveQueries=*/false);
+      op, op.getQuery(), op.getKey(), {{op.getResult(), "result"}},
+      {{op.getValue(), "value"}}, op.getRowLogsumexp(), op.getPrefix(),
+      op.getHeads(), op.getMask(), op.getScale().convertToDouble(),
+      liveQueries);
 }
 
-LogicalResult AttentionGradKernelOp::verify() {
+/// aim.attention_grad and its buffer form aim.attention_grad_kernel.
+template <typename OpTy>
+LogicalResult verifyAttentionGrad(OpTy op, bool liveQueries) {
   return verifyAttentionOperands(
-      *this, getQuery(), getKey(),
-      {{getGrad(), "grad"}, {getOutput(), "output"},
-       {getQueryGrad(), "query_grad"}},
-      {{getValue(), "value"}, {getKeyGrad(), "key_grad"},
-       {getValueGrad(), "value_grad"}},
-      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
-      getScale().convertToDouble(), /*liveQueries=*/false);
+      op, op.getQuery(), op.getKey(),
+      {{op.getGrad(), "grad"}, {op.getOutput(), "output"},
+       {op.getQueryGrad(), "query_grad"}},
+      {{op.getValue(), "value"}, {op.getKeyGrad(), "key_grad"},
+       {op.getValueGrad(), "value_grad"}},
+      op.getRowLogsumexp(), op.getPrefix(), op.getHeads(), op.getMask(),
+      op.getScale().convertToDouble(), liveQueries);
 }
 
 LogicalResult AttentionOp::verify() {
-  return verifyAttentionOperands(
-      *this, getQuery(), getKey(), {{getResult(), "result"}},
-      {{getValue(), "value"}}, getRowLogsumexp(), getPrefix(), getHeads(),
-      getMask(), getScale().convertToDouble(), getLiveQueries());
+  return verifyAttention(*this, getLiveQueries());
+}
+
+LogicalResult AttentionKernelOp::verify() {
+  return verifyAttention(*this, /*liveQueries=*/false);
 }
 
 LogicalResult NormalizedPixelLossOp::verify() {
@@ -393,14 +399,11 @@ LogicalResult GeluGradOp::verify() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  return verifyAttentionOperands(
-      *this, getQuery(), getKey(),
-      {{getGrad(), "grad"}, {getOutput(), "output"},
-       {getQueryGrad(), "query_grad"}},
-      {{getValue(), "value"}, {getKeyGrad(), "key_grad"},
-       {getValueGrad(), "value_grad"}},
-      getRowLogsumexp(), getPrefix(), getHeads(), getMask(),
-      getScale().convertToDouble(), getLiveQueries());
+  return verifyAttentionGrad(*this, getLiveQueries());
+}
+
+LogicalResult AttentionGradKernelOp::verify() {
+  return verifyAttentionGrad(*this, /*liveQueries=*/false);
 }
 
 LogicalResult NormalizedPixelLossGradOp::verify() {
