@@ -35,7 +35,7 @@ def main():
         if m:
             precision = f"fp32, {gemm.group(1)} GEMMs" if gemm else "fp32"
             if bf16_operands:
-                precision = "fp32, bf16 operands"
+                precision = "bf16 GEMM operands"
             rows.append((name, precision,
                          int(own_batch.group(1)) if own_batch else batch,
                          float(m.group(2))))
@@ -47,13 +47,13 @@ def main():
     except OSError:
         pass
     same = {(p, b): ips for name, p, b, ips in rows if not name.startswith("aimc")}
-    print(f"{'contestant':<26} {'precision':<16} {'batch':>5} {'images/s':>10} {'MFU':>7} "
+    print(f"{'contestant':<30} {'precision':<20} {'batch':>5} {'images/s':>10} {'MFU':>7} "
           f"{'best aimc/this':>14}")
     aimc = max((ips for name, _, _, ips in rows if name.startswith("aimc")), default=None)
     for name, precision, b, ips in rows:
         mfu = 3 * flops * ips / H100_BF16_DENSE
         ratio = f"{aimc / ips:14.4f}" if aimc and not name.startswith("aimc") else f"{'':>14}"
-        print(f"{name:<26} {precision:<16} {b:>5} {ips:>10.2f} {100 * mfu:>6.2f}% {ratio}")
+        print(f"{name:<30} {precision:<20} {b:>5} {ips:>10.2f} {100 * mfu:>6.2f}% {ratio}")
     if not same:
         print("(no peer finished)")
 

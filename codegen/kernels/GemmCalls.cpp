@@ -314,7 +314,15 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   enum { O, I, M, N, K };
   Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
         c = op.getDpsInits()[0];
-  if (!llvm::all_of(ValueRange{a, bm, c}, isContiguousF32))
+  // A or B may be bfloat16 already (attention's N x N operands, rounded
+  // before fusion: LowerToLinalg.cpp); then the call reads bfloat16 both.
+  auto roundedBefore = [&](Value v) {
+    return rounding == GemmOperands::BF16 && isContiguousBf16(v);
+  };
+  if (!isContiguousF32(c) ||
+      !llvm::all_of(ValueRange{a, bm}, [&](Value v) {
+        return isContiguousF32(v) || roundedBefore(v);
+      }))
     return false;
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   auto sa = loopStrides(a, maps[0]), sb = loopStrides(bm, maps[1]),
@@ -330,6 +338,8 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     return map.isFunctionOfDim(O) && map.isFunctionOfDim(I);
   };
   bool oneCall = stridedBatched && llvm::all_of(maps, batched);
+  if (!oneCall && (roundedBefore(a) || roundedBefore(bm)))
+    return false; // the per-GEMM calls read float32: stays a loop nest
   const float beta = betaErasingZeroFill(op);
   OpBuilder b(op);
   Location loc = op.getLoc();
@@ -341,9 +351,10 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     std::optional<SmallVector<int64_t>> *strides[3] = {&sa, &sb, &sc};
     Value cBuffer;
     for (int x = 0; x < 3; ++x) {
-      // A and B are copied when rounded (batch-major on the way); C only
-      // when it is not one uniform batch.
-      bool rounded = x < 2 && roundsOperands(rounding);
+      // A and B are copied when rounded here (batch-major on the way); C,
+      // and operands rounded before, only when not one uniform batch.
+      bool rounded = x < 2 && roundsOperands(rounding) &&
+                     !roundedBefore(operands[x]);
       if (!rounded && uniformBatch(**strides[x], range))
         continue;
       auto [buffer, map] = batchMajorBuffer(

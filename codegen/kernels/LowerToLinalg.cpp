@@ -1581,11 +1581,18 @@ Value batchedGemm(OpBuilder &b, Location loc, Value a, AffineMap aMap, Value bm,
                   AffineMap bMap, Value init, AffineMap cMap) {
   SmallVector<utils::IteratorType> iterators = parallel(4);
   iterators.push_back(utils::IteratorType::reduction);
+  Type sumType = cast<RankedTensorType>(init.getType()).getElementType();
   auto op = linalg::GenericOp::create(
       b, loc, init.getType(), ValueRange{a, bm}, init,
       ArrayRef<AffineMap>{aMap, bMap, cMap}, iterators,
-      [](OpBuilder &nb, Location l, ValueRange args) {
-        Value p = arith::MulFOp::create(nb, l, args[0], args[1]);
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        auto widened = [&](Value x) { // bfloat16 pairs, float32 sums
+          return x.getType() == sumType
+                     ? x
+                     : arith::ExtFOp::create(nb, l, sumType, x).getResult();
+        };
+        Value p = arith::MulFOp::create(nb, l, widened(args[0]),
+                                        widened(args[1]));
         linalg::YieldOp::create(
             nb, l, arith::AddFOp::create(nb, l, args[2], p).getResult());
       });
@@ -1722,10 +1729,26 @@ Value prefixOfSample(OpBuilder &b, Location loc, Value prefix, Value sample) {
       tensor::ExtractOp::create(b, loc, prefix, ValueRange{sample}));
 }
 
+/// The attention lowerings' options: with `blas`, the products as batches
+/// of GEMMs, whose [B, heads, N, N] operands (probabilities, score
+/// gradients) are rounded as `pairOperands` says before fusion, so that the
+/// kernel computing them writes the rounded copy (one pass over N x N
+/// elements instead of a float32 tensor plus a rounding copy per product).
+struct AttentionLoweringOptions {
+  bool blas = false;
+  GemmOperands pairOperands = GemmOperands::F32;
+  Value gemmOperand(OpBuilder &b, Location loc, Value pairs) const {
+    return blas && pairOperands != GemmOperands::F32
+               ? roundedGemmOperand(b, loc, pairs, pairOperands)
+               : pairs;
+  }
+};
+
 struct LowerAttention : OpRewritePattern<AttentionOp> {
-  LowerAttention(MLIRContext *ctx, bool blas)
-      : OpRewritePattern(ctx), blas(blas) {}
+  LowerAttention(MLIRContext *ctx, AttentionLoweringOptions options)
+      : OpRewritePattern(ctx), blas(options.blas), options(options) {}
   bool blas; // the products as batches of GEMMs
+  AttentionLoweringOptions options;
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &b) const override {
     Location loc = op.getLoc();
@@ -1797,8 +1820,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                                          floatConstant(nb, l, et, 0.0))
               .getResult();
         });
-    Value output = headProduct(b, loc, probabilities, /*transposePairs=*/false,
-                               op.getValue(), dh, blas);
+    Value output =
+        headProduct(b, loc, options.gemmOperand(b, loc, probabilities),
+                    /*transposePairs=*/false, op.getValue(), dh, blas);
     Value lse = elementwise(
         b, loc, tensorType(op.getRowLogsumexp()), {rowMax, denominator},
         {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
@@ -1845,9 +1869,10 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 };
 
 struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
-  LowerAttentionGrad(MLIRContext *ctx, bool blas)
-      : OpRewritePattern(ctx), blas(blas) {}
+  LowerAttentionGrad(MLIRContext *ctx, AttentionLoweringOptions options)
+      : OpRewritePattern(ctx), blas(options.blas), options(options) {}
   bool blas; // the products as batches of GEMMs
+  AttentionLoweringOptions options;
   LogicalResult matchAndRewrite(AttentionGradOp op,
                                 PatternRewriter &b) const override {
     if (op.getLiveQueries())
@@ -1920,14 +1945,16 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
                                        floatConstant(nb, l, et, scale))
               .getResult();
         });
-    // The three products, each summed in the order the interpreter adds.
+    // The three products, each summed in the order the interpreter adds;
+    // ds rounded once for its two.
     auto product = [&](Value pairs, bool transposePairs, Value rows) {
       return headProduct(b, loc, pairs, transposePairs, rows, dh, blas);
     };
-    Value dq = product(ds, false, op.getKey());  // sum_k ds[q, k] k_k
-    Value dk = product(ds, true, op.getQuery()); // sum_q ds[q, k] q_q
-    Value dv =
-        product(probabilities, true, op.getGrad()); // sum_q p[q, k] dout_q
+    Value dsOperand = options.gemmOperand(b, loc, ds);
+    Value dq = product(dsOperand, false, op.getKey());  // sum_k ds[q, k] k_k
+    Value dk = product(dsOperand, true, op.getQuery()); // sum_q ds[q, k] q_q
+    Value dv = product(options.gemmOperand(b, loc, probabilities), true,
+                       op.getGrad()); // sum_q p[q, k] dout_q
     b.replaceOp(op, {dq, dk, dv});
     return success();
   }
@@ -1982,10 +2009,11 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module,
       LowerAdamW, LowerLayerNormGrad, LowerLoss, LowerLossGrad,
       LowerGatherLiveRows, LowerScatterLiveRows, LowerSumSquares, LowerSqrt,
       LowerReweight, LowerEnterPartial, LowerTargetCount, InlineFusion>(ctx);
-  patterns.add<LowerAttention, LowerAttentionGrad>(ctx, blas);
   const bool epilogues = blas && options.gemmEpilogues;
   const GemmOperands operands =
       epilogues ? options.gemmOperands : GemmOperands::F32;
+  patterns.add<LowerAttention, LowerAttentionGrad>(
+      ctx, AttentionLoweringOptions{blas, operands});
   patterns.add<LowerLinear>(ctx, blas, epilogues, operands);
   patterns.add<LowerMatmul>(ctx, epilogues, operands);
   if (options.attention == AttentionLowering::Tiled) {

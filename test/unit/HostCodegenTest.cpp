@@ -717,6 +717,70 @@ TEST(GemmOperands, Bf16CopiesAreFusedIntoTheirProducers) {
   EXPECT_EQ(elementwise, 2); // GELU with its copy; the weight's copy
 }
 
+// Attention's [B, heads, N, N] GEMM operands with bfloat16 operands: the
+// probabilities and the score gradients are rounded before fusion, so the
+// kernels computing them write the bfloat16 copies -- no copy of their own
+// reads a float32 N x N tensor back. The forward's probabilities and the
+// score gradients (used only by GEMMs) are never stored in float32; the
+// backward's probabilities are (the score gradients read them) with their
+// copy beside, in one kernel; ds is rounded once for its two products.
+TEST(GemmOperands, AttentionPairsAreRoundedByTheKernelsComputingThem) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect, LLVM::LLVMDialect>();
+  const char *source = R"(
+    func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
+                      %dout: tensor<2x5x8xf32>, %K: tensor<2xi32>)
+        -> (tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>) {
+      %o, %l = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x2x5xf32>
+      %dq, %dk, %dv = aim.attention_grad %dout, %q, %k, %v, %o, %l, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
+      return %o, %dq, %dk, %dv : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
+    })";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
+  ASSERT_TRUE(module);
+  mlir::aim::BufferizedKernelOptions lowering;
+  lowering.linalg.blas = true;
+  lowering.linalg.gemmEpilogues = true;
+  lowering.linalg.gemmOperands = mlir::aim::GemmOperands::BF16;
+  lowering.fuseElementwise = true;
+  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(*module, lowering)));
+  auto isPairs = [](Value v, bool bf16) {
+    auto type = cast<MemRefType>(v.getType());
+    return type.getShape() == ArrayRef<int64_t>{2, 2, 5, 5} &&
+           type.getElementType().isBF16() == bf16;
+  };
+  int pairProducts = 0, bf16PairWriters = 0, bf16AndF32PairWriters = 0;
+  module->walk([&](linalg::GenericOp op) {
+    ValueRange ins = op.getDpsInputs(), outs = op.getDpsInits();
+    if (op->hasAttr(mlir::aim::kBatchedGemmAttrName)) {
+      // Scores (q k, dout v) read rows; the products read pairs, bfloat16.
+      if (isPairs(ins[0], false) || isPairs(ins[0], true)) {
+        ++pairProducts;
+        EXPECT_TRUE(isPairs(ins[0], true)) << "a product reads float32 pairs";
+      }
+      return;
+    }
+    int bf16Outs = llvm::count_if(outs, [&](Value v) { return isPairs(v, true); });
+    int f32Outs = llvm::count_if(outs, [&](Value v) { return isPairs(v, false); });
+    if (bf16Outs == 0)
+      return;
+    EXPECT_EQ(bf16Outs, 1);
+    // The kernel computes the pairs (p: exp; ds: products), not only
+    // rounds stored ones.
+    bool computes = false;
+    op.getBody()->walk([&](Operation *o) {
+      computes |= isa<math::ExpOp, arith::MulFOp>(o);
+    });
+    EXPECT_TRUE(computes) << "a kernel only rounds float32 pairs";
+    ++bf16PairWriters;
+    if (f32Outs == 1)
+      ++bf16AndF32PairWriters;
+  });
+  EXPECT_EQ(pairProducts, 4);          // p v; ds k, ds^T q, p^T dout
+  EXPECT_EQ(bf16PairWriters, 3);       // p (forward), p and ds (backward)
+  EXPECT_EQ(bf16AndF32PairWriters, 1); // the backward's p, read by ds
+}
+
 // The tiled attention kernels (codegen/kernels/TiledAttention.h), emulated
 // on the host with the GPU's rows, lanes and tiles, against the
 // interpreter: 70 tokens (key and query tiles of 32: two full-size tiles and
