@@ -667,6 +667,30 @@ TEST(GemmOperands, Bf16CopiesRoundExactlyTheGemmOperands) {
               0x1p-8, "bf16 attention");
 }
 
+/// `source` lowered to bufferized kernels as the GPU backend lowers it with
+/// bfloat16 GEMM operands (cuBLASLt calls with epilogues, elementwise
+/// fusion); null if it does not parse or lower.
+OwningOpRef<ModuleOp> bufferizedWithBf16Operands(const char *source,
+                                                 MLIRContext &context) {
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect, LLVM::LLVMDialect>();
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
+  if (!module)
+    return module;
+  mlir::aim::BufferizedKernelOptions lowering;
+  lowering.linalg.blas = true;
+  lowering.linalg.gemmEpilogues = true;
+  lowering.linalg.gemmOperands = mlir::aim::GemmOperands::BF16;
+  lowering.fuseElementwise = true;
+  llvm::Expected<mlir::aim::KernelCount> kernels =
+      mlir::aim::lowerToBufferizedKernels(*module, lowering);
+  if (!kernels) {
+    llvm::consumeError(kernels.takeError());
+    return nullptr;
+  }
+  return module;
+}
+
 // With bfloat16 operands the GPU backend rounds a GEMM's A and B before
 // fusion, and fusion moves an elementwise producer into that copy even when
 // the producer's float32 result is used elsewhere (a saved activation): one
@@ -674,8 +698,6 @@ TEST(GemmOperands, Bf16CopiesRoundExactlyTheGemmOperands) {
 // weight, an argument, is copied on its own.
 TEST(GemmOperands, Bf16CopiesAreFusedIntoTheirProducers) {
   MLIRContext context;
-  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
-                      arith::ArithDialect, LLVM::LLVMDialect>();
   const char *source = R"(
     func.func @kernel(%x: tensor<6x16xf32>, %w: tensor<8x16xf32>, %b: tensor<8xf32>)
         -> (tensor<6x16xf32>, tensor<6x8xf32>) {
@@ -687,14 +709,8 @@ TEST(GemmOperands, Bf16CopiesAreFusedIntoTheirProducers) {
       }
       return %g, %y : tensor<6x16xf32>, tensor<6x8xf32>
     })";
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
+  OwningOpRef<ModuleOp> module = bufferizedWithBf16Operands(source, context);
   ASSERT_TRUE(module);
-  mlir::aim::BufferizedKernelOptions lowering;
-  lowering.linalg.blas = true;
-  lowering.linalg.gemmEpilogues = true;
-  lowering.linalg.gemmOperands = mlir::aim::GemmOperands::BF16;
-  lowering.fuseElementwise = true;
-  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(*module, lowering)));
   int elementwise = 0, geluWithCopy = 0, gemms = 0;
   module->walk([&](linalg::GenericOp op) {
     if (op->hasAttr(mlir::aim::kGemmAttrName)) {
@@ -726,8 +742,6 @@ TEST(GemmOperands, Bf16CopiesAreFusedIntoTheirProducers) {
 // copy beside, in one kernel; ds is rounded once for its two products.
 TEST(GemmOperands, AttentionPairsAreRoundedByTheKernelsComputingThem) {
   MLIRContext context;
-  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
-                      arith::ArithDialect, LLVM::LLVMDialect>();
   const char *source = R"(
     func.func @kernel(%q: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>,
                       %dout: tensor<2x5x8xf32>, %K: tensor<2xi32>)
@@ -736,14 +750,8 @@ TEST(GemmOperands, AttentionPairsAreRoundedByTheKernelsComputingThem) {
       %dq, %dk, %dv = aim.attention_grad %dout, %q, %k, %v, %o, %l, heads = 2, mask = prefix_causal(%K), scale = 0.5 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x2x5xf32>, tensor<2xi32> -> tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
       return %o, %dq, %dk, %dv : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>
     })";
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
+  OwningOpRef<ModuleOp> module = bufferizedWithBf16Operands(source, context);
   ASSERT_TRUE(module);
-  mlir::aim::BufferizedKernelOptions lowering;
-  lowering.linalg.blas = true;
-  lowering.linalg.gemmEpilogues = true;
-  lowering.linalg.gemmOperands = mlir::aim::GemmOperands::BF16;
-  lowering.fuseElementwise = true;
-  ASSERT_TRUE(bool(mlir::aim::lowerToBufferizedKernels(*module, lowering)));
   auto isPairs = [](Value v, bool bf16) {
     auto type = cast<MemRefType>(v.getType());
     return type.getShape() == ArrayRef<int64_t>{2, 2, 5, 5} &&
