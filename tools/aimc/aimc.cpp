@@ -257,10 +257,13 @@ void listPresets() {
 /// Builds the step of `config` with `pipeline` up to `stage`.
 mlir::OwningOpRef<mlir::ModuleOp>
 compile(mlir::MLIRContext &context, const aim::ModelConfig &config,
-        mlir::aim::Stage stage, const mlir::aim::PipelineOptions &pipeline) {
+        mlir::aim::Stage stage, const mlir::aim::PipelineOptions &pipeline,
+        mlir::TimingScope *timing = nullptr) {
   mlir::OwningOpRef<mlir::ModuleOp> module =
       aim::buildForwardModule(context, config, batchOption);
   mlir::PassManager pm(&context);
+  if (timing)
+    pm.enableTiming(*timing);
   mlir::aim::addStagePipeline(pm, stage, pipeline);
   if (failed(pm.run(*module)))
     return nullptr;
@@ -416,9 +419,16 @@ int compileArtifact(const aim::ModelConfig &config) {
     pipeline.zero = (*mesh)->zero1;
     pipeline.bucketBytes = bucketBytesOption;
   }
+  // --mlir-timing: the AIM passes one by one, then the host code, the GPU
+  // code (kernels, NVPTX, ptxas) and the link of each.
+  mlir::DefaultTimingManager timing;
+  mlir::applyDefaultTimingManagerCLOptions(timing);
+  mlir::TimingScope rootTiming = timing.getRootScope();
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
+  mlir::TimingScope passTiming = rootTiming.nest("AIM passes");
+  mlir::OwningOpRef<mlir::ModuleOp> module = compile(
+      context, config, mlir::aim::Stage::Kernels, pipeline, &passTiming);
+  passTiming.stop();
   if (!module)
     return 1;
   // For aim-run's pictures: the head's output at every position.
@@ -431,6 +441,7 @@ int compileArtifact(const aim::ModelConfig &config) {
   contents.isa = cpuOption;
   std::string summary;
   if (forHost) {
+    mlir::TimingScope hostTiming = rootTiming.nest("host code and its link");
     mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
     mlir::aim::HostCompileOptions host;
     host.cpu = cpuOption;
@@ -449,14 +460,19 @@ int compileArtifact(const aim::ModelConfig &config) {
                        object->distinctKernels);
   }
   if (!gpuChip.empty()) {
+    mlir::TimingScope gpuTiming =
+        rootTiming.nest("GPU code (kernels, NVPTX, ptxas, launcher code)");
     mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
     mlir::aim::GpuCompileOptions gpu = gpuOptionsFromFlags(gpuChip);
     Expected<mlir::aim::GpuProgram> program =
         mlir::aim::compileGpuProgram(*lowered, gpu, cpuOption);
+    gpuTiming.stop();
     if (!program)
       return error(toString(program.takeError()));
+    mlir::TimingScope linkTiming = rootTiming.nest("GPU launcher code's link");
     Expected<std::string> library =
         mlir::aim::linkSharedObject(program->hostObject);
+    linkTiming.stop();
     if (!library)
       return error(toString(library.takeError()));
     contents.gpuChip = gpuChip;
