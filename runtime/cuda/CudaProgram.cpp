@@ -109,12 +109,13 @@ CUresult CudaProgram::allocate(CUdeviceptr *pointer, size_t bytes) {
              : driver->cuMemAllocManaged(pointer, bytes, CU_MEM_ATTACH_GLOBAL);
 }
 
-std::pair<size_t, size_t> CudaProgram::stepArenas() const {
-  std::pair<size_t, size_t> arenas{0, 0};
+CudaProgram::StepArenas CudaProgram::stepArenas() const {
+  StepArenas arenas;
   for (const auto &[function, entry] : entries)
     if (entry.arena) {
-      arenas.first += entry.plan.bytes;
-      ++arenas.second;
+      ++arenas.count;
+      arenas.bytes += entry.plan.bytes;
+      arenas.peakLive += entry.plan.peakLive;
     }
   return arenas;
 }

@@ -65,9 +65,13 @@ public:
   /// The pool of the step's temporaries (device memory, or managed memory
   /// when the launcher code touches buffers).
   const MemoryPool &temporaries() const { return *gpuCallState().temporaries; }
-  /// Bytes of the entry points' step arenas (the captured graphs'
-  /// temporaries) and how many there are.
-  std::pair<size_t, size_t> stepArenas() const;
+  /// The entry points' step arenas (the captured graphs' temporaries): how
+  /// many, their bytes, and the sum of their liveness peaks (what a perfect
+  /// placement of the same lifetimes would take).
+  struct StepArenas {
+    size_t count = 0, bytes = 0, peakLive = 0;
+  };
+  StepArenas stepArenas() const;
 
 private:
   CudaProgram() = default;

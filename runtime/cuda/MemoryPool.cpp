@@ -131,6 +131,19 @@ ArenaPlan placeInArena(const std::vector<size_t> &sizes,
     plan.bytes = std::max(plan.bytes, offset + sizes[i]);
     placed.push_back(i);
   }
+  // The liveness peak, by a sweep over the events (an end before a start
+  // at the same event: [start, end) intervals).
+  std::vector<std::pair<size_t, long long>> changes;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    changes.emplace_back(starts[i], static_cast<long long>(sizes[i]));
+    changes.emplace_back(ends[i], -static_cast<long long>(sizes[i]));
+  }
+  std::sort(changes.begin(), changes.end());
+  long long live = 0;
+  for (auto [event, change] : changes) {
+    live += change;
+    plan.peakLive = std::max(plan.peakLive, static_cast<size_t>(live));
+  }
   return plan;
 }
 

@@ -25,6 +25,7 @@ struct ArenaPlan {
   std::vector<size_t> sizes;   // in the order the call asked for them
   std::vector<size_t> offsets; // in the arena (multiples of 256)
   size_t bytes = 0;            // the arena's size
+  size_t peakLive = 0; // the most bytes alive at one time: bytes' lower bound
 };
 
 /// Places blocks of `sizes` alive over event intervals [starts[i],

@@ -301,6 +301,7 @@ TEST(MemoryPool, ArenaPlacementKeepsLiveBlocksApart) {
     peak = std::max(peak, live);
   }
   EXPECT_GE(plan.bytes, peak);
+  EXPECT_EQ(plan.peakLive, peak);
   for (size_t i = 0; i < sizes.size(); ++i) {
     EXPECT_LE(plan.offsets[i] + sizes[i], plan.bytes);
     for (size_t j = 0; j < i; ++j)

@@ -417,11 +417,12 @@ int runBench(int argc, char **argv) {
                 cuda->temporaries().driverAllocations() -
                     allocationsAfterWarmup,
                 cuda->temporaries().bytesInUse());
-    auto [arenaBytes, arenas] = cuda->stepArenas();
-    if (arenas)
+    CudaProgram::StepArenas arenas = cuda->stepArenas();
+    if (arenas.count)
       std::printf("step arenas (the graphs' temporaries, placed by the first "
-                  "call's lifetimes): %zu MiB in %zu\n",
-                  arenaBytes >> 20, arenas);
+                  "call's lifetimes): %zu MiB in %zu; at most %zu MiB alive "
+                  "at once\n",
+                  arenas.bytes >> 20, arenas.count, arenas.peakLive >> 20);
   }
   if (!cuda || !o.perKernel)
     return 0;
