@@ -1735,7 +1735,7 @@ Value prefixOfSample(OpBuilder &b, Location loc, Value prefix, Value sample) {
 /// kernel computing them writes the rounded copy (one pass over N x N
 /// elements instead of a float32 tensor plus a rounding copy per product).
 struct AttentionLoweringOptions {
-  bool blas = false;
+  bool blas = false; // the products as batches of GEMMs
   GemmOperands pairOperands = GemmOperands::F32;
   Value gemmOperand(OpBuilder &b, Location loc, Value pairs) const {
     return blas && pairOperands != GemmOperands::F32
@@ -1746,8 +1746,7 @@ struct AttentionLoweringOptions {
 
 struct LowerAttention : OpRewritePattern<AttentionOp> {
   LowerAttention(MLIRContext *ctx, AttentionLoweringOptions options)
-      : OpRewritePattern(ctx), blas(options.blas), options(options) {}
-  bool blas; // the products as batches of GEMMs
+      : OpRewritePattern(ctx), options(options) {}
   AttentionLoweringOptions options;
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &b) const override {
@@ -1763,7 +1762,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     MaskKind mask = op.getMask();
     Value prefix = op.getPrefix();
     Value scores =
-        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale, blas);
+        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale,
+                        options.blas);
     auto rowType = RankedTensorType::get({batch, heads, n}, et);
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     AffineMap all4 = b.getMultiDimIdentityMap(4);
@@ -1822,7 +1822,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         });
     Value output =
         headProduct(b, loc, options.gemmOperand(b, loc, probabilities),
-                    /*transposePairs=*/false, op.getValue(), dh, blas);
+                    /*transposePairs=*/false, op.getValue(), dh, options.blas);
     Value lse = elementwise(
         b, loc, tensorType(op.getRowLogsumexp()), {rowMax, denominator},
         {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
@@ -1870,8 +1870,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 
 struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
   LowerAttentionGrad(MLIRContext *ctx, AttentionLoweringOptions options)
-      : OpRewritePattern(ctx), blas(options.blas), options(options) {}
-  bool blas; // the products as batches of GEMMs
+      : OpRewritePattern(ctx), options(options) {}
   AttentionLoweringOptions options;
   LogicalResult matchAndRewrite(AttentionGradOp op,
                                 PatternRewriter &b) const override {
@@ -1899,7 +1898,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     };
     // p = exp(scale <q, k> - lse) on visible pairs, 0 elsewhere.
     Value scores =
-        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale, blas);
+        attentionScores(b, loc, op.getQuery(), op.getKey(), heads, scale,
+                        options.blas);
     Value probabilities = elementwise(
         b, loc, pairType, {scores, op.getRowLogsumexp()}, {all4, row4},
         [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
@@ -1912,7 +1912,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     // dp = <dout_q, v_k> (scores of dout against v, unscaled) and
     // delta_q = <dout_q, out_q>.
     Value dp =
-        attentionScores(b, loc, op.getGrad(), op.getValue(), heads, 1.0, blas);
+        attentionScores(b, loc, op.getGrad(), op.getValue(), heads, 1.0,
+                        options.blas);
     auto split = [&](Value v) {
       auto t = RankedTensorType::get({batch, n, heads, dh}, et);
       return tensor::ExpandShapeOp::create(
@@ -1948,7 +1949,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     // The three products, each summed in the order the interpreter adds;
     // ds rounded once for its two.
     auto product = [&](Value pairs, bool transposePairs, Value rows) {
-      return headProduct(b, loc, pairs, transposePairs, rows, dh, blas);
+      return headProduct(b, loc, pairs, transposePairs, rows, dh,
+                         options.blas);
     };
     Value dsOperand = options.gemmOperand(b, loc, ds);
     Value dq = product(dsOperand, false, op.getKey());  // sum_k ds[q, k] k_k

@@ -162,8 +162,7 @@ cl::opt<GemmOperandChoice> gemmOperandsOption(
                clEnumValN(GemmOperandChoice::BF16, "bf16",
                           "A and B copied to bfloat16 (rounded to nearest "
                           "even); C, results and accumulation float32 "
-                          "(default: 1.22x aim-600m's step on an H200, "
-                          "docs/results/2026-11-28-h200.md)")),
+                          "(default; measured in docs/results/)")),
     cl::init(GemmOperandChoice::BF16), cl::cat(aimcCategory));
 cl::opt<bool> gemmEpiloguesOption(
     "gemm-epilogues",
