@@ -73,6 +73,16 @@ const char *kindName(Kind k) {
 /// Ops a GEMM epilogue applies to each output element.
 bool isEpilogueOp(Operation *op) { return isa<AddOp, GeluOp, CastOp>(op); }
 
+/// An aim.cast to a narrower float type (a GEMM operand's bfloat16 copy,
+/// aim-bf16-gemm-operands).
+bool isNarrowingCast(Operation *op) {
+  auto castOp = dyn_cast<CastOp>(op);
+  auto width = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getElementTypeBitWidth();
+  };
+  return castOp && width(castOp.getResult()) < width(castOp.getInput());
+}
+
 class Fuser {
 public:
   Fuser(func::FuncOp function, const TargetDescription &target)
@@ -145,6 +155,11 @@ std::optional<double> Fuser::mergeBenefit(Group &p, Group &c, Value v) {
         return !llvm::is_contained(c.ops, u) && !llvm::is_contained(p.ops, u);
       });
 
+  // A narrowing copy in the kernel computing its operand, whatever that
+  // kernel's template: written as the value is, not read back by a kernel of
+  // its own -- also when the value has other uses (a saved activation).
+  if (c.ops.size() == 1 && isNarrowingCast(consumer) && p.kind != Kind::Alone)
+    return bytes / target.memoryBandwidth + launch;
   // GEMM epilogue: the consumer's elementwise work on the GEMM output.
   if (p.kind == Kind::Gemm && c.kind == Kind::Elementwise &&
       c.ops.size() == 1 && isEpilogueOp(consumer) && !vLeaves)

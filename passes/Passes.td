@@ -127,6 +127,26 @@ def FusePass : Pass<"aim-fuse", "::mlir::ModuleOp"> {
   ];
 }
 
+def Bf16GemmOperandsPass : Pass<"aim-bf16-gemm-operands", "::mlir::ModuleOp"> {
+  let summary = "Rounds every GEMM operand to bfloat16 once, where it is computed";
+  let description = [{
+    Every `aim.linear` and `aim.matmul` of float32 operands gets bfloat16
+    ones instead, and keeps its float32 result (float32 sums of exact
+    products, as tensor cores compute them): one `aim.cast` to bf16 per
+    value, right after the op that computes it (at the function's start for
+    an argument), shared by every GEMM that reads the value. So the
+    backward's GEMMs read the bf16 copy the forward made of a saved
+    activation or a weight instead of rounding it again, and aim-fuse puts
+    each cast in its producer's kernel, which writes the copy as it computes
+    the value. The bias stays float32 (it is added to the result).
+
+    Run it after aim-autodiff and aim-build-train-step (the gradients of a
+    linear of bf16 operands are not defined) and before aim-fuse. aimc runs
+    it for GPU code with `--gemm-operands bf16` (the default); the host code
+    stays float32.
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Memory
 //===----------------------------------------------------------------------===//

@@ -35,6 +35,8 @@ void addStagePipeline(OpPassManager &pm, Stage stage,
     schedule.bucketBytes = options.bucketBytes;
     pm.addPass(createScheduleCommunicationPass(schedule));
   }
+  if (stage >= Stage::Kernels && options.bf16GemmOperands)
+    pm.addPass(createBf16GemmOperandsPass());
   if (stage >= Stage::Kernels && options.fuse) {
     FusePassOptions fuse;
     fuse.target = options.target;

@@ -20,6 +20,9 @@ struct PipelineOptions {
   /// aim-prefix-mask before differentiation, for this prefix sampling mode.
   bool prefixMask = true;
   std::string prefixMode = "antithetic";
+  /// aim-bf16-gemm-operands at the kernels stage, before aim-fuse: GEMM
+  /// operands rounded to bfloat16 once a value (for GPU code).
+  bool bf16GemmOperands = false;
   /// aim-fuse at the kernels stage, deciding on this target description.
   bool fuse = true;
   std::string target = "h100-sxm";

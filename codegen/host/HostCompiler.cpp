@@ -13,6 +13,7 @@
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -27,6 +28,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -121,6 +123,12 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
     return codegenError("lowering to loops failed");
   pm.clear();
   promoteLoopAccumulators(module);
+  // bfloat16 conversions in integer arithmetic: LLVM would call
+  // __truncsfbf2 for them, which Debian 12's libgcc lacks.
+  RewritePatternSet bf16Expansion(ctx);
+  arith::populateExpandBFloat16Patterns(bf16Expansion);
+  if (failed(applyPatternsGreedily(module, std::move(bf16Expansion))))
+    return codegenError("expanding the bfloat16 conversions failed");
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertMathToLibmPass());

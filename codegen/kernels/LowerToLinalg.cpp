@@ -185,7 +185,7 @@ struct LowerCast : OpRewritePattern<CastOp> {
                  in.getElementType().getIntOrFloatBitWidth();
     Value init = tensor::EmptyOp::create(b, op.getLoc(), out.getShape(),
                                          out.getElementType());
-    b.replaceOpWithNewOp<linalg::GenericOp>(
+    auto copy = b.replaceOpWithNewOp<linalg::GenericOp>(
         op, out, ValueRange{op.getInput()}, init,
         ArrayRef<AffineMap>{identity, identity}, parallel(out.getRank()),
         [&](OpBuilder &nb, Location loc, ValueRange args) {
@@ -195,6 +195,10 @@ struct LowerCast : OpRewritePattern<CastOp> {
                     : arith::TruncFOp::create(nb, loc, to, args[0]).getResult();
           linalg::YieldOp::create(nb, loc, v);
         });
+    // A narrowed copy (a GEMM operand's, aim-bf16-gemm-operands) is written
+    // by the kernel computing its operand, beside the operand.
+    if (!widen)
+      copy->setAttr(kGemmOperandCastAttrName, b.getUnitAttr());
     return success();
   }
 };
@@ -310,6 +314,21 @@ Value initialC(OpBuilder &b, Location loc, RankedTensorType type, Value bias,
       });
 }
 
+/// `x` with `elementType`, widened exactly (a bfloat16 GEMM operand, rounded
+/// before lowering by aim-bf16-gemm-operands, for loops or for a call that
+/// reads float32); `x` itself if it has that type.
+Value widenedTo(OpBuilder &b, Location loc, Value x, Type elementType) {
+  auto type = tensorType(x);
+  if (type.getElementType() == elementType)
+    return x;
+  return elementwise(
+      b, loc, RankedTensorType::get(type.getShape(), elementType), {x},
+      {b.getMultiDimIdentityMap(type.getRank())},
+      [&](OpBuilder &nb, Location l, ValueRange a, ValueRange) {
+        return arith::ExtFOp::create(nb, l, elementType, a[0]).getResult();
+      });
+}
+
 /// A GEMM operand rounded to bfloat16 (a bfloat16 tensor, or for
 /// BF16AsF32 the rounded values as float32), marked so that fusion moves its
 /// producer into it (kGemmOperandCastAttrName).
@@ -341,7 +360,15 @@ Value contractionWithEpilogue(OpBuilder &b, Location loc, Value lhs, Value rhs,
                               GemmOperands operands) {
   MLIRContext *ctx = b.getContext();
   auto type = cast<RankedTensorType>(empty.getType());
-  if (operands != GemmOperands::F32) {
+  // Operands narrower than the result were rounded before lowering
+  // (aim-bf16-gemm-operands): a bfloat16 call reads them as they are, any
+  // other is given them widened (exactly); float32 ones are rounded here
+  // unless the call reads float32.
+  const bool roundedBefore = tensorType(lhs).getElementType() != type.getElementType();
+  if (roundedBefore && operands != GemmOperands::BF16) {
+    lhs = widenedTo(b, loc, lhs, type.getElementType());
+    rhs = widenedTo(b, loc, rhs, type.getElementType());
+  } else if (!roundedBefore && operands != GemmOperands::F32) {
     lhs = roundedGemmOperand(b, loc, lhs, operands);
     rhs = roundedGemmOperand(b, loc, rhs, operands);
   }
@@ -387,7 +414,7 @@ Value contractionWithEpilogue(OpBuilder &b, Location loc, Value lhs, Value rhs,
       });
   op->setAttr(kGemmEpilogueAttrName,
               DenseI64ArrayAttr::get(ctx, {bias ? 1 : 0, residual ? 1 : 0}));
-  if (operands != GemmOperands::F32)
+  if (operands != GemmOperands::F32 || roundedBefore)
     op->setAttr(kGemmOperandsRoundedAttrName, b.getUnitAttr());
   return op.getResult(0);
 }
@@ -431,12 +458,15 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
                    add ? residualOf(add, op.getResult()) : Value()));
       // (m, k, n): x(m, k) * w(n, k). For loops, over a transposed copy of
       // w so that the inner loop is contiguous; for a BLAS, w as it is.
+      // bfloat16 operands (aim-bf16-gemm-operands) widened for both.
+      Type et = outType.getElementType();
+      x = widenedTo(b, loc, x, et);
+      Value w = widenedTo(b, loc, op.getWeight(), et);
       if (blas) {
-        y = contraction(b, loc, x, op.getWeight(), init, map3(ctx, 0, 1),
-                        map3(ctx, 2, 1));
+        y = contraction(b, loc, x, w, init, map3(ctx, 0, 1), map3(ctx, 2, 1));
         markGemm(y, false, true);
       } else {
-        y = contraction(b, loc, x, transposed(b, loc, op.getWeight()), init,
+        y = contraction(b, loc, x, transposed(b, loc, w), init,
                         map3(ctx, 0, 1), map3(ctx, 1, 2));
       }
     }
@@ -466,6 +496,7 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
     if (add) // where the residual is defined, as the GEMM's operands are
       b.setInsertionPoint(add);
     Value residual = add ? residualOf(add, op.getResult()) : Value();
+    Type et = tensorType(op.getResult()).getElementType();
     Value y =
         epilogues
             ? contractionWithEpilogue(
@@ -474,10 +505,12 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
                       b, op.getLoc(), tensorType(op.getResult()).getShape(),
                       tensorType(op.getResult()).getElementType()),
                   Value(), residual, lhsMap, rhsMap, operands)
-            : contraction(b, op.getLoc(), op.getLhs(), op.getRhs(),
-                          initialC(b, op.getLoc(), tensorType(op.getResult()),
-                                   Value(), residual),
-                          lhsMap, rhsMap);
+            : contraction(
+                  b, op.getLoc(), widenedTo(b, op.getLoc(), op.getLhs(), et),
+                  widenedTo(b, op.getLoc(), op.getRhs(), et),
+                  initialC(b, op.getLoc(), tensorType(op.getResult()), Value(),
+                           residual),
+                  lhsMap, rhsMap);
     markGemm(y, op.getTransposeLhs(), op.getTransposeRhs());
     if (add) {
       b.replaceOp(add, y);

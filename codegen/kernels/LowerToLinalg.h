@@ -44,10 +44,11 @@ enum class AttentionLowering {
   Tiled,
 };
 
-/// Marks the float32-to-bfloat16 copy of a GEMM operand made before fusion
-/// (LinalgLoweringOptions::gemmOperands): elementwise fusion moves its
-/// producer into it even when the producer has other uses, so that the
-/// producing kernel writes the bfloat16 copy beside its float32 result.
+/// Marks a narrowing copy -- a GEMM operand's bfloat16 copy made in the
+/// lowering (LinalgLoweringOptions::gemmOperands) or an aim.cast
+/// (aim-bf16-gemm-operands) -- before fusion: its producer is merged into it
+/// even when the producer has other uses, so that the producing kernel
+/// writes the copy beside its result.
 inline constexpr llvm::StringLiteral kGemmOperandCastAttrName =
     "aim.gemm_operand_cast";
 

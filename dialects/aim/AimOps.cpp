@@ -41,6 +41,21 @@ LogicalResult expectSameElementType(Operation *op, Value a, StringRef aName,
   return success();
 }
 
+/// A GEMM's result: the operands' element type, or float32 accumulated from
+/// 16-bit operands (bf16 or f16: the products are exact in float32, the sums
+/// are float32's), as aim-bf16-gemm-operands makes them.
+LogicalResult expectGemmResultType(Operation *op, Value operand,
+                                   StringRef operandName, Value result) {
+  Type in = cast<ShapedType>(operand.getType()).getElementType(),
+       out = cast<ShapedType>(result.getType()).getElementType();
+  if (in == out || ((in.isBF16() || in.isF16()) && out.isF32()))
+    return success();
+  return op->emitOpError()
+         << "result has element type " << out << " but " << operandName
+         << " has " << in << "; a GEMM's result has its operands' element "
+         << "type, or f32 for bf16 or f16 operands";
+}
+
 LogicalResult expectShape(Operation *op, Value v, StringRef name,
                           ArrayRef<int64_t> expected) {
   ArrayRef<int64_t> actual = cast<ShapedType>(v.getType()).getShape();
@@ -127,14 +142,14 @@ LogicalResult LinearOp::verify() {
                          << inFeatures;
   int64_t outFeatures = w.getDimSize(0);
   if (Value bias = getBias()) {
+    // The bias is added to the (accumulated) result.
     if (failed(expectShape(*this, bias, "bias", {outFeatures})) ||
-        failed(expectSameElementType(*this, getInput(), "input", bias, "bias")))
+        failed(expectSameElementType(*this, getResult(), "result", bias, "bias")))
       return failure();
   }
   if (failed(expectSameElementType(*this, getInput(), "input", getWeight(),
                                    "weight")) ||
-      failed(expectSameElementType(*this, getInput(), "input", getResult(),
-                                   "result")))
+      failed(expectGemmResultType(*this, getInput(), "input", getResult())))
     return failure();
   SmallVector<int64_t> expected(in.getShape());
   expected.back() = outFeatures;
@@ -169,8 +184,7 @@ LogicalResult AddOp::verify() {
                          << " must equal the trailing dimensions of lhs shape "
                          << shapeString(lhs);
   if (failed(expectSameElementType(*this, getLhs(), "lhs", getRhs(), "rhs")) ||
-      failed(
-          expectSameElementType(*this, getLhs(), "lhs", getResult(), "result")))
+      failed(expectGemmResultType(*this, getLhs(), "lhs", getResult())))
     return failure();
   return expectShape(*this, getResult(), "result", lhs);
 }
@@ -341,8 +355,7 @@ LogicalResult MatmulOp::verify() {
     return emitOpError() << "contracted dimensions differ: lhs gives " << kl
                          << " and rhs gives " << kr;
   if (failed(expectSameElementType(*this, getLhs(), "lhs", getRhs(), "rhs")) ||
-      failed(
-          expectSameElementType(*this, getLhs(), "lhs", getResult(), "result")))
+      failed(expectGemmResultType(*this, getLhs(), "lhs", getResult())))
     return failure();
   return expectShape(*this, getResult(), "result", {m, n});
 }

@@ -152,6 +152,10 @@ def Aim_LinearOp : Aim_Op<"linear", [Pure, Aim_Differentiable]> {
     `weight` of shape `[out, in]` as in `torch.nn.Linear`. The bias is optional
     (AIM's trunk linears have none).
 
+    The result has the operands' element type, or is f32 accumulated from
+    bf16 (or f16) input and weight (aim-bf16-gemm-operands); the bias has the
+    result's.
+
     Example:
     ```mlir
     %y = aim.linear %x, %w, %b
@@ -354,7 +358,8 @@ def Aim_MatmulOp : Aim_Op<"matmul", [Pure]> {
   let description = [{
     `result = op(lhs) @ op(rhs)` where `op` transposes its operand when the
     matching flag is set. The gradients of `aim.linear` are matmuls over the
-    flattened leading dimensions.
+    flattened leading dimensions. As for `aim.linear`, the result has the
+    operands' element type, or is f32 accumulated from bf16 (or f16) ones.
 
     Example:
     ```mlir

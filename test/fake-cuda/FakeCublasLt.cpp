@@ -11,6 +11,9 @@
 // (CUDA_R_16BF layouts: aimc --gemm-operands bf16); C and D are float32, D
 // apart from C or not; CUBLASLT_EPILOGUE_BIAS adds a bias to each row of D.
 // FAKE_CUBLASLT_LOG=FILE logs each GEMM with its compute type and operands.
+// FAKE_CUBLASLT_SKIP_COMPUTE=1 checks and logs but computes nothing: to
+// count a large model's launches and bytes a step (bench --per-kernel),
+// where multiplying on the CPU would take hours.
 //
 //===----------------------------------------------------------------------===//
 #include <cublasLt.h>
@@ -208,7 +211,8 @@ EXPORT cublasStatus_t cublasLtMatmul(
     return CUBLAS_STATUS_INVALID_VALUE; // the bias epilogue without a bias
   float al = *static_cast<const float *>(alpha),
         be = *static_cast<const float *>(beta);
-  for (int32_t g = 0; g < la.batch; ++g) {
+  static const bool skipCompute = std::getenv("FAKE_CUBLASLT_SKIP_COMPUTE");
+  for (int32_t g = 0; g < (skipCompute ? 0 : la.batch); ++g) {
     const int64_t offsetA = g * la.stride, offsetB = g * lb.stride;
     const float *C = static_cast<const float *>(c) + g * lc.stride;
     float *D = static_cast<float *>(d) + g * ld.stride;

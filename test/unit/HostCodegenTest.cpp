@@ -44,6 +44,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include <gtest/gtest.h>
 
@@ -866,14 +867,8 @@ TEST(TiledAttention, AWrongTileRuleChangesTheKernels) {
   }
 }
 
-TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
-  // A non-square model through the whole pipeline (prefix mask, autodiff,
-  // train step, fusion, memory plan); @train_step and @loss_and_grads
-  // compiled, loaded and run against the interpreter on the same IR: loss,
-  // every gradient, gradient norm, every new parameter and both moments.
-  // Tolerance 1e-4 relative: float32 through a few hundred ops in the same
-  // order, libm versus std::exp.
-  MLIRContext context;
+/// A non-square model small enough to interpret a training step of.
+::aim::ModelConfig smallModelConfig() {
   ::aim::ModelConfig config;
   config.imageHeight = 8;
   config.imageWidth = 12;
@@ -885,20 +880,14 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   config.mlpRatio = 2;
   config.headWidth = 8;
   config.headDepth = 1;
-  const int64_t batch = 4;
-  auto build = [&] {
-    OwningOpRef<ModuleOp> m = ::aim::buildForwardModule(context, config, batch);
-    PassManager pm(&context);
-    mlir::aim::addStagePipeline(pm, mlir::aim::Stage::Kernels);
-    EXPECT_TRUE(succeeded(pm.run(*m)));
-    return m;
-  };
-  OwningOpRef<ModuleOp> reference = build(), compiled = build();
-  auto step = reference->lookupSymbol<func::FuncOp>("train_step");
-  ASSERT_TRUE(step);
+  return config;
+}
 
-  // Inputs by name: images, antithetic prefix lengths (1, N-1), (2, N-2),
-  // lr, step 3; parameters random; moments small and non-negative.
+/// @train_step's arguments for `config` at batch 4, by name: images,
+/// antithetic prefix lengths (1, N-1), (2, N-2), lr, step 3; parameters
+/// random; moments small and non-negative.
+std::vector<::aim::HostTensor> trainStepArguments(func::FuncOp step,
+                                                  const ::aim::ModelConfig &config) {
   std::mt19937 rng(9);
   std::normal_distribution<double> normal(0.0, 0.5);
   std::vector<::aim::HostTensor> args;
@@ -930,6 +919,47 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
         x = static_cast<float>(std::abs(x) * 1e-2);
     args.push_back(::aim::HostTensor::fromDoubles(::aim::DType::F32, shape, v));
   }
+  return args;
+}
+
+/// @loss_and_grads' arguments out of @train_step's: the data and the
+/// parameters.
+std::vector<::aim::HostTensor>
+lossAndGradsArguments(func::FuncOp step,
+                      const std::vector<::aim::HostTensor> &stepArgs) {
+  std::vector<::aim::HostTensor> gradArgs;
+  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
+    auto input = step.getArgAttrOfType<StringAttr>(
+        i, mlir::aim::AimDialect::kInputAttrName);
+    bool data =
+        input && (input.getValue() == "images" || input.getValue() == "prefix");
+    if (data || step.getArgAttr(i, mlir::aim::AimDialect::kParamAttrName))
+      gradArgs.push_back(stepArgs[i]);
+  }
+  return gradArgs;
+}
+
+TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
+  // A non-square model through the whole pipeline (prefix mask, autodiff,
+  // train step, fusion, memory plan); @train_step and @loss_and_grads
+  // compiled, loaded and run against the interpreter on the same IR: loss,
+  // every gradient, gradient norm, every new parameter and both moments.
+  // Tolerance 1e-4 relative: float32 through a few hundred ops in the same
+  // order, libm versus std::exp.
+  MLIRContext context;
+  const ::aim::ModelConfig config = smallModelConfig();
+  const int64_t batch = 4;
+  auto build = [&] {
+    OwningOpRef<ModuleOp> m = ::aim::buildForwardModule(context, config, batch);
+    PassManager pm(&context);
+    mlir::aim::addStagePipeline(pm, mlir::aim::Stage::Kernels);
+    EXPECT_TRUE(succeeded(pm.run(*m)));
+    return m;
+  };
+  OwningOpRef<ModuleOp> reference = build(), compiled = build();
+  auto step = reference->lookupSymbol<func::FuncOp>("train_step");
+  ASSERT_TRUE(step);
+  std::vector<::aim::HostTensor> args = trainStepArguments(step, config);
   // The step, and the loss and every gradient of the same parameters; GEMMs
   // through cblas_sgemm (this test links OpenBLAS and exports it, as aim-run
   // does), the per-op tests above cover the loop form.
@@ -942,15 +972,7 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   expectClose(expected, callEntry(library, "train_step", args, sizes), 1e-4,
               "train_step");
   auto grads = reference->lookupSymbol<func::FuncOp>("loss_and_grads");
-  std::vector<::aim::HostTensor> gradArgs;
-  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
-    auto input = step.getArgAttrOfType<StringAttr>(
-        i, mlir::aim::AimDialect::kInputAttrName);
-    bool data =
-        input && (input.getValue() == "images" || input.getValue() == "prefix");
-    if (data || step.getArgAttr(i, mlir::aim::AimDialect::kParamAttrName))
-      gradArgs.push_back(args[i]);
-  }
+  std::vector<::aim::HostTensor> gradArgs = lossAndGradsArguments(step, args);
   std::vector<int64_t> gradSizes;
   std::vector<::aim::HostTensor> expectedGrads =
       interpretF32(grads, gradArgs, gradSizes);
@@ -1001,6 +1023,93 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
               callEntry(tiledAttentionLibrary, "train_step", args, sizes), 1e-4,
               "train_step, GPU tiled attention");
   dlclose(tiledAttentionLibrary);
+}
+
+// aim-bf16-gemm-operands, as aimc runs it for GPU code: every GEMM operand
+// of the step rounded to bfloat16 once a value in the aim IR, the GEMMs
+// float32 sums. Compiled as the host compiles it (loops; cblas_sgemm given
+// the copies widened) and as the GPU backend does (tiles, attention's
+// batches, the epilogue calls, the copies written by the kernels computing
+// their values), against the interpreter on the same IR, within 1e-4 as
+// above: the roundings are the IR's, so both sides round the same float32
+// values, which agree to a few ulps -- a value a few ulps from a bfloat16
+// rounding boundary would round apart (one bfloat16 ulp, 2^-8), which
+// these arguments do not hit. The roundings are real: the float32 step's
+// results differ by far more.
+TEST(GemmOperands, RoundedOnceAValueTheStepMatchesTheInterpreter) {
+  MLIRContext context;
+  const ::aim::ModelConfig config = smallModelConfig();
+  auto build = [&](bool bf16) {
+    OwningOpRef<ModuleOp> m = ::aim::buildForwardModule(context, config, 4);
+    PassManager pm(&context);
+    mlir::aim::PipelineOptions pipeline;
+    pipeline.bf16GemmOperands = bf16;
+    mlir::aim::addStagePipeline(pm, mlir::aim::Stage::Kernels, pipeline);
+    EXPECT_TRUE(succeeded(pm.run(*m)));
+    return m;
+  };
+  OwningOpRef<ModuleOp> reference = build(true), f32 = build(false);
+  auto step = reference->lookupSymbol<func::FuncOp>("train_step");
+  auto grads = reference->lookupSymbol<func::FuncOp>("loss_and_grads");
+  ASSERT_TRUE(step && grads);
+  // One copy a value: no two casts of the same value.
+  llvm::DenseSet<Value> rounded;
+  int gemms = 0;
+  reference->walk([&](Operation *op) {
+    if (auto cast = dyn_cast<mlir::aim::CastOp>(op))
+      EXPECT_TRUE(rounded.insert(cast.getInput()).second)
+          << "a value is rounded twice";
+    if (isa<mlir::aim::LinearOp, mlir::aim::MatmulOp>(op)) {
+      ++gemms;
+      EXPECT_TRUE(cast<RankedTensorType>(op->getOperand(0).getType())
+                      .getElementType()
+                      .isBF16());
+    }
+  });
+  EXPECT_GT(gemms, 0);
+  EXPECT_LT(static_cast<int>(rounded.size()), 2 * gemms);
+
+  std::vector<::aim::HostTensor> args = trainStepArguments(step, config);
+  std::vector<::aim::HostTensor> gradArgs = lossAndGradsArguments(step, args);
+  std::vector<int64_t> sizes, gradSizes, f32Sizes;
+  std::vector<::aim::HostTensor> expected = interpretF32(step, args, sizes),
+                                  expectedGrads =
+                                      interpretF32(grads, gradArgs, gradSizes);
+  std::vector<::aim::HostTensor> ofF32 = interpretF32(
+      f32->lookupSymbol<func::FuncOp>("train_step"), args, f32Sizes);
+  ASSERT_EQ(ofF32.size(), expected.size());
+  double largest = 0; // relative to each result's largest magnitude
+  for (size_t i = 0; i < expected.size(); ++i) {
+    std::vector<double> a = expected[i].toDoubles(), b = ofF32[i].toDoubles();
+    double scale = 1e-30, diff = 0;
+    for (size_t j = 0; j < a.size(); ++j) {
+      scale = std::max(scale, std::abs(b[j]));
+      diff = std::max(diff, std::abs(a[j] - b[j]));
+    }
+    largest = std::max(largest, diff / scale);
+  }
+  EXPECT_GT(largest, 1e-3) << "rounding the operands changed nothing";
+
+  mlir::aim::HostCompileOptions loops, blas, gpu;
+  blas.blas = true;
+  gpu.blas = true;
+  gpu.gpuTileThreads = 5;
+  gpu.splitReductionsFrom = 16;
+  gpu.stridedBatchedGemms = true;
+  gpu.gemmEpilogues = true;
+  for (auto [options, name] :
+       {std::pair{loops, "bf16-step-loops"}, std::pair{blas, "bf16-step-blas"},
+        std::pair{gpu, "bf16-step-gpu"}}) {
+    OwningOpRef<ModuleOp> compiled = build(true);
+    void *library = compileAndLoad(*compiled, name, options);
+    ASSERT_NE(library, nullptr);
+    expectClose(expected, callEntry(library, "train_step", args, sizes), 1e-4,
+                name);
+    expectClose(expectedGrads,
+                callEntry(library, "loss_and_grads", gradArgs, gradSizes), 1e-4,
+                name);
+    dlclose(library);
+  }
 }
 
 // The GPU backend's reduction splits (codegen/kernels/SplitFullReductions.h)

@@ -164,6 +164,19 @@ cl::opt<GemmOperandChoice> gemmOperandsOption(
                           "even); C, results and accumulation float32 "
                           "(default; measured in docs/results/)")),
     cl::init(GemmOperandChoice::BF16), cl::cat(aimcCategory));
+enum class GemmOperandCopies { PerValue, PerGemm };
+cl::opt<GemmOperandCopies> gemmOperandCopiesOption(
+    "gemm-operand-copies",
+    cl::desc("With --gemm-operands bf16: where the bfloat16 copies are made"),
+    cl::values(clEnumValN(GemmOperandCopies::PerValue, "per-value",
+                          "one a value, by the kernel computing it, read by "
+                          "every GEMM of the value (aim-bf16-gemm-operands; "
+                          "default)"),
+               clEnumValN(GemmOperandCopies::PerGemm, "per-gemm",
+                          "each GEMM rounds its own operands (a saved "
+                          "activation or weight again in the backward; to "
+                          "measure the difference)")),
+    cl::init(GemmOperandCopies::PerValue), cl::cat(aimcCategory));
 cl::opt<bool> gemmEpiloguesOption(
     "gemm-epilogues",
     cl::desc("GPU code adds each GEMM's bias and residual in the cuBLASLt "
@@ -203,6 +216,20 @@ mlir::aim::GpuCompileOptions gpuOptionsFromFlags(const std::string &chip) {
   return gpu;
 }
 
+/// Whether the GPU code's bfloat16 GEMM operands are rounded in the aim IR
+/// (aim-bf16-gemm-operands); an error if --gemm-operand-copies is given for
+/// float32 operands.
+Expected<bool> gpuRoundsInAimIr(const mlir::aim::GpuCompileOptions &gpu) {
+  if (!gpu.bf16GemmOperands && gemmOperandCopiesOption.getNumOccurrences())
+    return createStringError(
+        inconvertibleErrorCode(),
+        "--gemm-operand-copies says where bfloat16 GEMM operands are "
+        "rounded: the GEMMs read float32 here (--gemm-operands f32 or "
+        "--gemm-epilogues=false)");
+  return gpu.bf16GemmOperands &&
+         gemmOperandCopiesOption == GemmOperandCopies::PerValue;
+}
+
 /// The first GPU-code flag given on the command line (--attention,
 /// --gemm-operands, --gemm-epilogues), if any: they mean nothing without GPU
 /// code, and silence would hide a mistyped --target.
@@ -213,6 +240,8 @@ std::optional<std::string> gpuOnlyFlagGiven() {
     return std::string("--gemm-operands");
   if (gemmEpiloguesOption.getNumOccurrences())
     return std::string("--gemm-epilogues");
+  if (gemmOperandCopiesOption.getNumOccurrences())
+    return std::string("--gemm-operand-copies");
   return std::nullopt;
 }
 
@@ -424,14 +453,40 @@ int compileArtifact(const aim::ModelConfig &config) {
   mlir::applyDefaultTimingManagerCLOptions(timing);
   mlir::TimingScope rootTiming = timing.getRootScope();
   mlir::MLIRContext context;
+  // GPU code with bfloat16 GEMM operands rounds them in the aim IR, before
+  // fusion (aim-bf16-gemm-operands); the host code stays float32, so with
+  // both the AIM passes run twice.
+  std::optional<mlir::aim::GpuCompileOptions> gpu;
+  bool roundsInAimIr = false;
+  if (!gpuChip.empty()) {
+    gpu = gpuOptionsFromFlags(gpuChip);
+    Expected<bool> rounds = gpuRoundsInAimIr(*gpu);
+    if (!rounds)
+      return error(toString(rounds.takeError()));
+    roundsInAimIr = *rounds;
+  }
+  mlir::aim::PipelineOptions gpuPipeline = pipeline;
+  gpuPipeline.bf16GemmOperands = roundsInAimIr;
   mlir::TimingScope passTiming = rootTiming.nest("AIM passes");
-  mlir::OwningOpRef<mlir::ModuleOp> module = compile(
-      context, config, mlir::aim::Stage::Kernels, pipeline, &passTiming);
-  passTiming.stop();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      compile(context, config, mlir::aim::Stage::Kernels,
+              forHost ? pipeline : gpuPipeline, &passTiming);
   if (!module)
     return 1;
+  mlir::OwningOpRef<mlir::ModuleOp> gpuModule;
+  if (forHost && roundsInAimIr) {
+    gpuModule = compile(context, config, mlir::aim::Stage::Kernels,
+                        gpuPipeline, &passTiming);
+    if (!gpuModule)
+      return 1;
+  }
+  passTiming.stop();
   // For aim-run's pictures: the head's output at every position.
   aim::addPredictFunction(*module, config, batchOption);
+  if (gpuModule)
+    aim::addPredictFunction(*gpuModule, config, batchOption);
+  else if (gpu)
+    gpuModule = module->clone();
   mlir::aim::ArtifactContents contents;
   contents.config = &config;
   contents.batch = batchOption;
@@ -461,10 +516,8 @@ int compileArtifact(const aim::ModelConfig &config) {
   if (!gpuChip.empty()) {
     mlir::TimingScope gpuTiming =
         rootTiming.nest("GPU code (kernels, NVPTX, ptxas, launcher code)");
-    mlir::OwningOpRef<mlir::ModuleOp> lowered = module->clone();
-    mlir::aim::GpuCompileOptions gpu = gpuOptionsFromFlags(gpuChip);
     Expected<mlir::aim::GpuProgram> program =
-        mlir::aim::compileGpuProgram(*lowered, gpu, cpuOption);
+        mlir::aim::compileGpuProgram(*gpuModule, *gpu, cpuOption);
     gpuTiming.stop();
     if (!program)
       return error(toString(program.takeError()));
@@ -476,8 +529,8 @@ int compileArtifact(const aim::ModelConfig &config) {
       return error(toString(library.takeError()));
     contents.gpuChip = gpuChip;
     contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
-    contents.gpuBf16GemmOperands = gpu.bf16GemmOperands;
-    contents.gpuTiledAttention = gpu.tiledAttention;
+    contents.gpuBf16GemmOperands = gpu->bf16GemmOperands;
+    contents.gpuTiledAttention = gpu->tiledAttention;
     contents.gpuResultsSharingArguments =
         program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
@@ -524,11 +577,16 @@ int compileArtifact(const aim::ModelConfig &config) {
 /// --report=gpu-kernels: every kernel of the training step as PTX, assembled.
 int reportGpuKernels(const aim::ModelConfig &config) {
   mlir::MLIRContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module = compile(
-      context, config, mlir::aim::Stage::Kernels, pipelineFromFlags());
+  mlir::aim::GpuCompileOptions gpu = gpuOptionsFromFlags(gpuChipOption);
+  mlir::aim::PipelineOptions pipeline = pipelineFromFlags();
+  Expected<bool> roundsInAimIr = gpuRoundsInAimIr(gpu);
+  if (!roundsInAimIr)
+    return error(toString(roundsInAimIr.takeError()));
+  pipeline.bf16GemmOperands = *roundsInAimIr;
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      compile(context, config, mlir::aim::Stage::Kernels, pipeline);
   if (!module)
     return 1;
-  mlir::aim::GpuCompileOptions gpu = gpuOptionsFromFlags(gpuChipOption);
   Expected<mlir::aim::GpuObject> object =
       mlir::aim::compileToPtx(*module, gpu);
   if (!object)

@@ -113,6 +113,38 @@ func.func @linear_result(%x: tensor<2x6x16xf32>, %w: tensor<32x16xf32>) {
 
 // -----
 
+func.func @linear_mixed_operands(%x: tensor<2x6x16xbf16>, %w: tensor<32x16xf32>) {
+  // expected-error @+1 {{input has element type 'bf16' but weight has 'f32'; insert an aim.cast}}
+  %0 = aim.linear %x, %w : tensor<2x6x16xbf16>, tensor<32x16xf32> -> tensor<2x6x32xf32>
+  return
+}
+
+// -----
+
+func.func @linear_narrowed_result(%x: tensor<2x6x16xf32>, %w: tensor<32x16xf32>) {
+  // expected-error @+1 {{result has element type 'bf16' but input has 'f32'; a GEMM's result has its operands' element type, or f32 for bf16 or f16 operands}}
+  %0 = aim.linear %x, %w : tensor<2x6x16xf32>, tensor<32x16xf32> -> tensor<2x6x32xbf16>
+  return
+}
+
+// -----
+
+func.func @linear_bias_of_the_operands(%x: tensor<2x6x16xbf16>, %w: tensor<32x16xbf16>, %b: tensor<32xbf16>) {
+  // expected-error @+1 {{result has element type 'f32' but bias has 'bf16'; insert an aim.cast}}
+  %0 = aim.linear %x, %w, %b : tensor<2x6x16xbf16>, tensor<32x16xbf16>, tensor<32xbf16> -> tensor<2x6x32xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_f64_result(%a: tensor<12x16xbf16>) {
+  // expected-error @+1 {{result has element type 'f64' but lhs has 'bf16'}}
+  %0 = aim.matmul %a, %a, transpose_lhs = true, transpose_rhs = false : tensor<12x16xbf16>, tensor<12x16xbf16> -> tensor<16x16xf64>
+  return
+}
+
+// -----
+
 func.func @layer_norm_weight(%x: tensor<2x6x16xf32>, %g: tensor<8xf32>, %b: tensor<16xf32>) {
   // expected-error @+1 {{weight must have shape [16] but has [8]}}
   %0 = aim.layer_norm %x, %g, %b, epsilon = 1.0e-6 : tensor<2x6x16xf32>, tensor<8xf32>, tensor<16xf32> -> tensor<2x6x16xf32>

@@ -88,3 +88,15 @@ func.func @optimizer(%p: tensor<4x3xf32>, %g: tensor<4x3xf32>, %b: tensor<3xf32>
   %p1, %m1, %v1 = aim.adamw %p, %g, %p, %p, lr %lr, step %s, clip %c, beta1 = 0.9, beta2 = 0.95, epsilon = 1.0e-8, weight_decay = 0.05 : tensor<4x3xf32>, tensor<f32>, tensor<i64>, tensor<f32>
   return %p1, %m1, %v1 : tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>
 }
+
+// GEMMs of bfloat16 operands accumulate into float32 results
+// (aim-bf16-gemm-operands); the bias has the result's type.
+// CHECK-LABEL: func.func @mixed_precision_gemms
+func.func @mixed_precision_gemms(%x: tensor<2x6x16xbf16>, %w: tensor<32x16xbf16>, %b: tensor<32xf32>,
+                                 %m: tensor<12x16xbf16>) -> (tensor<2x6x32xf32>, tensor<16x16xf32>) {
+  // CHECK: aim.linear %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x6x16xbf16>, tensor<32x16xbf16>, tensor<32xf32> -> tensor<2x6x32xf32>
+  %l = aim.linear %x, %w, %b : tensor<2x6x16xbf16>, tensor<32x16xbf16>, tensor<32xf32> -> tensor<2x6x32xf32>
+  // CHECK: aim.matmul %{{.*}}, %{{.*}}, transpose_lhs = true, transpose_rhs = false : tensor<12x16xbf16>, tensor<12x16xbf16> -> tensor<16x16xf32>
+  %mt = aim.matmul %m, %m, transpose_lhs = true, transpose_rhs = false : tensor<12x16xbf16>, tensor<12x16xbf16> -> tensor<16x16xf32>
+  return %l, %mt : tensor<2x6x32xf32>, tensor<16x16xf32>
+}
