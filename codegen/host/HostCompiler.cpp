@@ -73,6 +73,24 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
       lowerToBufferizedKernels(module, lowering);
   if (!kernels)
     return kernels.takeError();
+  // 2. GEMMs and collectives to calls, before the GPU preparation as the
+  // GPU backend orders them: the copies the calls make (attention's
+  // batch-major operands) become element-wise kernels there too.
+  const GemmOperands operands = options.bf16GemmOperands
+                                    ? GemmOperands::BF16AsF32
+                                    : GemmOperands::F32;
+  StringRef epilogue = options.gemmEpilogues ? "aimcHostGemm" : "";
+  if (options.blas && options.stridedBatchedGemms) {
+    callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched",
+                     operands, epilogue);
+    defineStridedBatchedLoop(module, "aimcHostSgemmStridedBatched",
+                             "cblas_sgemm");
+  } else if (options.blas) {
+    callGemmFunction(module, "cblas_sgemm", {}, operands, epilogue);
+  }
+  if (options.blas && options.gemmEpilogues)
+    defineEpilogueGemm(module, "aimcHostGemm", "cblas_sgemm");
+  callCollectiveFunctions(module);
   if (options.gpuTileThreads > 0) {
     // Rows of at least two tiles take gpuTileThreads "threads" each, so that
     // small models' rows have several elements a thread and a partial last
@@ -93,22 +111,7 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
       return std::move(e);
   }
 
-  // 2. GEMMs to BLAS, loops, LLVM.
-  const GemmOperands operands = options.bf16GemmOperands
-                                    ? GemmOperands::BF16AsF32
-                                    : GemmOperands::F32;
-  StringRef epilogue = options.gemmEpilogues ? "aimcHostGemm" : "";
-  if (options.blas && options.stridedBatchedGemms) {
-    callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched",
-                     operands, epilogue);
-    defineStridedBatchedLoop(module, "aimcHostSgemmStridedBatched",
-                             "cblas_sgemm");
-  } else if (options.blas) {
-    callGemmFunction(module, "cblas_sgemm", {}, operands, epilogue);
-  }
-  if (options.blas && options.gemmEpilogues)
-    defineEpilogueGemm(module, "aimcHostGemm", "cblas_sgemm");
-  callCollectiveFunctions(module);
+  // 3. Loops, LLVM.
   PassManager pm(ctx);
   if (options.gpuTileThreads > 0) {
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
@@ -150,7 +153,7 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   if (getenv("AIMC_DUMP_HOST_LLVM"))
     module.print(llvm::errs());
 
-  // 3. LLVM IR and an object file.
+  // 4. LLVM IR and an object file.
   llvm::Expected<std::string> objectFile = emitObjectFile(module, options.cpu);
   if (!objectFile)
     return objectFile.takeError();

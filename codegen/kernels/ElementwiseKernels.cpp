@@ -12,9 +12,11 @@ namespace mlir::aim {
 
 namespace {
 
-/// An element-wise op on buffers whose operands are all read and written at
-/// the iteration's own element, over a static space of at least
-/// `minElements`.
+/// An element-wise op on buffers over a static space of at least
+/// `minElements`: each output written at a permutation of the iteration's
+/// indices (every element once: a layout change such as attention's
+/// batch-major copies), each input read at a projection of them (a
+/// broadcast such as a bias).
 bool qualifies(linalg::GenericOp op, int64_t minElements) {
   if (!op.hasPureBufferSemantics() || op.getNumLoops() == 0 ||
       op.getNumParallelLoops() != op.getNumLoops() || readsItsOutputs(op) ||
@@ -29,27 +31,56 @@ bool qualifies(linalg::GenericOp op, int64_t minElements) {
   if (llvm::any_of(ranges, ShapedType::isDynamic) ||
       product(ranges) < minElements)
     return false;
-  if (!llvm::all_of(op.getIndexingMapsArray(),
-                    [](AffineMap m) { return m.isIdentity(); }))
-    return false;
+  for (OpOperand &operand : op->getOpOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    if (op.isDpsInit(&operand) ? !map.isPermutation()
+                               : !map.isProjectedPermutation())
+      return false;
+  }
+  // An input read twice through different maps: the kernel keeps one
+  // loaded value a buffer.
+  for (OpOperand *a : op.getDpsInputOperands())
+    for (OpOperand *b : op.getDpsInputOperands())
+      if (a->get() == b->get() &&
+          op.getMatchingIndexingMap(a) != op.getMatchingIndexingMap(b))
+        return false;
   // An output that shares a buffer with an input only as that very input
-  // (in place, the same element): another view of it could be read at an
-  // element another iteration writes.
-  for (Value init : op.getDpsInits())
-    for (Value input : op.getDpsInputs())
-      if (input != init && rootBuffer(input) == rootBuffer(init))
+  // at the same element (in place): another view of it, or another map,
+  // could read an element another iteration writes.
+  for (OpOperand &init : op.getDpsInitsMutable())
+    for (OpOperand *input : op.getDpsInputOperands())
+      if (rootBuffer(input->get()) == rootBuffer(init.get()) &&
+          (input->get() != init.get() ||
+           op.getMatchingIndexingMap(input) != op.getMatchingIndexingMap(&init)))
         return false;
   return true;
 }
 
-/// Whether every operand of `op` can be read and written `width` float32s
-/// at a time (alignedForVectors), the innermost dimension a multiple of it.
+/// Whether `map` indexes the innermost loop in its innermost result (an
+/// operand read or written along the iteration's innermost dimension).
+bool innermostAlongInnermost(AffineMap map) {
+  return map.getNumResults() > 0 &&
+         map.getResults().back() ==
+             getAffineDimExpr(map.getNumDims() - 1, map.getContext());
+}
+
+/// Whether `op` can go `width` elements of its innermost loop at a time:
+/// the innermost loop a multiple of it, every output and every input that
+/// varies along it read or written along its own innermost dimension
+/// (alignedForVectors: float32 or bfloat16), the other inputs scalars for
+/// the whole vector (a row's bias read across the row is not one).
 bool vectorizable(linalg::GenericOp op, int64_t width) {
   if (width <= 1 || op.getStaticLoopRanges().back() % width != 0)
     return false;
-  return llvm::all_of(op->getOperands(), [&](Value v) {
-    auto type = dyn_cast<MemRefType>(v.getType());
-    return type && alignedForVectors(type, width);
+  unsigned innermost = op.getNumLoops() - 1;
+  return llvm::all_of(op->getOpOperands(), [&](OpOperand &operand) {
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    if (op.isDpsInput(&operand) && (!type || !map.isFunctionOfDim(innermost)))
+      return true; // the same value for every lane (a fill's scalar)
+    if (!type)
+      return false;
+    return innermostAlongInnermost(map) && alignedForVectors(type, width);
   });
 }
 
@@ -62,17 +93,18 @@ void emitThread(OpBuilder &b, Location loc, linalg::GenericOp op, Value block,
   SmallVector<int64_t> shape = op.getStaticLoopRanges();
   int64_t units = product(shape) / width;
   bool partial = units % (threads * count) != 0;
-  auto vectorType = VectorType::get({width}, b.getF32Type());
-  llvm::MaybeAlign aligned(4 * width);
   Value base = arith::AddIOp::create(
       b, loc,
       arith::MulIOp::create(b, loc, block,
                             indexConstant(b, loc, threads * count)),
       thread);
   Value last = indexConstant(b, loc, units - 1);
+  unsigned innermost = op.getNumLoops() - 1;
   SmallVector<Value> ids;
   SmallVector<SmallVector<Value>> indices;
-  SmallVector<KnownValues> loaded(count);
+  // Per unit: inputs loaded as vectors (one lane an element), and inputs the
+  // same for every lane (a broadcast along the innermost loop) or scalars.
+  SmallVector<KnownValues> loaded(count), scalars(count);
   for (int64_t i = 0; i < count; ++i) {
     Value u =
         arith::AddIOp::create(b, loc, base, indexConstant(b, loc, i * threads));
@@ -83,29 +115,39 @@ void emitThread(OpBuilder &b, Location loc, linalg::GenericOp op, Value block,
     if (width > 1)
       at = arith::MulIOp::create(b, loc, at, indexConstant(b, loc, width));
     indices.push_back(delinearize(b, loc, at, shape));
-    for (Value input : op.getDpsInputs()) {
-      if (!isa<MemRefType>(input.getType()) || loaded[i].count(input))
+    for (OpOperand *operand : op.getDpsInputOperands()) {
+      Value input = operand->get();
+      auto type = dyn_cast<MemRefType>(input.getType());
+      if (!type || loaded[i].count(input) || scalars[i].count(input))
         continue;
+      AffineMap map = op.getMatchingIndexingMap(operand);
+      SmallVector<Value> at = mapIndices(b, loc, map, indices[i]);
+      if (width == 1 || !map.isFunctionOfDim(innermost)) {
+        scalars[i][input] = memref::LoadOp::create(b, loc, input, at);
+        continue;
+      }
+      Type element = type.getElementType();
       loaded[i][input] =
-          width == 1 ? memref::LoadOp::create(b, loc, input, indices[i])
-                           .getResult()
-                     : vector::LoadOp::create(b, loc, vectorType, input,
-                                              indices[i], /*nontemporal=*/false,
-                                              aligned)
-                           .getResult();
+          vector::LoadOp::create(
+              b, loc, VectorType::get({width}, element), input, at,
+              /*nontemporal=*/false,
+              llvm::MaybeAlign(width * element.getIntOrFloatBitWidth() / 8))
+              .getResult();
     }
   }
   for (int64_t i = 0; i < count; ++i) {
     auto computeAndStore = [&](OpBuilder &sb, Location sl) {
       if (width > 1) {
-        applyBodyToVectors(sb, sl, op, indices[i], loaded[i], KnownValues(), width,
-                           aligned);
+        applyBodyToVectors(sb, sl, op, indices[i], loaded[i], scalars[i],
+                           width);
         return;
       }
       SmallVector<Value> results =
-          applyBody(sb, sl, op, indices[i], {}, loaded[i]);
-      for (auto [init, value] : llvm::zip(op.getDpsInits(), results))
-        memref::StoreOp::create(sb, sl, value, init, indices[i]);
+          applyBody(sb, sl, op, indices[i], {}, scalars[i]);
+      for (auto [init, value] : llvm::zip(op.getDpsInitsMutable(), results))
+        memref::StoreOp::create(
+            sb, sl, value, init.get(),
+            mapIndices(sb, sl, op.getMatchingIndexingMap(&init), indices[i]));
     };
     if (!partial) {
       computeAndStore(b, loc);

@@ -4,15 +4,21 @@
 // blocks of 128 along the innermost dimension) gives each thread one load
 // of each input in flight, and a grid of hundreds of thousands of short
 // blocks for aim-600m's activations: its GELU ran at 2.2 times its memory
-// roofline on an H100. Here an op whose every operand is read and written
-// at the same element (identity maps) becomes a kernel of blocks of T
-// threads over chunks of T K consecutive elements: thread t loads its K
-// elements t, t + T, ... of every input first (coalesced, K independent
-// loads in flight), then computes and stores each. Where every operand is
-// float32 with 16-byte-aligned rows, the elements go four at a time
-// (vector<4xf32>: ld.global.v4), K vectors a thread. Loads go before any
-// store: each element is read and written only by its own iteration, so no
-// load of one element can depend on the store of another.
+// roofline on an H100. Here an op whose outputs are written at a
+// permutation of the iteration's indices (each element once: identity maps,
+// or a layout change such as attention's batch-major copies) and whose
+// inputs are read at projections of them (broadcasts: a bias) becomes a
+// kernel of blocks of T threads over chunks of T K consecutive iterations:
+// thread t loads its K iterations t, t + T, ... of every input first
+// (coalesced along the innermost loop, K independent loads in flight), then
+// computes and stores each. Where every output and every input that varies
+// along the innermost loop has that loop as its innermost, contiguous
+// dimension with aligned rows (float32 or bfloat16), the iterations go four
+// at a time (vector<4xf32>: ld.global.v4; vector<4xbf16>: 8 bytes), K
+// vectors a thread; inputs that do not vary along it are one scalar for the
+// vector. Loads go before any store: an output shares no buffer with an
+// input except that very input at the same element, so no load of one
+// iteration can depend on the store of another.
 //
 // The host backend runs the same partition when it checks the GPU's loop
 // structure on the CPU (HostCompileOptions::gpuTileThreads).

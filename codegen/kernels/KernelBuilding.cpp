@@ -87,7 +87,8 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
 bool alignedForVectors(MemRefType type, int64_t width) {
   SmallVector<int64_t> strides;
   int64_t offset = 0;
-  if (!type.getElementType().isF32() || type.getRank() == 0 ||
+  Type element = type.getElementType();
+  if (!(element.isF32() || element.isBF16()) || type.getRank() == 0 ||
       failed(type.getStridesAndOffset(strides, offset)) ||
       ShapedType::isDynamic(offset) || offset % width != 0 ||
       strides.back() != 1)
@@ -101,8 +102,7 @@ bool alignedForVectors(MemRefType type, int64_t width) {
 void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
                         ValueRange loopIndices,
                         const llvm::DenseMap<Value, Value> &vectors,
-                        const KnownValues &known, int64_t width,
-                        llvm::MaybeAlign alignment) {
+                        const KnownValues &known, int64_t width) {
   SmallVector<SmallVector<Value>> lanes(op.getNumDpsInits());
   for (int64_t lane = 0; lane < width; ++lane) {
     SmallVector<Value> at(loopIndices);
@@ -115,11 +115,16 @@ void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
          llvm::enumerate(applyBody(b, loc, op, at, {}, laneValues)))
       lanes[o].push_back(value);
   }
-  for (auto [init, values] : llvm::zip(op.getDpsInits(), lanes)) {
-    auto type = VectorType::get({width}, values.front().getType());
+  for (OpOperand &init : op.getDpsInitsMutable()) {
+    ArrayRef<Value> values = lanes[init.getOperandNumber() - op.getNumDpsInputs()];
+    Type element = values.front().getType();
+    auto type = VectorType::get({width}, element);
     Value vector = vector::FromElementsOp::create(b, loc, type, values);
-    vector::StoreOp::create(b, loc, vector, init, loopIndices,
-                            /*nontemporal=*/false, alignment);
+    vector::StoreOp::create(
+        b, loc, vector, init.get(),
+        mapIndices(b, loc, op.getMatchingIndexingMap(&init), loopIndices),
+        /*nontemporal=*/false,
+        llvm::MaybeAlign(width * element.getIntOrFloatBitWidth() / 8));
   }
 }
 

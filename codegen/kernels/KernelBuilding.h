@@ -51,23 +51,23 @@ SmallVector<Value> applyBody(OpBuilder &b, Location loc, linalg::GenericOp op,
                              ValueRange loopIndices, ValueRange accumulators,
                              const KnownValues &known = KnownValues());
 
-/// Whether `type` can be read `width` float32s at a time, 4 * width-byte
-/// aligned: float32, innermost stride 1, a static offset and outer strides
-/// that are multiples of `width` (buffers themselves start 256-byte
-/// aligned: cuMemAlloc, the temporaries pool and arenas).
+/// Whether `type` can be read `width` elements at a time, aligned to the
+/// vector's size: float32 or bfloat16, innermost stride 1, a static offset
+/// and outer strides that are multiples of `width` (buffers themselves
+/// start 256-byte aligned: cuMemAlloc, the temporaries pool and arenas).
 bool alignedForVectors(MemRefType type, int64_t width);
 
 /// `op`'s body for the `width` consecutive elements along the innermost
 /// loop that start at `loopIndices` (lane j at innermost index + j), its
 /// inputs taken from `vectors` (lane j of an input's vector) and `known`
 /// (the same scalar for every lane); each output's lanes stored as one
-/// vector at `loopIndices`, `alignment`-aligned: the 16-byte accesses of
+/// vector, aligned to its size, where the output's map puts `loopIndices`
+/// (the innermost loop its innermost dimension): the 16-byte accesses of
 /// the element-wise and multi-tensor kernels.
 void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
                         ValueRange loopIndices,
                         const llvm::DenseMap<Value, Value> &vectors,
-                        const KnownValues &known, int64_t width,
-                        llvm::MaybeAlign alignment);
+                        const KnownValues &known, int64_t width);
 
 /// Whether `op`'s body reads any of its outputs' current values.
 bool readsItsOutputs(linalg::GenericOp op);

@@ -179,8 +179,7 @@ void strideOp(OpBuilder &b, Location loc, linalg::GenericOp op, Value thread,
               loaded[input] = vector::LoadOp::create(
                   tb, tl, vectorType, input, indices, false, aligned);
           }
-          applyBodyToVectors(tb, tl, op, indices, loaded, scalars, width,
-                             aligned);
+          applyBodyToVectors(tb, tl, op, indices, loaded, scalars, width);
           scf::YieldOp::create(tb, tl);
         });
         scf::YieldOp::create(lb, l);

@@ -1899,39 +1899,74 @@ TEST(GemmCalls, AttentionBatchIsOneCall) {
 }
 
 // Element-wise ops of several elements a thread
-// (codegen/kernels/ElementwiseKernels.h): only ops reading and writing every
-// operand at the iteration's own element, and big enough; all loads of a
-// thread before its first store.
+// (codegen/kernels/ElementwiseKernels.h): outputs written at a permutation
+// of the iteration, inputs read at projections of it, big enough; all loads
+// of a thread before its first store; vectors where every operand that
+// varies along the innermost loop has it innermost.
 TEST(ElementwiseKernels, WhatIsRewritten) {
   MLIRContext ctx;
   loadBufferKernelDialects(ctx);
   const char *source = R"mlir(
     #id = affine_map<(d0, d1) -> (d0, d1)>
     #t = affine_map<(d0, d1) -> (d1, d0)>
+    #row = affine_map<(d0, d1) -> (d0)>
+    #col = affine_map<(d0, d1) -> (d1)>
+    #id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+    #swap4 = affine_map<(d0, d1, d2, d3) -> (d0, d2, d1, d3)>
     func.func @f(%x: memref<48x100xf32>, %y: memref<48x100xf32>,
                  %z: memref<48x100xf32>, %xt: memref<100x48xf32>,
-                 %s: memref<2x3xf32>, %s2: memref<2x3xf32>) {
-      // y = x * x + y, in place on y: rewritten.
+                 %s: memref<2x3xf32>, %s2: memref<2x3xf32>,
+                 %r: memref<48xf32>, %c: memref<100xf32>,
+                 %q: memref<2x16x4x32xf32>, %qb: memref<2x4x16x32xbf16>,
+                 %sq: memref<64x64xf32>) {
+      // y = x * x + y, in place on y: vectors.
       linalg.generic {indexing_maps = [#id, #id, #id],
                       iterator_types = ["parallel", "parallel"]}
           ins(%x, %y : memref<48x100xf32>, memref<48x100xf32>)
           outs(%y : memref<48x100xf32>) {
         ^bb0(%a: f32, %b: f32, %o: f32):
           %m = arith.mulf %a, %a : f32
-          %r = arith.addf %m, %b : f32
-          linalg.yield %r : f32
+          %r0 = arith.addf %m, %b : f32
+          linalg.yield %r0 : f32
       }
-      // A transposed read: left to the tiled loops.
+      // A transposed read: scalars (its innermost dimension is not the
+      // loop's).
       linalg.generic {indexing_maps = [#t, #id],
                       iterator_types = ["parallel", "parallel"]}
           ins(%xt : memref<100x48xf32>) outs(%z : memref<48x100xf32>) {
         ^bb0(%a: f32, %o: f32):
           linalg.yield %a : f32
       }
+      // A row's scalar and a column's bias: vectors (the row's value one
+      // scalar for the vector).
+      linalg.generic {indexing_maps = [#row, #col, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%r, %c : memref<48xf32>, memref<100xf32>) outs(%z : memref<48x100xf32>) {
+        ^bb0(%a: f32, %b: f32, %o: f32):
+          %m = arith.mulf %a, %b : f32
+          linalg.yield %m : f32
+      }
+      // Attention's batch-major copy, rounded to bfloat16: 16-byte loads at
+      // the permuted indices, 8-byte stores.
+      linalg.generic {indexing_maps = [#swap4, #id4],
+                      iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+          ins(%q : memref<2x16x4x32xf32>) outs(%qb : memref<2x4x16x32xbf16>) {
+        ^bb0(%a: f32, %o: bf16):
+          %h = arith.truncf %a : f32 to bf16
+          linalg.yield %h : bf16
+      }
       // Too small: left alone.
       linalg.generic {indexing_maps = [#id, #id],
                       iterator_types = ["parallel", "parallel"]}
           ins(%s : memref<2x3xf32>) outs(%s2 : memref<2x3xf32>) {
+        ^bb0(%a: f32, %o: f32):
+          linalg.yield %a : f32
+      }
+      // In place through another map (a matrix transposed into itself): an
+      // iteration would read what another one wrote. Left alone.
+      linalg.generic {indexing_maps = [#t, #id],
+                      iterator_types = ["parallel", "parallel"]}
+          ins(%sq : memref<64x64xf32>) outs(%sq : memref<64x64xf32>) {
         ^bb0(%a: f32, %o: f32):
           linalg.yield %a : f32
       }
@@ -1941,32 +1976,84 @@ TEST(ElementwiseKernels, WhatIsRewritten) {
   ASSERT_TRUE(module);
   EXPECT_EQ(mlir::aim::lowerElementwiseOps(*module,
                                            mlir::aim::KernelTarget::GpuLaunch),
-            1);
+            4);
   ASSERT_TRUE(succeeded(verify(*module)));
   EXPECT_EQ(countOps<linalg::GenericOp>(*module), 2);
-  gpu::LaunchOp launch;
-  module->walk([&](gpu::LaunchOp l) { launch = l; });
-  ASSERT_TRUE(launch);
+  SmallVector<gpu::LaunchOp> launches;
+  module->walk([&](gpu::LaunchOp l) { launches.push_back(l); });
+  ASSERT_EQ(launches.size(), 4u);
+  struct Accesses {
+    int vectorLoads = 0, scalarLoads = 0, vectorStores = 0, scalarStores = 0;
+    int accessesAfterAStore = 0;
+    SmallVector<uint64_t> loadAlignments, storeAlignments;
+  };
+  auto accessesOf = [](gpu::LaunchOp launch) {
+    Accesses a;
+    bool stored = false;
+    launch.getBody().walk([&](Operation *op) {
+      if (auto load = dyn_cast<vector::LoadOp>(op)) {
+        ++a.vectorLoads;
+        a.loadAlignments.push_back(load.getAlignment().value_or(0));
+      }
+      a.scalarLoads += isa<memref::LoadOp>(op);
+      a.accessesAfterAStore +=
+          stored && isa<vector::LoadOp, memref::LoadOp>(op);
+      if (auto store = dyn_cast<vector::StoreOp>(op)) {
+        ++a.vectorStores;
+        a.storeAlignments.push_back(store.getAlignment().value_or(0));
+      }
+      a.scalarStores += isa<memref::StoreOp>(op);
+      stored |= isa<vector::StoreOp, memref::StoreOp>(op);
+    });
+    return a;
+  };
   // 4800 float32s, rows of 100: vectors of 4, two a thread, chunks of
-  // 256 x 8 elements: 3 blocks, the last partial.
-  EXPECT_EQ(*getConstantIntValue(launch.getGridSizeX()), 3);
-  EXPECT_EQ(*getConstantIntValue(launch.getBlockSizeX()), 256);
-  // Four 16-byte loads (x and y, two vectors each), all before the first
-  // store; two guarded stores.
-  int loads = 0, storesBefore = 0;
-  bool stored = false;
-  launch.getBody().walk([&](Operation *op) {
-    if (auto load = dyn_cast<vector::LoadOp>(op)) {
-      ++loads;
-      storesBefore += stored;
-      EXPECT_EQ(load.getAlignment(), 16u);
-    }
-    stored |= isa<vector::StoreOp>(op);
-  });
-  EXPECT_EQ(loads, 4);
-  EXPECT_EQ(storesBefore, 0);
-  EXPECT_EQ(countOps<scf::IfOp>(*module), 2);
-  EXPECT_EQ(countOps<memref::LoadOp>(*module), 0);
+  // 256 x 8 elements: 3 blocks, the last partial. Four 16-byte loads (x and
+  // y, two vectors each), all before the first store; two guarded stores.
+  EXPECT_EQ(*getConstantIntValue(launches[0].getGridSizeX()), 3);
+  EXPECT_EQ(*getConstantIntValue(launches[0].getBlockSizeX()), 256);
+  Accesses same = accessesOf(launches[0]);
+  EXPECT_EQ(same.vectorLoads, 4);
+  EXPECT_EQ(same.scalarLoads, 0);
+  EXPECT_EQ(same.vectorStores, 2);
+  EXPECT_EQ(same.accessesAfterAStore, 0);
+  EXPECT_EQ(same.loadAlignments, (SmallVector<uint64_t>{16, 16, 16, 16}));
+  // The transposed read: four scalars a thread, loads first.
+  Accesses transposed = accessesOf(launches[1]);
+  EXPECT_EQ(transposed.vectorLoads, 0);
+  EXPECT_EQ(transposed.scalarLoads, 4);
+  EXPECT_EQ(transposed.scalarStores, 4);
+  EXPECT_EQ(transposed.accessesAfterAStore, 0);
+  // The broadcasts: the bias as two vectors, the row's value as two scalars.
+  Accesses broadcast = accessesOf(launches[2]);
+  EXPECT_EQ(broadcast.vectorLoads, 2);
+  EXPECT_EQ(broadcast.scalarLoads, 2);
+  EXPECT_EQ(broadcast.vectorStores, 2);
+  // The batch-major bfloat16 copy: 4096 elements, 2 blocks, no partial one.
+  EXPECT_EQ(*getConstantIntValue(launches[3].getGridSizeX()), 2);
+  Accesses copy = accessesOf(launches[3]);
+  EXPECT_EQ(copy.loadAlignments, (SmallVector<uint64_t>{16, 16}));
+  EXPECT_EQ(copy.storeAlignments, (SmallVector<uint64_t>{8, 8}));
+  EXPECT_EQ(countOps<scf::IfOp>(*module), 2 + 4 + 2);
+}
+
+// Attention's batch-major copies and their copies back, vectors at
+// permuted indices, on the host as the GPU runs them: the same values as a
+// plain copy loop.
+TEST(ElementwiseKernels, PermutedCopiesMoveEveryElement) {
+  const char *source = R"(
+    func.func @kernel(%q: tensor<2x16x4x32xf32>) -> tensor<2x16x4x32xf32> {
+      %0 = aim.reshape %q : tensor<2x16x4x32xf32> -> tensor<2x16x128xf32>
+      %o, %l = aim.attention %0, %0, %0, heads = 4, mask = bidirectional, scale = 0.25 : tensor<2x16x128xf32>, tensor<2x16x128xf32>, tensor<2x16x128xf32> -> tensor<2x16x128xf32>, tensor<2x4x16xf32>
+      %2 = aim.reshape %o : tensor<2x16x128xf32> -> tensor<2x16x4x32xf32>
+      return %2 : tensor<2x16x4x32xf32>
+    })";
+  mlir::aim::HostCompileOptions gpu;
+  gpu.blas = true;
+  gpu.gpuTileThreads = 5;
+  gpu.stridedBatchedGemms = true;
+  gpu.gemmEpilogues = true;
+  checkAgainstInterpreter(source, "permuted-copies", gpu);
 }
 
 // Rows of 6 (not a multiple of 4): scalars, four a thread.
