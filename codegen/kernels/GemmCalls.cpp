@@ -61,6 +61,18 @@ bool isContiguousF32(Value v) {
          memref::isStaticShapeAndContiguousRowMajor(t);
 }
 
+/// A float32 buffer with a static layout (strides and offset): a view a
+/// BLAS reads through its leading dimension, or a copy reads.
+bool isStaticStridedF32(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset = 0;
+  return t && t.getElementType().isF32() && t.hasStaticShape() &&
+         succeeded(t.getStridesAndOffset(strides, offset)) &&
+         !ShapedType::isDynamic(offset) &&
+         llvm::none_of(strides, ShapedType::isDynamic);
+}
+
 bool isContiguousBf16(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
   return t && t.getElementType().isBF16() &&
@@ -189,18 +201,22 @@ float betaErasingZeroFill(linalg::GenericOp gemm) {
 }
 
 /// Element strides of the loops (o, i, m, n, k) in an operand read through
-/// `map` (a permutation of some of them): the row-major stride of the
-/// buffer dimension each loop indexes, 0 for the loops it ignores.
+/// `map` (a permutation of some of them): the stride of the buffer
+/// dimension each loop indexes (its layout's: a view such as q inside qkv
+/// has rows longer than its own), 0 for the loops it ignores.
 std::optional<SmallVector<int64_t>> loopStrides(Value operand, AffineMap map) {
-  ArrayRef<int64_t> shape = cast<MemRefType>(operand.getType()).getShape();
+  SmallVector<int64_t> bufferStrides;
+  int64_t offset = 0;
+  if (failed(cast<MemRefType>(operand.getType())
+                 .getStridesAndOffset(bufferStrides, offset)) ||
+      llvm::any_of(bufferStrides, ShapedType::isDynamic))
+    return std::nullopt;
   SmallVector<int64_t> strides(map.getNumDims(), 0);
-  int64_t stride = 1;
-  for (int r = static_cast<int>(shape.size()) - 1; r >= 0; --r) {
+  for (auto [r, stride] : llvm::enumerate(bufferStrides)) {
     auto dim = dyn_cast<AffineDimExpr>(map.getResult(r));
     if (!dim)
       return std::nullopt;
     strides[dim.getPosition()] = stride;
-    stride *= shape[r];
   }
   return strides;
 }
@@ -319,9 +335,11 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   auto roundedBefore = [&](Value v) {
     return rounding == GemmOperands::BF16 && isContiguousBf16(v);
   };
+  // A and B may be views (attention's q, k and v inside qkv): read through
+  // their strides, or copied batch-major.
   if (!isContiguousF32(c) ||
       !llvm::all_of(ValueRange{a, bm}, [&](Value v) {
-        return isContiguousF32(v) || roundedBefore(v);
+        return isStaticStridedF32(v) || roundedBefore(v);
       }))
     return false;
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
@@ -400,14 +418,17 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     op->erase();
     return true;
   }
-  int64_t lda = transposeA ? (*sa)[K] : (*sa)[M];
-  int64_t ldb = transposeB ? (*sb)[N] : (*sb)[K];
-  // Rounded copies keep the operands' shapes: the same strides.
+  // Rounded copies keep the operands' shapes, row-major: a view's copy
+  // has its own strides.
   Value roundedA, roundedB;
   if (roundsOperands(rounding)) {
     a = roundedA = roundedCopy(b, loc, a, rounding);
     bm = roundedB = roundedCopy(b, loc, bm, rounding);
+    sa = loopStrides(a, maps[0]);
+    sb = loopStrides(bm, maps[1]);
   }
+  int64_t lda = transposeA ? (*sa)[K] : (*sa)[M];
+  int64_t ldb = transposeB ? (*sb)[N] : (*sb)[K];
   auto freeRounded = [&] {
     OpBuilder after(op);
     for (Value copy : {roundedA, roundedB})
