@@ -44,7 +44,8 @@ SmallVector<OpOperand *, 2> roundableOperands(Operation *op) {
     return {};
   }
   if (!isF32Tensor(op->getResult(0)) ||
-      !llvm::all_of(operands, [](OpOperand *o) { return isF32Tensor(o->get()); }))
+      !llvm::all_of(operands,
+                    [](OpOperand *o) { return isF32Tensor(o->get()); }))
     return {};
   return operands;
 }
@@ -84,8 +85,8 @@ void roundGemmOperands(func::FuncOp function) {
       b.setInsertionPointToStart(v.getParentBlock());
     auto type = cast<RankedTensorType>(v.getType());
     auto cast = CastOp::create(
-        b, v.getLoc(),
-        RankedTensorType::get(type.getShape(), b.getBF16Type()), v);
+        b, v.getLoc(), RankedTensorType::get(type.getShape(), b.getBF16Type()),
+        v);
     // Named after the model scope that computes the value, or for an
     // argument the first GEMM reading it (the kernel that copies a weight).
     Operation *named = def ? def : gemm;

@@ -28,10 +28,10 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 #include "llvm/IR/LegacyPassManager.h"
@@ -76,9 +76,8 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   // 2. GEMMs and collectives to calls, before the GPU preparation as the
   // GPU backend orders them: the copies the calls make (attention's
   // batch-major operands) become element-wise kernels there too.
-  const GemmOperands operands = options.bf16GemmOperands
-                                    ? GemmOperands::BF16AsF32
-                                    : GemmOperands::F32;
+  const GemmOperands operands =
+      options.bf16GemmOperands ? GemmOperands::BF16AsF32 : GemmOperands::F32;
   StringRef epilogue = options.gemmEpilogues ? "aimcHostGemm" : "";
   if (options.blas && options.stridedBatchedGemms) {
     callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched",

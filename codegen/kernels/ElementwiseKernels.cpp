@@ -50,8 +50,8 @@ bool qualifies(linalg::GenericOp op, int64_t minElements) {
   for (OpOperand &init : op.getDpsInitsMutable())
     for (OpOperand *input : op.getDpsInputOperands())
       if (rootBuffer(input->get()) == rootBuffer(init.get()) &&
-          (input->get() != init.get() ||
-           op.getMatchingIndexingMap(input) != op.getMatchingIndexingMap(&init)))
+          (input->get() != init.get() || op.getMatchingIndexingMap(input) !=
+                                             op.getMatchingIndexingMap(&init)))
         return false;
   return true;
 }

@@ -337,8 +337,7 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
   };
   // A and B may be views (attention's q, k and v inside qkv): read through
   // their strides, or copied batch-major.
-  if (!isContiguousF32(c) ||
-      !llvm::all_of(ValueRange{a, bm}, [&](Value v) {
+  if (!isContiguousF32(c) || !llvm::all_of(ValueRange{a, bm}, [&](Value v) {
         return isStaticStridedF32(v) || roundedBefore(v);
       }))
     return false;

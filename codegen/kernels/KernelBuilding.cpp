@@ -116,7 +116,8 @@ void applyBodyToVectors(OpBuilder &b, Location loc, linalg::GenericOp op,
       lanes[o].push_back(value);
   }
   for (OpOperand &init : op.getDpsInitsMutable()) {
-    ArrayRef<Value> values = lanes[init.getOperandNumber() - op.getNumDpsInputs()];
+    ArrayRef<Value> values =
+        lanes[init.getOperandNumber() - op.getNumDpsInputs()];
     Type element = values.front().getType();
     auto type = VectorType::get({width}, element);
     Value vector = vector::FromElementsOp::create(b, loc, type, values);

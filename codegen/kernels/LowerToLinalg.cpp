@@ -364,7 +364,8 @@ Value contractionWithEpilogue(OpBuilder &b, Location loc, Value lhs, Value rhs,
   // (aim-bf16-gemm-operands): a bfloat16 call reads them as they are, any
   // other is given them widened (exactly); float32 ones are rounded here
   // unless the call reads float32.
-  const bool roundedBefore = tensorType(lhs).getElementType() != type.getElementType();
+  const bool roundedBefore =
+      tensorType(lhs).getElementType() != type.getElementType();
   if (roundedBefore && operands != GemmOperands::BF16) {
     lhs = widenedTo(b, loc, lhs, type.getElementType());
     rhs = widenedTo(b, loc, rhs, type.getElementType());
@@ -466,8 +467,8 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
         y = contraction(b, loc, x, w, init, map3(ctx, 0, 1), map3(ctx, 2, 1));
         markGemm(y, false, true);
       } else {
-        y = contraction(b, loc, x, transposed(b, loc, w), init,
-                        map3(ctx, 0, 1), map3(ctx, 1, 2));
+        y = contraction(b, loc, x, transposed(b, loc, w), init, map3(ctx, 0, 1),
+                        map3(ctx, 1, 2));
       }
     }
     Value result = expandFrom2d(b, loc, y, outType);
@@ -505,12 +506,12 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
                       b, op.getLoc(), tensorType(op.getResult()).getShape(),
                       tensorType(op.getResult()).getElementType()),
                   Value(), residual, lhsMap, rhsMap, operands)
-            : contraction(
-                  b, op.getLoc(), widenedTo(b, op.getLoc(), op.getLhs(), et),
-                  widenedTo(b, op.getLoc(), op.getRhs(), et),
-                  initialC(b, op.getLoc(), tensorType(op.getResult()), Value(),
-                           residual),
-                  lhsMap, rhsMap);
+            : contraction(b, op.getLoc(),
+                          widenedTo(b, op.getLoc(), op.getLhs(), et),
+                          widenedTo(b, op.getLoc(), op.getRhs(), et),
+                          initialC(b, op.getLoc(), tensorType(op.getResult()),
+                                   Value(), residual),
+                          lhsMap, rhsMap);
     markGemm(y, op.getTransposeLhs(), op.getTransposeRhs());
     if (add) {
       b.replaceOp(add, y);

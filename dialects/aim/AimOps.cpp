@@ -50,10 +50,10 @@ LogicalResult expectGemmResultType(Operation *op, Value operand,
        out = cast<ShapedType>(result.getType()).getElementType();
   if (in == out || ((in.isBF16() || in.isF16()) && out.isF32()))
     return success();
-  return op->emitOpError()
-         << "result has element type " << out << " but " << operandName
-         << " has " << in << "; a GEMM's result has its operands' element "
-         << "type, or f32 for bf16 or f16 operands";
+  return op->emitOpError() << "result has element type " << out << " but "
+                           << operandName << " has " << in
+                           << "; a GEMM's result has its operands' element "
+                           << "type, or f32 for bf16 or f16 operands";
 }
 
 LogicalResult expectShape(Operation *op, Value v, StringRef name,
@@ -144,7 +144,8 @@ LogicalResult LinearOp::verify() {
   if (Value bias = getBias()) {
     // The bias is added to the (accumulated) result.
     if (failed(expectShape(*this, bias, "bias", {outFeatures})) ||
-        failed(expectSameElementType(*this, getResult(), "result", bias, "bias")))
+        failed(
+            expectSameElementType(*this, getResult(), "result", bias, "bias")))
       return failure();
   }
   if (failed(expectSameElementType(*this, getInput(), "input", getWeight(),

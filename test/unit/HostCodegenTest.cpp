@@ -38,11 +38,11 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/IR/Verifier.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "llvm/ADT/DenseSet.h"
 
@@ -886,8 +886,8 @@ TEST(TiledAttention, AWrongTileRuleChangesTheKernels) {
 /// @train_step's arguments for `config` at batch 4, by name: images,
 /// antithetic prefix lengths (1, N-1), (2, N-2), lr, step 3; parameters
 /// random; moments small and non-negative.
-std::vector<::aim::HostTensor> trainStepArguments(func::FuncOp step,
-                                                  const ::aim::ModelConfig &config) {
+std::vector<::aim::HostTensor>
+trainStepArguments(func::FuncOp step, const ::aim::ModelConfig &config) {
   std::mt19937 rng(9);
   std::normal_distribution<double> normal(0.0, 0.5);
   std::vector<::aim::HostTensor> args;
@@ -1073,8 +1073,8 @@ TEST(GemmOperands, RoundedOnceAValueTheStepMatchesTheInterpreter) {
   std::vector<::aim::HostTensor> gradArgs = lossAndGradsArguments(step, args);
   std::vector<int64_t> sizes, gradSizes, f32Sizes;
   std::vector<::aim::HostTensor> expected = interpretF32(step, args, sizes),
-                                  expectedGrads =
-                                      interpretF32(grads, gradArgs, gradSizes);
+                                 expectedGrads =
+                                     interpretF32(grads, gradArgs, gradSizes);
   std::vector<::aim::HostTensor> ofF32 = interpretF32(
       f32->lookupSymbol<func::FuncOp>("train_step"), args, f32Sizes);
   ASSERT_EQ(ofF32.size(), expected.size());

@@ -475,8 +475,8 @@ int compileArtifact(const aim::ModelConfig &config) {
     return 1;
   mlir::OwningOpRef<mlir::ModuleOp> gpuModule;
   if (forHost && roundsInAimIr) {
-    gpuModule = compile(context, config, mlir::aim::Stage::Kernels,
-                        gpuPipeline, &passTiming);
+    gpuModule = compile(context, config, mlir::aim::Stage::Kernels, gpuPipeline,
+                        &passTiming);
     if (!gpuModule)
       return 1;
   }
