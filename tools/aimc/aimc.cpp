@@ -231,7 +231,7 @@ Expected<bool> gpuRoundsInAimIr(const mlir::aim::GpuCompileOptions &gpu) {
 }
 
 /// The first GPU-code flag given on the command line (--attention,
-/// --gemm-operands, --gemm-epilogues), if any: they mean nothing without GPU
+/// --gemm-operands, --gemm-epilogues, --gemm-operand-copies), if any: they mean nothing without GPU
 /// code, and silence would hide a mistyped --target.
 std::optional<std::string> gpuOnlyFlagGiven() {
   if (attentionOption.getNumOccurrences())
