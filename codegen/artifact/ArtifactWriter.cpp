@@ -134,8 +134,9 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
                                   contents.gpuMemoryBandwidth, &inPlace,
                                   contents.gpuBf16GemmOperands ? "bf16"
                                                                : nullptr,
-                                  contents.gpuTiledAttention ? "tiled"
-                                                             : nullptr);
+                                  contents.gpuAttention.empty()
+                                      ? nullptr
+                                      : contents.gpuAttention.c_str());
   }
   flatbuffers::Offset<fb::Grid> grid;
   if (auto mesh = module.lookupSymbol<shard::GridOp>("mesh")) {

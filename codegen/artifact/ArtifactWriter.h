@@ -33,7 +33,7 @@ struct ArtifactContents {
   std::map<std::string, std::vector<std::string>> gpuResultsSharingArguments;
   double gpuVectorFlops = 0, gpuMemoryBandwidth = 0; // of the roofline
   bool gpuBf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
-  bool gpuTiledAttention = false;   // GpuCode.attention "tiled"
+  std::string gpuAttention;         // GpuCode.attention: "tiled", "flash" or none (dense)
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

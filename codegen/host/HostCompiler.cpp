@@ -63,9 +63,7 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   lowering.linalg.gemmOperands = options.bf16GemmOperands
                                      ? GemmOperands::BF16AsF32
                                      : GemmOperands::F32;
-  lowering.linalg.attention = options.tiledAttention
-                                  ? AttentionLowering::Tiled
-                                  : AttentionLowering::Dense;
+  lowering.linalg.attention = options.attention;
   lowering.attentionTarget = KernelTarget::HostEmulation;
   lowering.fuseElementwise = options.gpuTileThreads > 0;
   lowering.splitReductionsFrom = options.splitReductionsFrom;

@@ -13,6 +13,7 @@
 #ifndef AIMC_CODEGEN_HOST_HOSTCOMPILER_H
 #define AIMC_CODEGEN_HOST_HOSTCOMPILER_H
 
+#include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/SplitFullReductions.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -38,8 +39,9 @@ struct HostCompileOptions {
   /// batching on the CPU. Otherwise one cblas_sgemm call a (sample, head).
   bool stridedBatchedGemms = false;
   /// Float32 attention as the GPU backend's tiled kernels
-  /// (TiledAttention.h), a warp's 32 lanes at once: checks them on the CPU.
-  bool tiledAttention = false;
+  /// (TiledAttention.h) or flash forward (FlashAttention.h), a warp's 32
+  /// lanes at once: checks them on the CPU.
+  AttentionLowering attention = AttentionLowering::Dense;
   /// With `blas`: GEMM operands rounded to bfloat16 as the GPU backend's
   /// --gemm-operands bf16 copies them (kept as float32 for cblas_sgemm):
   /// checks those copies on the CPU.

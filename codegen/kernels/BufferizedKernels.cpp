@@ -284,8 +284,9 @@ lowerToBufferizedKernels(ModuleOp module,
     copy.erase();
   }
   copySlicesInsteadOfSummingPads(module);
-  if (options.linalg.attention == AttentionLowering::Tiled)
-    lowerAttentionKernels(module, options.attentionTarget);
+  if (options.linalg.attention != AttentionLowering::Dense)
+    lowerAttentionKernels(module, options.attentionTarget,
+                          options.linalg.attention);
   return kernels;
 }
 

@@ -34,7 +34,7 @@ struct BufferizedKernelOptions {
   /// of at least a sixteenth of it, in two stages (SplitFullReductions.h;
   /// 0: none).
   int64_t splitReductionsFrom = 0;
-  /// With AttentionLowering::Tiled: the target of its kernels.
+  /// With AttentionLowering::Tiled or Flash: the target of its kernels.
   KernelTarget attentionTarget = KernelTarget::GpuLaunch;
 };
 

@@ -2052,10 +2052,11 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module,
       ctx, AttentionLoweringOptions{blas, operands});
   patterns.add<LowerLinear>(ctx, blas, epilogues, operands);
   patterns.add<LowerMatmul>(ctx, epilogues, operands);
-  if (options.attention == AttentionLowering::Tiled) {
+  if (options.attention != AttentionLowering::Dense) {
     ctx->loadDialect<bufferization::BufferizationDialect,
                      memref::MemRefDialect>();
-    populateTiledAttentionPatterns(patterns);
+    populateTiledAttentionPatterns(
+        patterns, /*backward=*/options.attention == AttentionLowering::Tiled);
   }
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";

@@ -42,6 +42,9 @@ enum class AttentionLowering {
   /// Float32 attention as aim.attention_kernel / aim.attention_grad_kernel
   /// on buffers, kernels that never hold an N x N tensor (TiledAttention.h).
   Tiled,
+  /// Float32 aim.attention as aim.attention_kernel, a tensor-core kernel
+  /// (FlashAttention.h); aim.attention_grad dense.
+  Flash,
 };
 
 /// Marks a narrowing copy -- a GEMM operand's bfloat16 copy made in the

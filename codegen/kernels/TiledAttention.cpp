@@ -1,6 +1,7 @@
 //===- TiledAttention.cpp - attention by the tile rule, a warp a row ------===//
 #include "codegen/kernels/TiledAttention.h"
 
+#include "codegen/kernels/FlashAttention.h"
 #include "codegen/kernels/LowerToLinalg.h"
 #include "dialects/aim/AimOps.h"
 
@@ -8,9 +9,12 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <cmath>
 
@@ -336,20 +340,6 @@ RowIndex rowIndex(OpBuilder &b, Location loc, const AttentionShape &s,
   return r;
 }
 
-/// The tile rule's bound for query tile [qBegin, qEnd): the largest of the
-/// map's results; `none` without a rule.
-Value ruleBound(OpBuilder &b, Location loc, AffineMapAttr rule, Value qBegin,
-                Value qEnd, Value prefix, Value none) {
-  if (!rule)
-    return none;
-  std::optional<SmallVector<Value, 8>> results = affine::expandAffineMap(
-      b, loc, rule.getValue(), ValueRange{qBegin, qEnd, prefix});
-  Value bound = (*results)[0];
-  for (Value r : llvm::drop_begin(*results))
-    bound = arith::MaxSIOp::create(b, loc, bound, r);
-  return bound;
-}
-
 /// `visit(index, state)` for each index in [begin, end), threading `state`.
 using Visit = function_ref<SmallVector<Value>(OpBuilder &, Location, Value,
                                               ValueRange)>;
@@ -404,8 +394,8 @@ SmallVector<Value> overKeysOfRow(OpBuilder &b, Location loc,
   Value rowEnd =
       arith::AddIOp::create(b, loc, r.position, indexConstant(b, loc, 1));
   Value emptyFrom = arith::MinSIOp::create(
-      b, loc, n, ruleBound(b, loc, s.emptyFrom, r.position, rowEnd, r.prefix, n));
-  Value fullUntil = ruleBound(b, loc, s.fullUntil, r.position, rowEnd,
+      b, loc, n, attentionRuleBound(b, loc, s.emptyFrom, r.position, rowEnd, r.prefix, n));
+  Value fullUntil = attentionRuleBound(b, loc, s.fullUntil, r.position, rowEnd,
                               r.prefix, indexConstant(b, loc, 0));
   // ceil(emptyFrom / tile) tiles: each begins before emptyFrom.
   Value tiles = arith::CeilDivUIOp::create(b, loc, emptyFrom, tile);
@@ -598,9 +588,9 @@ void emitBackward(OpBuilder &b, AttentionGradKernelOp op, KernelTarget target) {
               Value begin = arith::MulIOp::create(lb, ll, t, tile);
               Value end = arith::MinSIOp::create(
                   lb, ll, tokens, arith::AddIOp::create(lb, ll, begin, tile));
-              Value emptyFrom = ruleBound(lb, ll, s.emptyFrom, begin, end,
+              Value emptyFrom = attentionRuleBound(lb, ll, s.emptyFrom, begin, end,
                                           r.prefix, tokens);
-              Value fullUntil = ruleBound(lb, ll, s.fullUntil, begin, end,
+              Value fullUntil = attentionRuleBound(lb, ll, s.fullUntil, begin, end,
                                           r.prefix, indexConstant(lb, ll, 0));
               Value empty = arith::CmpIOp::create(
                   lb, ll, arith::CmpIPredicate::sge, r.position, emptyFrom);
@@ -636,16 +626,32 @@ void emitBackward(OpBuilder &b, AttentionGradKernelOp op, KernelTarget target) {
 
 } // namespace
 
-void populateTiledAttentionPatterns(RewritePatternSet &patterns) {
-  // Before the dense lowerings of the same ops.
-  patterns.add<AttentionToKernel, AttentionGradToKernel>(patterns.getContext(),
-                                                        /*benefit=*/2);
+Value attentionRuleBound(OpBuilder &b, Location loc, AffineMapAttr rule, Value qBegin,
+                Value qEnd, Value prefix, Value none) {
+  if (!rule)
+    return none;
+  std::optional<SmallVector<Value, 8>> results = affine::expandAffineMap(
+      b, loc, rule.getValue(), ValueRange{qBegin, qEnd, prefix});
+  Value bound = (*results)[0];
+  for (Value r : llvm::drop_begin(*results))
+    bound = arith::MaxSIOp::create(b, loc, bound, r);
+  return bound;
 }
 
-int lowerAttentionKernels(ModuleOp module, KernelTarget target) {
+void populateTiledAttentionPatterns(RewritePatternSet &patterns,
+                                    bool backward) {
+  // Before the dense lowerings of the same ops.
+  patterns.add<AttentionToKernel>(patterns.getContext(), /*benefit=*/2);
+  if (backward)
+    patterns.add<AttentionGradToKernel>(patterns.getContext(), /*benefit=*/2);
+}
+
+int lowerAttentionKernels(ModuleOp module, KernelTarget target,
+                          AttentionLowering lowering) {
   module.getContext()
-      ->loadDialect<arith::ArithDialect, gpu::GPUDialect, math::MathDialect,
-                    memref::MemRefDialect, scf::SCFDialect>();
+      ->loadDialect<arith::ArithDialect, gpu::GPUDialect, LLVM::LLVMDialect,
+                    math::MathDialect, memref::MemRefDialect, NVVM::NVVMDialect,
+                    scf::SCFDialect, vector::VectorDialect>();
   SmallVector<Operation *> ops;
   module.walk([&](Operation *op) {
     if (isa<AttentionKernelOp, AttentionGradKernelOp>(op))
@@ -653,7 +659,10 @@ int lowerAttentionKernels(ModuleOp module, KernelTarget target) {
   });
   for (Operation *op : ops) {
     OpBuilder b(op);
-    if (auto forward = dyn_cast<AttentionKernelOp>(op))
+    auto forward = dyn_cast<AttentionKernelOp>(op);
+    if (forward && lowering == AttentionLowering::Flash)
+      emitFlashAttentionForward(b, forward, target);
+    else if (forward)
       emitForward(b, forward, target);
     else
       emitBackward(b, cast<AttentionGradKernelOp>(op), target);

@@ -32,6 +32,7 @@
 #define AIMC_CODEGEN_KERNELS_TILEDATTENTION_H
 
 #include "codegen/kernels/KernelBuilding.h"
+#include "codegen/kernels/LowerToLinalg.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
@@ -43,13 +44,23 @@ inline constexpr int64_t kAttentionTile = 32;
 /// Warps (rows) a block.
 inline constexpr int64_t kAttentionWarpsPerBlock = 4;
 
-/// Rewrites float32 aim.attention / aim.attention_grad ops without
-/// live_queries into their buffer forms (before one-shot bufferization).
-void populateTiledAttentionPatterns(RewritePatternSet &patterns);
+/// Rewrites float32 aim.attention (and, with `backward`,
+/// aim.attention_grad) ops without live_queries into their buffer forms
+/// (before one-shot bufferization).
+void populateTiledAttentionPatterns(RewritePatternSet &patterns,
+                                    bool backward);
 
 /// Replaces every aim.attention_kernel and aim.attention_grad_kernel in
-/// `module` (after bufferization) by its kernels; returns how many ops.
-int lowerAttentionKernels(ModuleOp module, KernelTarget target);
+/// `module` (after bufferization) by its kernels -- the forward as
+/// FlashAttention.h's with AttentionLowering::Flash -- and returns how many
+/// ops.
+int lowerAttentionKernels(ModuleOp module, KernelTarget target,
+                          AttentionLowering lowering);
+
+/// The tile rule's bound for the query tile [qBegin, qEnd): the largest of
+/// `rule`'s results; `none` without a rule.
+Value attentionRuleBound(OpBuilder &b, Location loc, AffineMapAttr rule,
+                         Value qBegin, Value qEnd, Value prefix, Value none);
 
 } // namespace mlir::aim
 

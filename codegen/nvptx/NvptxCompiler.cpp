@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -114,10 +115,12 @@ void recordLaunchCosts(ModuleOp module) {
           bytes += type.getNumElements() * type.getElementTypeBitWidth() / 8;
     int64_t perThread = 0;
     launch.getBody().walk([&](Operation *op) {
-      if (op->getNumResults() != 1 ||
+      // A warp's m16n8k16 MMA: 2 x 16 x 8 x 16 flops, 128 a lane.
+      const int64_t flops = isa<NVVM::MmaOp>(op) ? 128 : 1;
+      if (flops == 1 && (op->getNumResults() != 1 ||
           !isa<FloatType>(op->getResult(0).getType()) ||
           !isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) ||
-          isa<arith::ConstantOp>(op))
+          isa<arith::ConstantOp>(op)))
         return;
       int64_t times = 1;
       for (auto loop = op->getParentOfType<scf::ForOp>();
@@ -126,7 +129,7 @@ void recordLaunchCosts(ModuleOp module) {
         std::optional<llvm::APInt> trips = loop.getStaticTripCount();
         times *= trips ? trips->getSExtValue() : 1;
       }
-      perThread += times;
+      perThread += times * flops;
     });
     Builder b(launch.getContext());
     launch->setAttr("aim.bytes", b.getI64IntegerAttr(bytes));
@@ -170,9 +173,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   lowering.linalg.gemmEpilogues = options.cublas && options.gemmEpilogues;
   lowering.linalg.gemmOperands =
       options.bf16GemmOperands ? GemmOperands::BF16 : GemmOperands::F32;
-  lowering.linalg.attention = options.tiledAttention
-                                  ? AttentionLowering::Tiled
-                                  : AttentionLowering::Dense;
+  lowering.linalg.attention = options.attention;
   lowering.attentionTarget = KernelTarget::GpuLaunch;
   lowering.fuseElementwise = true;
   lowering.splitReductionsFrom = kSplitReductionsFrom;

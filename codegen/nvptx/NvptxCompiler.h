@@ -14,6 +14,8 @@
 #ifndef AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
 #define AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
 
+#include "codegen/kernels/LowerToLinalg.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
@@ -33,10 +35,11 @@ struct GpuCompileOptions {
   /// GEMMs as calls of aimcCudaSgemm (cuBLASLt in aim-run) instead of loop
   /// kernels (codegen/kernels/GemmCalls.h).
   bool cublas = true;
-  /// Float32 attention as the tiled kernels (TiledAttention.h: a warp a
-  /// row, the tile rule, nothing N x N) instead of dense batched GEMMs and
-  /// softmax kernels over [B, heads, N, N].
-  bool tiledAttention = false;
+  /// Float32 attention as dense batched GEMMs and softmax kernels over
+  /// [B, heads, N, N], as the tiled kernels (TiledAttention.h: a warp a row,
+  /// the tile rule, nothing N x N), or its forward on tensor cores
+  /// (FlashAttention.h).
+  AttentionLowering attention = AttentionLowering::Dense;
   /// With `cublas`: every GEMM's A and B copied to bfloat16 (rounded to
   /// nearest even) and multiplied by cuBLASLt as bfloat16, C and the
   /// accumulation float32 (aimcCudaGemmBf16; GemmCalls.h).

@@ -23,7 +23,7 @@ CudaProgram::load(const Artifact &artifact, int ordinal, GemmPrecision gemm) {
   program->chip = gpu->chip()->str();
   program->bf16GemmOperands =
       gpu->gemm_operands() && gpu->gemm_operands()->str() == "bf16";
-  program->tiledAttention = gpu->attention() && gpu->attention()->str() == "tiled";
+  program->attention = gpu->attention() ? gpu->attention()->str() : "";
   program->gemm = gemm;
   CudaDriver &d = *program->driver;
   if (d.chip() != program->chip)
@@ -126,7 +126,7 @@ std::string CudaProgram::description() const {
          (gemm == GemmPrecision::F32
               ? std::string()
               : std::string(", ") + gemmPrecisionName(gemm) + " GEMMs") +
-         (tiledAttention ? ", tiled attention" : "") +
+         (attention.empty() ? "" : ", " + attention + " attention") +
          (bf16GemmOperands ? ", bf16 GEMM operands" : "") + ")";
 }
 

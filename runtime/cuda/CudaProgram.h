@@ -79,7 +79,7 @@ private:
   std::unique_ptr<SharedObject> code;
   std::string chip;
   bool bf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
-  bool tiledAttention = false;   // GpuCode.attention "tiled"
+  std::string attention; // GpuCode.attention: "tiled", "flash"; "" dense
   GemmPrecision gemm = GemmPrecision::F32;
   /// Per entry point: device copies of its buffers by slot, its calls, and
   /// its graph once captured.

@@ -199,7 +199,7 @@ bool callsBlas(const std::string &source,
 
 mlir::aim::HostCompileOptions tiledAttention() {
   mlir::aim::HostCompileOptions options;
-  options.tiledAttention = true;
+  options.attention = mlir::aim::AttentionLowering::Tiled;
   return options;
 }
 
@@ -867,6 +867,111 @@ TEST(TiledAttention, AWrongTileRuleChangesTheKernels) {
   }
 }
 
+// --attention=flash's forward (FlashAttention.h), its warps' 32 lanes
+// emulated on the host and each mma.sync computed from the PTX ISA's
+// fragment layouts. Three shapes: the tile rule of the prefix mask with 70
+// tokens (a second query tile and key tile that pass N) and 40 channels a
+// head (padded to 48), prefixes 1, 40 and 70; causal with 20 channels (the
+// last n-block all padding) and bidirectional with 80, without a rule.
+constexpr const char *kFlashAttentionSource = R"(
+    func.func @kernel(%q: tensor<3x70x80xf32>, %k: tensor<3x70x80xf32>,
+                      %v: tensor<3x70x80xf32>, %K: tensor<3xi32>)
+        -> (tensor<3x70x80xf32>, tensor<3x2x70xf32>, tensor<3x70x80xf32>,
+            tensor<3x4x70xf32>, tensor<3x70x80xf32>, tensor<3x1x70xf32>) {
+      %o, %l = aim.attention %q, %k, %v, heads = 2, mask = prefix_causal(%K), scale = 0.25 {tile_empty_from = affine_map<(d0, d1)[s0] -> (s0, d1)>, tile_full_until = affine_map<(d0, d1)[s0] -> (s0, d0 + 1)>} : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3xi32> -> tensor<3x70x80xf32>, tensor<3x2x70xf32>
+      %c, %cl = aim.attention %q, %k, %v, heads = 4, mask = causal, scale = 0.5 : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32> -> tensor<3x70x80xf32>, tensor<3x4x70xf32>
+      %f, %fl = aim.attention %q, %k, %v, heads = 1, mask = bidirectional, scale = 0.125 : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32> -> tensor<3x70x80xf32>, tensor<3x1x70xf32>
+      return %o, %l, %c, %cl, %f, %fl : tensor<3x70x80xf32>, tensor<3x2x70xf32>, tensor<3x70x80xf32>, tensor<3x4x70xf32>, tensor<3x70x80xf32>, tensor<3x1x70xf32>
+    })";
+
+mlir::aim::HostCompileOptions flashAttention() {
+  mlir::aim::HostCompileOptions options;
+  options.attention = mlir::aim::AttentionLowering::Flash;
+  return options;
+}
+
+/// The largest difference of each result of `source` compiled with
+/// `options` from the interpreter's, relative to `scales[i]`, on q, k and v
+/// rounded to bfloat16 (so that the interpreter's products are the
+/// kernel's) and prefixes 1, 40 and 70.
+std::vector<double> flashErrors(const std::string &source, const char *name,
+                                const std::vector<double> &scales) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
+  OwningOpRef<ModuleOp> reference =
+      parseSourceString<ModuleOp>(source, &context);
+  OwningOpRef<ModuleOp> compiled =
+      parseSourceString<ModuleOp>(source, &context);
+  EXPECT_TRUE(reference && compiled);
+  if (!reference || !compiled)
+    return {};
+  auto f = reference->lookupSymbol<func::FuncOp>("kernel");
+  std::vector<::aim::HostTensor> args = randomArguments(f, 3);
+  for (size_t i = 0; i < 3; ++i)
+    roundArgumentToBf16(args, i);
+  args[3] = ::aim::HostTensor::fromDoubles(::aim::DType::I32, {3}, {1, 40, 70});
+  std::vector<int64_t> sizes;
+  std::vector<::aim::HostTensor> expected = interpretF32(f, args, sizes);
+  auto got =
+      compileAndRun(*compiled, "kernel", name, args, sizes, flashAttention());
+  std::vector<double> errors;
+  for (size_t i = 0; i < std::min(got.size(), expected.size()); ++i) {
+    std::vector<double> want = expected[i].toDoubles();
+    double largest = 0;
+    for (size_t j = 0; j < want.size(); ++j)
+      largest = std::max(largest, std::abs(got[i][j] - want[j]));
+    errors.push_back(largest / scales[i]);
+  }
+  EXPECT_EQ(errors.size(), scales.size()) << name;
+  return errors;
+}
+
+/// max |x| over `tensor`.
+double largestMagnitude(const ::aim::HostTensor &tensor) {
+  double m = 0;
+  for (double x : tensor.toDoubles())
+    m = std::max(m, std::abs(x));
+  return m;
+}
+
+// With q, k and v already bfloat16, the kernel's scores are the
+// interpreter's up to float32 summation order, and so are the row
+// statistics: row_logsumexp (up to about 10 here) within 1e-4, about 1e-5
+// of its magnitude (measured: 1e-6; the kernel's exponentials are base 2,
+// the interpreter's base e). The
+// output differs by the rounding of the unnormalised probabilities to
+// bfloat16 for p v: each weight by a relative 2^-8 at most (bfloat16's 8
+// significant bits, to nearest), so an output, a weighted average of v,
+// by at most 2^-8 max|v|; stated as that plus 1e-5 of float32 slack.
+TEST(FlashAttention, ForwardMatchesTheInterpreterWithinBf16Rounding) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
+  OwningOpRef<ModuleOp> parsed =
+      parseSourceString<ModuleOp>(kFlashAttentionSource, &context);
+  ASSERT_TRUE(parsed);
+  std::vector<::aim::HostTensor> args =
+      randomArguments(parsed->lookupSymbol<func::FuncOp>("kernel"), 3);
+  roundArgumentToBf16(args, 2);
+  const double maxV = largestMagnitude(args[2]);
+  // Outputs relative to max|v|, logsumexps absolute.
+  std::vector<double> scales = {maxV, 1, maxV, 1, maxV, 1};
+  std::vector<double> errors =
+      flashErrors(kFlashAttentionSource, "flash-attention", scales);
+  ASSERT_EQ(errors.size(), 6u);
+  const char *names[] = {"prefix o", "prefix lse", "causal o",
+                         "causal lse", "bidirectional o", "bidirectional lse"};
+  for (size_t i = 0; i < 6; ++i) {
+    const double bound = i % 2 == 0 ? std::ldexp(1.0, -8) + 1e-5 : 1e-4;
+    EXPECT_LE(errors[i], bound) << names[i];
+    // Rounding p is real: the outputs are not float32-exact (measured:
+    // 3e-4 to 6e-4 of max|v|).
+    if (i % 2 == 0)
+      EXPECT_GT(errors[i], 1e-6) << names[i];
+  }
+}
+
 /// A non-square model small enough to interpret a training step of.
 ::aim::ModelConfig smallModelConfig() {
   ::aim::ModelConfig config;
@@ -1015,7 +1120,7 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   // And with attention as the tiled kernels (TiledAttention.h), on the tile
   // rule aim-prefix-mask recorded, the live rows of the last block too.
   OwningOpRef<ModuleOp> tiledAttentionStep = build();
-  gpuTiling.tiledAttention = true;
+  gpuTiling.attention = mlir::aim::AttentionLowering::Tiled;
   void *tiledAttentionLibrary = compileAndLoad(
       *tiledAttentionStep, "train-step-gpu-tiled-attention", gpuTiling);
   ASSERT_NE(tiledAttentionLibrary, nullptr);

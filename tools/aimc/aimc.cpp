@@ -139,18 +139,22 @@ cl::opt<bool> hostBlasOption(
              "sample and head) call cblas_sgemm (aim-run carries OpenBLAS); "
              "--host-blas=false compiles them as loops"),
     cl::init(true), cl::cat(aimcCategory));
-enum class AttentionChoice { Dense, Tiled };
-cl::opt<AttentionChoice> attentionOption(
+using mlir::aim::AttentionLowering;
+cl::opt<AttentionLowering> attentionOption(
     "attention",
     cl::desc("How GPU code computes float32 attention (--target sm_90a, "
              "--report=gpu-kernels)"),
-    cl::values(clEnumValN(AttentionChoice::Dense, "dense",
+    cl::values(clEnumValN(AttentionLowering::Dense, "dense",
                           "scores as [B, heads, N, N] buffers: cuBLASLt "
                           "batched GEMMs and softmax kernels (default)"),
-               clEnumValN(AttentionChoice::Tiled, "tiled",
+               clEnumValN(AttentionLowering::Tiled, "tiled",
                           "a warp a row, keys in tiles by the recorded tile "
-                          "rule, online softmax; nothing N x N stored")),
-    cl::init(AttentionChoice::Dense), cl::cat(aimcCategory));
+                          "rule, online softmax; nothing N x N stored"),
+               clEnumValN(AttentionLowering::Flash, "flash",
+                          "the forward on tensor cores (bfloat16 tiles of q, "
+                          "k, v and p, mma.sync, online softmax, the tile "
+                          "rule); the backward dense")),
+    cl::init(AttentionLowering::Dense), cl::cat(aimcCategory));
 enum class GemmOperandChoice { F32, BF16 };
 cl::opt<GemmOperandChoice> gemmOperandsOption(
     "gemm-operands",
@@ -206,7 +210,7 @@ mlir::aim::PipelineOptions pipelineFromFlags() {
 mlir::aim::GpuCompileOptions gpuOptionsFromFlags(const std::string &chip) {
   mlir::aim::GpuCompileOptions gpu;
   gpu.chip = chip;
-  gpu.tiledAttention = attentionOption == AttentionChoice::Tiled;
+  gpu.attention = attentionOption;
   gpu.gemmEpilogues = gemmEpiloguesOption;
   // Without the epilogue calls the GEMMs are plain float32 calls, unless
   // bf16 is asked for by name (an error, lowerToGpuBinary says why).
@@ -530,7 +534,9 @@ int compileArtifact(const aim::ModelConfig &config) {
     contents.gpuChip = gpuChip;
     contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
     contents.gpuBf16GemmOperands = gpu->bf16GemmOperands;
-    contents.gpuTiledAttention = gpu->tiledAttention;
+    contents.gpuAttention = gpu->attention == AttentionLowering::Tiled   ? "tiled"
+                            : gpu->attention == AttentionLowering::Flash ? "flash"
+                                                                         : "";
     contents.gpuResultsSharingArguments =
         program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
