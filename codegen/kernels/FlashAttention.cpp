@@ -1,17 +1,16 @@
-//===- FlashAttention.cpp - attention's forward on tensor cores -----------===//
+//===- FlashAttention.cpp - attention on tensor cores ---------------------===//
 #include "codegen/kernels/FlashAttention.h"
 
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/TiledAttention.h"
+#include "codegen/kernels/WarpMma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 
 #include <cmath>
 
@@ -19,7 +18,7 @@ namespace mlir::aim {
 
 namespace {
 
-constexpr int64_t kWarp = 32;
+constexpr int64_t kWarp = kWarpLanes;
 constexpr int64_t kRowsAWarp = 16; // an mma's M
 constexpr int64_t kWarps = kFlashQueryTile / kRowsAWarp;
 constexpr int64_t kThreads = kWarps * kWarp;
@@ -27,272 +26,21 @@ constexpr int64_t kThreads = kWarps * kWarp;
 /// rows a fragment load reads (4 words each) on 32 different banks.
 constexpr int64_t kPadWords = 4;
 
-/// `scalar`'s type with `like`'s shape (a lane value's type).
-Type shapedLike(Value like, Type scalar) {
-  if (auto vector = dyn_cast<VectorType>(like.getType()))
-    return VectorType::get(vector.getShape(), scalar);
-  return scalar;
-}
+/// One head's view of [B, N, heads * dh] buffers, channels padded with
+/// zeros to a multiple of 16 (an mma's K).
+struct Heads {
+  int64_t batch, tokens, heads, dh, paddedDh;
 
-/// Two float32 values (scalars or lane vectors) rounded to bfloat16
-/// (nearest even) and packed into one 32-bit word, `low` in the low half:
-/// the order of an mma fragment register's two elements. On the GPU as a
-/// <2 x float> truncation, which NVPTX selects as one cvt.rn.bf16x2.f32; on
-/// the host in arith (its bfloat16 conversions are expanded to integer
-/// arithmetic, HostCompiler.cpp).
-Value packBf16Pair(OpBuilder &b, Location loc, KernelTarget target, Value low,
-                   Value high) {
-  if (target == KernelTarget::GpuLaunch) {
-    auto i32 = [&](int64_t v) {
-      return LLVM::ConstantOp::create(b, loc, b.getI32Type(), v);
-    };
-    Value pair = LLVM::PoisonOp::create(
-        b, loc, VectorType::get({2}, b.getF32Type()));
-    pair = LLVM::InsertElementOp::create(b, loc, pair, low, i32(0));
-    pair = LLVM::InsertElementOp::create(b, loc, pair, high, i32(1));
-    Value rounded = LLVM::FPTruncOp::create(
-        b, loc, VectorType::get({2}, b.getBF16Type()), pair);
-    return LLVM::BitcastOp::create(b, loc, b.getI32Type(), rounded);
+  static Heads of(Value key, int64_t heads) {
+    auto type = cast<MemRefType>(key.getType());
+    int64_t dh = type.getDimSize(2) / heads;
+    return {type.getDimSize(0), type.getDimSize(1), heads, dh,
+            (dh + 15) / 16 * 16};
   }
-  auto bits = [&](Value x) -> Value {
-    Value h = arith::TruncFOp::create(b, loc, shapedLike(x, b.getBF16Type()), x);
-    Value i = arith::BitcastOp::create(b, loc, shapedLike(x, b.getI16Type()), h);
-    return arith::ExtUIOp::create(b, loc, shapedLike(x, b.getI32Type()), i);
-  };
-  TypedAttr sixteen = b.getI32IntegerAttr(16);
-  if (auto vector = dyn_cast<VectorType>(low.getType()))
-    sixteen = DenseElementsAttr::get(
-        VectorType::get(vector.getShape(), b.getI32Type()), sixteen);
-  return arith::OrIOp::create(
-      b, loc, bits(low),
-      arith::ShLIOp::create(b, loc, bits(high),
-                            arith::ConstantOp::create(b, loc, sixteen)));
-}
-
-/// On the host, the scratch an emulated mma.sync works in.
-struct MmaScratch {
-  Value a, b, c; // memref<4x32xi32>, memref<2x32xi32>, memref<4x32xf32>
-};
-
-/// One warp's registers. On the GPU a value is this lane's scalar; emulated
-/// on the host, a vector<32 x T> of all 32 lanes' values (element l is
-/// lane l's).
-struct Lanes {
-  KernelTarget target;
-  Value lane;          // the GPU's lane id (index); null on the host
-  MmaScratch scratch; // the host's
-
-  bool onHost() const { return target == KernelTarget::HostEmulation; }
-
-  Value constant(OpBuilder &b, Location loc, TypedAttr scalar) const {
-    if (!onHost())
-      return arith::ConstantOp::create(b, loc, scalar);
-    auto type = VectorType::get({kWarp}, scalar.getType());
-    return arith::ConstantOp::create(b, loc,
-                                     DenseElementsAttr::get(type, scalar));
+  int64_t rowTiles() const {
+    return (tokens + kFlashQueryTile - 1) / kFlashQueryTile;
   }
-  Value f32(OpBuilder &b, Location loc, double v) const {
-    return constant(b, loc, b.getF32FloatAttr(v));
-  }
-
-  /// Each lane's `compute(lane)`, for what needs nothing of other lanes
-  /// (addresses, loads, masks); on the host lane after lane.
-  Value
-  perLane(OpBuilder &b, Location loc, Type scalar,
-          function_ref<Value(OpBuilder &, Location, Value)> compute) const {
-    if (!onHost())
-      return compute(b, loc, lane);
-    auto type = VectorType::get({kWarp}, scalar);
-    Value init = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(type, b.getZeroAttr(scalar)));
-    auto loop = scf::ForOp::create(
-        b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, kWarp),
-        indexConstant(b, loc, 1), ValueRange{init},
-        [&](OpBuilder &lb, Location ll, Value l, ValueRange current) {
-          Value x = compute(lb, ll, l);
-          scf::YieldOp::create(
-              lb, ll,
-              Value(vector::InsertOp::create(lb, ll, x, current[0],
-                                             OpFoldResult(l))));
-        });
-    return loop.getResult(0);
-  }
-
-  /// `use(lane, values at lane)` for each lane (stores).
-  void forEachLane(OpBuilder &b, Location loc, ValueRange values,
-                   function_ref<void(OpBuilder &, Location, Value, ValueRange)>
-                       use) const {
-    if (!onHost()) {
-      use(b, loc, lane, values);
-      return;
-    }
-    scf::ForOp::create(
-        b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, kWarp),
-        indexConstant(b, loc, 1), ValueRange{},
-        [&](OpBuilder &lb, Location ll, Value l, ValueRange) {
-          SmallVector<Value> scalars;
-          for (Value v : values)
-            scalars.push_back(
-                vector::ExtractOp::create(lb, ll, v, OpFoldResult(l)));
-          use(lb, ll, l, scalars);
-          scf::YieldOp::create(lb, ll);
-        });
-  }
-
-  /// The value of lane (this lane xor `mask`).
-  Value xorShuffle(OpBuilder &b, Location loc, Value v, int64_t mask) const {
-    if (!onHost()) {
-      auto i32 = [&](int64_t x) {
-        return arith::ConstantIntOp::create(b, loc, b.getI32Type(), x);
-      };
-      return gpu::ShuffleOp::create(b, loc, v, i32(mask), i32(kWarp),
-                                    gpu::ShuffleMode::XOR)
-          .getShuffleResult();
-    }
-    SmallVector<int64_t> from;
-    for (int64_t l = 0; l < kWarp; ++l)
-      from.push_back(l ^ mask);
-    return vector::ShuffleOp::create(b, loc, v.getType(), v, v,
-                                     b.getDenseI64ArrayAttr(from));
-  }
-
-  /// d = a b + c, mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: a
-  /// 16 x 16 A (4 words of bfloat16 pairs a lane), 16 x 8 B (2 words), 16 x
-  /// 8 C and D (4 floats).
-  SmallVector<Value, 4> mma(OpBuilder &b, Location loc, ArrayRef<Value> a,
-                            ArrayRef<Value> bm, ArrayRef<Value> c) const {
-    if (!onHost()) {
-      Type f32 = b.getF32Type();
-      Type result = LLVM::LLVMStructType::getLiteral(b.getContext(),
-                                                     {f32, f32, f32, f32});
-      auto op = NVVM::MmaOp::create(
-          b, loc, result, a, bm, c, ArrayRef<int64_t>{16, 8, 16},
-          std::nullopt, std::nullopt,
-          std::array{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
-          std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
-      SmallVector<Value, 4> d;
-      for (int64_t i = 0; i < 4; ++i)
-        d.push_back(LLVM::ExtractValueOp::create(b, loc, op.getResult(),
-                                                 ArrayRef<int64_t>{i}));
-      return d;
-    }
-    return emulatedMma(b, loc, a, bm, c);
-  }
-
-private:
-  /// The PTX ISA's fragment layouts for m16n8k16 with 16-bit A and B
-  /// (groupID = lane / 4, threadID_in_group = lane % 4):
-  ///   A[row][k]: lane (row % 8) * 4 + (k % 8) / 2, register row / 8 +
-  ///              2 (k / 8), half k % 2;
-  ///   B[k][col]: lane col * 4 + (k % 8) / 2, register k / 8, half k % 2;
-  ///   C/D register r of lane l: row l / 4 + 8 (r / 2), col 2 (l % 4) +
-  ///              r % 2.
-  /// Products are exact in float32; the sum over k runs in order.
-  SmallVector<Value, 4> emulatedMma(OpBuilder &b, Location loc,
-                                    ArrayRef<Value> a, ArrayRef<Value> bm,
-                                    ArrayRef<Value> c) const {
-    auto idx = [&](OpBuilder &ib, Location il, int64_t v) {
-      return indexConstant(ib, il, v);
-    };
-    Value zero = idx(b, loc, 0);
-    for (auto [i, v] : llvm::enumerate(a))
-      vector::StoreOp::create(b, loc, v, scratch.a,
-                              ValueRange{idx(b, loc, i), zero});
-    for (auto [i, v] : llvm::enumerate(bm))
-      vector::StoreOp::create(b, loc, v, scratch.b,
-                              ValueRange{idx(b, loc, i), zero});
-    for (auto [i, v] : llvm::enumerate(c))
-      vector::StoreOp::create(b, loc, v, scratch.c,
-                              ValueRange{idx(b, loc, i), zero});
-    auto forRange = [&](OpBuilder &fb, Location fl, int64_t n, ValueRange init,
-                        function_ref<SmallVector<Value>(OpBuilder &, Location,
-                                                        Value, ValueRange)>
-                            body) {
-      return scf::ForOp::create(
-                 fb, fl, idx(fb, fl, 0), idx(fb, fl, n), idx(fb, fl, 1), init,
-                 [&](OpBuilder &lb, Location ll, Value i, ValueRange cur) {
-                   scf::YieldOp::create(lb, ll, body(lb, ll, i, cur));
-                 })
-          .getResults();
-    };
-    // Element `half` of a word of bfloat16 pairs, as float32.
-    auto element = [&](OpBuilder &eb, Location el, Value word, Value half) {
-      Value shift = arith::IndexCastOp::create(
-          eb, el, eb.getI32Type(),
-          arith::MulIOp::create(eb, el, half, idx(eb, el, 16)));
-      Value sixteen = arith::ConstantIntOp::create(eb, el, eb.getI32Type(), 16);
-      Value bits = arith::ShLIOp::create(
-          eb, el, arith::ShRUIOp::create(eb, el, word, shift), sixteen);
-      return arith::BitcastOp::create(eb, el, eb.getF32Type(), bits);
-    };
-    auto div = [](OpBuilder &ob, Location ol, Value x, int64_t d) -> Value {
-      return arith::DivUIOp::create(ob, ol, x, indexConstant(ob, ol, d));
-    };
-    auto rem = [](OpBuilder &ob, Location ol, Value x, int64_t d) -> Value {
-      return arith::RemUIOp::create(ob, ol, x, indexConstant(ob, ol, d));
-    };
-    auto add = [](OpBuilder &ob, Location ol, Value x, Value y) -> Value {
-      return arith::AddIOp::create(ob, ol, x, y);
-    };
-    auto mul = [](OpBuilder &ob, Location ol, Value x, int64_t m) -> Value {
-      return arith::MulIOp::create(ob, ol, x, indexConstant(ob, ol, m));
-    };
-    forRange(b, loc, kWarp, {}, [&](OpBuilder &lb, Location ll, Value l,
-                                    ValueRange) -> SmallVector<Value> {
-      forRange(lb, ll, 4, {}, [&](OpBuilder &rb, Location rl, Value r,
-                                  ValueRange) -> SmallVector<Value> {
-        Value row = add(rb, rl, div(rb, rl, l, 4), mul(rb, rl, div(rb, rl, r, 2), 8));
-        Value col = add(rb, rl, mul(rb, rl, rem(rb, rl, l, 4), 2), rem(rb, rl, r, 2));
-        Value start = memref::LoadOp::create(rb, rl, scratch.c, ValueRange{r, l});
-        ValueRange sum = forRange(
-            rb, rl, 16, start,
-            [&](OpBuilder &kb, Location kl, Value k,
-                ValueRange acc) -> SmallVector<Value> {
-              Value pairInGroup = div(kb, kl, rem(kb, kl, k, 8), 2);
-              Value half = rem(kb, kl, k, 2), upper = div(kb, kl, k, 8);
-              Value aLane = add(kb, kl, mul(kb, kl, rem(kb, kl, row, 8), 4),
-                                pairInGroup);
-              Value aRegister =
-                  add(kb, kl, div(kb, kl, row, 8), mul(kb, kl, upper, 2));
-              Value bLane = add(kb, kl, mul(kb, kl, col, 4), pairInGroup);
-              Value x = element(
-                  kb, kl,
-                  memref::LoadOp::create(kb, kl, scratch.a,
-                                         ValueRange{aRegister, aLane}),
-                  half);
-              Value y = element(kb, kl,
-                                memref::LoadOp::create(
-                                    kb, kl, scratch.b, ValueRange{upper, bLane}),
-                                half);
-              return {arith::AddFOp::create(
-                  kb, kl, acc[0], arith::MulFOp::create(kb, kl, x, y))};
-            });
-        memref::StoreOp::create(rb, rl, sum[0], scratch.c, ValueRange{r, l});
-        return {};
-      });
-      return {};
-    });
-    SmallVector<Value, 4> d;
-    auto type = VectorType::get({kWarp}, b.getF32Type());
-    for (int64_t i = 0; i < 4; ++i)
-      d.push_back(vector::LoadOp::create(b, loc, type, scratch.c,
-                                         ValueRange{idx(b, loc, i), zero}));
-    return d;
-  }
-};
-
-/// The kernel's sizes and buffers.
-struct FlashForward {
-  mutable AttentionKernelOp op; // its accessors are not const
-  KernelTarget target;
-  int64_t batch, tokens, heads, dh, paddedDh, queryTiles;
-
-  int64_t keyWords() const { return paddedDh / 2 + kPadWords; }
-  int64_t valueWords() const { return kFlashKeyTile / 2 + kPadWords; }
-  /// S's n-blocks (8 keys) and p v's k-steps (16 keys) a tile.
-  int64_t keyBlocks() const { return kFlashKeyTile / 8; }
-  int64_t keySteps() const { return kFlashKeyTile / 16; }
-  /// q k's k-steps and the output's n-blocks over the (padded) channels.
+  /// k-steps and n-blocks over the (padded) channels.
   int64_t channelSteps() const { return paddedDh / 16; }
   int64_t channelBlocks() const { return paddedDh / 8; }
 
@@ -325,463 +73,872 @@ struct FlashForward {
   }
 };
 
-Value add(OpBuilder &b, Location loc, Value x, int64_t y) {
-  return arith::AddIOp::create(b, loc, x, indexConstant(b, loc, y));
-}
-Value mulIndex(OpBuilder &b, Location loc, Value x, int64_t y) {
-  return arith::MulIOp::create(b, loc, x, indexConstant(b, loc, y));
-}
+/// Where a block's warp works: its (sample, head), the head's channel
+/// offset, its 16 rows' first position and the sample's prefix length.
+struct WarpPlace {
+  Value sample, head, headOffset, blockBegin, warpBegin, prefix;
+};
 
-/// The block's copy of key tile [begin, begin + kFlashKeyTile) into shared
-/// memory: k as keys[key][channel pair], v as values[channel][key pair],
-/// bfloat16 pairs. `thread` of `threads` (the host: 0 of 1) copies every
-/// threads-th word; consecutive threads read consecutive channels.
-void copyKeyTile(OpBuilder &b, Location loc, const FlashForward &f,
-                 Value keys, Value values, Value thread, int64_t threads,
-                 Value begin, Value sample, Value headOffset) {
-  const bool pastTokens = f.tokens % kFlashKeyTile != 0;
-  auto overWords = [&](int64_t words,
-                       function_ref<void(OpBuilder &, Location, Value)> copy) {
-    scf::ForOp::create(
-        b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, words / threads),
-        indexConstant(b, loc, 1), ValueRange{},
-        [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
-          copy(lb, ll,
-               arith::AddIOp::create(lb, ll, mulIndex(lb, ll, i, threads),
-                                     thread));
-          scf::YieldOp::create(lb, ll);
-        });
-  };
-  const int64_t pairs = f.paddedDh / 2;
-  overWords(kFlashKeyTile * pairs, [&](OpBuilder &lb, Location ll, Value w) {
-    Value key = arith::DivUIOp::create(lb, ll, w, indexConstant(lb, ll, pairs));
-    Value pair = arith::RemUIOp::create(lb, ll, w, indexConstant(lb, ll, pairs));
-    Value position = arith::AddIOp::create(lb, ll, begin, key);
-    Value channel = mulIndex(lb, ll, pair, 2);
-    auto at = [&](Value c) {
-      return f.load(lb, ll, f.op.getKey(), sample, position, headOffset, c,
-                    pastTokens);
-    };
-    memref::StoreOp::create(
-        lb, ll, packBf16Pair(lb, ll, f.target, at(channel), at(add(lb, ll, channel, 1))),
-        keys, ValueRange{key, pair});
-  });
-  overWords(f.paddedDh * (kFlashKeyTile / 2), [&](OpBuilder &lb, Location ll,
-                                                 Value w) {
-    Value channel =
-        arith::RemUIOp::create(lb, ll, w, indexConstant(lb, ll, f.paddedDh));
-    Value pair =
-        arith::DivUIOp::create(lb, ll, w, indexConstant(lb, ll, f.paddedDh));
-    Value position =
-        arith::AddIOp::create(lb, ll, begin, mulIndex(lb, ll, pair, 2));
-    auto at = [&](Value p) {
-      return f.load(lb, ll, f.op.getValue(), sample, p, headOffset, channel,
-                    pastTokens);
-    };
-    memref::StoreOp::create(
-        lb, ll, packBf16Pair(lb, ll, f.target, at(position), at(add(lb, ll, position, 1))),
-        values, ValueRange{channel, pair});
-  });
-}
-
-/// An mma B fragment (k x n = 16 x 8) out of a shared [n][k pair] array:
-/// lane l reads row nBase + l / 4, words wordBase + l % 4 and + 4.
-SmallVector<Value, 2> bFragment(OpBuilder &b, Location loc, const Lanes &lanes,
-                                Value shared, int64_t nBase, int64_t wordBase) {
-  SmallVector<Value, 2> words;
-  for (int64_t half = 0; half < 2; ++half)
-    words.push_back(lanes.perLane(
-        b, loc, b.getI32Type(), [&](OpBuilder &lb, Location ll, Value l) {
-          Value row = add(lb, ll,
-                          arith::DivUIOp::create(lb, ll, l,
-                                                 indexConstant(lb, ll, 4)),
-                          nBase);
-          Value word = add(
-              lb, ll,
-              arith::RemUIOp::create(lb, ll, l, indexConstant(lb, ll, 4)),
-              wordBase + 4 * half);
-          return memref::LoadOp::create(lb, ll, shared, ValueRange{row, word});
-        }));
-  return words;
-}
-
-/// Where a warp's accumulator element (register r of lane l, in n-block j
-/// of 8 columns) sits: row l / 4 + 8 (r / 2), column 8 j + 2 (l % 4) + r % 2.
-std::pair<Value, Value> accumulatorAt(OpBuilder &b, Location loc, Value lane,
-                                      int64_t block, int64_t r) {
-  Value row = add(
-      b, loc, arith::DivUIOp::create(b, loc, lane, indexConstant(b, loc, 4)),
-      8 * (r / 2));
-  Value column = add(
-      b, loc,
-      mulIndex(b, loc,
-               arith::RemUIOp::create(b, loc, lane, indexConstant(b, loc, 4)),
-               2),
-      8 * block + r % 2);
-  return {row, column};
-}
-
-/// The kernel's body for warp `warp` of block `block`: the warp's 16 query
-/// rows against every key tile the rule leaves, output and row_logsumexp
-/// stored. `copyTile(begin)` fills the shared tiles (with the block's
-/// barriers on the GPU).
-void emitWarp(OpBuilder &b, Location loc, const FlashForward &f,
-              const Lanes &lanes, Value block, Value warp, Value keys,
-              Value values,
-              function_ref<void(OpBuilder &, Location, Value begin,
-                                Value sample, Value headOffset)>
-                  copyTile) {
-  AttentionKernelOp op = f.op;
+WarpPlace placeOf(OpBuilder &b, Location loc, const Heads &h, Value block,
+                  Value warp, Value prefixBuffer) {
   SmallVector<Value> at =
-      delinearize(b, loc, block, {f.batch, f.heads, f.queryTiles});
-  Value sample = at[0], head = at[1];
-  Value headOffset = mulIndex(b, loc, head, f.dh);
-  Value queryBegin = mulIndex(b, loc, at[2], kFlashQueryTile);
-  Value warpBegin =
-      arith::AddIOp::create(b, loc, queryBegin, mulIndex(b, loc, warp, kRowsAWarp));
-  Value tokens = indexConstant(b, loc, f.tokens);
-  Value prefix = indexConstant(b, loc, 0);
-  if (op.getPrefix())
-    prefix = arith::IndexCastOp::create(
+      delinearize(b, loc, block, {h.batch, h.heads, h.rowTiles()});
+  WarpPlace p;
+  p.sample = at[0];
+  p.head = at[1];
+  p.headOffset = mulIndex(b, loc, at[1], h.dh);
+  p.blockBegin = mulIndex(b, loc, at[2], kFlashQueryTile);
+  p.warpBegin = arith::AddIOp::create(b, loc, p.blockBegin,
+                                      mulIndex(b, loc, warp, kRowsAWarp));
+  p.prefix = indexConstant(b, loc, 0);
+  if (prefixBuffer)
+    p.prefix = arith::IndexCastOp::create(
         b, loc, b.getIndexType(),
-        memref::LoadOp::create(b, loc, op.getPrefix(), ValueRange{sample}));
+        memref::LoadOp::create(b, loc, prefixBuffer, ValueRange{p.sample}));
+  return p;
+}
 
-  // q's A fragments, rounded once: register r of k-step s holds row
-  // l / 4 + 8 (r % 2), channels 16 s + 2 (l % 4) + 8 (r / 2) and + 1.
-  const bool queriesPast = f.tokens % kFlashQueryTile != 0;
-  SmallVector<SmallVector<Value, 4>> query(f.channelSteps());
-  for (int64_t s = 0; s < f.channelSteps(); ++s)
-    for (int64_t r = 0; r < 4; ++r)
-      query[s].push_back(lanes.perLane(
-          b, loc, b.getI32Type(), [&](OpBuilder &lb, Location ll, Value l) {
-            Value row = add(lb, ll,
-                            arith::AddIOp::create(
-                                lb, ll, warpBegin,
-                                arith::DivUIOp::create(
-                                    lb, ll, l, indexConstant(lb, ll, 4))),
-                            8 * (r % 2));
-            Value channel = add(
-                lb, ll,
-                mulIndex(lb, ll,
-                         arith::RemUIOp::create(lb, ll, l,
-                                                indexConstant(lb, ll, 4)),
-                         2),
-                16 * s + 8 * (r / 2));
-            auto q = [&](Value c) {
-              return f.load(lb, ll, op.getQuery(), sample, row, headOffset, c,
-                            queriesPast);
-            };
-            return packBf16Pair(lb, ll, f.target, q(channel), q(add(lb, ll, channel, 1)));
-          }));
+/// What a kernel's warp gets: its block and warp index, its registers, and
+/// the block's shared buffers; `sync` is the block's barrier (nothing on
+/// the host, where each warp copies the tiles it reads itself), and
+/// `thread` of `threads` the share of a copy this thread makes.
+struct WarpContext {
+  Value block, warp;
+  const Lanes &lanes;
+  ValueRange shared;
+  Value thread;
+  int64_t threads;
+  void sync(OpBuilder &b, Location loc) const {
+    if (!lanes.onHost())
+      gpu::BarrierOp::create(b, loc);
+  }
+};
 
-  // The key tiles the rule leaves for the block's queries.
-  Value queryEnd = arith::MinSIOp::create(
-      b, loc, tokens, add(b, loc, queryBegin, kFlashQueryTile));
-  Value emptyFrom = arith::MinSIOp::create(
-      b, loc, tokens,
-      attentionRuleBound(b, loc, op.getTileEmptyFromAttr(), queryBegin,
-                         queryEnd, prefix, tokens));
-  Value fullUntil = arith::MinSIOp::create(
-      b, loc, tokens,
-      attentionRuleBound(b, loc, op.getTileFullUntilAttr(), queryBegin,
-                         queryEnd, prefix, indexConstant(b, loc, 0)));
+/// How a tile of rows is laid out in shared memory, as words of bfloat16
+/// pairs: by row ([row][channel pair], an mma B operand whose n is the
+/// row) or transposed ([channel][row pair], one whose k is the row).
+enum class SharedLayout { Rows, Transposed };
+
+int64_t sharedRowsOf(const Heads &h, SharedLayout layout, int64_t tileRows) {
+  return layout == SharedLayout::Rows ? tileRows : h.paddedDh;
+}
+int64_t sharedWordsOf(const Heads &h, SharedLayout layout, int64_t tileRows) {
+  return (layout == SharedLayout::Rows ? h.paddedDh : tileRows) / 2 + kPadWords;
+}
+
+/// The block's copy of rows [begin, begin + tileRows) of one head of
+/// `buffer` into `shared`. `thread` of `threads` (the host: 0 of 1) copies
+/// every threads-th word; consecutive threads read consecutive channels.
+void copyTile(OpBuilder &b, Location loc, const Heads &h, const WarpPlace &p,
+              const WarpContext &w, Value buffer, Value shared,
+              SharedLayout layout, int64_t tileRows, Value begin) {
+  Value thread = w.thread;
+  const int64_t threads = w.threads;
+  const bool pastTokens = h.tokens % tileRows != 0;
+  const int64_t words = tileRows * h.paddedDh / 2;
+  scf::ForOp::create(
+      b, loc, indexConstant(b, loc, 0),
+      indexConstant(b, loc, (words + threads - 1) / threads),
+      indexConstant(b, loc, 1), ValueRange{},
+      [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
+        Value wordAt =
+            arith::AddIOp::create(lb, ll, mulIndex(lb, ll, i, threads), thread);
+        auto copy = [&](OpBuilder &cb, Location cl) {
+          auto at = [&](Value row, Value channel) {
+            return h.load(cb, cl, buffer, p.sample,
+                          arith::AddIOp::create(cb, cl, begin, row),
+                          p.headOffset, channel, pastTokens);
+          };
+          Value word;
+          SmallVector<Value, 2> index;
+          if (layout == SharedLayout::Rows) {
+            const int64_t pairs = h.paddedDh / 2;
+            Value row = arith::DivUIOp::create(cb, cl, wordAt,
+                                               indexConstant(cb, cl, pairs));
+            Value pair = arith::RemUIOp::create(cb, cl, wordAt,
+                                                indexConstant(cb, cl, pairs));
+            Value channel = mulIndex(cb, cl, pair, 2);
+            word = packBf16Pair(cb, cl, w.lanes.target, at(row, channel),
+                                at(row, addIndex(cb, cl, channel, 1)));
+            index = {row, pair};
+          } else {
+            Value channel = arith::RemUIOp::create(
+                cb, cl, wordAt, indexConstant(cb, cl, h.paddedDh));
+            Value pair = arith::DivUIOp::create(
+                cb, cl, wordAt, indexConstant(cb, cl, h.paddedDh));
+            Value row = mulIndex(cb, cl, pair, 2);
+            word = packBf16Pair(cb, cl, w.lanes.target, at(row, channel),
+                                at(addIndex(cb, cl, row, 1), channel));
+            index = {channel, pair};
+          }
+          memref::StoreOp::create(cb, cl, word, shared, index);
+        };
+        if (words % threads == 0) {
+          copy(lb, ll);
+        } else {
+          Value inside =
+              arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult, wordAt,
+                                    indexConstant(lb, ll, words));
+          scf::IfOp::create(lb, ll, inside, [&](OpBuilder &tb, Location tl) {
+            copy(tb, tl);
+            scf::YieldOp::create(tb, tl);
+          });
+        }
+        scf::YieldOp::create(lb, ll);
+      });
+}
+
+/// The A fragment of k-step `step` (channels 16 step ...) of the warp's 16
+/// rows of `buffer`, rounded to bfloat16: register r holds row l / 4 + 8
+/// (r % 2), channels 16 step + 2 (l % 4) + 8 (r / 2) and + 1.
+SmallVector<Value, 4> rowFragment(OpBuilder &b, Location loc, const Heads &h,
+                                  const WarpPlace &p, const Lanes &lanes,
+                                  Value buffer, int64_t step) {
+  const bool rowsPast = h.tokens % kFlashQueryTile != 0;
+  SmallVector<Value, 4> a;
+  for (int64_t r = 0; r < 4; ++r)
+    a.push_back(lanes.perLane(
+        b, loc, b.getI32Type(), [&](OpBuilder &lb, Location ll, Value l) {
+          Value row = addIndex(
+              lb, ll,
+              arith::AddIOp::create(
+                  lb, ll, p.warpBegin,
+                  arith::DivUIOp::create(lb, ll, l, indexConstant(lb, ll, 4))),
+              8 * (r % 2));
+          Value channel =
+              addIndex(lb, ll,
+                       mulIndex(lb, ll,
+                                arith::RemUIOp::create(
+                                    lb, ll, l, indexConstant(lb, ll, 4)),
+                                2),
+                       16 * step + 8 * (r / 2));
+          auto at = [&](Value c) {
+            return h.load(lb, ll, buffer, p.sample, row, p.headOffset, c,
+                          rowsPast);
+          };
+          return packBf16Pair(lb, ll, lanes.target, at(channel),
+                              at(addIndex(lb, ll, channel, 1)));
+        }));
+  return a;
+}
+
+SmallVector<SmallVector<Value, 4>>
+rowFragments(OpBuilder &b, Location loc, const Heads &h, const WarpPlace &p,
+             const Lanes &lanes, Value buffer) {
+  SmallVector<SmallVector<Value, 4>> steps;
+  for (int64_t s = 0; s < h.channelSteps(); ++s)
+    steps.push_back(rowFragment(b, loc, h, p, lanes, buffer, s));
+  return steps;
+}
+
+/// The warp's rows times a shared [column][channel pair] tile, transposed:
+/// `columns` / 8 n-blocks of accumulators (register r of block j at
+/// accumulatorAt(j, r)); `fragment(s)` gives k-step s's A fragment.
+SmallVector<Value>
+rowsTimesColumns(OpBuilder &b, Location loc, const Heads &h, const Lanes &lanes,
+                 function_ref<SmallVector<Value, 4>(int64_t)> fragment,
+                 Value shared, int64_t columns) {
+  SmallVector<Value> acc(4 * (columns / 8), lanes.f32(b, loc, 0.0));
+  for (int64_t s = 0; s < h.channelSteps(); ++s) {
+    SmallVector<Value, 4> a = fragment(s);
+    for (int64_t j = 0; j < columns / 8; ++j) {
+      SmallVector<Value, 4> d =
+          lanes.mma(b, loc, a, bFragment(b, loc, lanes, shared, 8 * j, 8 * s),
+                    ArrayRef<Value>(acc).slice(4 * j, 4));
+      std::copy(d.begin(), d.end(), acc.begin() + 4 * j);
+    }
+  }
+  return acc;
+}
+
+/// acc (the warp's 16 rows x the channels) += weights (16 rows x
+/// `columns`, accumulator layout, rounded here) times a shared
+/// [channel][column pair] tile.
+void accumulateWeighted(OpBuilder &b, Location loc, const Heads &h,
+                        const Lanes &lanes, ArrayRef<Value> weights,
+                        Value shared, int64_t columns,
+                        MutableArrayRef<Value> acc) {
+  for (int64_t u = 0; u < columns / 16; ++u) {
+    SmallVector<Value, 4> a =
+        aFragmentOfAccumulators(b, loc, lanes.target, weights, u);
+    for (int64_t n = 0; n < h.channelBlocks(); ++n) {
+      SmallVector<Value, 4> d =
+          lanes.mma(b, loc, a, bFragment(b, loc, lanes, shared, 8 * n, 8 * u),
+                    acc.slice(4 * n, 4));
+      std::copy(d.begin(), d.end(), acc.begin() + 4 * n);
+    }
+  }
+}
+
+/// Scores whose pair the mask hides, or whose column passes the tokens, as
+/// -inf. Rows are queries and columns keys (`rowsAreQueries`) or the other
+/// way round.
+SmallVector<Value> masked(OpBuilder &b, Location loc, const Heads &h,
+                          const Lanes &lanes, MaskKind mask, const WarpPlace &p,
+                          bool rowsAreQueries, Value columnBegin,
+                          ArrayRef<Value> scores) {
+  SmallVector<Value> out;
+  Value minusInf = lanes.f32(b, loc, -INFINITY);
+  Value tokens = indexConstant(b, loc, h.tokens);
+  for (int64_t j = 0; j < int64_t(scores.size()) / 4; ++j)
+    for (int64_t r = 0; r < 4; ++r) {
+      Value visible = lanes.perLane(
+          b, loc, b.getI1Type(), [&](OpBuilder &vb, Location vl, Value l) {
+            auto [row, column] = accumulatorAt(vb, vl, l, j, r);
+            Value rowAt = arith::AddIOp::create(vb, vl, p.warpBegin, row);
+            Value columnAt = arith::AddIOp::create(vb, vl, columnBegin, column);
+            Value seen =
+                rowsAreQueries
+                    ? keyIsVisible(vb, vl, mask, rowAt, columnAt, p.prefix)
+                    : keyIsVisible(vb, vl, mask, columnAt, rowAt, p.prefix);
+            return arith::AndIOp::create(
+                vb, vl, seen,
+                arith::CmpIOp::create(vb, vl, arith::CmpIPredicate::ult,
+                                      columnAt, tokens));
+          });
+      out.push_back(arith::SelectOp::create(b, loc, visible, scores[4 * j + r],
+                                            minusInf));
+    }
+  return out;
+}
+
+/// `scores` if `full`, else masked(...): the test only where a tile needs it.
+SmallVector<Value>
+maskedUnlessFull(OpBuilder &b, Location loc, Value full,
+                 function_ref<SmallVector<Value>(OpBuilder &, Location)> mask,
+                 ArrayRef<Value> scores) {
+  auto choice = scf::IfOp::create(
+      b, loc, full,
+      [&](OpBuilder &tb, Location tl) {
+        scf::YieldOp::create(tb, tl, SmallVector<Value>(scores));
+      },
+      [&](OpBuilder &eb, Location el) {
+        scf::YieldOp::create(eb, el, mask(eb, el));
+      });
+  return SmallVector<Value>(choice.getResults());
+}
+
+/// v summed over the quad of lanes that holds an accumulator row.
+Value quadSum(OpBuilder &b, Location loc, const Lanes &lanes, Value v) {
+  for (int64_t mask : {1, 2})
+    v = arith::AddFOp::create(b, loc, v, lanes.xorShuffle(b, loc, v, mask));
+  return v;
+}
+
+/// Stores the warp's 16 x channels accumulators, times `scale`, into one
+/// head of `buffer` (rows past the tokens and padding channels skipped).
+void storeRows(OpBuilder &b, Location loc, const Heads &h, const Lanes &lanes,
+               const WarpPlace &p, ArrayRef<Value> acc, Value buffer) {
+  const bool rowsPast = h.tokens % kFlashQueryTile != 0;
+  lanes.forEachLane(
+      b, loc, acc, [&](OpBuilder &sb, Location sl, Value l, ValueRange x) {
+        Value tokens = indexConstant(sb, sl, h.tokens);
+        for (int64_t i = 0; i < int64_t(x.size()); ++i) {
+          const int64_t n = i / 4, r = i % 4;
+          if (8 * n >= h.dh)
+            continue; // padding channels only
+          auto [row, column] = accumulatorAt(sb, sl, l, n, r);
+          Value position = arith::AddIOp::create(sb, sl, p.warpBegin, row);
+          Value condition;
+          auto also = [&](Value c) {
+            condition =
+                condition
+                    ? arith::AndIOp::create(sb, sl, condition, c).getResult()
+                    : c;
+          };
+          if (rowsPast)
+            also(arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::ult,
+                                       position, tokens));
+          if (8 * n + 8 > h.dh)
+            also(arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::ult,
+                                       column, indexConstant(sb, sl, h.dh)));
+          auto store = [&](OpBuilder &gb, Location gl) {
+            memref::StoreOp::create(
+                gb, gl, x[i], buffer,
+                ValueRange{
+                    p.sample, position,
+                    arith::AddIOp::create(gb, gl, p.headOffset, column)});
+          };
+          if (!condition) {
+            store(sb, sl);
+            continue;
+          }
+          scf::IfOp::create(sb, sl, condition, [&](OpBuilder &tb, Location tl) {
+            store(tb, tl);
+            scf::YieldOp::create(tb, tl);
+          });
+        }
+      });
+}
+
+/// Each of the warp's row halves (rows l / 4 and l / 4 + 8): `store(h,
+/// position)` by the first lane of each quad, for positions before the
+/// tokens.
+void forEachRowOnce(
+    OpBuilder &b, Location loc, const Heads &h, const Lanes &lanes,
+    const WarpPlace &p, ValueRange values,
+    function_ref<void(OpBuilder &, Location, int64_t, Value, Value)> store) {
+  lanes.forEachLane(
+      b, loc, values, [&](OpBuilder &sb, Location sl, Value l, ValueRange x) {
+        Value condition = arith::CmpIOp::create(
+            sb, sl, arith::CmpIPredicate::eq,
+            arith::RemUIOp::create(sb, sl, l, indexConstant(sb, sl, 4)),
+            indexConstant(sb, sl, 0));
+        for (int64_t half = 0; half < 2; ++half) {
+          auto [row, column] = accumulatorAt(sb, sl, l, 0, 2 * half);
+          (void)column;
+          Value position = arith::AddIOp::create(sb, sl, p.warpBegin, row);
+          Value inside = arith::AndIOp::create(
+              sb, sl, condition,
+              arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::ult, position,
+                                    indexConstant(sb, sl, h.tokens)));
+          scf::IfOp::create(sb, sl, inside, [&](OpBuilder &tb, Location tl) {
+            store(tb, tl, half, position, x[half]);
+            scf::YieldOp::create(tb, tl);
+          });
+        }
+      });
+}
+
+/// Per row half: a value of the row at `position` loaded by each lane
+/// (clamped to the tokens).
+Value perRow(OpBuilder &b, Location loc, const Heads &h, const Lanes &lanes,
+             const WarpPlace &p, int64_t half,
+             function_ref<Value(OpBuilder &, Location, Value)> load) {
+  return lanes.perLane(
+      b, loc, b.getF32Type(), [&](OpBuilder &lb, Location ll, Value l) {
+        auto [row, column] = accumulatorAt(lb, ll, l, 0, 2 * half);
+        (void)column;
+        Value position = arith::MinUIOp::create(
+            lb, ll, arith::AddIOp::create(lb, ll, p.warpBegin, row),
+            indexConstant(lb, ll, h.tokens - 1));
+        return load(lb, ll, position);
+      });
+}
+
+/// A kernel of `blocks` blocks of 4 warps with shared buffers of `shapes`
+/// (words); on the host, loops over the blocks and warps with the buffers
+/// and the MMA scratch on the function's stack.
+void emitWarpKernel(
+    OpBuilder &b, Operation *op, KernelTarget target, int64_t blocks,
+    ArrayRef<std::pair<int64_t, int64_t>> shapes,
+    function_ref<void(OpBuilder &, Location, const WarpContext &)> body) {
+  Location loc = op->getLoc();
+  Type i32 = b.getI32Type();
+  if (target == KernelTarget::GpuLaunch) {
+    auto workgroup = gpu::AddressSpaceAttr::get(b.getContext(),
+                                                gpu::AddressSpace::Workgroup);
+    SmallVector<Type> types;
+    for (auto [rows, words] : shapes)
+      types.push_back(MemRefType::get({rows, words}, i32,
+                                      MemRefLayoutAttrInterface{}, workgroup));
+    Value one = indexConstant(b, loc, 1);
+    auto launch = gpu::LaunchOp::create(
+        b, loc, indexConstant(b, loc, blocks), one, one,
+        indexConstant(b, loc, kThreads), one, one, /*dynamicShared=*/nullptr,
+        /*asyncToken=*/nullptr, /*asyncDependencies=*/{}, types);
+    OpBuilder in = OpBuilder::atBlockEnd(&launch.getBody().front());
+    Value thread = launch.getThreadIds().x;
+    Value size = indexConstant(in, loc, kWarp);
+    Lanes lanes{target, arith::RemUIOp::create(in, loc, thread, size), {}};
+    SmallVector<Value> shared(launch.getWorkgroupAttributions());
+    body(in, loc,
+         WarpContext{launch.getBlockIds().x,
+                     arith::DivUIOp::create(in, loc, thread, size), lanes,
+                     shared, thread, kThreads});
+    gpu::TerminatorOp::create(in, loc);
+    return;
+  }
+  OpBuilder entry(b.getContext());
+  entry.setInsertionPointToStart(
+      &op->getParentOfType<FunctionOpInterface>().getFunctionBody().front());
+  SmallVector<Value> shared;
+  for (auto [rows, words] : shapes)
+    shared.push_back(memref::AllocaOp::create(
+        entry, loc, MemRefType::get({rows, words}, i32)));
+  Lanes lanes{target, Value(), createMmaScratch(entry, loc)};
+  auto loop = [&](OpBuilder &lb, Location ll, int64_t n,
+                  function_ref<void(OpBuilder &, Location, Value)> f) {
+    scf::ForOp::create(lb, ll, indexConstant(lb, ll, 0),
+                       indexConstant(lb, ll, n), indexConstant(lb, ll, 1),
+                       ValueRange{},
+                       [&](OpBuilder &fb, Location fl, Value i, ValueRange) {
+                         f(fb, fl, i);
+                         scf::YieldOp::create(fb, fl);
+                       });
+  };
+  loop(b, loc, blocks, [&](OpBuilder &bb, Location bl, Value block) {
+    loop(bb, bl, kWarps, [&](OpBuilder &wb, Location wl, Value warp) {
+      body(
+          wb, wl,
+          WarpContext{block, warp, lanes, shared, indexConstant(wb, wl, 0), 1});
+    });
+  });
+}
+
+/// The tile rule for the block's query rows [blockBegin, blockBegin + 64):
+/// keys from the first bound on are hidden from all of them, keys before
+/// the second seen by all (both at most the tokens).
+std::pair<Value, Value> ruleForQueries(OpBuilder &b, Location loc,
+                                       const Heads &h, AffineMapAttr emptyFrom,
+                                       AffineMapAttr fullUntil, Value begin,
+                                       Value end, Value prefix) {
+  Value tokens = indexConstant(b, loc, h.tokens);
+  end = arith::MinSIOp::create(b, loc, tokens, end);
+  return {arith::MinSIOp::create(b, loc, tokens,
+                                 attentionRuleBound(b, loc, emptyFrom, begin,
+                                                    end, prefix, tokens)),
+          arith::MinSIOp::create(b, loc, tokens,
+                                 attentionRuleBound(b, loc, fullUntil, begin,
+                                                    end, prefix,
+                                                    indexConstant(b, loc, 0)))};
+}
+
+//===----------------------------------------------------------------------===//
+// Forward
+//===----------------------------------------------------------------------===//
+
+/// The forward's warp: its 16 query rows against every key tile the rule
+/// leaves; output and row_logsumexp stored.
+void emitForwardWarp(OpBuilder &b, Location loc, AttentionKernelOp op,
+                     const Heads &h, const WarpContext &w) {
+  const Lanes &lanes = w.lanes;
+  Value keys = w.shared[0], values = w.shared[1];
+  WarpPlace p = placeOf(b, loc, h, w.block, w.warp, op.getPrefix());
+  // q's A fragments, rounded once.
+  SmallVector<SmallVector<Value, 4>> query =
+      rowFragments(b, loc, h, p, lanes, op.getQuery());
+  auto [emptyFrom, fullUntil] = ruleForQueries(
+      b, loc, h, op.getTileEmptyFromAttr(), op.getTileFullUntilAttr(),
+      p.blockBegin, addIndex(b, loc, p.blockBegin, kFlashQueryTile), p.prefix);
   Value tiles = arith::CeilDivUIOp::create(
       b, loc, emptyFrom, indexConstant(b, loc, kFlashKeyTile));
 
-  // State: each row half's (rows l / 4 and l / 4 + 8) running maximum and
-  // this lane's part of its denominator, then the output's accumulators.
+  // State: each row half's running maximum and this lane's part of its
+  // denominator, then the output's accumulators.
   SmallVector<Value> state = {lanes.f32(b, loc, -INFINITY),
                               lanes.f32(b, loc, -INFINITY),
                               lanes.f32(b, loc, 0.0), lanes.f32(b, loc, 0.0)};
-  state.append(4 * f.channelBlocks(), lanes.f32(b, loc, 0.0));
+  state.append(4 * h.channelBlocks(), lanes.f32(b, loc, 0.0));
   const double scale = op.getScale().convertToDouble();
 
   auto tileLoop = scf::ForOp::create(
       b, loc, indexConstant(b, loc, 0), tiles, indexConstant(b, loc, 1), state,
       [&](OpBuilder &lb, Location ll, Value t, ValueRange cur) {
         Value begin = mulIndex(lb, ll, t, kFlashKeyTile);
-        copyTile(lb, ll, begin, sample, headOffset);
+        w.sync(lb, ll); // the last tile is read
+        copyTile(lb, ll, h, p, w, op.getKey(), keys, SharedLayout::Rows,
+                 kFlashKeyTile, begin);
+        copyTile(lb, ll, h, p, w, op.getValue(), values,
+                 SharedLayout::Transposed, kFlashKeyTile, begin);
+        w.sync(lb, ll); // this one is written
 
-        // Scores in base 2: s = scale log2(e) q k^T (so that p is one ex2),
-        // n-block j's register r at accumulatorAt(j, r).
-        SmallVector<Value> scores;
-        Value zero = lanes.f32(lb, ll, 0.0);
-        for (int64_t j = 0; j < f.keyBlocks(); ++j) {
-          SmallVector<Value, 4> acc(4, zero);
-          for (int64_t s = 0; s < f.channelSteps(); ++s)
-            acc = lanes.mma(lb, ll, query[s],
-                            bFragment(lb, ll, lanes, keys, 8 * j, 8 * s), acc);
-          Value scaleValue = lanes.f32(lb, ll, scale * M_LOG2E);
-          for (Value v : acc)
-            scores.push_back(arith::MulFOp::create(lb, ll, v, scaleValue));
-        }
-
-        // Pairs the mask hides (and keys past the tokens) as -inf, unless
-        // the tile is full.
+        // Scores in base 2 (p is one ex2): s = scale log2(e) q k^T.
+        SmallVector<Value> scores = rowsTimesColumns(
+            lb, ll, h, lanes, [&](int64_t s) { return query[s]; }, keys,
+            kFlashKeyTile);
+        Value scaleValue = lanes.f32(lb, ll, scale * M_LOG2E);
+        for (Value &s : scores)
+          s = arith::MulFOp::create(lb, ll, s, scaleValue);
         Value full = arith::CmpIOp::create(
             lb, ll, arith::CmpIPredicate::sle,
-            add(lb, ll, begin, kFlashKeyTile), fullUntil);
-        auto masked = scf::IfOp::create(
+            addIndex(lb, ll, begin, kFlashKeyTile), fullUntil);
+        scores = maskedUnlessFull(
             lb, ll, full,
-            [&](OpBuilder &tb, Location tl) {
-              scf::YieldOp::create(tb, tl, scores);
+            [&](OpBuilder &mb, Location ml) {
+              return masked(mb, ml, h, lanes, op.getMask(), p,
+                            /*rowsAreQueries=*/true, begin, scores);
             },
-            [&](OpBuilder &eb, Location el) {
-              SmallVector<Value> out;
-              Value minusInf = lanes.f32(eb, el, -INFINITY);
-              for (int64_t j = 0; j < f.keyBlocks(); ++j)
-                for (int64_t r = 0; r < 4; ++r) {
-                  Value visible = lanes.perLane(
-                      eb, el, eb.getI1Type(),
-                      [&](OpBuilder &vb, Location vl, Value l) {
-                        auto [row, column] = accumulatorAt(vb, vl, l, j, r);
-                        Value query = arith::AddIOp::create(vb, vl, warpBegin, row);
-                        Value key = arith::AddIOp::create(vb, vl, begin, column);
-                        Value seen = keyIsVisible(vb, vl, op.getMask(), query,
-                                                  key, prefix);
-                        return arith::AndIOp::create(
-                            vb, vl, seen,
-                            arith::CmpIOp::create(vb, vl,
-                                                  arith::CmpIPredicate::ult,
-                                                  key, tokens));
-                      });
-                  out.push_back(arith::SelectOp::create(
-                      eb, el, visible, scores[4 * j + r], minusInf));
-                }
-              scf::YieldOp::create(eb, el, out);
-            });
-        scores.assign(masked.getResults().begin(), masked.getResults().end());
+            scores);
 
-        // Online softmax, row half h: registers 2h and 2h + 1 of each block.
+        // Online softmax, row half r / 2 of each register r.
         SmallVector<Value> next(cur.begin(), cur.end());
         SmallVector<Value, 2> rescale;
-        SmallVector<Value> p(scores.size());
-        for (int64_t h = 0; h < 2; ++h) {
-          Value max = cur[h];
-          for (int64_t j = 0; j < f.keyBlocks(); ++j)
-            for (int64_t r = 2 * h; r < 2 * h + 2; ++r)
-              max = arith::MaximumFOp::create(lb, ll, max, scores[4 * j + r]);
+        SmallVector<Value> probability(scores.size());
+        for (int64_t half = 0; half < 2; ++half) {
+          Value max = cur[half];
+          for (size_t i = 0; i < scores.size(); ++i)
+            if (int64_t(i % 4) / 2 == half)
+              max = arith::MaximumFOp::create(lb, ll, max, scores[i]);
           for (int64_t mask : {1, 2}) // the quad holding the row
-            max = arith::MaximumFOp::create(lb, ll, max,
-                                            lanes.xorShuffle(lb, ll, max, mask));
+            max = arith::MaximumFOp::create(
+                lb, ll, max, lanes.xorShuffle(lb, ll, max, mask));
           // A row with no visible key yet keeps -inf: exponents from 0.
           Value none = arith::CmpFOp::create(lb, ll, arith::CmpFPredicate::OEQ,
                                              max, lanes.f32(lb, ll, -INFINITY));
           Value base = arith::SelectOp::create(lb, ll, none,
                                                lanes.f32(lb, ll, 0.0), max);
           rescale.push_back(math::Exp2Op::create(
-              lb, ll, arith::SubFOp::create(lb, ll, cur[h], base)));
-          Value sum = arith::MulFOp::create(lb, ll, cur[2 + h], rescale[h]);
-          for (int64_t j = 0; j < f.keyBlocks(); ++j)
-            for (int64_t r = 2 * h; r < 2 * h + 2; ++r) {
-              p[4 * j + r] = math::Exp2Op::create(
-                  lb, ll, arith::SubFOp::create(lb, ll, scores[4 * j + r], base));
-              sum = arith::AddFOp::create(lb, ll, sum, p[4 * j + r]);
+              lb, ll, arith::SubFOp::create(lb, ll, cur[half], base)));
+          Value sum =
+              arith::MulFOp::create(lb, ll, cur[2 + half], rescale[half]);
+          for (size_t i = 0; i < scores.size(); ++i)
+            if (int64_t(i % 4) / 2 == half) {
+              probability[i] = math::Exp2Op::create(
+                  lb, ll, arith::SubFOp::create(lb, ll, scores[i], base));
+              sum = arith::AddFOp::create(lb, ll, sum, probability[i]);
             }
-          next[h] = max;
-          next[2 + h] = sum;
+          next[half] = max;
+          next[2 + half] = sum;
         }
-        SmallVector<Value> out;
-        for (int64_t i = 0; i < 4 * f.channelBlocks(); ++i)
-          out.push_back(
-              arith::MulFOp::create(lb, ll, cur[4 + i], rescale[(i % 4) / 2]));
-
-        // out += p v: p's accumulator layout is already the A layout
-        // (k-step u: n-blocks 2u and 2u + 1), rounded to bfloat16 pairs.
-        for (int64_t u = 0; u < f.keySteps(); ++u) {
-          SmallVector<Value, 4> a;
-          for (int64_t j : {2 * u, 2 * u + 1})
-            for (int64_t r : {0, 2})
-              a.push_back(packBf16Pair(lb, ll, f.target, p[4 * j + r], p[4 * j + r + 1]));
-          for (int64_t n = 0; n < f.channelBlocks(); ++n) {
-            SmallVector<Value, 4> acc(out.begin() + 4 * n,
-                                      out.begin() + 4 * n + 4);
-            acc = lanes.mma(lb, ll, a,
-                            bFragment(lb, ll, lanes, values, 8 * n, 8 * u), acc);
-            std::copy(acc.begin(), acc.end(), out.begin() + 4 * n);
-          }
-        }
-        std::copy(out.begin(), out.end(), next.begin() + 4);
+        MutableArrayRef<Value> out = MutableArrayRef<Value>(next).drop_front(4);
+        for (size_t i = 0; i < out.size(); ++i)
+          out[i] = arith::MulFOp::create(lb, ll, out[i], rescale[(i % 4) / 2]);
+        // out += p v (p rounded to bfloat16).
+        accumulateWeighted(lb, ll, h, lanes, probability, values, kFlashKeyTile,
+                           out);
         scf::YieldOp::create(lb, ll, next);
       });
 
   // The quad's denominators summed; output and row_logsumexp stored.
   ValueRange done = tileLoop.getResults();
-  SmallVector<Value> results;
-  SmallVector<Value, 2> inverse;
-  for (int64_t h = 0; h < 2; ++h) {
-    Value sum = done[2 + h];
-    for (int64_t mask : {1, 2})
-      sum = arith::AddFOp::create(b, loc, sum,
-                                  lanes.xorShuffle(b, loc, sum, mask));
+  SmallVector<Value> inverse, logsumexp;
+  for (int64_t half = 0; half < 2; ++half) {
+    Value sum = quadSum(b, loc, lanes, done[2 + half]);
     inverse.push_back(
         arith::DivFOp::create(b, loc, lanes.f32(b, loc, 1.0), sum));
     // row_logsumexp = ln 2 (m + log2 l): back from base 2.
-    results.push_back(arith::MulFOp::create(
+    logsumexp.push_back(arith::MulFOp::create(
         b, loc,
-        arith::AddFOp::create(b, loc, done[h],
+        arith::AddFOp::create(b, loc, done[half],
                               math::Log2Op::create(b, loc, sum)),
         lanes.f32(b, loc, M_LN2)));
   }
-  for (int64_t i = 0; i < 4 * f.channelBlocks(); ++i)
-    results.push_back(
-        arith::MulFOp::create(b, loc, done[4 + i], inverse[(i % 4) / 2]));
-  lanes.forEachLane(b, loc, results, [&](OpBuilder &sb, Location sl, Value l,
-                                         ValueRange x) {
-    auto guarded = [&](OpBuilder &gb, Location gl, Value condition,
-                       function_ref<void(OpBuilder &, Location)> store) {
-      if (!condition) {
-        store(gb, gl);
-        return;
-      }
-      scf::IfOp::create(gb, gl, condition, [&](OpBuilder &tb, Location tl) {
-        store(tb, tl);
-        scf::YieldOp::create(tb, tl);
+  SmallVector<Value> out;
+  for (size_t i = 4; i < done.size(); ++i)
+    out.push_back(
+        arith::MulFOp::create(b, loc, done[i], inverse[((i - 4) % 4) / 2]));
+  storeRows(b, loc, h, lanes, p, out, op.getResult());
+  forEachRowOnce(
+      b, loc, h, lanes, p, logsumexp,
+      [&](OpBuilder &sb, Location sl, int64_t, Value position, Value x) {
+        memref::StoreOp::create(sb, sl, x, op.getRowLogsumexp(),
+                                ValueRange{p.sample, p.head, position});
       });
-    };
-    auto andAlso = [&](Value x, Value y) -> Value {
-      if (!x || !y)
-        return x ? x : y;
-      return arith::AndIOp::create(sb, sl, x, y);
-    };
-    for (int64_t i = 0; i < 4 * f.channelBlocks(); ++i) {
-      const int64_t n = i / 4, r = i % 4;
-      if (8 * n >= f.dh)
-        continue; // padding channels only
-      auto [row, column] = accumulatorAt(sb, sl, l, n, r);
-      Value query = arith::AddIOp::create(sb, sl, warpBegin, row);
-      Value condition;
-      if (queriesPast)
-        condition = arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::ult,
-                                          query, tokens);
-      if (8 * n + 8 > f.dh)
-        condition = andAlso(
-            condition,
-            arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::ult, column,
-                                  indexConstant(sb, sl, f.dh)));
-      guarded(sb, sl, condition, [&](OpBuilder &gb, Location gl) {
-        memref::StoreOp::create(
-            gb, gl, x[2 + i], op.getResult(),
-            ValueRange{sample, query,
-                       arith::AddIOp::create(gb, gl, headOffset, column)});
+}
+
+//===----------------------------------------------------------------------===//
+// Backward
+//===----------------------------------------------------------------------===//
+
+/// Query rows (dq) or key rows (dk, dv) a tile of the backward's other
+/// side: 32 keep its registers (two products' scores and three
+/// accumulators) within ptxas' budget.
+constexpr int64_t kBackwardTile = 32;
+
+/// dq, and delta = <do, o> of each query row (into `delta`, [B, heads,
+/// N]): a warp's 16 query rows against the key tiles the rule leaves.
+///   s = q k^T, p = exp(scale s - lse), dp = do v^T, ds = p (dp - delta),
+///   dq = scale ds k.
+void emitQueryGradientWarp(OpBuilder &b, Location loc, AttentionGradKernelOp op,
+                           const Heads &h, Value delta, const WarpContext &w) {
+  const Lanes &lanes = w.lanes;
+  Value keys = w.shared[0], values = w.shared[1], keysByChannel = w.shared[2];
+  WarpPlace p = placeOf(b, loc, h, w.block, w.warp, op.getPrefix());
+  SmallVector<SmallVector<Value, 4>> query =
+      rowFragments(b, loc, h, p, lanes, op.getQuery());
+  SmallVector<SmallVector<Value, 4>> gradient =
+      rowFragments(b, loc, h, p, lanes, op.getGrad());
+
+  // delta and lse (in base 2) of each row half.
+  SmallVector<Value, 2> rowDelta, rowLse;
+  for (int64_t half = 0; half < 2; ++half) {
+    Value part = lanes.perLane(
+        b, loc, b.getF32Type(), [&](OpBuilder &lb, Location ll, Value l) {
+          // This lane's channels of the row: 2 (l % 4) + 8 i and + 1.
+          auto [row, column] = accumulatorAt(lb, ll, l, 0, 2 * half);
+          Value position = arith::AddIOp::create(lb, ll, p.warpBegin, row);
+          Value sum = arith::ConstantOp::create(lb, ll, lb.getF32FloatAttr(0));
+          for (int64_t i = 0; i < h.channelBlocks(); ++i)
+            for (int64_t e = 0; e < 2; ++e) {
+              Value channel = addIndex(lb, ll, column, 8 * i + e);
+              auto at = [&](Value buffer) {
+                return h.load(lb, ll, buffer, p.sample, position, p.headOffset,
+                              channel, /*positionMayPass=*/true);
+              };
+              sum = arith::AddFOp::create(
+                  lb, ll, sum,
+                  arith::MulFOp::create(lb, ll, at(op.getGrad()),
+                                        at(op.getOutput())));
+            }
+          return sum;
+        });
+    rowDelta.push_back(quadSum(b, loc, lanes, part));
+    rowLse.push_back(arith::MulFOp::create(
+        b, loc,
+        perRow(b, loc, h, lanes, p, half,
+               [&](OpBuilder &lb, Location ll, Value position) {
+                 return memref::LoadOp::create(
+                     lb, ll, op.getRowLogsumexp(),
+                     ValueRange{p.sample, p.head, position});
+               }),
+        lanes.f32(b, loc, M_LOG2E)));
+  }
+  forEachRowOnce(
+      b, loc, h, lanes, p, rowDelta,
+      [&](OpBuilder &sb, Location sl, int64_t, Value position, Value x) {
+        memref::StoreOp::create(sb, sl, x, delta,
+                                ValueRange{p.sample, p.head, position});
       });
-    }
-    // row_logsumexp: by the first lane of each quad.
-    Value firstOfQuad = arith::CmpIOp::create(
-        sb, sl, arith::CmpIPredicate::eq,
-        arith::RemUIOp::create(sb, sl, l, indexConstant(sb, sl, 4)),
-        indexConstant(sb, sl, 0));
-    for (int64_t h = 0; h < 2; ++h) {
-      auto [row, column] = accumulatorAt(sb, sl, l, 0, 2 * h);
-      (void)column;
-      Value query = arith::AddIOp::create(sb, sl, warpBegin, row);
-      Value condition = firstOfQuad;
-      if (queriesPast)
-        condition = andAlso(condition,
-                            arith::CmpIOp::create(sb, sl,
-                                                  arith::CmpIPredicate::ult,
-                                                  query, tokens));
-      guarded(sb, sl, condition, [&](OpBuilder &gb, Location gl) {
-        memref::StoreOp::create(gb, gl, x[h], op.getRowLogsumexp(),
-                                ValueRange{sample, head, query});
+
+  auto [emptyFrom, fullUntil] = ruleForQueries(
+      b, loc, h, op.getTileEmptyFromAttr(), op.getTileFullUntilAttr(),
+      p.blockBegin, addIndex(b, loc, p.blockBegin, kFlashQueryTile), p.prefix);
+  Value tiles = arith::CeilDivUIOp::create(
+      b, loc, emptyFrom, indexConstant(b, loc, kBackwardTile));
+  const double scale = op.getScale().convertToDouble();
+  SmallVector<Value> state(4 * h.channelBlocks(), lanes.f32(b, loc, 0.0));
+  auto tileLoop = scf::ForOp::create(
+      b, loc, indexConstant(b, loc, 0), tiles, indexConstant(b, loc, 1), state,
+      [&](OpBuilder &lb, Location ll, Value t, ValueRange cur) {
+        Value begin = mulIndex(lb, ll, t, kBackwardTile);
+        w.sync(lb, ll);
+        copyTile(lb, ll, h, p, w, op.getKey(), keys, SharedLayout::Rows,
+                 kBackwardTile, begin);
+        copyTile(lb, ll, h, p, w, op.getValue(), values, SharedLayout::Rows,
+                 kBackwardTile, begin);
+        copyTile(lb, ll, h, p, w, op.getKey(), keysByChannel,
+                 SharedLayout::Transposed, kBackwardTile, begin);
+        w.sync(lb, ll);
+        SmallVector<Value> scores = rowsTimesColumns(
+            lb, ll, h, lanes, [&](int64_t s) { return query[s]; }, keys,
+            kBackwardTile);
+        Value scaleValue = lanes.f32(lb, ll, scale * M_LOG2E);
+        for (Value &s : scores)
+          s = arith::MulFOp::create(lb, ll, s, scaleValue);
+        Value full = arith::CmpIOp::create(
+            lb, ll, arith::CmpIPredicate::sle,
+            addIndex(lb, ll, begin, kBackwardTile), fullUntil);
+        scores = maskedUnlessFull(
+            lb, ll, full,
+            [&](OpBuilder &mb, Location ml) {
+              return masked(mb, ml, h, lanes, op.getMask(), p,
+                            /*rowsAreQueries=*/true, begin, scores);
+            },
+            scores);
+        SmallVector<Value> products = rowsTimesColumns(
+            lb, ll, h, lanes, [&](int64_t s) { return gradient[s]; }, values,
+            kBackwardTile);
+        SmallVector<Value> scoreGradient;
+        for (size_t i = 0; i < scores.size(); ++i) {
+          const int64_t half = (i % 4) / 2;
+          Value probability = math::Exp2Op::create(
+              lb, ll, arith::SubFOp::create(lb, ll, scores[i], rowLse[half]));
+          scoreGradient.push_back(arith::MulFOp::create(
+              lb, ll, probability,
+              arith::SubFOp::create(lb, ll, products[i], rowDelta[half])));
+        }
+        SmallVector<Value> next(cur.begin(), cur.end());
+        accumulateWeighted(lb, ll, h, lanes, scoreGradient, keysByChannel,
+                           kBackwardTile, next);
+        scf::YieldOp::create(lb, ll, next);
       });
-    }
-  });
+  SmallVector<Value> dq;
+  for (Value v : tileLoop.getResults())
+    dq.push_back(arith::MulFOp::create(b, loc, v, lanes.f32(b, loc, scale)));
+  storeRows(b, loc, h, lanes, p, dq, op.getQueryGrad());
+}
+
+/// Which of a key row's gradients a kernel computes: dk and dv in one
+/// kernel would hold k's and v's fragments and two accumulators, more than
+/// ptxas' 255 registers.
+enum class KeyGradient { Key, Value };
+
+/// Queries a tile of a KeyGradient kernel: dk's holds v's fragments and two
+/// products' scores too; with 32 it needs 254 registers for aim-600m (no
+/// spill, no margin), with 16 217 (both: two blocks an SM).
+int64_t keyGradientTile(KeyGradient which) {
+  return which == KeyGradient::Key ? kBackwardTile / 2 : kBackwardTile;
+}
+
+/// The shared tiles of a KeyGradient kernel: q by row, then for dv do
+/// transposed, for dk do by row and q transposed.
+SmallVector<SharedLayout> keyGradientTiles(KeyGradient which) {
+  if (which == KeyGradient::Value)
+    return {SharedLayout::Rows, SharedLayout::Transposed};
+  return {SharedLayout::Rows, SharedLayout::Rows, SharedLayout::Transposed};
+}
+
+/// dk or dv: a warp's 16 key rows against the query tiles the rule leaves
+/// them.
+///   s^T = k q^T, p^T = exp(scale s^T - lse); dv = p^T do;
+///   dp^T = v do^T, ds^T = p^T (dp^T - delta), dk = scale ds^T q.
+void emitKeyGradientWarp(OpBuilder &b, Location loc, AttentionGradKernelOp op,
+                         const Heads &h, Value delta, KeyGradient which,
+                         const WarpContext &w) {
+  const Lanes &lanes = w.lanes;
+  const bool forKey = which == KeyGradient::Key;
+  Value queries = w.shared[0];
+  Value gradients = forKey ? w.shared[1] : Value(),
+        queriesByChannel = forKey ? w.shared[2] : Value(),
+        gradientsByChannel = forKey ? Value() : w.shared[1];
+  WarpPlace p = placeOf(b, loc, h, w.block, w.warp, op.getPrefix());
+  Value tokens = indexConstant(b, loc, h.tokens);
+  const double scale = op.getScale().convertToDouble();
+  const int64_t channels = 4 * h.channelBlocks();
+  const int64_t tile = keyGradientTile(which);
+  // k's (and for dk v's) fragments, loaded once.
+  SmallVector<SmallVector<Value, 4>> key =
+      rowFragments(b, loc, h, p, lanes, op.getKey());
+  SmallVector<SmallVector<Value, 4>> value;
+  if (forKey)
+    value = rowFragments(b, loc, h, p, lanes, op.getValue());
+  SmallVector<Value> state(channels, lanes.f32(b, loc, 0.0));
+  auto tileLoop = scf::ForOp::create(
+      b, loc, indexConstant(b, loc, 0),
+      indexConstant(b, loc, (h.tokens + tile - 1) / tile),
+      indexConstant(b, loc, 1), state,
+      [&](OpBuilder &lb, Location ll, Value t, ValueRange cur) {
+        Value begin = mulIndex(lb, ll, t, tile);
+        Value end = addIndex(lb, ll, begin, tile);
+        auto [emptyFrom, fullUntil] =
+            ruleForQueries(lb, ll, h, op.getTileEmptyFromAttr(),
+                           op.getTileFullUntilAttr(), begin, end, p.prefix);
+        // The block's 64 keys: all hidden from these queries (skipped), or
+        // all seen by them (no mask test).
+        Value empty = arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::sge,
+                                            p.blockBegin, emptyFrom);
+        Value full = arith::AndIOp::create(
+            lb, ll,
+            arith::CmpIOp::create(
+                lb, ll, arith::CmpIPredicate::sle,
+                addIndex(lb, ll, p.blockBegin, kFlashQueryTile), fullUntil),
+            arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::sle, end,
+                                  tokens));
+        auto visit = scf::IfOp::create(
+            lb, ll, empty,
+            [&](OpBuilder &sb, Location sl) {
+              scf::YieldOp::create(sb, sl, cur);
+            },
+            [&](OpBuilder &vb, Location vl) {
+              w.sync(vb, vl);
+              copyTile(vb, vl, h, p, w, op.getQuery(), queries,
+                       SharedLayout::Rows, tile, begin);
+              if (forKey) {
+                copyTile(vb, vl, h, p, w, op.getGrad(), gradients,
+                         SharedLayout::Rows, tile, begin);
+                copyTile(vb, vl, h, p, w, op.getQuery(), queriesByChannel,
+                         SharedLayout::Transposed, tile, begin);
+              } else {
+                copyTile(vb, vl, h, p, w, op.getGrad(), gradientsByChannel,
+                         SharedLayout::Transposed, tile, begin);
+              }
+              w.sync(vb, vl);
+              SmallVector<Value> scores = rowsTimesColumns(
+                  vb, vl, h, lanes, [&](int64_t s) { return key[s]; }, queries,
+                  tile);
+              Value scaleValue = lanes.f32(vb, vl, scale * M_LOG2E);
+              for (Value &s : scores)
+                s = arith::MulFOp::create(vb, vl, s, scaleValue);
+              scores = maskedUnlessFull(
+                  vb, vl, full,
+                  [&](OpBuilder &mb, Location ml) {
+                    return masked(mb, ml, h, lanes, op.getMask(), p,
+                                  /*rowsAreQueries=*/false, begin, scores);
+                  },
+                  scores);
+              // Each column's (query's) lse in base 2 and delta: columns
+              // 8 j + 2 (l % 4) + e, in registers e and e + 2 of block j.
+              auto ofColumn = [&](Value buffer, int64_t j, int64_t e) {
+                return lanes.perLane(
+                    vb, vl, vb.getF32Type(),
+                    [&](OpBuilder &cb, Location cl, Value l) {
+                      auto [row, column] = accumulatorAt(cb, cl, l, j, e);
+                      (void)row;
+                      Value query = arith::MinUIOp::create(
+                          cb, cl, arith::AddIOp::create(cb, cl, begin, column),
+                          indexConstant(cb, cl, h.tokens - 1));
+                      return memref::LoadOp::create(
+                          cb, cl, buffer, ValueRange{p.sample, p.head, query});
+                    });
+              };
+              SmallVector<Value> columnLse;
+              for (int64_t j = 0; j < tile / 8; ++j)
+                for (int64_t e = 0; e < 2; ++e)
+                  columnLse.push_back(arith::MulFOp::create(
+                      vb, vl, ofColumn(op.getRowLogsumexp(), j, e),
+                      lanes.f32(vb, vl, M_LOG2E)));
+              SmallVector<Value> weights; // p^T, or ds^T for dk
+              for (size_t i = 0; i < scores.size(); ++i)
+                weights.push_back(math::Exp2Op::create(
+                    vb, vl,
+                    arith::SubFOp::create(vb, vl, scores[i],
+                                          columnLse[2 * (i / 4) + i % 2])));
+              if (forKey) {
+                SmallVector<Value> products = rowsTimesColumns(
+                    vb, vl, h, lanes, [&](int64_t s) { return value[s]; },
+                    gradients, tile);
+                SmallVector<Value> columnDelta;
+                for (int64_t j = 0; j < tile / 8; ++j)
+                  for (int64_t e = 0; e < 2; ++e)
+                    columnDelta.push_back(ofColumn(delta, j, e));
+                for (size_t i = 0; i < weights.size(); ++i)
+                  weights[i] = arith::MulFOp::create(
+                      vb, vl, weights[i],
+                      arith::SubFOp::create(vb, vl, products[i],
+                                            columnDelta[2 * (i / 4) + i % 2]));
+              }
+              SmallVector<Value> next(cur.begin(), cur.end());
+              accumulateWeighted(vb, vl, h, lanes, weights,
+                                 forKey ? queriesByChannel : gradientsByChannel,
+                                 tile, next);
+              scf::YieldOp::create(vb, vl, next);
+            });
+        scf::YieldOp::create(lb, ll, visit.getResults());
+      });
+  SmallVector<Value> done(tileLoop.getResults());
+  if (!forKey) {
+    storeRows(b, loc, h, lanes, p, done, op.getValueGrad());
+    return;
+  }
+  for (Value &v : done)
+    v = arith::MulFOp::create(b, loc, v, lanes.f32(b, loc, scale));
+  storeRows(b, loc, h, lanes, p, done, op.getKeyGrad());
 }
 
 } // namespace
 
 void emitFlashAttentionForward(OpBuilder &b, AttentionKernelOp op,
                                KernelTarget target) {
+  Heads h = Heads::of(op.getKey(), op.getHeads());
+  emitWarpKernel(b, op, target, h.batch * h.heads * h.rowTiles(),
+                 {{sharedRowsOf(h, SharedLayout::Rows, kFlashKeyTile),
+                   sharedWordsOf(h, SharedLayout::Rows, kFlashKeyTile)},
+                  {sharedRowsOf(h, SharedLayout::Transposed, kFlashKeyTile),
+                   sharedWordsOf(h, SharedLayout::Transposed, kFlashKeyTile)}},
+                 [&](OpBuilder &kb, Location kl, const WarpContext &w) {
+                   emitForwardWarp(kb, kl, op, h, w);
+                 });
+}
+
+void emitFlashAttentionBackward(OpBuilder &b, AttentionGradKernelOp op,
+                                KernelTarget target) {
   Location loc = op.getLoc();
-  auto keyType = cast<MemRefType>(op.getKey().getType());
-  FlashForward f{op,
-                 target,
-                 keyType.getDimSize(0),
-                 keyType.getDimSize(1),
-                 op.getHeads(),
-                 keyType.getDimSize(2) / op.getHeads(),
-                 0,
-                 0};
-  f.paddedDh = (f.dh + 15) / 16 * 16;
-  f.queryTiles = (f.tokens + kFlashQueryTile - 1) / kFlashQueryTile;
-  const int64_t blocks = f.batch * f.heads * f.queryTiles;
-  Type i32 = b.getI32Type();
-
-  if (target == KernelTarget::GpuLaunch) {
-    auto workgroup = gpu::AddressSpaceAttr::get(b.getContext(),
-                                                gpu::AddressSpace::Workgroup);
-    auto shared = [&](int64_t rows, int64_t words) {
-      return MemRefType::get({rows, words}, i32, MemRefLayoutAttrInterface{},
-                             workgroup);
-    };
-    Value one = indexConstant(b, loc, 1);
-    auto launch = gpu::LaunchOp::create(
-        b, loc, indexConstant(b, loc, blocks), one, one,
-        indexConstant(b, loc, kThreads), one, one, /*dynamicShared=*/nullptr,
-        /*asyncToken=*/nullptr, /*asyncDependencies=*/{},
-        TypeRange{shared(kFlashKeyTile, f.keyWords()),
-                  shared(f.paddedDh, f.valueWords())});
-    OpBuilder in = OpBuilder::atBlockEnd(&launch.getBody().front());
-    Value thread = launch.getThreadIds().x;
-    Value keys = launch.getWorkgroupAttributions()[0],
-          values = launch.getWorkgroupAttributions()[1];
-    Lanes lanes{target,
-                arith::RemUIOp::create(in, loc, thread,
-                                       indexConstant(in, loc, kWarp)),
-                {}};
-    emitWarp(in, loc, f, lanes, launch.getBlockIds().x,
-             arith::DivUIOp::create(in, loc, thread,
-                                    indexConstant(in, loc, kWarp)),
-             keys, values,
-             [&](OpBuilder &cb, Location cl, Value begin, Value sample,
-                 Value headOffset) {
-               gpu::BarrierOp::create(cb, cl); // the last tile is read
-               copyKeyTile(cb, cl, f, keys, values, thread, kThreads, begin,
-                           sample, headOffset);
-               gpu::BarrierOp::create(cb, cl); // this one is written
-             });
-    gpu::TerminatorOp::create(in, loc);
-    return;
+  Heads h = Heads::of(op.getKey(), op.getHeads());
+  Value delta = memref::AllocOp::create(
+      b, loc, MemRefType::get({h.batch, h.heads, h.tokens}, b.getF32Type()));
+  auto shape = [&](SharedLayout layout) {
+    return std::pair{sharedRowsOf(h, layout, kBackwardTile),
+                     sharedWordsOf(h, layout, kBackwardTile)};
+  };
+  const int64_t blocks = h.batch * h.heads * h.rowTiles();
+  emitWarpKernel(b, op, target, blocks,
+                 {shape(SharedLayout::Rows), shape(SharedLayout::Rows),
+                  shape(SharedLayout::Transposed)},
+                 [&](OpBuilder &kb, Location kl, const WarpContext &w) {
+                   emitQueryGradientWarp(kb, kl, op, h, delta, w);
+                 });
+  for (KeyGradient which : {KeyGradient::Value, KeyGradient::Key}) {
+    SmallVector<std::pair<int64_t, int64_t>> shapes;
+    for (SharedLayout layout : keyGradientTiles(which))
+      shapes.push_back({sharedRowsOf(h, layout, keyGradientTile(which)),
+                        sharedWordsOf(h, layout, keyGradientTile(which))});
+    emitWarpKernel(b, op, target, blocks, shapes,
+                   [&](OpBuilder &kb, Location kl, const WarpContext &w) {
+                     emitKeyGradientWarp(kb, kl, op, h, delta, which, w);
+                   });
   }
-
-  // The host: blocks and their warps one after another, each warp copying
-  // the tiles it reads itself; shared memory and the mma scratch are the
-  // function's stack.
-  OpBuilder entry(b.getContext());
-  entry.setInsertionPointToStart(
-      &op->getParentOfType<FunctionOpInterface>().getFunctionBody().front());
-  auto stackBuffer = [&](ArrayRef<int64_t> shape, Type element) {
-    return memref::AllocaOp::create(entry, loc, MemRefType::get(shape, element))
-        .getResult();
-  };
-  Value keys = stackBuffer({kFlashKeyTile, f.keyWords()}, i32);
-  Value values = stackBuffer({f.paddedDh, f.valueWords()}, i32);
-  Lanes lanes{target,
-              Value(),
-              {stackBuffer({4, kWarp}, i32), stackBuffer({2, kWarp}, i32),
-               stackBuffer({4, kWarp}, b.getF32Type())}};
-  auto loop = [&](OpBuilder &lb, Location ll, int64_t n,
-                  function_ref<void(OpBuilder &, Location, Value)> body) {
-    scf::ForOp::create(lb, ll, indexConstant(lb, ll, 0),
-                       indexConstant(lb, ll, n), indexConstant(lb, ll, 1),
-                       ValueRange{},
-                       [&](OpBuilder &fb, Location fl, Value i, ValueRange) {
-                         body(fb, fl, i);
-                         scf::YieldOp::create(fb, fl);
-                       });
-  };
-  loop(b, loc, blocks, [&](OpBuilder &bb, Location bl, Value block) {
-    loop(bb, bl, kWarps, [&](OpBuilder &wb, Location wl, Value warp) {
-      emitWarp(wb, wl, f, lanes, block, warp, keys, values,
-               [&](OpBuilder &cb, Location cl, Value begin, Value sample,
-                   Value headOffset) {
-                 copyKeyTile(cb, cl, f, keys, values,
-                             indexConstant(cb, cl, 0), 1, begin, sample,
-                             headOffset);
-               });
-    });
-  });
+  memref::DeallocOp::create(b, loc, delta);
 }
 
 } // namespace mlir::aim

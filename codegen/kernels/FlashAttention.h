@@ -45,10 +45,15 @@ inline constexpr int64_t kFlashQueryTile = 64;
 /// Keys a tile (the block's shared-memory copy of k and v).
 inline constexpr int64_t kFlashKeyTile = 64;
 
-/// Replaces `op` (after bufferization) by the kernel; `op` is left for the
-/// caller to erase.
+/// Emits the forward's kernel before `op` (after bufferization); `op` is
+/// left for the caller to erase.
 void emitFlashAttentionForward(OpBuilder &b, AttentionKernelOp op,
                                KernelTarget target);
+
+/// Emits the backward's two kernels before `op`: dq (and delta = <do, o>
+/// of each row into a temporary), then dk and dv.
+void emitFlashAttentionBackward(OpBuilder &b, AttentionGradKernelOp op,
+                                KernelTarget target);
 
 } // namespace mlir::aim
 

@@ -2055,8 +2055,7 @@ LogicalResult mlir::aim::lowerAimToLinalg(ModuleOp module,
   if (options.attention != AttentionLowering::Dense) {
     ctx->loadDialect<bufferization::BufferizationDialect,
                      memref::MemRefDialect>();
-    populateTiledAttentionPatterns(
-        patterns, /*backward=*/options.attention == AttentionLowering::Tiled);
+    populateTiledAttentionPatterns(patterns);
   }
   if (failed(applyPatternsGreedily(module, std::move(patterns))))
     return module.emitError() << "lowering aim to linalg did not converge";

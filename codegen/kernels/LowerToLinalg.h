@@ -42,8 +42,8 @@ enum class AttentionLowering {
   /// Float32 attention as aim.attention_kernel / aim.attention_grad_kernel
   /// on buffers, kernels that never hold an N x N tensor (TiledAttention.h).
   Tiled,
-  /// Float32 aim.attention as aim.attention_kernel, a tensor-core kernel
-  /// (FlashAttention.h); aim.attention_grad dense.
+  /// The same buffer forms, as kernels that multiply bfloat16 tiles on
+  /// tensor cores (FlashAttention.h).
   Flash,
 };
 

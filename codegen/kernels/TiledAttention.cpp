@@ -638,12 +638,10 @@ Value attentionRuleBound(OpBuilder &b, Location loc, AffineMapAttr rule, Value q
   return bound;
 }
 
-void populateTiledAttentionPatterns(RewritePatternSet &patterns,
-                                    bool backward) {
+void populateTiledAttentionPatterns(RewritePatternSet &patterns) {
   // Before the dense lowerings of the same ops.
-  patterns.add<AttentionToKernel>(patterns.getContext(), /*benefit=*/2);
-  if (backward)
-    patterns.add<AttentionGradToKernel>(patterns.getContext(), /*benefit=*/2);
+  patterns.add<AttentionToKernel, AttentionGradToKernel>(patterns.getContext(),
+                                                         /*benefit=*/2);
 }
 
 int lowerAttentionKernels(ModuleOp module, KernelTarget target,
@@ -664,6 +662,8 @@ int lowerAttentionKernels(ModuleOp module, KernelTarget target,
       emitFlashAttentionForward(b, forward, target);
     else if (forward)
       emitForward(b, forward, target);
+    else if (lowering == AttentionLowering::Flash)
+      emitFlashAttentionBackward(b, cast<AttentionGradKernelOp>(op), target);
     else
       emitBackward(b, cast<AttentionGradKernelOp>(op), target);
     op->erase();

@@ -44,16 +44,13 @@ inline constexpr int64_t kAttentionTile = 32;
 /// Warps (rows) a block.
 inline constexpr int64_t kAttentionWarpsPerBlock = 4;
 
-/// Rewrites float32 aim.attention (and, with `backward`,
-/// aim.attention_grad) ops without live_queries into their buffer forms
-/// (before one-shot bufferization).
-void populateTiledAttentionPatterns(RewritePatternSet &patterns,
-                                    bool backward);
+/// Rewrites float32 aim.attention / aim.attention_grad ops without
+/// live_queries into their buffer forms (before one-shot bufferization).
+void populateTiledAttentionPatterns(RewritePatternSet &patterns);
 
 /// Replaces every aim.attention_kernel and aim.attention_grad_kernel in
-/// `module` (after bufferization) by its kernels -- the forward as
-/// FlashAttention.h's with AttentionLowering::Flash -- and returns how many
-/// ops.
+/// `module` (after bufferization) by its kernels -- FlashAttention.h's with
+/// AttentionLowering::Flash -- and returns how many ops.
 int lowerAttentionKernels(ModuleOp module, KernelTarget target,
                           AttentionLowering lowering);
 

@@ -972,6 +972,155 @@ TEST(FlashAttention, ForwardMatchesTheInterpreterWithinBf16Rounding) {
   }
 }
 
+// The backward's kernels (dq and delta, then dk and dv) on the forward's
+// shapes, o and lse from the interpreter's forward.
+constexpr const char *kFlashAttentionGradSource = R"(
+    func.func @kernel(%dout: tensor<3x70x80xf32>, %q: tensor<3x70x80xf32>,
+                      %k: tensor<3x70x80xf32>, %v: tensor<3x70x80xf32>,
+                      %o: tensor<3x70x80xf32>, %l: tensor<3x2x70xf32>,
+                      %c: tensor<3x70x80xf32>, %cl: tensor<3x4x70xf32>,
+                      %f: tensor<3x70x80xf32>, %fl: tensor<3x1x70xf32>,
+                      %K: tensor<3xi32>)
+        -> (tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>,
+            tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>,
+            tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>) {
+      %dq, %dk, %dv = aim.attention_grad %dout, %q, %k, %v, %o, %l, heads = 2, mask = prefix_causal(%K), scale = 0.25 {tile_empty_from = affine_map<(d0, d1)[s0] -> (s0, d1)>, tile_full_until = affine_map<(d0, d1)[s0] -> (s0, d0 + 1)>} : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x2x70xf32>, tensor<3xi32> -> tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>
+      %cq, %ck, %cv = aim.attention_grad %dout, %q, %k, %v, %c, %cl, heads = 4, mask = causal, scale = 0.5 : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x4x70xf32> -> tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>
+      %fq, %fk, %fv = aim.attention_grad %dout, %q, %k, %v, %f, %fl, heads = 1, mask = bidirectional, scale = 0.125 : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x1x70xf32> -> tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>
+      return %dq, %dk, %dv, %cq, %ck, %cv, %fq, %fk, %fv : tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>, tensor<3x70x80xf32>
+    })";
+
+/// Attention's gradients in double precision from the formulas
+/// (p = exp(scale q.k - lse) on visible pairs, delta = <do, o>, ds = p (do.v
+/// - delta); dq = scale ds k, dk = scale ds^T q, dv = p^T do), with p and ds
+/// rounded to bfloat16 before their products where `roundLikeKernels` (as
+/// the flash kernels round them); `bound` gets each element's sum of the
+/// products' magnitudes.
+struct GradReference {
+  std::vector<double> dq, dk, dv, rq, rk, rv;
+};
+GradReference attentionGradReference(
+    const std::vector<double> &q, const std::vector<double> &k,
+    const std::vector<double> &v, const std::vector<double> &o,
+    const std::vector<double> &lse, const std::vector<double> &dout,
+    int64_t heads, double scale, const std::string &mask,
+    const std::vector<int> &prefix, bool roundLikeKernels) {
+  const int64_t batch = 3, n = 70, width = 80, dh = width / heads;
+  GradReference g;
+  for (auto *x : {&g.dq, &g.dk, &g.dv, &g.rq, &g.rk, &g.rv})
+    x->assign(batch * n * width, 0.0);
+  auto at = [&](int64_t b, int64_t t, int64_t h, int64_t c) {
+    return (b * n + t) * width + h * dh + c;
+  };
+  auto rounded = [&](double x) {
+    return roundLikeKernels ? roundedToBf16(x) : x;
+  };
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < n; ++i) {
+        double delta = 0;
+        for (int64_t c = 0; c < dh; ++c)
+          delta += dout[at(b, i, h, c)] * o[at(b, i, h, c)];
+        for (int64_t j = 0; j < n; ++j) {
+          bool visible = mask == "bidirectional" ||
+                         (mask == "causal" && j <= i) ||
+                         (mask == "prefix" && (j <= i || j < prefix[b]));
+          if (!visible)
+            continue;
+          double score = 0, dp = 0;
+          for (int64_t c = 0; c < dh; ++c) {
+            score += q[at(b, i, h, c)] * k[at(b, j, h, c)];
+            dp += dout[at(b, i, h, c)] * v[at(b, j, h, c)];
+          }
+          double p = std::exp(scale * score - lse[(b * heads + h) * n + i]);
+          double pr = rounded(p), ds = rounded(p * (dp - delta));
+          for (int64_t c = 0; c < dh; ++c) {
+            g.dv[at(b, j, h, c)] += pr * dout[at(b, i, h, c)];
+            g.rv[at(b, j, h, c)] += std::abs(pr * dout[at(b, i, h, c)]);
+            g.dq[at(b, i, h, c)] += scale * ds * k[at(b, j, h, c)];
+            g.rq[at(b, i, h, c)] += std::abs(scale * ds * k[at(b, j, h, c)]);
+            g.dk[at(b, j, h, c)] += scale * ds * q[at(b, i, h, c)];
+            g.rk[at(b, j, h, c)] += std::abs(scale * ds * q[at(b, i, h, c)]);
+          }
+        }
+      }
+  return g;
+}
+
+// The reference without rounding is first checked against the interpreter
+// (1e-5: the formulas are the interpreter's). With the kernels' roundings,
+// each product's rounded factor (p for dv, ds for dq and dk) is the
+// kernels' up to one bfloat16 step (2^-7 relative) where float32 and double
+// round across a tie differently, so each element is held within 2^-7 of
+// its products' summed magnitudes, plus 1e-5 of the result's largest
+// magnitude for float32 sums.
+TEST(FlashAttention, BackwardMatchesAReferenceThatRoundsLikeIt) {
+  MLIRContext context;
+  context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                      arith::ArithDialect>();
+  OwningOpRef<ModuleOp> forward =
+      parseSourceString<ModuleOp>(kFlashAttentionSource, &context);
+  OwningOpRef<ModuleOp> reference =
+      parseSourceString<ModuleOp>(kFlashAttentionGradSource, &context);
+  OwningOpRef<ModuleOp> compiled =
+      parseSourceString<ModuleOp>(kFlashAttentionGradSource, &context);
+  ASSERT_TRUE(forward && reference && compiled);
+  auto f = reference->lookupSymbol<func::FuncOp>("kernel");
+  std::vector<::aim::HostTensor> args = randomArguments(f, 5);
+  for (size_t i = 0; i < 4; ++i) // dout, q, k, v
+    roundArgumentToBf16(args, i);
+  const std::vector<int> prefix = {1, 40, 70};
+  args[10] =
+      ::aim::HostTensor::fromDoubles(::aim::DType::I32, {3}, {1.0, 40.0, 70.0});
+  // o and lse: the interpreter's forward on q, k, v.
+  std::vector<int64_t> forwardSizes;
+  std::vector<::aim::HostTensor> outputs =
+      interpretF32(forward->lookupSymbol<func::FuncOp>("kernel"),
+                   {args[1], args[2], args[3], args[10]}, forwardSizes);
+  ASSERT_EQ(outputs.size(), 6u);
+  for (size_t i = 0; i < 6; ++i)
+    args[4 + i] = outputs[i];
+  std::vector<int64_t> sizes;
+  std::vector<::aim::HostTensor> expected = interpretF32(f, args, sizes);
+  auto got = compileAndRun(*compiled, "kernel", "flash-attention-grad", args,
+                           sizes, flashAttention());
+  ASSERT_EQ(got.size(), 9u);
+  struct Case {
+    int64_t heads;
+    double scale;
+    const char *mask;
+  };
+  const Case cases[] = {
+      {2, 0.25, "prefix"}, {4, 0.5, "causal"}, {1, 0.125, "bidirectional"}};
+  for (int c = 0; c < 3; ++c) {
+    auto inputs = [&](size_t i) { return args[i].toDoubles(); };
+    for (bool round : {false, true}) {
+      GradReference g = attentionGradReference(
+          inputs(1), inputs(2), inputs(3), inputs(4 + 2 * c), inputs(5 + 2 * c),
+          inputs(0), cases[c].heads, cases[c].scale, cases[c].mask, prefix,
+          round);
+      const std::vector<double> *want[] = {&g.dq, &g.dk, &g.dv};
+      const std::vector<double> *magnitude[] = {&g.rq, &g.rk, &g.rv};
+      for (int r = 0; r < 3; ++r) {
+        double largest = 1e-30;
+        for (double x : *want[r])
+          largest = std::max(largest, std::abs(x));
+        std::vector<double> interpreted = expected[3 * c + r].toDoubles();
+        for (size_t e = 0; e < want[r]->size(); ++e) {
+          if (!round) {
+            ASSERT_NEAR(interpreted[e], (*want[r])[e], 1e-5 * largest)
+                << cases[c].mask << " gradient " << r << " element " << e;
+            continue;
+          }
+          ASSERT_NEAR(got[3 * c + r][e], (*want[r])[e],
+                      std::ldexp((*magnitude[r])[e], -7) + 1e-5 * largest)
+              << cases[c].mask << " gradient " << r << " element " << e;
+        }
+      }
+    }
+  }
+}
+
 /// A non-square model small enough to interpret a training step of.
 ::aim::ModelConfig smallModelConfig() {
   ::aim::ModelConfig config;
