@@ -233,10 +233,14 @@ int runCheck(int argc, char **argv) {
   // entry, and a gradient passes through up to ~2 (L + M) GEMMs (16 for
   // aim-fmnist), the loss through about half as many: 32u and 16u.
   // An artifact compiled with --gemm-operands bf16 rounds A and B to
-  // bfloat16 whatever --gemm-precision says: bfloat16's u.
+  // bfloat16 whatever --gemm-precision says: bfloat16's u; so does one with
+  // --attention flash (its products on bfloat16 tiles) for attention's.
   const aimx::GpuCode *gpuCode = host->artifact.root->gpu();
-  const bool bf16Operands = gpuCode && gpuCode->gemm_operands() &&
-                            gpuCode->gemm_operands()->str() == "bf16";
+  const bool bf16Operands =
+      gpuCode && ((gpuCode->gemm_operands() &&
+                   gpuCode->gemm_operands()->str() == "bf16") ||
+                  (gpuCode->attention() &&
+                   gpuCode->attention()->str() == "flash"));
   const GemmPrecision effective = bf16Operands ? GemmPrecision::BF16 : o.gemm;
   const bool fast = effective != GemmPrecision::F32;
   const double u = gemmUnitRoundoff(effective);
