@@ -23,7 +23,9 @@ Type shapedLike(Value like, Type scalar) {
   return scalar;
 }
 
-/// The PTX ISA's fragment layouts for m16n8k16 with 16-bit A and B
+/// The body of the function that emulates an mma.sync on `scratch` (A's
+/// and B's words and C, [register][lane]; C becomes D), element by element
+/// from the PTX ISA's fragment layouts for m16n8k16 with 16-bit A and B
 /// (groupID = lane / 4, threadID_in_group = lane % 4):
 ///   A[row][k]: lane (row % 8) * 4 + (k % 8) / 2, register row / 8 +
 ///              2 (k / 8), half k % 2;
@@ -31,8 +33,6 @@ Type shapedLike(Value like, Type scalar) {
 ///   C/D register r of lane l: row l / 4 + 8 (r / 2), col 2 (l % 4) +
 ///              r % 2.
 /// Products are exact in float32; the sum over k runs in order.
-/// The body of the emulating function: `scratch` holds A, B and C; C
-/// becomes D.
 void buildEmulatedMma(OpBuilder &b, Location loc, const MmaScratch &scratch) {
   auto idx = [&](OpBuilder &ib, Location il, int64_t v) {
     return indexConstant(ib, il, v);
