@@ -127,15 +127,12 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
       inPlace.push_back(
           fb::CreateInPlaceResultsDirect(fbb, entry.c_str(), &tensors));
     }
-    gpu = fb::CreateGpuCodeDirect(fbb, contents.gpuChip.c_str(),
-                                  sharedObject(contents.gpuSharedObject),
-                                  &kernels, contents.gpuHostTouchesMemory,
-                                  contents.gpuVectorFlops,
-                                  contents.gpuMemoryBandwidth, &inPlace,
-                                  contents.gpuBf16GemmOperands ? "bf16"
-                                                               : nullptr,
-                                  contents.gpuAttention.empty()
-                                      ? nullptr
+    gpu = fb::CreateGpuCodeDirect(
+        fbb, contents.gpuChip.c_str(), sharedObject(contents.gpuSharedObject),
+        &kernels, contents.gpuHostTouchesMemory, contents.gpuVectorFlops,
+        contents.gpuMemoryBandwidth, &inPlace,
+        contents.gpuBf16GemmOperands ? "bf16" : nullptr,
+        contents.gpuAttention.empty() ? nullptr
                                       : contents.gpuAttention.c_str());
   }
   flatbuffers::Offset<fb::Grid> grid;

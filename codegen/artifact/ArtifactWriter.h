@@ -33,7 +33,8 @@ struct ArtifactContents {
   std::map<std::string, std::vector<std::string>> gpuResultsSharingArguments;
   double gpuVectorFlops = 0, gpuMemoryBandwidth = 0; // of the roofline
   bool gpuBf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
-  std::string gpuAttention;         // GpuCode.attention: "tiled", "flash" or none (dense)
+  // GpuCode.attention: "tiled", "flash", or empty for dense.
+  std::string gpuAttention;
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

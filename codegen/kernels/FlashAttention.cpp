@@ -51,8 +51,8 @@ struct Heads {
              bool positionMayPass) const {
     Value valid;
     auto guard = [&](Value &i, int64_t bound) {
-      Value inside = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::ult, i, indexConstant(b, loc, bound));
+      Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, i,
+                                           indexConstant(b, loc, bound));
       valid = valid ? arith::AndIOp::create(b, loc, valid, inside).getResult()
                     : inside;
       i = arith::MinUIOp::create(b, loc, i, indexConstant(b, loc, bound - 1));

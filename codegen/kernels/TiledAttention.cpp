@@ -394,9 +394,10 @@ SmallVector<Value> overKeysOfRow(OpBuilder &b, Location loc,
   Value rowEnd =
       arith::AddIOp::create(b, loc, r.position, indexConstant(b, loc, 1));
   Value emptyFrom = arith::MinSIOp::create(
-      b, loc, n, attentionRuleBound(b, loc, s.emptyFrom, r.position, rowEnd, r.prefix, n));
+      b, loc, n,
+      attentionRuleBound(b, loc, s.emptyFrom, r.position, rowEnd, r.prefix, n));
   Value fullUntil = attentionRuleBound(b, loc, s.fullUntil, r.position, rowEnd,
-                              r.prefix, indexConstant(b, loc, 0));
+                                       r.prefix, indexConstant(b, loc, 0));
   // ceil(emptyFrom / tile) tiles: each begins before emptyFrom.
   Value tiles = arith::CeilDivUIOp::create(b, loc, emptyFrom, tile);
   auto loop = scf::ForOp::create(
@@ -588,10 +589,11 @@ void emitBackward(OpBuilder &b, AttentionGradKernelOp op, KernelTarget target) {
               Value begin = arith::MulIOp::create(lb, ll, t, tile);
               Value end = arith::MinSIOp::create(
                   lb, ll, tokens, arith::AddIOp::create(lb, ll, begin, tile));
-              Value emptyFrom = attentionRuleBound(lb, ll, s.emptyFrom, begin, end,
-                                          r.prefix, tokens);
-              Value fullUntil = attentionRuleBound(lb, ll, s.fullUntil, begin, end,
-                                          r.prefix, indexConstant(lb, ll, 0));
+              Value emptyFrom = attentionRuleBound(lb, ll, s.emptyFrom, begin,
+                                                   end, r.prefix, tokens);
+              Value fullUntil =
+                  attentionRuleBound(lb, ll, s.fullUntil, begin, end, r.prefix,
+                                     indexConstant(lb, ll, 0));
               Value empty = arith::CmpIOp::create(
                   lb, ll, arith::CmpIPredicate::sge, r.position, emptyFrom);
               Value full = arith::CmpIOp::create(
@@ -626,8 +628,8 @@ void emitBackward(OpBuilder &b, AttentionGradKernelOp op, KernelTarget target) {
 
 } // namespace
 
-Value attentionRuleBound(OpBuilder &b, Location loc, AffineMapAttr rule, Value qBegin,
-                Value qEnd, Value prefix, Value none) {
+Value attentionRuleBound(OpBuilder &b, Location loc, AffineMapAttr rule,
+                         Value qBegin, Value qEnd, Value prefix, Value none) {
   if (!rule)
     return none;
   std::optional<SmallVector<Value, 8>> results = affine::expandAffineMap(

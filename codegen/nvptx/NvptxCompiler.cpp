@@ -117,10 +117,11 @@ void recordLaunchCosts(ModuleOp module) {
     launch.getBody().walk([&](Operation *op) {
       // A warp's m16n8k16 MMA: 2 x 16 x 8 x 16 flops, 128 a lane.
       const int64_t flops = isa<NVVM::MmaOp>(op) ? 128 : 1;
-      if (flops == 1 && (op->getNumResults() != 1 ||
-          !isa<FloatType>(op->getResult(0).getType()) ||
-          !isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) ||
-          isa<arith::ConstantOp>(op)))
+      if (flops == 1 &&
+          (op->getNumResults() != 1 ||
+           !isa<FloatType>(op->getResult(0).getType()) ||
+           !isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) ||
+           isa<arith::ConstantOp>(op)))
         return;
       int64_t times = 1;
       for (auto loop = op->getParentOfType<scf::ForOp>();

@@ -960,7 +960,7 @@ TEST(FlashAttention, ForwardMatchesTheInterpreterWithinBf16Rounding) {
   std::vector<double> errors =
       flashErrors(kFlashAttentionSource, "flash-attention", scales);
   ASSERT_EQ(errors.size(), 6u);
-  const char *names[] = {"prefix o", "prefix lse", "causal o",
+  const char *names[] = {"prefix o",   "prefix lse",      "causal o",
                          "causal lse", "bidirectional o", "bidirectional lse"};
   for (size_t i = 0; i < 6; ++i) {
     const double bound = i % 2 == 0 ? std::ldexp(1.0, -8) + 1e-5 : 1e-4;

@@ -237,10 +237,10 @@ int runCheck(int argc, char **argv) {
   // --attention flash (its products on bfloat16 tiles) for attention's.
   const aimx::GpuCode *gpuCode = host->artifact.root->gpu();
   const bool bf16Operands =
-      gpuCode && ((gpuCode->gemm_operands() &&
-                   gpuCode->gemm_operands()->str() == "bf16") ||
-                  (gpuCode->attention() &&
-                   gpuCode->attention()->str() == "flash"));
+      gpuCode &&
+      ((gpuCode->gemm_operands() &&
+        gpuCode->gemm_operands()->str() == "bf16") ||
+       (gpuCode->attention() && gpuCode->attention()->str() == "flash"));
   const GemmPrecision effective = bf16Operands ? GemmPrecision::BF16 : o.gemm;
   const bool fast = effective != GemmPrecision::F32;
   const double u = gemmUnitRoundoff(effective);

@@ -534,9 +534,10 @@ int compileArtifact(const aim::ModelConfig &config) {
     contents.gpuChip = gpuChip;
     contents.gpuHostTouchesMemory = program->kernels.hostTouchesMemory;
     contents.gpuBf16GemmOperands = gpu->bf16GemmOperands;
-    contents.gpuAttention = gpu->attention == AttentionLowering::Tiled   ? "tiled"
-                            : gpu->attention == AttentionLowering::Flash ? "flash"
-                                                                         : "";
+    contents.gpuAttention = gpu->attention == AttentionLowering::Tiled ? "tiled"
+                            : gpu->attention == AttentionLowering::Flash
+                                ? "flash"
+                                : "";
     contents.gpuResultsSharingArguments =
         program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
