@@ -302,18 +302,29 @@ SmallVector<Value> masked(OpBuilder &b, Location loc, const Heads &h,
   return out;
 }
 
-/// `scores` if `full`, else masked(...): the test only where a tile needs it.
-SmallVector<Value>
-maskedUnlessFull(OpBuilder &b, Location loc, Value full,
-                 function_ref<SmallVector<Value>(OpBuilder &, Location)> mask,
-                 ArrayRef<Value> scores) {
+/// The warp's scores against a shared tile of `columns` columns from
+/// `columnBegin`, in base 2 (scale log2(e) times the products, so that a
+/// probability is one ex2); unless `full`, pairs the mask hides (and
+/// columns past the tokens) are -inf.
+SmallVector<Value> tileScores(OpBuilder &b, Location loc, const Heads &h,
+                              const Lanes &lanes, const WarpPlace &p,
+                              MaskKind mask, double scale, bool rowsAreQueries,
+                              ArrayRef<SmallVector<Value, 4>> fragments,
+                              Value shared, int64_t columns, Value columnBegin,
+                              Value full) {
+  SmallVector<Value> scores = rowsTimesColumns(
+      b, loc, h, lanes, [&](int64_t s) { return fragments[s]; }, shared,
+      columns);
+  Value scaleValue = lanes.f32(b, loc, scale * M_LOG2E);
+  for (Value &s : scores)
+    s = arith::MulFOp::create(b, loc, s, scaleValue);
   auto choice = scf::IfOp::create(
       b, loc, full,
-      [&](OpBuilder &tb, Location tl) {
-        scf::YieldOp::create(tb, tl, SmallVector<Value>(scores));
-      },
+      [&](OpBuilder &tb, Location tl) { scf::YieldOp::create(tb, tl, scores); },
       [&](OpBuilder &eb, Location el) {
-        scf::YieldOp::create(eb, el, mask(eb, el));
+        scf::YieldOp::create(eb, el,
+                             masked(eb, el, h, lanes, mask, p, rowsAreQueries,
+                                    columnBegin, scores));
       });
   return SmallVector<Value>(choice.getResults());
 }
@@ -533,23 +544,12 @@ void emitForwardWarp(OpBuilder &b, Location loc, AttentionKernelOp op,
                  SharedLayout::Transposed, kFlashKeyTile, begin);
         w.sync(lb, ll); // this one is written
 
-        // Scores in base 2 (p is one ex2): s = scale log2(e) q k^T.
-        SmallVector<Value> scores = rowsTimesColumns(
-            lb, ll, h, lanes, [&](int64_t s) { return query[s]; }, keys,
-            kFlashKeyTile);
-        Value scaleValue = lanes.f32(lb, ll, scale * M_LOG2E);
-        for (Value &s : scores)
-          s = arith::MulFOp::create(lb, ll, s, scaleValue);
         Value full = arith::CmpIOp::create(
             lb, ll, arith::CmpIPredicate::sle,
             addIndex(lb, ll, begin, kFlashKeyTile), fullUntil);
-        scores = maskedUnlessFull(
-            lb, ll, full,
-            [&](OpBuilder &mb, Location ml) {
-              return masked(mb, ml, h, lanes, op.getMask(), p,
-                            /*rowsAreQueries=*/true, begin, scores);
-            },
-            scores);
+        SmallVector<Value> scores = tileScores(
+            lb, ll, h, lanes, p, op.getMask(), scale, /*rowsAreQueries=*/true,
+            query, keys, kFlashKeyTile, begin, full);
 
         // Online softmax, row half r / 2 of each register r.
         SmallVector<Value> next(cur.begin(), cur.end());
@@ -700,22 +700,12 @@ void emitQueryGradientWarp(OpBuilder &b, Location loc, AttentionGradKernelOp op,
         copyTile(lb, ll, h, p, w, op.getKey(), keysByChannel,
                  SharedLayout::Transposed, kBackwardTile, begin);
         w.sync(lb, ll);
-        SmallVector<Value> scores = rowsTimesColumns(
-            lb, ll, h, lanes, [&](int64_t s) { return query[s]; }, keys,
-            kBackwardTile);
-        Value scaleValue = lanes.f32(lb, ll, scale * M_LOG2E);
-        for (Value &s : scores)
-          s = arith::MulFOp::create(lb, ll, s, scaleValue);
         Value full = arith::CmpIOp::create(
             lb, ll, arith::CmpIPredicate::sle,
             addIndex(lb, ll, begin, kBackwardTile), fullUntil);
-        scores = maskedUnlessFull(
-            lb, ll, full,
-            [&](OpBuilder &mb, Location ml) {
-              return masked(mb, ml, h, lanes, op.getMask(), p,
-                            /*rowsAreQueries=*/true, begin, scores);
-            },
-            scores);
+        SmallVector<Value> scores = tileScores(
+            lb, ll, h, lanes, p, op.getMask(), scale, /*rowsAreQueries=*/true,
+            query, keys, kBackwardTile, begin, full);
         SmallVector<Value> products = rowsTimesColumns(
             lb, ll, h, lanes, [&](int64_t s) { return gradient[s]; }, values,
             kBackwardTile);
@@ -824,19 +814,9 @@ void emitKeyGradientWarp(OpBuilder &b, Location loc, AttentionGradKernelOp op,
                          SharedLayout::Transposed, tile, begin);
               }
               w.sync(vb, vl);
-              SmallVector<Value> scores = rowsTimesColumns(
-                  vb, vl, h, lanes, [&](int64_t s) { return key[s]; }, queries,
-                  tile);
-              Value scaleValue = lanes.f32(vb, vl, scale * M_LOG2E);
-              for (Value &s : scores)
-                s = arith::MulFOp::create(vb, vl, s, scaleValue);
-              scores = maskedUnlessFull(
-                  vb, vl, full,
-                  [&](OpBuilder &mb, Location ml) {
-                    return masked(mb, ml, h, lanes, op.getMask(), p,
-                                  /*rowsAreQueries=*/false, begin, scores);
-                  },
-                  scores);
+              SmallVector<Value> scores = tileScores(
+                  vb, vl, h, lanes, p, op.getMask(), scale,
+                  /*rowsAreQueries=*/false, key, queries, tile, begin, full);
               // Each column's (query's) lse in base 2 and delta: columns
               // 8 j + 2 (l % 4) + e, in registers e and e + 2 of block j.
               auto ofColumn = [&](Value buffer, int64_t j, int64_t e) {
