@@ -144,16 +144,17 @@ cl::opt<AttentionLowering> attentionOption(
     "attention",
     cl::desc("How GPU code computes float32 attention (--target sm_90a, "
              "--report=gpu-kernels)"),
-    cl::values(clEnumValN(AttentionLowering::Dense, "dense",
-                          "scores as [B, heads, N, N] buffers: cuBLASLt "
-                          "batched GEMMs and softmax kernels (default)"),
-               clEnumValN(AttentionLowering::Tiled, "tiled",
-                          "a warp a row, keys in tiles by the recorded tile "
-                          "rule, online softmax; nothing N x N stored"),
-               clEnumValN(AttentionLowering::Flash, "flash",
-                          "the forward on tensor cores (bfloat16 tiles of q, "
-                          "k, v and p, mma.sync, online softmax, the tile "
-                          "rule); the backward dense")),
+    cl::values(
+        clEnumValN(AttentionLowering::Dense, "dense",
+                   "scores as [B, heads, N, N] buffers: cuBLASLt "
+                   "batched GEMMs and softmax kernels (default)"),
+        clEnumValN(AttentionLowering::Tiled, "tiled",
+                   "a warp a row, keys in tiles by the recorded tile "
+                   "rule, online softmax; nothing N x N stored"),
+        clEnumValN(AttentionLowering::Flash, "flash",
+                   "forward and backward on tensor cores (bfloat16 tiles "
+                   "in shared memory, mma.sync, online softmax, the tile "
+                   "rule; not yet timed on a GPU)")),
     cl::init(AttentionLowering::Dense), cl::cat(aimcCategory));
 enum class GemmOperandChoice { F32, BF16 };
 cl::opt<GemmOperandChoice> gemmOperandsOption(
