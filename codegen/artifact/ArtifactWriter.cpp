@@ -71,9 +71,9 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
     std::vector<int64_t> shape(ranked.getShape().begin(),
                                ranked.getShape().end());
     flatbuffers::Offset<fb::Sharding> sharding;
-    if (auto given = attrs ? attrs.getAs<DictionaryAttr>(
-                                 AimDialect::kShardingAttrName)
-                           : DictionaryAttr()) {
+    if (auto given =
+            attrs ? attrs.getAs<DictionaryAttr>(AimDialect::kShardingAttrName)
+                  : DictionaryAttr()) {
       ::aim::TensorSharding s = readSharding(given);
       sharding = fb::CreateSharding(fbb, s.tpDim, s.tpGroups, s.dpDim);
     }
@@ -127,13 +127,21 @@ std::string buildArtifact(ModuleOp module, const ArtifactContents &contents) {
       inPlace.push_back(
           fb::CreateInPlaceResultsDirect(fbb, entry.c_str(), &tensors));
     }
+    std::vector<flatbuffers::Offset<fb::GemmChoice>> gemms;
+    for (const GemmChoice &g : contents.gpuGemms)
+      gemms.push_back(fb::CreateGemmChoiceDirect(
+          fbb, g.site.c_str(), g.m, g.n, g.k, g.transposeA, g.transposeB,
+          g.bias, g.residual,
+          g.kernel == GemmKernel::Wgmma ? "wgmma" : "cublaslt"));
     gpu = fb::CreateGpuCodeDirect(
         fbb, contents.gpuChip.c_str(), sharedObject(contents.gpuSharedObject),
         &kernels, contents.gpuHostTouchesMemory, contents.gpuVectorFlops,
         contents.gpuMemoryBandwidth, &inPlace,
         contents.gpuBf16GemmOperands ? "bf16" : nullptr,
-        contents.gpuAttention.empty() ? nullptr
-                                      : contents.gpuAttention.c_str());
+        contents.gpuAttention.empty() ? nullptr : contents.gpuAttention.c_str(),
+        contents.gpuGemmKernel.empty() ? nullptr
+                                       : contents.gpuGemmKernel.c_str(),
+        &gemms);
   }
   flatbuffers::Offset<fb::Grid> grid;
   if (auto mesh = module.lookupSymbol<shard::GridOp>("mesh")) {

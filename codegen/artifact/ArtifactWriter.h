@@ -2,6 +2,7 @@
 #ifndef AIMC_CODEGEN_ARTIFACT_ARTIFACTWRITER_H
 #define AIMC_CODEGEN_ARTIFACT_ARTIFACTWRITER_H
 
+#include "codegen/kernels/GemmCalls.h"
 #include "common/ModelConfig.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -25,8 +26,8 @@ struct ArtifactContents {
     int64_t bytes = 0, flops = 0; // one launch
     double rooflineSeconds = 0;
   };
-  std::string gpuChip;          // empty: no GPU code
-  std::string gpuSharedObject;  // the launcher code, linked
+  std::string gpuChip;         // empty: no GPU code
+  std::string gpuSharedObject; // the launcher code, linked
   std::vector<GpuKernel> gpuKernels;
   bool gpuHostTouchesMemory = true;
   /// Entry point -> results the GPU code writes into their arguments.
@@ -35,6 +36,10 @@ struct ArtifactContents {
   bool gpuBf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
   // GpuCode.attention: "tiled", "flash", or empty for dense.
   std::string gpuAttention;
+  // GpuCode.gemm_kernel: "wgmma", or empty for cuBLASLt.
+  std::string gpuGemmKernel;
+  // GpuCode.gemms: what computes each GEMM with epilogue.
+  std::vector<GemmChoice> gpuGemms;
 };
 
 /// The .aimx bytes for `module` (the step at the kernels stage: its entry

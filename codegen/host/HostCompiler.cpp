@@ -60,9 +60,8 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   BufferizedKernelOptions lowering;
   lowering.linalg.blas = options.blas;
   lowering.linalg.gemmEpilogues = options.blas && options.gemmEpilogues;
-  lowering.linalg.gemmOperands = options.bf16GemmOperands
-                                     ? GemmOperands::BF16AsF32
-                                     : GemmOperands::F32;
+  lowering.linalg.gemmOperands =
+      options.bf16GemmOperands ? GemmOperands::BF16AsF32 : GemmOperands::F32;
   lowering.linalg.attention = options.attention;
   lowering.attentionTarget = KernelTarget::HostEmulation;
   lowering.fuseElementwise = options.gpuTileThreads > 0;
@@ -77,13 +76,15 @@ llvm::Expected<HostObject> compileToObject(ModuleOp module,
   const GemmOperands operands =
       options.bf16GemmOperands ? GemmOperands::BF16AsF32 : GemmOperands::F32;
   StringRef epilogue = options.gemmEpilogues ? "aimcHostGemm" : "";
+  const GeneratedGemms generated{options.gemmKernel,
+                                 KernelTarget::HostEmulation};
   if (options.blas && options.stridedBatchedGemms) {
     callGemmFunction(module, "cblas_sgemm", "aimcHostSgemmStridedBatched",
-                     operands, epilogue);
+                     operands, epilogue, generated);
     defineStridedBatchedLoop(module, "aimcHostSgemmStridedBatched",
                              "cblas_sgemm");
   } else if (options.blas) {
-    callGemmFunction(module, "cblas_sgemm", {}, operands, epilogue);
+    callGemmFunction(module, "cblas_sgemm", {}, operands, epilogue, generated);
   }
   if (options.blas && options.gemmEpilogues)
     defineEpilogueGemm(module, "aimcHostGemm", "cblas_sgemm");

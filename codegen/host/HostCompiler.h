@@ -15,6 +15,7 @@
 
 #include "codegen/kernels/LowerToLinalg.h"
 #include "codegen/kernels/SplitFullReductions.h"
+#include "codegen/kernels/WgmmaGemm.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -50,6 +51,11 @@ struct HostCompileOptions {
   /// GPU backend's do (aimcCudaGemm), the call a stand-in that adds them
   /// and calls cblas_sgemm: checks the GPU's epilogues on the CPU.
   bool gemmEpilogues = false;
+  /// With `gemmEpilogues` and `bf16GemmOperands`: GemmKernel::Wgmma
+  /// computes the GEMMs the rule selects with the GPU backend's generated
+  /// kernel (WgmmaGemm.h), TMA copies and wgmma products emulated: checks
+  /// it on the CPU.
+  GemmKernel gemmKernel = GemmKernel::Library;
   /// Sums of this many elements or more in two stages, as the GPU backend
   /// splits them (SplitFullReductions.h): one float32 accumulator over a
   /// whole gradient loses digits as it grows (aim-fmnist's gradient norm was
@@ -59,8 +65,8 @@ struct HostCompileOptions {
 };
 
 struct HostObject {
-  std::string bytes; // an ELF relocatable object
-  unsigned kernelLaunches = 0; // kernel calls the entry points make
+  std::string bytes;            // an ELF relocatable object
+  unsigned kernelLaunches = 0;  // kernel calls the entry points make
   unsigned distinctKernels = 0; // functions compiled for them
 };
 

@@ -46,8 +46,8 @@ Value roundToBf16(OpBuilder &b, Location loc, Value x, bool asF32) {
       b, loc, arith::ShRUIOp::create(b, loc, bits, constant(16)), constant(1));
   Value rounded = arith::AddIOp::create(
       b, loc, bits, arith::AddIOp::create(b, loc, odd, constant(0x7fff)));
-  Value kept = arith::AndIOp::create(b, loc, rounded,
-                                     constant(static_cast<int32_t>(0xffff0000)));
+  Value kept = arith::AndIOp::create(
+      b, loc, rounded, constant(static_cast<int32_t>(0xffff0000)));
   return arith::BitcastOp::create(b, loc, b.getF32Type(), kept);
 }
 
@@ -145,7 +145,8 @@ SmallVector<Value> gemmPrologue(OpBuilder &b, Location loc, bool transposeA,
   return {integer(b, loc, 32, kRowMajor),
           integer(b, loc, 32, transposeA ? kTrans : kNoTrans),
           integer(b, loc, 32, transposeB ? kTrans : kNoTrans),
-          integer(b, loc, 32, m), integer(b, loc, 32, n),
+          integer(b, loc, 32, m),
+          integer(b, loc, 32, n),
           integer(b, loc, 32, k)};
 }
 
@@ -245,16 +246,15 @@ void copyBetween(OpBuilder &b, Location loc, Value operand, Value buffer,
   Value from = toBuffer ? operand : buffer, to = toBuffer ? buffer : operand;
   AffineMap fromMap = toBuffer ? operandMap : identity,
             toMap = toBuffer ? identity : operandMap;
-  linalg::GenericOp::create(b, loc, ValueRange{from}, ValueRange{to},
-                            ArrayRef<AffineMap>{fromMap, toMap}, parallel,
-                            [&](OpBuilder &nb, Location l, ValueRange args) {
-                              Value x = args[0];
-                              if (toBuffer && roundsOperands(rounding))
-                                x = roundToBf16(
-                                    nb, l, x,
-                                    rounding == GemmOperands::BF16AsF32);
-                              linalg::YieldOp::create(nb, l, x);
-                            });
+  linalg::GenericOp::create(
+      b, loc, ValueRange{from}, ValueRange{to},
+      ArrayRef<AffineMap>{fromMap, toMap}, parallel,
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value x = args[0];
+        if (toBuffer && roundsOperands(rounding))
+          x = roundToBf16(nb, l, x, rounding == GemmOperands::BF16AsF32);
+        linalg::YieldOp::create(nb, l, x);
+      });
 }
 
 /// A GEMM operand copied to a fresh buffer of its shape, rounded as
@@ -265,9 +265,8 @@ Value roundedCopy(OpBuilder &b, Location loc, Value operand,
   Value buffer = memref::AllocOp::create(
       b, loc,
       MemRefType::get(type.getShape(), copyElementType(b, operand, operands)));
-  copyBetween(b, loc, operand, buffer,
-              b.getMultiDimIdentityMap(type.getRank()), /*toBuffer=*/true,
-              operands);
+  copyBetween(b, loc, operand, buffer, b.getMultiDimIdentityMap(type.getRank()),
+              /*toBuffer=*/true, operands);
   return buffer;
 }
 
@@ -314,8 +313,8 @@ batchMajorBuffer(OpBuilder &b, Location loc, Value operand, AffineMap map,
     copyBetween(b, loc, operand, buffer,
                 AffineMap::get(rank, 0, readResults, b.getContext()),
                 /*toBuffer=*/true, rounding);
-  return {buffer, AffineMap::get(map.getNumDims(), 0, gemmResults,
-                                 b.getContext())};
+  return {buffer,
+          AffineMap::get(map.getNumDims(), 0, gemmResults, b.getContext())};
 }
 
 /// A batch of GEMMs (kBatchedGemmAttrName) as calls, each operand addressed
@@ -370,8 +369,8 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     for (int x = 0; x < 3; ++x) {
       // A and B are copied when rounded here (batch-major on the way); C,
       // and operands rounded before, only when not one uniform batch.
-      bool rounded = x < 2 && roundsOperands(rounding) &&
-                     !roundedBefore(operands[x]);
+      bool rounded =
+          x < 2 && roundsOperands(rounding) && !roundedBefore(operands[x]);
       if (!rounded && uniformBatch(**strides[x], range))
         continue;
       auto [buffer, map] = batchMajorBuffer(
@@ -395,8 +394,7 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
     args.append({one, dataPointer(b, loc, operands[0]), int32(lda),
                  int64((*sa)[I]), dataPointer(b, loc, operands[1]), int32(ldb),
                  int64((*sb)[I]), betaValue, dataPointer(b, loc, operands[2]),
-                 int32((*sc)[M]), int64((*sc)[I]),
-                 int32(range[O] * range[I])});
+                 int32((*sc)[M]), int64((*sc)[I]), int32(range[O] * range[I])});
     func::CallOp::create(b, loc, stridedBatched, args);
     if (cBuffer) {
       // The same permutation as the copy in: back through c's own map.
@@ -406,10 +404,10 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
         for (unsigned p = 0; p < maps[2].getNumResults(); ++p)
           if (maps[2].getResult(p) == cMap.getResult(r))
             results[r] = b.getAffineDimExpr(p);
-      copyBetween(b, loc, c, cBuffer,
-                  AffineMap::get(cMap.getNumResults(), 0, results,
-                                 b.getContext()),
-                  /*toBuffer=*/false);
+      copyBetween(
+          b, loc, c, cBuffer,
+          AffineMap::get(cMap.getNumResults(), 0, results, b.getContext()),
+          /*toBuffer=*/false);
     }
     for (int x = 0; x < 3; ++x)
       if (operands[x] != (x == 0 ? a : x == 1 ? bm : c))
@@ -479,8 +477,25 @@ bool callBatchedGemm(linalg::GenericOp op, func::FuncOp gemm,
 /// A GEMM with its epilogue (kGemmEpilogueAttrName) as one call of
 /// `gemm` (aimcCudaGemm's signature): D = A op(B) + [1 residual] + [bias],
 /// C the residual's buffer (beta 1) or none (beta 0, C = D, not read).
-void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
-                      GemmOperands operands) {
+/// The name of the layer `loc` is in (its first NameLoc), or `loc` printed.
+std::string siteOf(Location loc) {
+  std::string site;
+  loc->walk([&](Location inner) {
+    if (auto name = dyn_cast<NameLoc>(inner)) {
+      site = name.getName().str();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (site.empty())
+    llvm::raw_string_ostream(site) << loc;
+  return site;
+}
+
+std::optional<GemmChoice> callEpilogueGemm(linalg::GenericOp op,
+                                           func::FuncOp gemm,
+                                           GemmOperands operands,
+                                           GeneratedGemms generated) {
   auto has = op->getAttrOfType<DenseI64ArrayAttr>(kGemmEpilogueAttrName);
   ValueRange inputs = op.getDpsInputs();
   Value a = inputs[0], bm = inputs[1], d = op.getDpsInits()[0];
@@ -496,7 +511,7 @@ void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
   bool bf16 = isContiguousBf16(a) && isContiguousBf16(bm);
   if (!llvm::all_of(buffers, isContiguousF32) ||
       !(bf16 || (isContiguousF32(a) && isContiguousF32(bm))))
-    return; // stays a loop nest (its body adds the epilogue itself)
+    return std::nullopt; // stays a loop nest (its body adds the epilogue)
   const bool roundHere =
       roundsOperands(operands) && !op->hasAttr(kGemmOperandsRoundedAttrName);
   auto flags = op->getAttrOfType<DenseI64ArrayAttr>(kGemmAttrName);
@@ -513,26 +528,41 @@ void callEpilogueGemm(linalg::GenericOp op, func::FuncOp gemm,
     bm = roundedB = roundedCopy(b, loc, bm, operands);
     bf16 = operands == GemmOperands::BF16;
   }
+  auto freeRounded = [&] {
+    for (Value copy : {roundedA, roundedB})
+      if (copy)
+        memref::DeallocOp::create(b, loc, copy);
+  };
+  GemmChoice choice{siteOf(loc), m,          n,          k,
+                    transposeA,  transposeB, bool(bias), bool(residual)};
+  // The generated kernel reads bfloat16 values only (rounded here or
+  // before fusion), as bfloat16 on the GPU, as float32 on the host.
+  if (generated.kernel == GemmKernel::Wgmma && roundsOperands(operands) &&
+      wgmmaGemmApplies(transposeA, transposeB, k)) {
+    emitWgmmaGemm(b, loc, generated.target, a, bm, d, bias, residual);
+    freeRounded();
+    op->erase();
+    choice.kernel = GemmKernel::Wgmma;
+    return choice;
+  }
   auto ptr = LLVM::LLVMPointerType::get(b.getContext());
   Value dPointer = dataPointer(b, loc, d);
   SmallVector<Value> args = {integer(b, loc, 32, bf16 ? 1 : 0)};
   llvm::append_range(args,
                      gemmPrologue(b, loc, transposeA, transposeB, m, n, k));
-  args.append(
-      {arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0)),
-       dataPointer(b, loc, a), integer(b, loc, 32, aShape[1]),
-       dataPointer(b, loc, bm), integer(b, loc, 32, bShape[1]),
-       arith::ConstantOp::create(b, loc,
-                                 b.getF32FloatAttr(residual ? 1.0 : 0.0)),
-       residual ? dataPointer(b, loc, residual) : dPointer,
-       integer(b, loc, 32, n), dPointer, integer(b, loc, 32, n),
-       bias ? dataPointer(b, loc, bias)
-            : LLVM::ZeroOp::create(b, loc, ptr).getResult()});
+  args.append({arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0)),
+               dataPointer(b, loc, a), integer(b, loc, 32, aShape[1]),
+               dataPointer(b, loc, bm), integer(b, loc, 32, bShape[1]),
+               arith::ConstantOp::create(
+                   b, loc, b.getF32FloatAttr(residual ? 1.0 : 0.0)),
+               residual ? dataPointer(b, loc, residual) : dPointer,
+               integer(b, loc, 32, n), dPointer, integer(b, loc, 32, n),
+               bias ? dataPointer(b, loc, bias)
+                    : LLVM::ZeroOp::create(b, loc, ptr).getResult()});
   func::CallOp::create(b, loc, gemm, args);
-  for (Value copy : {roundedA, roundedB})
-    if (copy)
-      memref::DeallocOp::create(b, loc, copy);
+  freeRounded();
   op->erase();
+  return choice;
 }
 
 } // namespace
@@ -572,10 +602,9 @@ void defineStridedBatchedLoop(ModuleOp module, StringRef symbol,
   //  strideB, beta, c, ldc, strideC, batch)
   auto arg = [&](unsigned i) { return body->getArgument(i); };
   Value batch = arith::IndexCastOp::create(b, loc, b.getIndexType(), arg(17));
-  auto loop = scf::ForOp::create(b, loc,
-                                 arith::ConstantIndexOp::create(b, loc, 0),
-                                 batch,
-                                 arith::ConstantIndexOp::create(b, loc, 1));
+  auto loop =
+      scf::ForOp::create(b, loc, arith::ConstantIndexOp::create(b, loc, 0),
+                         batch, arith::ConstantIndexOp::create(b, loc, 1));
   b.setInsertionPointToStart(loop.getBody());
   Value i = arith::IndexCastOp::create(b, loc, b.getI64Type(),
                                        loop.getInductionVar());
@@ -614,10 +643,10 @@ void defineEpilogueGemm(ModuleOp module, StringRef symbol,
     return arith::IndexCastOp::create(b, loc, b.getIndexType(), v).getResult();
   };
   Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0));
-  Value hasBias = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::ne,
-                                       arg(17), LLVM::ZeroOp::create(b, loc, ptr));
-  Value readsC = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE,
-                                       arg(12), zero);
+  Value hasBias = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::ne, arg(17),
+                                       LLVM::ZeroOp::create(b, loc, ptr));
+  Value readsC =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, arg(12), zero);
   auto c0 = arith::ConstantIndexOp::create(b, loc, 0);
   auto c1 = arith::ConstantIndexOp::create(b, loc, 1);
   // D[i, j] = bias[j] + beta C[i, j] (each where present)...
@@ -648,7 +677,9 @@ void defineEpilogueGemm(ModuleOp module, StringRef symbol,
               LLVM::GEPOp::create(tb, tl, ptr, f32, base, ValueRange{offset}));
           scf::YieldOp::create(tb, tl, v);
         },
-        [&](OpBuilder &eb, Location el) { scf::YieldOp::create(eb, el, zero); });
+        [&](OpBuilder &eb, Location el) {
+          scf::YieldOp::create(eb, el, zero);
+        });
     return choice.getResult(0);
   };
   Value start = arith::AddFOp::create(
@@ -666,9 +697,12 @@ void defineEpilogueGemm(ModuleOp module, StringRef symbol,
   func::ReturnOp::create(b, loc);
 }
 
-void callGemmFunction(ModuleOp module, StringRef symbol,
-                      StringRef stridedBatchedSymbol, GemmOperands operands,
-                      StringRef epilogueSymbol) {
+std::vector<GemmChoice> callGemmFunction(ModuleOp module, StringRef symbol,
+                                         StringRef stridedBatchedSymbol,
+                                         GemmOperands operands,
+                                         StringRef epilogueSymbol,
+                                         GeneratedGemms generated) {
+  std::vector<GemmChoice> choices;
   SmallVector<linalg::GenericOp> gemms, batches;
   module.walk([&](linalg::GenericOp op) {
     if (op->hasAttr(kGemmAttrName))
@@ -685,9 +719,12 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
         operands);
   for (linalg::GenericOp op : gemms) {
     if (op->hasAttr(kGemmEpilogueAttrName)) {
-      if (!epilogueSymbol.empty()) // else a loop nest
-        callEpilogueGemm(op, epilogueDeclaration(module, epilogueSymbol),
-                         operands);
+      if (epilogueSymbol.empty())
+        continue; // a loop nest
+      if (std::optional<GemmChoice> choice =
+              callEpilogueGemm(op, epilogueDeclaration(module, epilogueSymbol),
+                               operands, generated))
+        choices.push_back(std::move(*choice));
       continue;
     }
     Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1],
@@ -718,6 +755,7 @@ void callGemmFunction(ModuleOp module, StringRef symbol,
     }
     op->erase();
   }
+  return choices;
 }
 
 } // namespace mlir::aim

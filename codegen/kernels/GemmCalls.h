@@ -17,8 +17,12 @@
 #ifndef AIMC_CODEGEN_KERNELS_GEMMCALLS_H
 #define AIMC_CODEGEN_KERNELS_GEMMCALLS_H
 
+#include "codegen/kernels/WgmmaGemm.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+#include <vector>
 
 namespace mlir::aim {
 
@@ -64,10 +68,29 @@ enum class GemmOperands {
 /// value, or with `asF32` the same value as a float32 (BF16AsF32).
 Value roundToBf16(OpBuilder &b, Location loc, Value x, bool asF32);
 
-void callGemmFunction(ModuleOp module, StringRef symbol,
-                      StringRef stridedBatchedSymbol = {},
-                      GemmOperands operands = GemmOperands::F32,
-                      StringRef epilogueSymbol = {});
+/// Which GEMMs with epilogue become generated kernels instead of calls of
+/// `epilogueSymbol` (WgmmaGemm.h), and for which target.
+struct GeneratedGemms {
+  GemmKernel kernel = GemmKernel::Library;
+  KernelTarget target = KernelTarget::GpuLaunch;
+};
+
+/// One GEMM with epilogue of the step and what computes it: the record
+/// aimc puts in the artifact (GpuCode.gemms) and --report=gpu-kernels
+/// prints.
+struct GemmChoice {
+  std::string site; // the op's location: its layer
+  int64_t m = 0, n = 0, k = 0;
+  bool transposeA = false, transposeB = false, bias = false, residual = false;
+  GemmKernel kernel = GemmKernel::Library;
+};
+
+/// Returns the choices made for the GEMMs with epilogue (in program order).
+std::vector<GemmChoice>
+callGemmFunction(ModuleOp module, StringRef symbol,
+                 StringRef stridedBatchedSymbol = {},
+                 GemmOperands operands = GemmOperands::F32,
+                 StringRef epilogueSymbol = {}, GeneratedGemms generated = {});
 
 /// Defines `symbol`, with the epilogue signature above, as D = bias + beta C
 /// (loops) then a call of `gemmSymbol` (cblas_sgemm) with beta 1 on D: the

@@ -115,8 +115,12 @@ void recordLaunchCosts(ModuleOp module) {
           bytes += type.getNumElements() * type.getElementTypeBitWidth() / 8;
     int64_t perThread = 0;
     launch.getBody().walk([&](Operation *op) {
-      // A warp's m16n8k16 MMA: 2 x 16 x 8 x 16 flops, 128 a lane.
-      const int64_t flops = isa<NVVM::MmaOp>(op) ? 128 : 1;
+      // A warp's m16n8k16 MMA: 2 x 16 x 8 x 16 flops, 128 a lane; a
+      // warpgroup's m64nNk16 wgmma: 2 x 64 x N x 16, over 128 threads.
+      int64_t flops = isa<NVVM::MmaOp>(op) ? 128 : 1;
+      if (auto wgmma = dyn_cast<NVVM::WgmmaMmaAsyncOp>(op))
+        flops = 2 * wgmma.getShape().getM() * wgmma.getShape().getN() *
+                wgmma.getShape().getK() / 128;
       if (flops == 1 &&
           (op->getNumResults() != 1 ||
            !isa<FloatType>(op->getResult(0).getType()) ||
@@ -150,6 +154,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     return codegenError("bfloat16 GEMM operands need the GEMM epilogue calls "
                         "(aimcCudaGemm): drop --gemm-epilogues=false or "
                         "--gemm-operands bf16");
+  if (options.gemmKernel == GemmKernel::Wgmma && !options.bf16GemmOperands)
+    return codegenError("the generated wgmma GEMMs read bfloat16 operands: "
+                        "--gemm-kernel wgmma needs --gemm-operands bf16 "
+                        "(and the GEMM epilogues)");
   if (!llvm::is_contained(supportedGpuChips(), options.chip))
     return codegenError(
         "the GPU backend does not support '" + options.chip +
@@ -184,15 +192,18 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     return kernels.takeError();
   std::map<std::string, std::vector<std::string>> sharing =
       resultsSharingArgumentBuffers(module);
+  std::vector<GemmChoice> gemms;
   if (options.cublas && options.bf16GemmOperands)
-    callGemmFunction(module, "aimcCudaSgemm", "aimcCudaGemmBf16StridedBatched",
-                     GemmOperands::BF16, "aimcCudaGemm");
+    gemms = callGemmFunction(
+        module, "aimcCudaSgemm", "aimcCudaGemmBf16StridedBatched",
+        GemmOperands::BF16, "aimcCudaGemm",
+        GeneratedGemms{options.gemmKernel, KernelTarget::GpuLaunch});
   else if (options.cublas)
-    callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched",
-                     GemmOperands::F32, "aimcCudaGemm");
+    gemms =
+        callGemmFunction(module, "aimcCudaSgemm", "aimcCudaSgemmStridedBatched",
+                         GemmOperands::F32, "aimcCudaGemm");
   callCollectiveFunctions(module, CollectiveSymbols::cuda());
-  if (llvm::Error e =
-          prepareKernelsForGpu(module, GpuPreparationOptions{}))
+  if (llvm::Error e = prepareKernelsForGpu(module, GpuPreparationOptions{}))
     return e;
   // The kernels on buffers, before loops (docs/gpu-codegen.md).
   if (getenv("AIMC_DUMP_GPU_LINALG"))
@@ -211,11 +222,13 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   // ... merged into one (a single PTX module), then NVVM and PTX. PTX ISA
   // 8.1: kernel parameters up to 32 KB on sm_70 and later (CUDA 12.1
   // drivers on), so that AdamW over every parameter is one kernel
-  // (MultiTensorKernels.h).
+  // (MultiTensorKernels.h); 8.3: the generated GEMM's tensormap proxy
+  // fences (WgmmaGemm.h). NVVM ops without an LLVM intrinsic
+  // (mbarrier.try_wait.parity's loop) become inline PTX.
   std::string toPtx = llvm::formatv(
-      "nvvm-attach-target{{chip={0} features=+ptx81 O=3 l={1}},"
+      "nvvm-attach-target{{chip={0} features=+ptx83 O=3 l={1}},"
       "gpu.module(convert-gpu-to-nvvm{{use-bare-ptr-memref-call-conv=1}),"
-      "reconcile-unrealized-casts,"
+      "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
       "gpu-module-to-binary{{format=isa}",
       options.chip, options.libdevice);
   llvm::StringMap<std::pair<int64_t, int64_t>> costs; // kernel -> bytes, flops
@@ -260,6 +273,7 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     }
   }
   GpuObject object;
+  object.gemms = std::move(gemms);
   object.kernelCalls = kernels->launches;
   object.distinctKernels = kernels->distinct;
   object.hostTouchesMemory = hostSynchronous;

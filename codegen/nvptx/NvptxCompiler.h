@@ -14,7 +14,9 @@
 #ifndef AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
 #define AIMC_CODEGEN_NVPTX_NVPTXCOMPILER_H
 
+#include "codegen/kernels/GemmCalls.h"
 #include "codegen/kernels/LowerToLinalg.h"
+#include "codegen/kernels/WgmmaGemm.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -50,6 +52,10 @@ struct GpuCompileOptions {
   /// before the epilogues -- kept to tell the two apart on a GPU. Needs
   /// float32 operands.
   bool gemmEpilogues = true;
+  /// GemmKernel::Wgmma: the GEMMs with epilogue that the rule selects
+  /// (wgmmaGemmApplies) become the generated TMA/wgmma kernel
+  /// (WgmmaGemm.h) instead of cuBLASLt calls. Needs bf16GemmOperands.
+  GemmKernel gemmKernel = GemmKernel::Library;
 };
 
 /// What ptxas says of one kernel.
@@ -66,7 +72,7 @@ struct GpuKernelInfo {
 
 struct GpuObject {
   std::string ptx;
-  std::string cubin; // filled in by assembleWithPtxas
+  std::string cubin;                  // filled in by assembleWithPtxas
   std::vector<GpuKernelInfo> kernels; // in PTX order
   unsigned kernelCalls = 0;     // outlined kernel calls of the entry points
   unsigned distinctKernels = 0; // functions they call
@@ -76,6 +82,8 @@ struct GpuObject {
   /// Entry point -> results written into their arguments' buffers
   /// (SharedResultBuffers.h).
   std::map<std::string, std::vector<std::string>> resultsSharingArguments;
+  /// The GEMMs with epilogue and what computes each (--gemm-kernel).
+  std::vector<GemmChoice> gemms;
 };
 
 /// Lowers (and consumes) `module` to GPU kernels in one gpu.binary holding

@@ -46,6 +46,8 @@ namespace aim::rt {
   X(cuLaunchKernel)                                                            \
   X(cuFuncGetAttribute)                                                        \
   X(cuFuncGetParamInfo)                                                        \
+  X(cuFuncSetAttribute)                                                        \
+  X(cuTensorMapEncodeTiled)                                                    \
   X(cuStreamCreate)                                                            \
   X(cuStreamDestroy)                                                           \
   X(cuStreamSynchronize)                                                       \
@@ -72,8 +74,7 @@ public:
   /// started together use one GPU each. Errors say what is missing (no
   /// library, no device, ...).
   static constexpr int kByLocalRank = -1;
-  static StatusOr<std::unique_ptr<CudaDriver>>
-  open(int ordinal = kByLocalRank);
+  static StatusOr<std::unique_ptr<CudaDriver>> open(int ordinal = kByLocalRank);
   ~CudaDriver();
   CudaDriver(const CudaDriver &) = delete;
   CudaDriver &operator=(const CudaDriver &) = delete;

@@ -24,6 +24,13 @@ CudaProgram::load(const Artifact &artifact, int ordinal, GemmPrecision gemm) {
   program->bf16GemmOperands =
       gpu->gemm_operands() && gpu->gemm_operands()->str() == "bf16";
   program->attention = gpu->attention() ? gpu->attention()->str() : "";
+  program->gemmKernel = gpu->gemm_kernel() ? gpu->gemm_kernel()->str() : "";
+  if (gpu->gemms())
+    for (const auto *g : *gpu->gemms()) {
+      ++program->gemmsWithEpilogue;
+      program->generatedGemms +=
+          g->kernel() && g->kernel()->str() != "cublaslt";
+    }
   program->gemm = gemm;
   CudaDriver &d = *program->driver;
   if (d.chip() != program->chip)
@@ -127,6 +134,11 @@ std::string CudaProgram::description() const {
               ? std::string()
               : std::string(", ") + gemmPrecisionName(gemm) + " GEMMs") +
          (attention.empty() ? "" : ", " + attention + " attention") +
+         (gemmKernel.empty()
+              ? ""
+              : ", " + gemmKernel + " GEMM kernels (" +
+                    std::to_string(generatedGemms) + " of " +
+                    std::to_string(gemmsWithEpilogue) + " GEMMs)") +
          (bf16GemmOperands ? ", bf16 GEMM operands" : "") + ")";
 }
 
@@ -168,10 +180,10 @@ Status CudaProgram::run(PackedEntry function,
       if (pointer)
         d.cuMemFree(reinterpret_cast<CUdeviceptr>(pointer));
       CUdeviceptr p = 0;
-      if (Status s = d.check(allocate(&p, buffers[i].bytes ? buffers[i].bytes : 1),
-                             "allocating " +
-                                 std::to_string(buffers[i].bytes) +
-                                 " bytes for a step buffer");
+      if (Status s =
+              d.check(allocate(&p, buffers[i].bytes ? buffers[i].bytes : 1),
+                      "allocating " + std::to_string(buffers[i].bytes) +
+                          " bytes for a step buffer");
           !s) {
         pointer = nullptr;
         bytes = 0;
@@ -225,11 +237,11 @@ Status CudaProgram::run(PackedEntry function,
   }
   for (size_t i = numArguments; i < buffers.size(); ++i)
     if (buffers[i].bytes > 0 && !kept[i])
-      if (Status s = d.check(
-              d.cuMemcpy(reinterpret_cast<CUdeviceptr>(buffers[i].data),
-                         reinterpret_cast<CUdeviceptr>(pointers[i]),
-                         buffers[i].bytes),
-              "copying a step result from the device");
+      if (Status s =
+              d.check(d.cuMemcpy(reinterpret_cast<CUdeviceptr>(buffers[i].data),
+                                 reinterpret_cast<CUdeviceptr>(pointers[i]),
+                                 buffers[i].bytes),
+                      "copying a step result from the device");
           !s)
         return s;
   return Status::ok();
@@ -259,8 +271,8 @@ Status CudaProgram::launch(PackedEntry function, EntryState &entry,
   // sizes and lifetimes recorded; the captured call takes them from one
   // arena placed by that record (MemoryPool.h, placeInArena), so a graph's
   // temporaries take their liveness peak.
-  bool capturing = graphs && !entry.exec && !state.hostTouchesMemory &&
-                   !state.profiling;
+  bool capturing =
+      graphs && !entry.exec && !state.hostTouchesMemory && !state.profiling;
   bool capture = capturing && entry.calls >= 2;
   if (!capture) {
     bool record = capturing && !entry.recorded;
@@ -283,11 +295,10 @@ Status CudaProgram::launch(PackedEntry function, EntryState &entry,
     }
   }
   if (entry.arena)
-    state.temporaries->serve(reinterpret_cast<char *>(entry.arena),
-                             entry.plan);
-  if (Status s = d.check(d.cuStreamBeginCapture(state.stream,
-                                                CU_STREAM_CAPTURE_MODE_RELAXED),
-                         "starting a CUDA graph capture");
+    state.temporaries->serve(reinterpret_cast<char *>(entry.arena), entry.plan);
+  if (Status s = d.check(
+          d.cuStreamBeginCapture(state.stream, CU_STREAM_CAPTURE_MODE_RELAXED),
+          "starting a CUDA graph capture");
       !s) {
     state.temporaries->stopServing();
     return s;

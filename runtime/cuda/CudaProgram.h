@@ -4,10 +4,10 @@
 // compiled for, and loads the launcher code (which loads its cubin). A call
 // stages the caller's host buffers in device memory kept per entry point and
 // slot (managed memory instead when the launcher code reads or writes
-// buffers itself: GpuCode.host_touches_memory), runs the entry point -- every kernel on one
-// stream -- and copies the results back. Arguments updated in place by
-// their results (train_step's parameters and optimiser state) stay on the
-// device between calls: copied in on the first call, replaced by their
+// buffers itself: GpuCode.host_touches_memory), runs the entry point -- every
+// kernel on one stream -- and copies the results back. Arguments updated in
+// place by their results (train_step's parameters and optimiser state) stay on
+// the device between calls: copied in on the first call, replaced by their
 // results with a device-to-device copy, copied out on fetchArgument.
 //
 // When the launcher code only launches (GpuCode.host_touches_memory false),
@@ -79,7 +79,9 @@ private:
   std::unique_ptr<SharedObject> code;
   std::string chip;
   bool bf16GemmOperands = false; // GpuCode.gemm_operands "bf16"
-  std::string attention; // GpuCode.attention: "tiled", "flash"; "" dense
+  std::string attention;  // GpuCode.attention: "tiled", "flash"; "" dense
+  std::string gemmKernel; // GpuCode.gemm_kernel: "wgmma"; "" cuBLASLt
+  int generatedGemms = 0, gemmsWithEpilogue = 0; // of GpuCode.gemms
   GemmPrecision gemm = GemmPrecision::F32;
   /// Per entry point: device copies of its buffers by slot, its calls, and
   /// its graph once captured.

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace aim::rt {
 
@@ -37,7 +38,7 @@ void collectKernelTime() {
 } // namespace
 
 std::string describe(const LaunchShape &l) {
-  auto dims = [](const int64_t (&d)[3]) {
+  auto dims = [](const int64_t(&d)[3]) {
     return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" +
            std::to_string(d[2]);
   };
@@ -90,9 +91,9 @@ std::string explainLaunchFailure(CUfunction f, int32_t sharedBytes,
     out += "; it uses " + std::to_string(v) + " registers";
   if (size_t declared = declaredParameters(f); declared != size_t(-1))
     out += "; it declares " + std::to_string(declared) + " parameters";
-  out += "; the launch passed " + std::to_string(paramCount) +
-         " parameters" + (params ? "" : " (no array)") + ", " +
-         std::to_string(sharedBytes) + " bytes of dynamic shared memory";
+  out += "; the launch passed " + std::to_string(paramCount) + " parameters" +
+         (params ? "" : " (no array)") + ", " + std::to_string(sharedBytes) +
+         " bytes of dynamic shared memory";
   CUcontext current = nullptr;
   if (d.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current != d.context())
     out += "; this thread's current CUDA context is not aim-run's";
@@ -165,15 +166,27 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
     size_t declared = aim::rt::declaredParameters(f);
     if (declared != size_t(-1) && declared != paramCount) {
       s.fail(what() + ": the launcher passes " + std::to_string(paramCount) +
-             " parameters but the kernel declares " +
-             std::to_string(declared) +
+             " parameters but the kernel declares " + std::to_string(declared) +
              " (a code generator bug: please report it)");
       return;
     }
   }
-  if (s.profiling &&
-      !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
-                      "cuEventRecord"))
+  // Past 48 KB a kernel takes dynamic shared memory only where allowed
+  // (the generated GEMMs' pipeline stages).
+  constexpr int32_t kDefaultDynamicShared = 48 * 1024;
+  if (sharedBytes > kDefaultDynamicShared &&
+      s.dynamicSharedLimit[f] < sharedBytes) {
+    if (!aim::rt::check(s.driver->cuFuncSetAttribute(
+                            f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                            sharedBytes),
+                        "allowing " + std::to_string(sharedBytes) +
+                            " bytes of dynamic shared memory to " +
+                            s.kernelNames[f] + " (cuFuncSetAttribute)"))
+      return;
+    s.dynamicSharedLimit[f] = sharedBytes;
+  }
+  if (s.profiling && !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
+                                     "cuEventRecord"))
     return;
   CUresult launched = s.driver->cuLaunchKernel(
       f, static_cast<unsigned>(gridX), static_cast<unsigned>(gridY),
@@ -187,9 +200,8 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
            aim::rt::explainLaunchFailure(f, sharedBytes, params, paramCount));
     return;
   }
-  if (s.profiling &&
-      aim::rt::check(s.driver->cuEventRecord(s.stop, s.stream),
-                     "cuEventRecord"))
+  if (s.profiling && aim::rt::check(s.driver->cuEventRecord(s.stop, s.stream),
+                                    "cuEventRecord"))
     s.timed = f;
 }
 
@@ -208,8 +220,7 @@ void mgpuStreamSynchronize(void *) {
     return;
   if (aim::rt::check(s.driver->cuStreamSynchronize(s.stream),
                      "cuStreamSynchronize (after " +
-                         (s.timed ? s.kernelNames[s.timed] : "a launch") +
-                         ")"))
+                         (s.timed ? s.kernelNames[s.timed] : "a launch") + ")"))
     aim::rt::collectKernelTime();
 }
 
@@ -223,8 +234,7 @@ void *_mlir_memref_to_llvm_alloc(size_t bytes) {
   if (!block && s.ok())
     s.fail("out of GPU memory allocating a temporary of " +
            std::to_string(bytes) + " bytes (" +
-           std::to_string(s.temporaries->bytesInUse() >> 20) +
-           " MiB in use)");
+           std::to_string(s.temporaries->bytesInUse() >> 20) + " MiB in use)");
   if (!block) {
     block = std::calloc(1, bytes ? bytes : 1);
     s.hostFallbacks.insert(block);
@@ -263,9 +273,8 @@ void runGemm(const char *caller, int order, const std::string &name,
                                : "cuBLASLt is not loaded"));
     return;
   }
-  if (s.profiling &&
-      !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
-                      "cuEventRecord"))
+  if (s.profiling && !aim::rt::check(s.driver->cuEventRecord(s.start, s.stream),
+                                     "cuEventRecord"))
     return;
   aim::Status done = gemm(*s.gemms, s.stream);
   if (!done) {
@@ -336,12 +345,42 @@ extern "C" void aimcCudaGemm(int operands, int order, int transA, int transB,
           });
 }
 
+/// The tensor map (CUtensorMap, 16 words into `out`) of the bfloat16
+/// row-major matrix [rows, cols] at `base`, boxes of boxRows x boxCols,
+/// 128-byte swizzle, zeros past the edges: what the generated GEMMs'
+/// TMA copies read (codegen/kernels/WgmmaGemm.h). A host function, no
+/// stream work: a captured step bakes the words into its launches.
+extern "C" void aimcCudaTensorMap(void *out, void *base, int64_t rows,
+                                  int64_t cols, int32_t boxRows,
+                                  int32_t boxCols) {
+  GpuCallState &s = gpuCallState();
+  auto *map = static_cast<CUtensorMap *>(out);
+  std::memset(map, 0, sizeof(CUtensorMap));
+  if (!s.ok())
+    return;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols),
+                              static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(boxCols),
+                             static_cast<cuuint32_t>(boxRows)};
+  const cuuint32_t elementStrides[2] = {1, 1};
+  aim::rt::check(
+      s.driver->cuTensorMapEncodeTiled(
+          map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, base, dims, strides, box,
+          elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+      "encoding the tensor map of a generated GEMM's " + std::to_string(rows) +
+          " x " + std::to_string(cols) + " operand (cuTensorMapEncodeTiled)");
+}
+
 /// aimcCudaSgemmStridedBatched with A and B bfloat16.
-extern "C" void aimcCudaGemmBf16StridedBatched(
-    int order, int transA, int transB, int m, int n, int k, float alpha,
-    const void *a, int lda, int64_t strideA, const void *b, int ldb,
-    int64_t strideB, float beta, float *c, int ldc, int64_t strideC,
-    int batch) {
+extern "C" void
+aimcCudaGemmBf16StridedBatched(int order, int transA, int transB, int m, int n,
+                               int k, float alpha, const void *a, int lda,
+                               int64_t strideA, const void *b, int ldb,
+                               int64_t strideB, float beta, float *c, int ldc,
+                               int64_t strideC, int batch) {
   runGemm("aimcCudaGemmBf16StridedBatched", order,
           "cublasLt bf16 gemm " + std::to_string(batch) + " x " +
               shapeName(m, n, k),
@@ -365,8 +404,7 @@ extern "C" void aimcCudaSgemmStridedBatched(int order, int transA, int transB,
                                             float beta, float *c, int ldc,
                                             int64_t strideC, int batch) {
   runGemm("aimcCudaSgemmStridedBatched", order,
-          "cublasLt gemm " + std::to_string(batch) + " x " +
-              shapeName(m, n, k),
+          "cublasLt gemm " + std::to_string(batch) + " x " + shapeName(m, n, k),
           [&](aim::rt::CublasLt &lt, CUstream stream) {
             return lt.sgemmStridedBatched(
                 stream, transA == kTrans, transB == kTrans, m, n, k, alpha, a,

@@ -1,12 +1,14 @@
-//===- GpuRuntimeCalls.h - what GPU launcher code calls in aim-run -*- C++ -*-===//
+//===- GpuRuntimeCalls.h - what GPU launcher code calls in aim-run -*- C++
+//-*-===//
 //
 // The launcher code of an artifact (codegen/nvptx/GpuProgramCompiler.h)
 // calls upstream MLIR's GPU runtime ABI -- mgpuModuleLoad, mgpuLaunchKernel,
 // ... --, the generic allocation functions of memref-to-llvm, and
 // aimcCudaGemm (a GEMM with its epilogue), aimcCudaSgemm and
 // aimcCudaSgemmStridedBatched for GEMMs (aimcCudaGemmBf16StridedBatched
-// with bfloat16 A and B)
-// (codegen/kernels/GemmCalls.h). aim-run
+// with bfloat16 A and B) (codegen/kernels/GemmCalls.h), and
+// aimcCudaTensorMap for the generated GEMMs' TMA copies
+// (codegen/kernels/WgmmaGemm.h). aim-run
 // exports them (tools/aim-run/CMakeLists.txt) and implements them here over
 // the dlopen'd driver, on one device and one stream. The launcher code has
 // no way to return an error: the first one is kept and reported by
@@ -58,6 +60,9 @@ struct GpuCallState {
   std::map<std::pair<CUmodule, std::string>, CUfunction> functions;
   std::map<CUfunction, std::string> kernelNames;
   std::set<CUfunction> parametersChecked; // against the cubin, once each
+  /// Dynamic shared memory each kernel may take (cuFuncSetAttribute), where
+  /// raised past the default 48 KB.
+  std::map<CUfunction, int32_t> dynamicSharedLimit;
   /// Wait for each launch (the launcher code reads buffers between them,
   /// or kernels are being timed); otherwise only at the end of a call.
   bool hostTouchesMemory = true;

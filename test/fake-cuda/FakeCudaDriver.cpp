@@ -37,6 +37,7 @@ struct Fake {
   std::vector<std::string> captured; // the kernels of the capture in flight
   long graphs = 0, graphNodes = 0, replays = 0;
   std::set<std::string> launched;
+  std::map<std::string, int> dynamicShared; // cuFuncSetAttribute's, by kernel
   Fake() {
     if (const char *path = std::getenv("FAKE_CUDA_LOG"))
       log = std::fopen(path, "w");
@@ -48,8 +49,8 @@ struct Fake {
                  "summary: %ld launches of %zu kernels, %ld modules, %ld "
                  "allocations, %ld frees; %ld graphs of %ld kernels, %ld "
                  "replays\n",
-                 launches, launched.size(), modules, allocations, frees,
-                 graphs, graphNodes, replays);
+                 launches, launched.size(), modules, allocations, frees, graphs,
+                 graphNodes, replays);
     std::fclose(log);
   }
 };
@@ -167,7 +168,10 @@ CUresult cuMemcpyFake(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
 }
 CUresult cuModuleLoadDataFake(CUmodule *m, const void *image) {
   const auto *bytes = static_cast<const unsigned char *>(image);
-  if (std::memcmp(bytes, "\x7f" "ELF", 4) != 0)
+  if (std::memcmp(bytes,
+                  "\x7f"
+                  "ELF",
+                  4) != 0)
     return CUDA_ERROR_INVALID_IMAGE;
   uint16_t machine;
   std::memcpy(&machine, bytes + 18, 2);
@@ -204,12 +208,17 @@ CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
   if (const char *e = std::getenv("FAKE_CUDA_LAUNCH_ERROR"))
     return static_cast<CUresult>(std::atoi(e));
   if (!fn || gx == 0 || gy == 0 || gz == 0 || bx * by * bz == 0 ||
-      bx * by * bz > 1024 || bz > 64 || gy > 65535 || gz > 65535 || smem > 48 * 1024 ||
+      bx * by * bz > 1024 || bz > 64 || gy > 65535 || gz > 65535 ||
       (!params && !extra))
     return CUDA_ERROR_INVALID_VALUE;
   Fake &f = fake();
   const char *name = reinterpret_cast<const char *>(fn);
   std::lock_guard<std::mutex> lock(f.mutex);
+  // Past 48 KB only what cuFuncSetAttribute allowed.
+  auto allowed = f.dynamicShared.find(name);
+  if (smem > 48 * 1024 &&
+      (allowed == f.dynamicShared.end() || smem > unsigned(allowed->second)))
+    return CUDA_ERROR_INVALID_VALUE;
   if (f.capturing) { // recorded into the graph, not run
     f.captured.push_back(name);
     return CUDA_SUCCESS;
@@ -217,8 +226,41 @@ CUresult cuLaunchKernelFake(CUfunction fn, unsigned gx, unsigned gy,
   ++f.launches;
   f.launched.insert(name);
   if (f.log)
-    std::fprintf(f.log, "launch %s grid %ux%ux%u block %ux%ux%u\n", name, gx,
-                 gy, gz, bx, by, bz);
+    std::fprintf(f.log, "launch %s grid %ux%ux%u block %ux%ux%u smem %u\n",
+                 name, gx, gy, gz, bx, by, bz, smem);
+  return CUDA_SUCCESS;
+}
+/// The H100's limit: 227 KB of dynamic shared memory a block.
+CUresult cuFuncSetAttributeFake(CUfunction fn, CUfunction_attribute a, int v) {
+  if (!fn || a != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || v < 0 ||
+      v > 227 * 1024)
+    return CUDA_ERROR_INVALID_VALUE;
+  Fake &f = fake();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  f.dynamicShared[reinterpret_cast<const char *>(fn)] = v;
+  return CUDA_SUCCESS;
+}
+/// The checks cuTensorMapEncodeTiled makes of a 2-D tiled map (the CUDA
+/// driver API's documentation): a 16-byte aligned address, strides that
+/// are multiples of 16, boxes of 1 to 256 elements a side, an inner box of
+/// at most the swizzle's width; the map filled with a recognisable pattern.
+CUresult cuTensorMapEncodeTiledFake(
+    CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank, void *address,
+    const cuuint64_t *dims, const cuuint64_t *strides, const cuuint32_t *box,
+    const cuuint32_t *elementStrides, CUtensorMapInterleave interleave,
+    CUtensorMapSwizzle swizzle, CUtensorMapL2promotion,
+    CUtensorMapFloatOOBfill) {
+  if (!map || rank != 2 || !address ||
+      reinterpret_cast<uintptr_t>(address) % 16 != 0 || strides[0] % 16 != 0 ||
+      dims[0] == 0 || dims[1] == 0 || box[0] == 0 || box[0] > 256 ||
+      box[1] == 0 || box[1] > 256 || elementStrides[0] != 1 ||
+      elementStrides[1] != 1 || interleave != CU_TENSOR_MAP_INTERLEAVE_NONE)
+    return CUDA_ERROR_INVALID_VALUE;
+  const uint64_t elementBytes =
+      type == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 ? 2 : 4;
+  if (swizzle == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * elementBytes > 128)
+    return CUDA_ERROR_INVALID_VALUE;
+  std::memset(map, 0x5a, sizeof(CUtensorMap));
   return CUDA_SUCCESS;
 }
 CUresult cuFuncGetAttributeFake(int *v, CUfunction_attribute a, CUfunction) {
@@ -316,15 +358,16 @@ CUresult cuGraphInstantiateWithFlagsFake(CUgraphExec *e, CUgraph g,
   Fake &f = fake();
   ++f.graphs;
   f.graphNodes += reinterpret_cast<std::vector<std::string> *>(g)->size();
-  *e = reinterpret_cast<CUgraphExec>(
-      new std::vector<std::string>(*reinterpret_cast<std::vector<std::string> *>(g)));
+  *e = reinterpret_cast<CUgraphExec>(new std::vector<std::string>(
+      *reinterpret_cast<std::vector<std::string> *>(g)));
   return CUDA_SUCCESS;
 }
 CUresult cuGraphLaunchFake(CUgraphExec e, CUstream) {
   Fake &f = fake();
   std::lock_guard<std::mutex> lock(f.mutex);
   ++f.replays;
-  for (const std::string &name : *reinterpret_cast<std::vector<std::string> *>(e)) {
+  for (const std::string &name :
+       *reinterpret_cast<std::vector<std::string> *>(e)) {
     ++f.launches;
     f.launched.insert(name);
   }
@@ -353,21 +396,30 @@ CUresult cuEventElapsedTimeFake(float *ms, CUevent, CUevent) {
 const std::map<std::string, void *> &table() {
   static const std::map<std::string, void *> t = {
 #define FAKE(name) {#name, reinterpret_cast<void *>(&name##Fake)},
-      FAKE(cuInit) FAKE(cuDriverGetVersion) FAKE(cuGetErrorName)
-      FAKE(cuGetErrorString) FAKE(cuDeviceGetCount) FAKE(cuDeviceGet)
-      FAKE(cuDeviceGetName) FAKE(cuDeviceGetAttribute)
-      FAKE(cuDevicePrimaryCtxRetain) FAKE(cuDevicePrimaryCtxRelease)
-      FAKE(cuCtxSetCurrent) FAKE(cuCtxGetCurrent) FAKE(cuCtxSynchronize) FAKE(cuMemGetInfo)
-      FAKE(cuMemAlloc) FAKE(cuMemAllocManaged) FAKE(cuMemFree) FAKE(cuMemcpy)
-      FAKE(cuModuleLoadData) FAKE(cuModuleUnload) FAKE(cuModuleGetFunction)
-      FAKE(cuLaunchKernel) FAKE(cuFuncGetAttribute) FAKE(cuFuncGetParamInfo)
-      FAKE(cuStreamCreate) FAKE(cuStreamDestroy)
-      FAKE(cuStreamSynchronize) FAKE(cuStreamQuery) FAKE(cuStreamWaitEvent)
-      FAKE(cuMemcpyDtoDAsync) FAKE(cuEventCreate) FAKE(cuEventDestroy)
-      FAKE(cuEventRecord) FAKE(cuEventSynchronize) FAKE(cuEventElapsedTime)
-      FAKE(cuStreamBeginCapture) FAKE(cuStreamEndCapture)
-      FAKE(cuGraphInstantiateWithFlags) FAKE(cuGraphLaunch)
-      FAKE(cuGraphDestroy) FAKE(cuGraphExecDestroy)
+      FAKE(cuInit) FAKE(cuDriverGetVersion) FAKE(cuGetErrorName) FAKE(
+          cuGetErrorString) FAKE(cuDeviceGetCount) FAKE(cuDeviceGet)
+          FAKE(cuDeviceGetName) FAKE(cuDeviceGetAttribute) FAKE(
+              cuDevicePrimaryCtxRetain) FAKE(cuDevicePrimaryCtxRelease)
+              FAKE(cuCtxSetCurrent) FAKE(cuCtxGetCurrent) FAKE(
+                  cuCtxSynchronize) FAKE(cuMemGetInfo) FAKE(cuMemAlloc)
+                  FAKE(cuMemAllocManaged) FAKE(cuMemFree) FAKE(cuMemcpy) FAKE(
+                      cuModuleLoadData) FAKE(cuModuleUnload)
+                      FAKE(cuModuleGetFunction) FAKE(cuLaunchKernel) FAKE(
+                          cuFuncGetAttribute) FAKE(cuFuncGetParamInfo)
+                          FAKE(cuFuncSetAttribute) FAKE(cuTensorMapEncodeTiled)
+                              FAKE(cuStreamCreate) FAKE(cuStreamDestroy) FAKE(
+                                  cuStreamSynchronize) FAKE(cuStreamQuery)
+                                  FAKE(cuStreamWaitEvent) FAKE(
+                                      cuMemcpyDtoDAsync) FAKE(cuEventCreate)
+                                      FAKE(cuEventDestroy) FAKE(
+                                          cuEventRecord) FAKE(cuEventSynchronize)
+                                          FAKE(cuEventElapsedTime) FAKE(
+                                              cuStreamBeginCapture)
+                                              FAKE(cuStreamEndCapture) FAKE(
+                                                  cuGraphInstantiateWithFlags)
+                                                  FAKE(cuGraphLaunch)
+                                                      FAKE(cuGraphDestroy) FAKE(
+                                                          cuGraphExecDestroy)
 #undef FAKE
   };
   return t;

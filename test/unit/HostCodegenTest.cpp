@@ -311,7 +311,8 @@ TEST(HostCodegen, GemmsStartFromTheirResiduals) {
             results.push_back(user->getResult(0));
           else
             EXPECT_TRUE(isa<func::ReturnOp>(user) || isContraction(user))
-                << "blas " << blas << ": " << user->getName().getStringRef().str();
+                << "blas " << blas << ": "
+                << user->getName().getStringRef().str();
         }
       }
     });
@@ -320,7 +321,6 @@ TEST(HostCodegen, GemmsStartFromTheirResiduals) {
   checkAgainstInterpreter(kResidualGemms, "residual-loops");
   checkAgainstInterpreter(kResidualGemms, "residual-blas", withBlas());
 }
-
 
 // A GEMM that starts from zeros calls the BLAS with beta 0 and no fill
 // before it (C is written once); one that starts from its bias, beta 1.
@@ -427,7 +427,8 @@ TEST(HostCodegen, GemmEpiloguesAddBiasAndResidualInTheCall) {
   EXPECT_EQ(withResidual, 2); // the linear and the first matmul
   EXPECT_EQ(generics, 0);
   checkAgainstInterpreter(fused, "fused-epilogues", withEpilogues());
-  checkAgainstInterpreter(kResidualGemms, "residual-epilogues", withEpilogues());
+  checkAgainstInterpreter(kResidualGemms, "residual-epilogues",
+                          withEpilogues());
   checkAgainstInterpreter(kPlainGemms, "plain-epilogues", withEpilogues());
 }
 
@@ -522,7 +523,6 @@ TEST(HostCodegen, LossAndItsGradient) {
     })",
                           "loss");
 }
-
 
 TEST(HostCodegen, AttentionEveryMaskAndLiveQueries) {
   const char *source = R"(
@@ -623,17 +623,19 @@ TEST(GemmOperands, Bf16CopiesRoundExactlyTheGemmOperands) {
   MLIRContext context;
   context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
                       arith::ArithDialect>();
-  OwningOpRef<ModuleOp> reference = parseSourceString<ModuleOp>(linear, &context);
-  OwningOpRef<ModuleOp> compiled = parseSourceString<ModuleOp>(linear, &context);
+  OwningOpRef<ModuleOp> reference =
+      parseSourceString<ModuleOp>(linear, &context);
+  OwningOpRef<ModuleOp> compiled =
+      parseSourceString<ModuleOp>(linear, &context);
   ASSERT_TRUE(reference && compiled);
   auto f = reference->lookupSymbol<func::FuncOp>("kernel");
   std::vector<::aim::HostTensor> args = randomArguments(f, 3), rounded = args;
   roundXAndW(rounded);
   std::vector<int64_t> sizes;
   std::vector<::aim::HostTensor> exact = interpretF32(f, args, sizes),
-                                  ofRounded = interpretF32(f, rounded, sizes);
-  auto got = compileAndRun(*compiled, "kernel", "bf16-linear", args,
-                           {sizes[0]}, bf16);
+                                 ofRounded = interpretF32(f, rounded, sizes);
+  auto got =
+      compileAndRun(*compiled, "kernel", "bf16-linear", args, {sizes[0]}, bf16);
   ASSERT_EQ(got.size(), 1u);
   expectClose(ofRounded, got, 1e-5, "bf16 linear");
   std::vector<double> want = exact[0].toDoubles();
@@ -769,17 +771,18 @@ TEST(GemmOperands, AttentionPairsAreRoundedByTheKernelsComputingThem) {
       }
       return;
     }
-    int bf16Outs = llvm::count_if(outs, [&](Value v) { return isPairs(v, true); });
-    int f32Outs = llvm::count_if(outs, [&](Value v) { return isPairs(v, false); });
+    int bf16Outs =
+        llvm::count_if(outs, [&](Value v) { return isPairs(v, true); });
+    int f32Outs =
+        llvm::count_if(outs, [&](Value v) { return isPairs(v, false); });
     if (bf16Outs == 0)
       return;
     EXPECT_EQ(bf16Outs, 1);
     // The kernel computes the pairs (p: exp; ds: products), not only
     // rounds stored ones.
     bool computes = false;
-    op.getBody()->walk([&](Operation *o) {
-      computes |= isa<math::ExpOp, arith::MulFOp>(o);
-    });
+    op.getBody()->walk(
+        [&](Operation *o) { computes |= isa<math::ExpOp, arith::MulFOp>(o); });
     EXPECT_TRUE(computes) << "a kernel only rounds float32 pairs";
     ++bf16PairWriters;
     if (f32Outs == 1)
@@ -788,6 +791,70 @@ TEST(GemmOperands, AttentionPairsAreRoundedByTheKernelsComputingThem) {
   EXPECT_EQ(pairProducts, 4);          // p v; ds k, ds^T q, p^T dout
   EXPECT_EQ(bf16PairWriters, 3);       // p (forward), p and ds (backward)
   EXPECT_EQ(bf16AndF32PairWriters, 1); // the backward's p, read by ds
+}
+
+// --gemm-kernel wgmma (WgmmaGemm.h): the generated GEMM's schedule on the
+// host -- its "TMA" copies swizzled boxes into an emulated shared memory,
+// each wgmma decodes its matrix descriptors and computes the product from
+// the PTX ISA's accumulator layout. A linear layer with bias and residual
+// whose M (200), N (136) and K (328) all end in partial tiles, K six
+// slices (the stages refilled twice); a matmul without either (N = 136:
+// the epilogue's 8-byte pairs) and one with N = 9 (pairs element by
+// element); and one whose B is not transposed, which the rule leaves to
+// the library. x and W are rounded to bfloat16 first, so that the
+// interpreter's products are the kernel's: within 1e-5 of the largest
+// result (float32 sums in another order).
+constexpr const char *kWgmmaGemmSource = R"(
+    func.func @kernel(%x: tensor<2x100x328xf32>, %w: tensor<136x328xf32>,
+                      %b: tensor<136xf32>, %r: tensor<2x100x136xf32>,
+                      %v: tensor<136x136xf32>, %u: tensor<9x136xf32>)
+        -> (tensor<2x100x136xf32>, tensor<200x136xf32>, tensor<200x136xf32>,
+            tensor<200x9xf32>) {
+      %y = aim.fusion "gemm" (%x, %w, %b, %r) : (tensor<2x100x328xf32>, tensor<136x328xf32>, tensor<136xf32>, tensor<2x100x136xf32>) -> tensor<2x100x136xf32> {
+      ^bb0(%x0: tensor<2x100x328xf32>, %w0: tensor<136x328xf32>, %b0: tensor<136xf32>, %r0: tensor<2x100x136xf32>):
+        %0 = aim.linear %x0, %w0, %b0 : tensor<2x100x328xf32>, tensor<136x328xf32>, tensor<136xf32> -> tensor<2x100x136xf32>
+        %1 = aim.add %r0, %0 : tensor<2x100x136xf32>, tensor<2x100x136xf32> -> tensor<2x100x136xf32>
+        aim.yield %1 : tensor<2x100x136xf32>
+      }
+      %a = aim.reshape %r : tensor<2x100x136xf32> -> tensor<200x136xf32>
+      %t = aim.matmul %a, %v, transpose_lhs = false, transpose_rhs = true : tensor<200x136xf32>, tensor<136x136xf32> -> tensor<200x136xf32>
+      %n = aim.matmul %a, %v, transpose_lhs = false, transpose_rhs = false : tensor<200x136xf32>, tensor<136x136xf32> -> tensor<200x136xf32>
+      %o = aim.matmul %a, %u, transpose_lhs = false, transpose_rhs = true : tensor<200x136xf32>, tensor<9x136xf32> -> tensor<200x9xf32>
+      return %y, %t, %n, %o : tensor<2x100x136xf32>, tensor<200x136xf32>, tensor<200x136xf32>, tensor<200x9xf32>
+    })";
+
+mlir::aim::HostCompileOptions wgmmaGemms() {
+  mlir::aim::HostCompileOptions options = withBlas();
+  options.gemmEpilogues = true;
+  options.bf16GemmOperands = true;
+  options.gemmKernel = mlir::aim::GemmKernel::Wgmma;
+  return options;
+}
+
+TEST(WgmmaGemm, EmulatedKernelMatchesTheInterpreter) {
+  checkAgainstInterpreter(kWgmmaGemmSource, "wgmma-gemm", wgmmaGemms(),
+                          [](std::vector<::aim::HostTensor> &args) {
+                            for (size_t i : {0, 1, 3, 4, 5})
+                              roundArgumentToBf16(args, i);
+                          });
+  // The kernel ran: its emulated wgmma is in the object (and not without
+  // --gemm-kernel wgmma).
+  auto objectHas = [](const mlir::aim::HostCompileOptions &options) {
+    MLIRContext context;
+    context.loadDialect<mlir::aim::AimDialect, func::FuncDialect,
+                        arith::ArithDialect>();
+    OwningOpRef<ModuleOp> module =
+        parseSourceString<ModuleOp>(kWgmmaGemmSource, &context);
+    llvm::Expected<mlir::aim::HostObject> object =
+        mlir::aim::compileToObject(*module, options);
+    EXPECT_TRUE(bool(object)) << llvm::toString(object.takeError());
+    return object &&
+           object->bytes.find("aim_emulated_wgmma") != std::string::npos;
+  };
+  EXPECT_TRUE(objectHas(wgmmaGemms()));
+  mlir::aim::HostCompileOptions library = wgmmaGemms();
+  library.gemmKernel = mlir::aim::GemmKernel::Library;
+  EXPECT_FALSE(objectHas(library));
 }
 
 // The tiled attention kernels (codegen/kernels/TiledAttention.h), emulated
@@ -1245,7 +1312,8 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
   // long narrow ones such as LayerNorm's weight gradients (26), are split in
   // two stages, as the GPU backend splits aim-600m's.
   gpuTiling.splitReductionsFrom = 16;
-  void *tiledLibrary = compileAndLoad(*tiled, "train-step-gpu-tiling", gpuTiling);
+  void *tiledLibrary =
+      compileAndLoad(*tiled, "train-step-gpu-tiling", gpuTiling);
   ASSERT_NE(tiledLibrary, nullptr);
   expectClose(expected, callEntry(tiledLibrary, "train_step", args, sizes),
               1e-4, "train_step, GPU tiling");
@@ -1413,8 +1481,8 @@ TEST(SplitReductions, GlobalNormOfModelShapesIsAccurate) {
 
 TEST(SplitReductions, FullNarrowAndNonAdditive) {
   MLIRContext ctx;
-  ctx.loadDialect<func::FuncDialect, arith::ArithDialect,
-                  linalg::LinalgDialect, tensor::TensorDialect>();
+  ctx.loadDialect<func::FuncDialect, arith::ArithDialect, linalg::LinalgDialect,
+                  tensor::TensorDialect>();
   const char *source = R"mlir(
     #id2 = affine_map<(d0, d1) -> (d0, d1)>
     #to0 = affine_map<(d0, d1) -> ()>
@@ -1591,7 +1659,9 @@ TEST(RowReductions, WhatIsRewritten) {
     blocks.push_back(*getConstantIntValue(launch.getGridSizeX()));
     threads.push_back(*getConstantIntValue(launch.getBlockSizeX()));
     launch.walk([&](memref::LoadOp load) {
-      combinedIntoOutput += load.getMemref() == module->lookupSymbol<func::FuncOp>("f").getArgument(3);
+      combinedIntoOutput +=
+          load.getMemref() ==
+          module->lookupSymbol<func::FuncOp>("f").getArgument(3);
     });
   });
   int allReduces = countOps<gpu::AllReduceOp>(*module),
@@ -2146,8 +2216,8 @@ TEST(GemmCalls, AttentionBatchIsOneCall) {
         cast<MemRefType>(copy.getDpsInits()[0].getType()).getShape();
     copied.emplace_back(shape.begin(), shape.end());
   });
-  EXPECT_EQ(copied, (std::vector<std::vector<int64_t>>{{2, 4, 6, 8},
-                                                        {2, 6, 4, 8}}));
+  EXPECT_EQ(copied,
+            (std::vector<std::vector<int64_t>>{{2, 4, 6, 8}, {2, 6, 4, 8}}));
   EXPECT_EQ(countOps<linalg::FillOp>(*module), 0);
   EXPECT_EQ(countOps<memref::DeallocOp>(*module), 2);
 }

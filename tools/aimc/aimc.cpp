@@ -117,8 +117,8 @@ cl::opt<int64_t> accumulateOption(
 cl::opt<int64_t> bucketBytesOption(
     "bucket-bytes",
     cl::desc("With --mesh dp > 1 (or dp=1 alone): the gradient reductions "
-             "start during the backward in buckets of at most this many bytes (aim-schedule; "
-             "0: after the backward)"),
+             "start during the backward in buckets of at most this many bytes "
+             "(aim-schedule; 0: after the backward)"),
     cl::init(25 << 20), cl::cat(aimcCategory));
 cl::opt<double> linkBandwidthOption(
     "link-bandwidth",
@@ -182,6 +182,20 @@ cl::opt<GemmOperandCopies> gemmOperandCopiesOption(
                           "activation or weight again in the backward; to "
                           "measure the difference)")),
     cl::init(GemmOperandCopies::PerValue), cl::cat(aimcCategory));
+using mlir::aim::GemmKernel;
+cl::opt<GemmKernel> gemmKernelOption(
+    "gemm-kernel",
+    cl::desc("What computes the GPU code's GEMMs with epilogue (--target "
+             "sm_90a, --report=gpu-kernels)"),
+    cl::values(
+        clEnumValN(GemmKernel::Library, "cublaslt", "cuBLASLt calls (default)"),
+        clEnumValN(GemmKernel::Wgmma, "wgmma",
+                   "a generated kernel (TMA, mbarrier pipeline, wgmma, the "
+                   "bias and residual in its epilogue) for each GEMM whose A "
+                   "is [M, K] and B [N, K] with K % 8 == 0 (linear layers' "
+                   "forward); cuBLASLt for the others. Needs --gemm-operands "
+                   "bf16; not yet run on a GPU")),
+    cl::init(GemmKernel::Library), cl::cat(aimcCategory));
 cl::opt<bool> gemmEpiloguesOption(
     "gemm-epilogues",
     cl::desc("GPU code adds each GEMM's bias and residual in the cuBLASLt "
@@ -212,6 +226,7 @@ mlir::aim::GpuCompileOptions gpuOptionsFromFlags(const std::string &chip) {
   mlir::aim::GpuCompileOptions gpu;
   gpu.chip = chip;
   gpu.attention = attentionOption;
+  gpu.gemmKernel = gemmKernelOption;
   gpu.gemmEpilogues = gemmEpiloguesOption;
   // Without the epilogue calls the GEMMs are plain float32 calls, unless
   // bf16 is asked for by name (an error, lowerToGpuBinary says why).
@@ -236,8 +251,9 @@ Expected<bool> gpuRoundsInAimIr(const mlir::aim::GpuCompileOptions &gpu) {
 }
 
 /// The first GPU-code flag given on the command line (--attention,
-/// --gemm-operands, --gemm-epilogues, --gemm-operand-copies), if any: they mean nothing without GPU
-/// code, and silence would hide a mistyped --target.
+/// --gemm-operands, --gemm-epilogues, --gemm-kernel, --gemm-operand-copies),
+/// if any: they mean nothing without GPU code, and silence would hide a
+/// mistyped --target.
 std::optional<std::string> gpuOnlyFlagGiven() {
   if (attentionOption.getNumOccurrences())
     return std::string("--attention");
@@ -245,9 +261,29 @@ std::optional<std::string> gpuOnlyFlagGiven() {
     return std::string("--gemm-operands");
   if (gemmEpiloguesOption.getNumOccurrences())
     return std::string("--gemm-epilogues");
+  if (gemmKernelOption.getNumOccurrences())
+    return std::string("--gemm-kernel");
   if (gemmOperandCopiesOption.getNumOccurrences())
     return std::string("--gemm-operand-copies");
   return std::nullopt;
+}
+
+/// Each GEMM with epilogue and what computes it (--gemm-kernel's rule),
+/// then how many of each.
+void printGemmChoices(const std::vector<mlir::aim::GemmChoice> &gemms) {
+  int generated = 0;
+  for (const mlir::aim::GemmChoice &g : gemms) {
+    bool wgmma = g.kernel == mlir::aim::GemmKernel::Wgmma;
+    generated += wgmma;
+    outs() << formatv("gemm {0,-30} {1}x{2}x{3}{4}{5}{6}{7} -> {8}\n", g.site,
+                      g.m, g.n, g.k, g.transposeA ? " A^T" : "",
+                      g.transposeB ? " B^T" : "", g.bias ? " +bias" : "",
+                      g.residual ? " +residual" : "",
+                      wgmma ? "wgmma" : "cublaslt");
+  }
+  outs() << formatv("{0} GEMMs with epilogue: {1} generated (wgmma), {2} "
+                    "cuBLASLt\n",
+                    gemms.size(), generated, gemms.size() - generated);
 }
 
 int error(const Twine &message) {
@@ -312,9 +348,8 @@ meshFromFlags(const aim::ModelConfig &config) {
   };
   if (meshOption.empty()) {
     if (zeroOption != 0 || accumulateOption != 1)
-      return failure(
-          std::string(zeroOption != 0 ? "--zero" : "--accumulate") +
-          " belongs to the distributed section: give --mesh too");
+      return failure(std::string(zeroOption != 0 ? "--zero" : "--accumulate") +
+                     " belongs to the distributed section: give --mesh too");
     if (bucketBytesOption.getNumOccurrences() > 0)
       return failure("--bucket-bytes schedules the gradient sums of a grid: "
                      "give --mesh dp=D too");
@@ -401,8 +436,7 @@ int reportCost(const aim::ModelConfig &config) {
   mlir::aim::printCostReport(output->os(), header, *target, variants);
   if (*mesh)
     mlir::aim::printDistributedCost(
-        output->os(), config, batchOption, *target, **mesh,
-        linkBandwidthOption,
+        output->os(), config, batchOption, *target, **mesh, linkBandwidthOption,
         mlir::aim::estimateDistributedCost(config, batchOption,
                                            variants.back().cost, *target,
                                            **mesh, linkBandwidthOption));
@@ -539,6 +573,9 @@ int compileArtifact(const aim::ModelConfig &config) {
                             : gpu->attention == AttentionLowering::Flash
                                 ? "flash"
                                 : "";
+    contents.gpuGemmKernel =
+        gpu->gemmKernel == mlir::aim::GemmKernel::Wgmma ? "wgmma" : "";
+    contents.gpuGemms = program->kernels.gemms;
     contents.gpuResultsSharingArguments =
         program->kernels.resultsSharingArguments;
     contents.gpuSharedObject = std::move(*library);
@@ -558,17 +595,16 @@ int compileArtifact(const aim::ModelConfig &config) {
                                      k.bytes, k.flops, roofline});
       spilling += spill > 0;
     }
-    summary += formatv("; {0} code: {1} GPU kernels ({2} spilling), "
-                       "launched by {3} calls of {4} distinct kernels{5}",
-                       gpuChip, program->kernels.kernels.size(), spilling,
-                       program->kernels.kernelCalls,
-                       program->kernels.distinctKernels,
-                       program->kernels.hostTouchesMemory
-                           ? ", each launch synchronised (host code reads "
-                             "buffers between them)"
-                           : ", asynchronous");
-    for (const auto &[entry, names] :
-         program->kernels.resultsSharingArguments)
+    summary +=
+        formatv("; {0} code: {1} GPU kernels ({2} spilling), "
+                "launched by {3} calls of {4} distinct kernels{5}",
+                gpuChip, program->kernels.kernels.size(), spilling,
+                program->kernels.kernelCalls, program->kernels.distinctKernels,
+                program->kernels.hostTouchesMemory
+                    ? ", each launch synchronised (host code reads "
+                      "buffers between them)"
+                    : ", asynchronous");
+    for (const auto &[entry, names] : program->kernels.resultsSharingArguments)
       summary += formatv("; {0} writes {1} results into their arguments' "
                          "buffers",
                          entry, names.size());
@@ -595,15 +631,13 @@ int reportGpuKernels(const aim::ModelConfig &config) {
       compile(context, config, mlir::aim::Stage::Kernels, pipeline);
   if (!module)
     return 1;
-  Expected<mlir::aim::GpuObject> object =
-      mlir::aim::compileToPtx(*module, gpu);
+  Expected<mlir::aim::GpuObject> object = mlir::aim::compileToPtx(*module, gpu);
   if (!object)
     return error(toString(object.takeError()));
   if (Error e = mlir::aim::assembleWithPtxas(*object, gpu))
     return error(toString(std::move(e)));
   if (outputOption != "-") {
-    if (aim::Status s = aim::writeFileAtomically(outputOption, object->ptx);
-        !s)
+    if (aim::Status s = aim::writeFileAtomically(outputOption, object->ptx); !s)
       return error(s.message());
   }
   int spilling = 0, maxRegisters = 0;
@@ -621,6 +655,7 @@ int reportGpuKernels(const aim::ModelConfig &config) {
                     object->kernels.size(), gpuChipOption.getValue(),
                     config.name, batchOption.getValue(), spilling,
                     maxRegisters);
+  printGemmChoices(object->gemms);
   return 0;
 }
 } // namespace
