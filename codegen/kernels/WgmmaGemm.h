@@ -48,11 +48,14 @@ enum class GemmKernel {
   Wgmma,
 };
 
-/// The tile of D a block computes, the depth of a stage, the stages.
+/// The tile of D a block computes, the depth of a stage, the stages: three
+/// of 32 KB (97 KB of shared memory with the alignment) let two blocks
+/// share an SM (228 KB), so that one's epilogue overlaps the other's
+/// products; four would take 129 KB, one block an SM.
 inline constexpr int64_t kGemmTileM = 128;
 inline constexpr int64_t kGemmTileN = 128;
 inline constexpr int64_t kGemmTileK = 64;
-inline constexpr int64_t kGemmStages = 4;
+inline constexpr int64_t kGemmStages = 3;
 
 /// The runtime function that encodes a tensor map (GPU launcher code):
 /// void(ptr out /*16 x i64*/, ptr base, i64 rows, i64 cols, i32 boxRows,

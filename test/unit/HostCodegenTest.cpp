@@ -798,7 +798,7 @@ TEST(GemmOperands, AttentionPairsAreRoundedByTheKernelsComputingThem) {
 // each wgmma decodes its matrix descriptors and computes the product from
 // the PTX ISA's accumulator layout. A linear layer with bias and residual
 // whose M (200), N (136) and K (328) all end in partial tiles, K six
-// slices (the stages refilled twice); a matmul without either (N = 136:
+// slices (three refills of the three stages); a matmul without either (N = 136:
 // the epilogue's 8-byte pairs) and one with N = 9 (pairs element by
 // element); and one whose B is not transposed, which the rule leaves to
 // the library. x and W are rounded to bfloat16 first, so that the
