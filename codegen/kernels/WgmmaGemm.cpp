@@ -473,7 +473,8 @@ void emitGpuGemm(OpBuilder &b, Location loc, const GemmShape &g) {
   SmallVector<Value> maps = encodeTensorMap(b, loc, g.a, kGemmTileM);
   llvm::append_range(maps, encodeTensorMap(b, loc, g.bm, kGemmTileN));
   // The TMA reads tensor maps from the param, const or global space; the
-  // kernel writes them (both, 256 bytes) to this buffer.
+  // kernel writes them (both, 256 bytes) to this buffer -- every block the
+  // same bytes, so a block's TMA never reads another value.
   Value scratch = memref::AllocOp::create(
       b, loc, MemRefType::get({int64_t(maps.size())}, b.getI64Type()));
   Value one = indexConstant(b, loc, 1);
@@ -482,6 +483,8 @@ void emitGpuGemm(OpBuilder &b, Location loc, const GemmShape &g) {
       indexConstant(b, loc, kBlockThreads), one, one,
       i32Constant(b, loc, kSharedBytes + kSwizzlePeriod),
       /*asyncToken=*/nullptr, /*asyncDependencies=*/{}, TypeRange{});
+  launch->setAttr(kLaunchOperandBytes,
+                  b.getI64IntegerAttr((g.m + g.n) * g.k * kElementBytes));
   OpBuilder in = OpBuilder::atBlockEnd(&launch.getBody().front());
   Value thread = launch.getThreadIds().x;
   auto ptr = LLVM::LLVMPointerType::get(b.getContext());
@@ -495,6 +498,8 @@ void emitGpuGemm(OpBuilder &b, Location loc, const GemmShape &g) {
       in, loc,
       MemRefType::get({ShapedType::kDynamic}, in.getI8Type(),
                       MemRefLayoutAttrInterface{}, workgroup));
+  // The stages start at the dynamic region rounded up to the swizzle's
+  // period: the launch asks that many bytes more.
   Value base = arith::AndIOp::create(
       in, loc, add(in, loc, addressOf(in, loc, dynamic), kSwizzlePeriod - 1),
       i64Constant(in, loc, -kSwizzlePeriod));

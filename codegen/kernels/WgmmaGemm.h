@@ -62,6 +62,11 @@ inline constexpr int64_t kGemmStages = 3;
 /// i32 boxCols), a bfloat16 row-major [rows, cols] matrix.
 inline constexpr const char *kTensorMapSymbol = "aimcCudaTensorMap";
 
+/// The gpu.launch attribute with the bytes a kernel reads that are not
+/// captured buffers (the generated GEMMs' A and B, through tensor maps),
+/// for its roofline (NvptxCompiler.cpp, recordLaunchCosts).
+inline constexpr const char *kLaunchOperandBytes = "aim.operand_bytes";
+
 /// The documented rule: the generated kernel computes a GEMM with
 /// epilogue whose A is not transposed and whose B is (A [M, K], B [N, K]:
 /// both K-major, as wgmma reads bfloat16 without transposing) and whose

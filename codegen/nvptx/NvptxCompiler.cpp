@@ -95,7 +95,8 @@ bool hostTouchesMemory(ModuleOp module) {
 }
 
 /// Bytes and floating-point operations of one gpu.launch (see
-/// GpuKernelInfo), recorded on it as aim.bytes and aim.flops.
+/// GpuKernelInfo), recorded on it as aim.bytes and aim.flops, and whether
+/// its flops are the tensor cores' (aim.tensor_cores).
 void recordLaunchCosts(ModuleOp module) {
   module.walk([](gpu::LaunchOp launch) {
     auto count = [](Value v) -> int64_t {
@@ -113,7 +114,12 @@ void recordLaunchCosts(ModuleOp module) {
       if (auto type = dyn_cast<MemRefType>(v.getType()))
         if (type.hasStaticShape())
           bytes += type.getNumElements() * type.getElementTypeBitWidth() / 8;
+    // What the kernel reads other than through captured buffers (the
+    // generated GEMMs' operands, through their tensor maps).
+    if (auto more = launch->getAttrOfType<IntegerAttr>(kLaunchOperandBytes))
+      bytes += more.getInt();
     int64_t perThread = 0;
+    bool tensorCores = false;
     launch.getBody().walk([&](Operation *op) {
       // A warp's m16n8k16 MMA: 2 x 16 x 8 x 16 flops, 128 a lane; a
       // warpgroup's m64nNk16 wgmma: 2 x 64 x N x 16, over 128 threads.
@@ -121,6 +127,7 @@ void recordLaunchCosts(ModuleOp module) {
       if (auto wgmma = dyn_cast<NVVM::WgmmaMmaAsyncOp>(op))
         flops = 2 * wgmma.getShape().getM() * wgmma.getShape().getN() *
                 wgmma.getShape().getK() / 128;
+      tensorCores |= isa<NVVM::MmaOp, NVVM::WgmmaMmaAsyncOp>(op);
       if (flops == 1 &&
           (op->getNumResults() != 1 ||
            !isa<FloatType>(op->getResult(0).getType()) ||
@@ -139,6 +146,7 @@ void recordLaunchCosts(ModuleOp module) {
     Builder b(launch.getContext());
     launch->setAttr("aim.bytes", b.getI64IntegerAttr(bytes));
     launch->setAttr("aim.flops", b.getI64IntegerAttr(perThread * threads));
+    launch->setAttr("aim.tensor_cores", b.getBoolAttr(tensorCores));
   });
 }
 } // namespace
@@ -231,8 +239,12 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
       "convert-nvvm-to-llvm,reconcile-unrealized-casts,"
       "gpu-module-to-binary{{format=isa}",
       options.chip, options.libdevice);
-  llvm::StringMap<std::pair<int64_t, int64_t>> costs; // kernel -> bytes, flops
-  std::vector<std::pair<int64_t, int64_t>> launchCosts; // in walk order
+  struct LaunchCost {
+    int64_t bytes = 0, flops = 0;
+    bool tensorCores = false;
+  };
+  llvm::StringMap<LaunchCost> costs;   // by kernel
+  std::vector<LaunchCost> launchCosts; // in walk order
   bool hostSynchronous = true;
   for (const std::string &pipeline : {toLoops, toLaunches, toKernels, toPtx}) {
     // The kernels and their launches, before NVVM (docs/gpu-codegen.md).
@@ -266,9 +278,11 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
     if (pipeline == toLaunches) {
       launchCosts.clear();
       module.walk([&](gpu::LaunchOp l) {
-        launchCosts.emplace_back(
-            l->getAttrOfType<IntegerAttr>("aim.bytes").getInt(),
-            l->getAttrOfType<IntegerAttr>("aim.flops").getInt());
+        auto tensorCores = l->getAttrOfType<BoolAttr>("aim.tensor_cores");
+        launchCosts.push_back(
+            {l->getAttrOfType<IntegerAttr>("aim.bytes").getInt(),
+             l->getAttrOfType<IntegerAttr>("aim.flops").getInt(),
+             tensorCores && tensorCores.getValue()});
       });
     }
   }
@@ -291,8 +305,10 @@ llvm::Expected<GpuObject> lowerToGpuBinary(ModuleOp module,
   SmallVector<StringRef> match;
   while (entry.match(rest, &match)) {
     object.kernels.push_back(GpuKernelInfo{match[1].str()});
-    std::tie(object.kernels.back().bytes, object.kernels.back().flops) =
-        costs.lookup(match[1]);
+    LaunchCost cost = costs.lookup(match[1]);
+    object.kernels.back().bytes = cost.bytes;
+    object.kernels.back().flops = cost.flops;
+    object.kernels.back().tensorCores = cost.tensorCores;
     rest = rest.substr(rest.find(match[0]) + match[0].size());
   }
   if (object.kernels.empty())

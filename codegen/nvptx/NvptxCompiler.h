@@ -68,6 +68,9 @@ struct GpuKernelInfo {
   /// reads and writes (each once: a lower bound) and its floating-point
   /// operations (per thread, loops counted, times the threads).
   int64_t bytes = 0, flops = 0;
+  /// Whether those flops are tensor-core MMAs (mma.sync, wgmma): their
+  /// roofline is the tensor peak, not the CUDA cores'.
+  bool tensorCores = false;
 };
 
 struct GpuObject {

@@ -588,9 +588,11 @@ int compileArtifact(const aim::ModelConfig &config) {
     int spilling = 0;
     for (const mlir::aim::GpuKernelInfo &k : program->kernels.kernels) {
       int spill = k.spillStoreBytes + k.spillLoadBytes;
-      // The kernels are scalar float32 code: CUDA-core peak, not tensor.
-      double roofline = std::max(k.bytes / target->memoryBandwidth,
-                                 k.flops / target->vectorFlops);
+      // Scalar float32 code: the CUDA cores' peak; MMAs (flash attention,
+      // the generated GEMMs): the tensor cores'.
+      double roofline = std::max(
+          k.bytes / target->memoryBandwidth,
+          k.flops / (k.tensorCores ? target->tensorFlops : target->vectorFlops));
       contents.gpuKernels.push_back({k.name, k.registers, k.sharedBytes, spill,
                                      k.bytes, k.flops, roofline});
       spilling += spill > 0;
