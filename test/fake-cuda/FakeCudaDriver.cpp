@@ -168,10 +168,7 @@ CUresult cuMemcpyFake(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
 }
 CUresult cuModuleLoadDataFake(CUmodule *m, const void *image) {
   const auto *bytes = static_cast<const unsigned char *>(image);
-  if (std::memcmp(bytes,
-                  "\x7f"
-                  "ELF",
-                  4) != 0)
+  if (std::memcmp(bytes, "\177ELF", 4) != 0)
     return CUDA_ERROR_INVALID_IMAGE;
   uint16_t machine;
   std::memcpy(&machine, bytes + 18, 2);
