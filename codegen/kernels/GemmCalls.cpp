@@ -537,8 +537,11 @@ std::optional<GemmChoice> callEpilogueGemm(linalg::GenericOp op,
                     transposeA,  transposeB, bool(bias), bool(residual)};
   // The generated kernel reads bfloat16 values only (rounded here or
   // before fusion), as bfloat16 on the GPU, as float32 on the host.
-  if (generated.kernel == GemmKernel::Wgmma && roundsOperands(operands) &&
-      wgmmaGemmApplies(transposeA, transposeB, k)) {
+  const bool bf16Values =
+      roundsOperands(operands) || op->hasAttr(kGemmOperandsRoundedAttrName);
+  if (generated.kernel == GemmKernel::Wgmma && bf16Values &&
+      wgmmaGemmApplies(transposeA, transposeB, cast<MemRefType>(a.getType()),
+                       cast<MemRefType>(bm.getType()))) {
     emitWgmmaGemm(b, loc, generated.target, a, bm, d, bias, residual);
     freeRounded();
     op->erase();

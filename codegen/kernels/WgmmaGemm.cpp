@@ -188,8 +188,9 @@ void ifThen(OpBuilder &b, Location loc, Value when,
 /// 0, 1) for accumulator registers `reg` and `reg` + 1 (even) of thread `t`
 /// of warpgroup `warpgroup`: the accumulator layout of wgmma's m64nNk16
 /// (warp w of the warpgroup holds rows 16 w to 16 w + 15; lane l rows l / 4
-/// and + 8, columns 2 (l % 4) and + 1 of each 8 columns). With N even the
-/// pair is one 8-byte access (rows start 8-byte aligned).
+/// and + 8, columns 2 (l % 4) and + 1 of each 8 columns). Where D, the
+/// bias and the residual have even offsets and row strides, the pair is
+/// one 8-byte access.
 void storeAccumulatorPair(OpBuilder &b, Location loc, const GemmShape &g,
                           Value m0, Value n0, Value warpgroup, Value t,
                           Value reg, Value first, Value second) {
@@ -215,7 +216,10 @@ void storeAccumulatorPair(OpBuilder &b, Location loc, const GemmShape &g,
                                      below(b, loc, column, g.n));
     ifThen(b, loc, inside, store);
   };
-  if (g.n % 2 == 0) {
+  auto pairs = [](Value v) {
+    return !v || alignedForVectors(cast<MemRefType>(v.getType()), 2);
+  };
+  if (pairs(g.d) && pairs(g.bias) && pairs(g.residual)) {
     auto pair = VectorType::get({2}, b.getF32Type());
     const llvm::MaybeAlign aligned(8);
     guarded(col, [&](OpBuilder &sb, Location sl) {
@@ -735,9 +739,11 @@ private:
         auto value = scf::IfOp::create(
             cb, cl, inside,
             [&](OpBuilder &tb, Location tl) {
-              scf::YieldOp::create(tb, tl,
-                                   ValueRange{memref::LoadOp::create(
-                                       tb, tl, matrix, ValueRange{row, col})});
+              Value v =
+                  memref::LoadOp::create(tb, tl, matrix, ValueRange{row, col});
+              if (!v.getType().isF32()) // bfloat16, rounded in the aim IR
+                v = arith::ExtFOp::create(tb, tl, tb.getF32Type(), v);
+              scf::YieldOp::create(tb, tl, ValueRange{v});
             },
             [&](OpBuilder &eb, Location el) {
               scf::YieldOp::create(eb, el,
@@ -782,8 +788,11 @@ void emitHostGemm(OpBuilder &b, Location loc, const GemmShape &g) {
 
 } // namespace
 
-bool wgmmaGemmApplies(bool transposeA, bool transposeB, int64_t k) {
-  return !transposeA && transposeB && k % 8 == 0;
+bool wgmmaGemmApplies(bool transposeA, bool transposeB, MemRefType a,
+                      MemRefType b) {
+  // 8 elements: 16 bytes of bfloat16 (buffers start 256-byte aligned).
+  return !transposeA && transposeB && a.getRank() == 2 && b.getRank() == 2 &&
+         alignedForVectors(a, 8) && alignedForVectors(b, 8);
 }
 
 void emitWgmmaGemm(OpBuilder &b, Location loc, KernelTarget target, Value a,

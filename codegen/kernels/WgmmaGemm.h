@@ -70,10 +70,12 @@ inline constexpr const char *kLaunchOperandBytes = "aim.operand_bytes";
 /// The documented rule: the generated kernel computes a GEMM with
 /// epilogue whose A is not transposed and whose B is (A [M, K], B [N, K]:
 /// both K-major, as wgmma reads bfloat16 without transposing) and whose
-/// rows are a whole number of 16-byte units (K % 8 == 0: the TMA's
-/// strides). Any M, N and K otherwise (the TMA fills past the edges with
-/// zeros; the epilogue stores only inside D).
-bool wgmmaGemmApplies(bool transposeA, bool transposeB, int64_t k);
+/// operands start and have rows on 16-byte boundaries (K % 8 == 0 and
+/// offsets multiples of 8 elements: what the TMA takes). Any M, N and K
+/// otherwise (the TMA fills past the edges with zeros; the epilogue stores
+/// only inside D).
+bool wgmmaGemmApplies(bool transposeA, bool transposeB, MemRefType a,
+                      MemRefType b);
 
 /// Emits the kernel (a gpu.launch, or its host emulation) before `b`'s
 /// insertion point: D = A B^T (+ bias[j] on column j) (+ residual), `a`

@@ -1352,7 +1352,7 @@ TEST(HostCodegen, WholeTrainingStepOfASmallModel) {
 // float32 sums. Compiled as the host compiles it (loops; cblas_sgemm given
 // the copies widened) and as the GPU backend does (tiles, attention's
 // batches, the epilogue calls, the copies written by the kernels computing
-// their values), against the interpreter on the same IR, within 1e-4 as
+// their values; and with the generated GEMMs), against the interpreter on the same IR, within 1e-4 as
 // above: the roundings are the IR's, so both sides round the same float32
 // values, which agree to a few ulps -- a value a few ulps from a bfloat16
 // rounding boundary would round apart (one bfloat16 ulp, 2^-8), which
@@ -1419,9 +1419,22 @@ TEST(GemmOperands, RoundedOnceAValueTheStepMatchesTheInterpreter) {
   gpu.splitReductionsFrom = 16;
   gpu.stridedBatchedGemms = true;
   gpu.gemmEpilogues = true;
+  // And the linear layers' forward as the generated GEMM kernels, their TMA
+  // copies and wgmma products emulated (WgmmaGemm.h): they read the copies
+  // rounded in the aim IR.
+  mlir::aim::HostCompileOptions wgmma = gpu;
+  wgmma.gemmKernel = mlir::aim::GemmKernel::Wgmma;
+  {
+    OwningOpRef<ModuleOp> compiled = build(true);
+    llvm::Expected<mlir::aim::HostObject> object =
+        mlir::aim::compileToObject(*compiled, wgmma);
+    ASSERT_TRUE(bool(object)) << llvm::toString(object.takeError());
+    EXPECT_NE(object->bytes.find("aim_emulated_wgmma"), std::string::npos)
+        << "no generated GEMM in the step";
+  }
   for (auto [options, name] :
        {std::pair{loops, "bf16-step-loops"}, std::pair{blas, "bf16-step-blas"},
-        std::pair{gpu, "bf16-step-gpu"}}) {
+        std::pair{gpu, "bf16-step-gpu"}, std::pair{wgmma, "bf16-step-wgmma"}}) {
     OwningOpRef<ModuleOp> compiled = build(true);
     void *library = compileAndLoad(*compiled, name, options);
     ASSERT_NE(library, nullptr);
