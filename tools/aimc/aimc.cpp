@@ -192,8 +192,8 @@ cl::opt<GemmKernel> gemmKernelOption(
         clEnumValN(GemmKernel::Wgmma, "wgmma",
                    "a generated kernel (TMA, mbarrier pipeline, wgmma, the "
                    "bias and residual in its epilogue) for each GEMM whose A "
-                   "is [M, K] and B [N, K] with K % 8 == 0 (linear layers' "
-                   "forward); cuBLASLt for the others. Needs --gemm-operands "
+                   "is [M, K] and B [N, K] on 16-byte boundaries (K % 8 == "
+                   "0; linear layers' forward); cuBLASLt for the others. Needs --gemm-operands "
                    "bf16; not yet run on a GPU")),
     cl::init(GemmKernel::Library), cl::cat(aimcCategory));
 cl::opt<bool> gemmEpiloguesOption(
